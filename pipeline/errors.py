@@ -1,0 +1,64 @@
+"""Failure classes recorded per row; each is a stable string stored in the raw shard parquet."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    """Why a row did not become a sample. Values are stable: they are stored in outputs."""
+
+    # Input rows that cannot be used (found at ingest, never fetched).
+    MISSING_URL = "missing_url"
+    INVALID_URL = "invalid_url"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    NON_UTF8_CAPTION = "non_utf8_caption"
+    EMPTY_CAPTION = "empty_caption"
+    MALFORMED_ROW = "malformed_row"
+    DUPLICATE_PAIR = "duplicate_pair"
+    DUPLICATE_URL = "duplicate_url"
+    # Network.
+    DNS_ERROR = "dns_error"
+    ADDRESS_REFUSED = "address_refused"
+    CONNECT_ERROR = "connect_error"
+    CONNECTION_RESET = "connection_reset"
+    TIMEOUT = "timeout"
+    HTTP_ERROR = "http_error"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    TOO_LARGE = "too_large"
+    TRUNCATED = "truncated"
+    BAD_CONTENT_TYPE = "bad_content_type"
+    OPTED_OUT = "opted_out"
+    PROTOCOL_ERROR = "protocol_error"
+    # Image.
+    UNDECODABLE = "undecodable"
+    IMAGE_TOO_LARGE = "image_too_large"
+    IMAGE_TOO_SMALL = "image_too_small"
+    ASPECT_RATIO = "aspect_ratio"
+    ENCODE_ERROR = "encode_error"
+
+
+INGEST_ERRORS = frozenset(
+    {
+        ErrorClass.MISSING_URL,
+        ErrorClass.INVALID_URL,
+        ErrorClass.UNSUPPORTED_SCHEME,
+        ErrorClass.NON_UTF8_CAPTION,
+        ErrorClass.EMPTY_CAPTION,
+        ErrorClass.MALFORMED_ROW,
+    }
+)
+
+
+class SampleError(Exception):
+    """A per-row failure with its class; caught and recorded, never fatal to the job."""
+
+    def __init__(self, error_class: ErrorClass, message: str, http_status: int | None = None):
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.http_status = http_status
+
+
+class UserInputError(ValueError):
+    """Invalid options or unreadable inputs: the job stops before doing any work."""

@@ -1,0 +1,58 @@
+"""Options for turning downloaded bytes into a stored image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pipeline.errors import UserInputError
+
+
+class ResizeMode(StrEnum):
+    """Resize modes, with img2dataset's meanings."""
+
+    NO = "no"  # keep the decoded size
+    BORDER = "border"  # fit inside size x size, pad to a square with the border colour
+    KEEP_RATIO = "keep_ratio"  # scale so the shorter side is `size`, keep aspect ratio
+    CENTER_CROP = "center_crop"  # scale shorter side to `size`, crop the centre square
+
+
+class EncodeFormat(StrEnum):
+    JPEG = "jpg"
+    WEBP = "webp"
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How a downloaded image is checked, resized and re-encoded."""
+
+    image_size: int = 256
+    resize_mode: ResizeMode = ResizeMode.BORDER
+    resize_only_if_bigger: bool = False
+    border_color: tuple[int, int, int] = (255, 255, 255)
+    encode_format: EncodeFormat = EncodeFormat.JPEG
+    encode_quality: int = 95
+    # Filters on the original image, applied before any resizing.
+    min_image_size: int = 0
+    max_aspect_ratio: float = float("inf")
+    # Decompression-bomb guard: refuse images whose header claims more pixels than this.
+    max_pixels: int = 89_478_485  # Pillow's own default warning threshold
+    # Decode JPEGs at a reduced scale (DCT scaling) when the target is much smaller.
+    reduced_decode: bool = True
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1:
+            raise UserInputError(f"--image-size must be >= 1, got {self.image_size}")
+        if not 1 <= self.encode_quality <= 100:
+            raise UserInputError(f"--encode-quality must be in 1..100, got {self.encode_quality}")
+        if self.max_aspect_ratio < 1:
+            raise UserInputError(f"--max-aspect-ratio must be >= 1, got {self.max_aspect_ratio}")
+        if self.max_pixels < 1:
+            raise UserInputError(f"--max-pixels must be >= 1, got {self.max_pixels}")
+        if self.min_image_size < 0:
+            raise UserInputError(f"--min-image-size must be >= 0, got {self.min_image_size}")
+
+    @property
+    def extension(self) -> str:
+        """File extension of stored images (also the WebDataset field name)."""
+        return self.encode_format.value
