@@ -36,6 +36,8 @@ class ErrorClass(StrEnum):
     IMAGE_TOO_SMALL = "image_too_small"
     ASPECT_RATIO = "aspect_ratio"
     ENCODE_ERROR = "encode_error"
+    # A bug or an input no rule foresaw; logged with a traceback, never fatal to the shard.
+    UNEXPECTED = "unexpected_error"
 
 
 INGEST_ERRORS = frozenset(

@@ -1,0 +1,108 @@
+"""Cutting the URL list into fixed-size input shards under ``DIR/_input/`` (streaming, resumable).
+
+Shard ``k`` always holds input rows ``[k*S, (k+1)*S)``, so a rerun maps every row to the same raw
+shard. The manifest is written last; it also records what the shards were made from, so a rerun
+with a different list or options is refused instead of silently mixing two inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline.dataset import Dataset
+from pipeline.errors import UserInputError
+from pipeline.ingest import IngestOptions, iter_canonical_batches, list_input_files
+from schemas.contract import check_schema
+from schemas.url_list import URL_LIST_SCHEMA, URL_LIST_VERSION
+
+log = logging.getLogger(__name__)
+
+INPUT_DIR = "_input"
+MANIFEST = "_manifest.json"
+
+
+def input_signature(options: IngestOptions, samples_per_shard: int) -> dict[str, Any]:
+    """What the input shards depend on: files (name and size), read options, shard size."""
+    files = []
+    for url in list_input_files(options.urls, options.input_format):
+        fs, path = fsspec.core.url_to_fs(url)
+        files.append({"path": url, "size": fs.info(path).get("size")})
+    read_options = {k: v for k, v in asdict(options).items() if k not in ("urls", "batch_size")}
+    read_options["keep_cols"] = list(options.keep_cols)
+    return {
+        "files": files,
+        "options": read_options,
+        "samples_per_shard": samples_per_shard,
+        "schema_version": URL_LIST_VERSION,
+    }
+
+
+def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_shard: int) -> dict[str, Any]:
+    """Write (or reuse) the input shards and return the manifest."""
+    signature = input_signature(options, samples_per_shard)
+    if dataset.exists(INPUT_DIR, MANIFEST):
+        manifest = dataset.read_json(INPUT_DIR, MANIFEST)
+        if manifest.get("signature") != signature:
+            raise UserInputError(
+                f"{dataset.url} was started from a different URL list or different ingest options "
+                f"(recorded in {INPUT_DIR}/{MANIFEST}); use a new --dataset or pass --overwrite"
+            )
+        log.info("reusing %d input shards from an earlier run", manifest["shard_count"])
+        return manifest
+    dataset.makedirs(INPUT_DIR)
+    dataset.remove_temporaries(INPUT_DIR)
+    errors: Counter[str] = Counter()
+    rows = 0
+    shard = 0
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    with tqdm(desc="reading URL list", unit=" rows", unit_scale=True, mininterval=2) as progress:
+        for table in iter_canonical_batches(options):
+            rows += table.num_rows
+            progress.update(table.num_rows)
+            errors.update(e for e in table.column("ingest_error").to_pylist() if e is not None)
+            pending.append(table)
+            pending_rows += table.num_rows
+            while pending_rows >= samples_per_shard:
+                merged = pa.concat_tables(pending)
+                _write_input_shard(dataset, shard, merged.slice(0, samples_per_shard))
+                shard += 1
+                rest = merged.slice(samples_per_shard)
+                pending, pending_rows = [rest], rest.num_rows
+        if pending_rows:
+            _write_input_shard(dataset, shard, pa.concat_tables(pending))
+            shard += 1
+    manifest = {
+        "signature": signature,
+        "shard_count": shard,
+        "rows": rows,
+        "ingest_errors": dict(sorted(errors.items())),
+    }
+    dataset.write_json_atomic(manifest, INPUT_DIR, MANIFEST)
+    log.info("URL list: %d rows in %d shards, %d unusable rows", rows, shard, sum(errors.values()))
+    return manifest
+
+
+def _write_input_shard(dataset: Dataset, shard: int, table: pa.Table) -> None:
+    final = dataset.path(INPUT_DIR, f"{dataset.shard_name(shard)}.parquet")
+    temp = dataset.temp_path(final)
+    with dataset.fs.open(temp, "wb") as handle:
+        pq.write_table(table, handle)
+    dataset.fs.mv(temp, final)
+
+
+def read_input_shard(dataset: Dataset, shard: int) -> pa.Table:
+    """Read input shard ``shard`` and check it against the URL list contract."""
+    path = dataset.path(INPUT_DIR, f"{dataset.shard_name(shard)}.parquet")
+    with dataset.fs.open(path, "rb") as handle:
+        table = pq.read_table(handle)
+    check_schema(table.schema, URL_LIST_SCHEMA, path)
+    return table

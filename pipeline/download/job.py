@@ -1,0 +1,105 @@
+"""``run(spark, options)``: the download job, one Spark task per shard."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.dataset import Dataset
+from pipeline.download.duplicates import mark_duplicates
+from pipeline.download.input_shards import INPUT_DIR, prepare_input_shards
+from pipeline.download.options import DownloadOptions
+from pipeline.download.shard_worker import download_shard
+from pipeline.download.summary import summarise
+from pipeline.shards.raw_writer import RAW_DIR, is_complete
+
+log = logging.getLogger(__name__)
+
+
+def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
+    """Download every shard not yet complete; return (and write) the job summary."""
+    started = time.time()
+    dataset = Dataset(options.dataset)
+    if options.overwrite:
+        for folder in (INPUT_DIR, RAW_DIR):
+            if dataset.exists(folder):
+                log.warning("--overwrite: deleting %s", dataset.path(folder))
+                dataset.fs.rm(dataset.path(folder), recursive=True)
+    manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
+    shard_count = manifest["shard_count"]
+    duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard)
+    dataset.makedirs(RAW_DIR)
+    # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
+    removed = dataset.remove_temporaries(RAW_DIR)
+    if removed:
+        log.info("removed %d partial files of an interrupted run", removed)
+    done = [s for s in range(shard_count) if is_complete(dataset, s)]
+    todo = sorted(set(range(shard_count)) - set(done))
+    log.info("%d shards, %d to download", shard_count, len(todo))
+    stats = [download_shard(s, options) for s in done]  # reads their stats only
+    stats += _run_spark_tasks(spark, todo, options)
+    summary = summarise(stats, manifest, duplicates, time.time() - started)
+    dataset.write_json_atomic(summary, RAW_DIR, "_summary.json")
+    log.info(
+        "download finished: %d of %d rows stored in %.1fs",
+        summary["successes"],
+        summary["rows"],
+        summary["seconds"],
+    )
+    return summary
+
+
+def _run_spark_tasks(spark: Any, shards: list[int], options: DownloadOptions) -> list[dict[str, Any]]:
+    if not shards:
+        return []
+    sc = spark.sparkContext
+    sc.setJobGroup("corpusforge-download", f"download {len(shards)} shards")
+    rows_acc = sc.accumulator(0)
+    success_acc = sc.accumulator(0)
+
+    def task(shard: int) -> dict[str, Any]:
+        stats = download_shard(shard, options)
+        rows_acc.add(stats["rows"])
+        success_acc.add(stats["successes"])
+        return stats
+
+    result: list[dict[str, Any]] = []
+    failure: list[BaseException] = []
+
+    def collect() -> None:
+        try:
+            result.extend(sc.parallelize(shards, len(shards)).map(task).collect())
+        except BaseException as exc:  # re-raised on the driver thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=collect, name="download-collect", daemon=True)
+    thread.start()
+    with tqdm(total=len(shards), desc="downloading shards", unit=" shard") as progress:
+        while thread.is_alive():
+            thread.join(timeout=1.0)
+            done = _completed_tasks(sc)
+            if done is not None and done > progress.n:
+                progress.update(min(done, len(shards)) - progress.n)
+                progress.set_postfix(rows=rows_acc.value, images=success_acc.value, refresh=False)
+        progress.update(len(shards) - progress.n)
+    if failure:
+        raise failure[0]
+    return result
+
+
+def _completed_tasks(sc: Any) -> int | None:
+    tracker = sc.statusTracker()
+    done = 0
+    for job_id in tracker.getJobIdsForGroup("corpusforge-download"):
+        job = tracker.getJobInfo(job_id)
+        if job is None:
+            continue
+        for stage_id in job.stageIds:
+            stage = tracker.getStageInfo(stage_id)
+            if stage is not None:
+                done += stage.numCompletedTasks
+    return done

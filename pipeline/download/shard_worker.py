@@ -1,0 +1,154 @@
+"""Downloading one shard: the unit of work of a Spark task (and of a local run).
+
+Fetching is asynchronous (one event loop, a pooled aiohttp session, ``concurrency`` requests in
+flight); decoding and resizing run on a small thread pool, since Pillow releases the GIL while it
+decodes, resizes and encodes. The shard is committed only when every row has an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pipeline.dataset import Dataset
+from pipeline.download.duplicates import read_shard_duplicates
+from pipeline.download.input_shards import read_input_shard
+from pipeline.download.options import DownloadOptions
+from pipeline.errors import ErrorClass, SampleError
+from pipeline.fetch import Fetcher
+from pipeline.fetch.resolver import GetAddrInfo
+from pipeline.image import process_image
+from pipeline.image.phash import to_signed64
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete
+from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
+
+log = logging.getLogger(__name__)
+
+
+def download_shard(
+    shard: int, options: DownloadOptions, getaddrinfo: GetAddrInfo | None = None
+) -> dict[str, Any]:
+    """Download input shard ``shard`` into ``raw/`` unless it is already complete; return its stats."""
+    dataset = Dataset(options.dataset)
+    if is_complete(dataset, shard):
+        stats = dataset.read_json("raw", f"{dataset.shard_name(shard)}_stats.json")
+        return {**stats, "resumed": True}
+    rows = read_input_shard(dataset, shard).to_pylist()
+    duplicates = read_shard_duplicates(dataset, shard)
+    writer = RawShardWriter(dataset, shard, options.image.extension)
+    try:
+        asyncio.run(_download_rows(rows, duplicates, options, writer, getaddrinfo))
+    except BaseException:
+        writer.abort()
+        raise
+    stats = writer.commit()
+    return {**stats, "resumed": False}
+
+
+async def _download_rows(
+    rows: list[dict[str, Any]],
+    duplicates: dict[int, str],
+    options: DownloadOptions,
+    writer: RawShardWriter,
+    getaddrinfo: GetAddrInfo | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    pending = iter(rows)
+    with ThreadPoolExecutor(options.decode_threads, thread_name_prefix="decode") as pool:
+        async with Fetcher(options.fetch, getaddrinfo=getaddrinfo) as fetcher:
+
+            async def worker() -> None:
+                for row in pending:  # shared iterator: each row is taken by exactly one worker
+                    writer.add(await _one_row(row, duplicates, options, fetcher, pool, loop))
+
+            await asyncio.gather(
+                *(worker() for _ in range(min(options.fetch.concurrency, max(1, len(rows)))))
+            )
+
+
+async def _one_row(
+    row: dict[str, Any],
+    duplicates: dict[int, str],
+    options: DownloadOptions,
+    fetcher: Fetcher,
+    pool: ThreadPoolExecutor,
+    loop: asyncio.AbstractEventLoop,
+) -> SampleRecord:
+    out = _base_row(row)
+    if row["ingest_error"] is not None:
+        return SampleRecord(
+            {
+                **out,
+                "status": STATUS_SKIPPED,
+                "error_class": row["ingest_error"],
+                "error_message": row["ingest_message"],
+            }
+        )
+    duplicate = duplicates.get(row["row_index"])
+    if duplicate == ErrorClass.DUPLICATE_PAIR or (duplicate and options.skip_duplicate_urls):
+        return SampleRecord(
+            {
+                **out,
+                "status": STATUS_SKIPPED,
+                "error_class": duplicate,
+                "error_message": "an earlier input row has the same "
+                + ("URL and caption" if duplicate == ErrorClass.DUPLICATE_PAIR else "URL"),
+            }
+        )
+    try:
+        fetched = await fetcher.fetch(row["url"])
+        out.update(http_status=fetched.status, final_url=fetched.final_url, original_bytes=len(fetched.body))
+        image = await loop.run_in_executor(pool, process_image, fetched.body, options.image)
+    except SampleError as exc:
+        out.update(
+            status=STATUS_FAILED,
+            error_class=exc.error_class.value,
+            error_message=f"{row['url']}: {exc.message}",
+        )
+        if exc.http_status is not None:
+            out["http_status"] = exc.http_status
+        return SampleRecord(out)
+    except Exception as exc:  # noqa: BLE001 - one odd input must not fail the other rows
+        log.exception("unexpected error on %s", row["url"])
+        out.update(
+            status=STATUS_FAILED,
+            error_class=ErrorClass.UNEXPECTED.value,
+            error_message=f"{row['url']}: {type(exc).__name__}: {exc}",
+        )
+        return SampleRecord(out)
+    out.update(
+        status=STATUS_SUCCESS,
+        original_width=image.original_width,
+        original_height=image.original_height,
+        width=image.width,
+        height=image.height,
+        stored_bytes=len(image.data),
+        sha256=image.sha256,
+        phash=to_signed64(image.phash),
+    )
+    return SampleRecord(out, image.data)
+
+
+def _base_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "uid": row["uid"],
+        "row_index": row["row_index"],
+        "url": row["url"],
+        "caption": row["caption"],
+        "status": STATUS_FAILED,
+        "error_class": None,
+        "error_message": None,
+        "http_status": None,
+        "final_url": None,
+        "original_width": None,
+        "original_height": None,
+        "width": None,
+        "height": None,
+        "original_bytes": None,
+        "stored_bytes": None,
+        "sha256": None,
+        "phash": None,
+        "extra": row["extra"],
+    }

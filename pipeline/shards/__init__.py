@@ -1,0 +1,1 @@
+"""Writing WebDataset shards with the commit protocol."""

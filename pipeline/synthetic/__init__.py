@@ -1,0 +1,1 @@
+"""The synthetic world: generated scenes with captions and labels, and a server that can misbehave."""

@@ -1,0 +1,176 @@
+"""Generating the synthetic world on disk and the URL lists that point at it.
+
+Layout of a world folder::
+
+    images/NNNNNN.jpg      corpus images (served by the demo server)
+    benchmark/NNNNNN.jpg   benchmark images; some have planted near-duplicates in images/
+    world.parquet          one row per corpus image: true caption, label, served caption, flags
+    world.json             generation parameters and the class list
+
+The URL lists (``urls.parquet`` in LAION's column names, ``urls.tsv`` in CC3M's headerless
+``caption<TAB>url`` layout) are written separately, once the server's address is known.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, ImageEnhance, ImageFilter
+from tqdm import tqdm
+
+from pipeline.synthetic.scenes import all_labels, random_scene, render
+
+log = logging.getLogger(__name__)
+
+# Server-side faults, one URL path prefix each (see pipeline.synthetic.server).
+FAULTS = (
+    "404",
+    "410",
+    "500",
+    "503_then_ok",
+    "429_then_ok",
+    "slow",
+    "reset",
+    "truncated",
+    "wrong_type",
+    "html_as_jpeg",
+    "svg_as_jpeg",
+    "huge",
+    "corrupt",
+    "empty",
+    "redirect",
+    "redirect_loop",
+    "redirect_private",
+    "optout",
+    "gzip_bomb",
+)
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Parameters of a synthetic world."""
+
+    images: int = 1000
+    seed: int = 0
+    mismatch_fraction: float = 0.2
+    benchmark_images: int = 50
+    planted_duplicates: int = 20  # transformed copies of benchmark images put in the corpus
+    min_side: int = 256
+    max_side: int = 640
+    quality: int = 90
+
+
+def generate_world(out: str | Path, spec: WorldSpec) -> Path:
+    """Write a world folder; returns its path."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "benchmark").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(spec.seed)
+    benchmark = []
+    for i in range(spec.benchmark_images):
+        scene = random_scene(rng)
+        image = render(scene, _size(rng, spec), rng)
+        image.save(out / "benchmark" / f"{i:06d}.jpg", quality=spec.quality)
+        benchmark.append((scene, image))
+    planted = rng.sample(range(spec.images), min(spec.planted_duplicates, spec.images, len(benchmark)))
+    planted_source = dict(zip(planted, rng.sample(range(len(benchmark)), len(planted)), strict=True))
+    rows = []
+    for i in tqdm(range(spec.images), desc="drawing synthetic world", unit=" img", mininterval=2):
+        if i in planted_source:
+            scene, original = benchmark[planted_source[i]]
+            image = near_duplicate(original, rng)
+        else:
+            scene = random_scene(rng)
+            image = render(scene, _size(rng, spec), rng)
+        image.save(out / "images" / f"{i:06d}.jpg", quality=spec.quality)
+        caption = scene.caption
+        matched = rng.random() >= spec.mismatch_fraction
+        if not matched:
+            other = random_scene(rng)
+            while other.label == scene.label:
+                other = random_scene(rng)
+            caption = other.caption
+        rows.append(
+            {
+                "id": i,
+                "file": f"images/{i:06d}.jpg",
+                "true_caption": scene.caption,
+                "caption": caption,
+                "label": scene.label,
+                "matched": matched,
+                "width": image.width,
+                "height": image.height,
+                "planted_benchmark": planted_source.get(i),
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(rows), out / "world.parquet")
+    (out / "world.json").write_text(json.dumps({"spec": asdict(spec), "labels": all_labels()}, indent=2))
+    log.info(
+        "synthetic world: %d images, %d benchmark, %d planted copies in %s",
+        spec.images,
+        len(benchmark),
+        len(planted),
+        out,
+    )
+    return out
+
+
+def near_duplicate(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A mild transform of ``image``: resize, blur or colour shift (what dedup must catch)."""
+    kind = rng.choice(("resize", "blur", "colour"))
+    if kind == "resize":
+        return image.resize(
+            (max(32, image.width // 2), max(32, image.height // 2)), Image.Resampling.BILINEAR
+        )
+    if kind == "blur":
+        return image.filter(ImageFilter.GaussianBlur(1.5))
+    return ImageEnhance.Brightness(ImageEnhance.Color(image).enhance(1.3)).enhance(1.1)
+
+
+def _size(rng: random.Random, spec: WorldSpec) -> tuple[int, int]:
+    width = rng.randint(spec.min_side, spec.max_side)
+    aspect = rng.uniform(0.6, 1.6)
+    return width, max(spec.min_side // 2, min(spec.max_side, int(width / aspect)))
+
+
+def write_url_lists(
+    world: str | Path, base_url: str, faults_per_kind: int = 0, seed: int = 0
+) -> dict[str, Path]:
+    """Write ``urls.parquet`` (LAION columns) and ``urls.tsv`` (CC3M) for a served world.
+
+    ``faults_per_kind`` rows per fault in :data:`FAULTS` get a URL that makes the server
+    misbehave that way; the ``fault`` column says which. Returns the paths written.
+    """
+    world = Path(world)
+    table = pq.read_table(world / "world.parquet").to_pylist()
+    rng = random.Random(seed)
+    faulty = rng.sample(range(len(table)), min(len(table), faults_per_kind * len(FAULTS)))
+    fault_of = {row: FAULTS[i % len(FAULTS)] for i, row in enumerate(faulty)}
+    base = base_url.rstrip("/")
+    rows = []
+    for row in table:
+        fault = fault_of.get(row["id"])
+        path = f"fault/{fault}/{row['file']}" if fault else row["file"]
+        rows.append(
+            {
+                "URL": f"{base}/{path}",
+                "TEXT": row["caption"],
+                "WIDTH": row["width"],
+                "HEIGHT": row["height"],
+                "label": row["label"],
+                "matched": row["matched"],
+                "fault": fault,
+            }
+        )
+    paths = {"parquet": world / "urls.parquet", "tsv": world / "urls.tsv"}
+    pq.write_table(pa.Table.from_pylist(rows), paths["parquet"])
+    with open(paths["tsv"], "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(f"{row['TEXT']}\t{row['URL']}\n")
+    return paths
