@@ -91,6 +91,10 @@ class Fetcher:
             max_line_size=16 * 1024,
             max_field_size=16 * 1024,
         )
+        # aiohttp silently resends a request once when the server drops the connection; our
+        # own retry policy must be the only one, so attempts seen by servers match --retries.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,6 +14,9 @@ from pipeline.image.options import ImageOptions, ResizeMode
 # Raster formats we accept; anything else (SVG, PDF, EPS, ...) is refused as undecodable.
 ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
 _WHITE = (255, 255, 255)
+# The header check below replaces Pillow's global bomb check, whose fixed limit would override
+# --max-pixels (and whose warning is easy to miss).
+Image.MAX_IMAGE_PIXELS = None
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # these swap width and height
 
@@ -26,11 +28,7 @@ def open_checked(data: bytes, options: ImageOptions) -> Image.Image:
     few bytes of work before it is refused.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=_available_formats())
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise SampleError(ErrorClass.IMAGE_TOO_LARGE, f"decompression bomb guard: {exc}") from exc
+        image = Image.open(io.BytesIO(data), formats=_available_formats())
     except UnidentifiedImageError as exc:
         raise SampleError(ErrorClass.UNDECODABLE, f"not a supported image ({_sniff(data)})") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -87,7 +85,7 @@ def decode_rgb(image: Image.Image, options: ImageOptions) -> tuple[Image.Image, 
         if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
             width, height = height, width
         image = ImageOps.exif_transpose(image) or image
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise SampleError(ErrorClass.UNDECODABLE, f"cannot decode image: {exc}") from exc
     return to_rgb(image), (width, height)
 

@@ -30,7 +30,9 @@ def phash_bits(image: Image.Image) -> np.ndarray:
     """Return the 8x8 boolean pHash bit matrix of ``image``."""
     small = image.convert("L").resize((_N, _N), Image.Resampling.LANCZOS)
     pixels = np.asarray(small, dtype=np.float64)
-    low = _DCT @ pixels @ _DCT.T
+    # Rounding removes float noise (~1e-10) so flat images hash like imagehash, whose FFT gives
+    # exact zeros there; real coefficient differences are many orders of magnitude larger.
+    low = np.round(_DCT @ pixels @ _DCT.T, 6)
     return low > np.median(low)
 
 

@@ -100,7 +100,10 @@ class RawShardWriter:
     def abort(self) -> None:
         """Drop the partial output (the shard stays incomplete and is redone next run)."""
         try:
+            self._tar.close()
             self._handle.close()
+        except OSError:
+            pass  # the output is discarded anyway
         finally:
             if self.dataset.fs.exists(self._tar_temp):
                 self.dataset.fs.rm(self._tar_temp)

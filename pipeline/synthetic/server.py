@@ -34,7 +34,12 @@ def png_bomb(width: int, height: int) -> bytes:
     """
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\0" * (1 << 20), 9)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 class WorldServer(ThreadingHTTPServer):
@@ -48,6 +53,8 @@ class WorldServer(ThreadingHTTPServer):
         self.root = Path(root).resolve()
         self.slow_seconds = slow_seconds
         self.requests: Counter[str] = Counter()
+        # (monotonic time, path, User-Agent) of every request, for politeness checks.
+        self.request_log: list[tuple[float, str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -82,9 +89,10 @@ class WorldServer(ThreadingHTTPServer):
             self._gzip_bomb = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=9)
         return self._gzip_bomb
 
-    def enter(self, path: str) -> int:
+    def enter(self, path: str, user_agent: str) -> int:
         with self._lock:
             self.requests[path] += 1
+            self.request_log.append((time.monotonic(), path, user_agent))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.requests[path]
@@ -103,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         path = unquote(urlsplit(self.path).path)
-        seen = self.server.enter(path)
+        seen = self.server.enter(path, self.headers.get("User-Agent", ""))
         try:
             self._route(path, seen)
         except (BrokenPipeError, ConnectionResetError):

@@ -140,12 +140,19 @@ def _size(rng: random.Random, spec: WorldSpec) -> tuple[int, int]:
 
 
 def write_url_lists(
-    world: str | Path, base_url: str, faults_per_kind: int = 0, seed: int = 0
+    world: str | Path,
+    base_url: str,
+    faults_per_kind: int = 0,
+    seed: int = 0,
+    bad_rows: bool = False,
+    out: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write ``urls.parquet`` (LAION columns) and ``urls.tsv`` (CC3M) for a served world.
 
     ``faults_per_kind`` rows per fault in :data:`FAULTS` get a URL that makes the server
-    misbehave that way; the ``fault`` column says which. Returns the paths written.
+    misbehave that way; the ``fault`` column says which. ``bad_rows`` appends input rows that
+    ingest must reject or flag (no URL, bad scheme, empty caption, repeated pair and URL).
+    The lists go to ``out`` (default: the world folder). Returns the paths written.
     """
     world = Path(world)
     table = pq.read_table(world / "world.parquet").to_pylist()
@@ -168,9 +175,22 @@ def write_url_lists(
                 "fault": fault,
             }
         )
-    paths = {"parquet": world / "urls.parquet", "tsv": world / "urls.tsv"}
+    if bad_rows and rows:
+        first = rows[0]
+        extra = {"WIDTH": None, "HEIGHT": None, "label": None, "matched": None}
+        rows += [
+            {**extra, "URL": None, "TEXT": "a row without a URL", "fault": "bad:missing_url"},
+            {**extra, "URL": "ftp://example.invalid/x.jpg", "TEXT": "ftp", "fault": "bad:unsupported_scheme"},
+            {**extra, "URL": "not a url", "TEXT": "garbage", "fault": "bad:invalid_url"},
+            {**extra, "URL": first["URL"], "TEXT": "  ", "fault": "bad:empty_caption"},
+            {**first, "fault": "bad:duplicate_pair"},
+            {**first, "TEXT": "the same image, another caption", "fault": "bad:duplicate_url"},
+        ]
+    folder = Path(out) if out is not None else world
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"parquet": folder / "urls.parquet", "tsv": folder / "urls.tsv"}
     pq.write_table(pa.Table.from_pylist(rows), paths["parquet"])
     with open(paths["tsv"], "w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(f"{row['TEXT']}\t{row['URL']}\n")
+            handle.write(f"{row['TEXT'] or ''}\t{row['URL'] or ''}\n")
     return paths

@@ -1,0 +1,104 @@
+"""Shared fixtures: socket guard, Spark session, synthetic world and its fault server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+GUARD_DIR = Path(__file__).parent / "_guard"
+sys.path.insert(0, str(GUARD_DIR))
+
+import socket_guard  # noqa: E402
+
+from pipeline.download.options import DownloadOptions, options_from_args  # noqa: E402
+from pipeline.synthetic.server import WorldServer  # noqa: E402
+from pipeline.synthetic.world import WorldSpec, generate_world  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Guard this process and every Python child (Spark workers, spark-submit drivers).
+    log = Path(config.rootpath) / ".pytest_cache" / f"socket_guard_{os.getpid()}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    os.environ["CORPUSFORGE_SOCKET_GUARD_LOG"] = str(log)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH")]))
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    # Spark would otherwise bind to the host's first non-loopback interface.
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    os.environ.setdefault("CORPUSFORGE_LOG_LEVEL", "INFO")
+    socket_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_packet_leaves_loopback() -> Iterator[None]:
+    log = Path(os.environ["CORPUSFORGE_SOCKET_GUARD_LOG"])
+    before = log.read_text() if log.exists() else ""
+    yield
+    after = log.read_text() if log.exists() else ""
+    if after != before:
+        pytest.fail(f"a connect outside loopback was attempted:\n{after[len(before) :]}")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """A real local Spark session (2 cores), shared by the session's tests."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("corpusforge-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.log.level", "WARN")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic world: 80 corpus images, 8 benchmark images with 4 planted copies."""
+    return generate_world(
+        tmp_path_factory.mktemp("world"),
+        WorldSpec(images=80, seed=1, benchmark_images=8, planted_duplicates=4, min_side=200, max_side=420),
+    )
+
+
+@pytest.fixture(scope="session")
+def server(world: Path) -> Iterator[WorldServer]:
+    """The world served on 127.0.0.1 with fault URLs; slow responses take 3 s."""
+    with WorldServer(world, slow_seconds=3.0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def download_options(tmp_path: Path):
+    """Build DownloadOptions from CLI-style arguments with test defaults (loopback allowed)."""
+
+    def build(urls: str | Path, *extra: str, dataset: Path | None = None) -> DownloadOptions:
+        args = [
+            "--urls",
+            str(urls),
+            "--dataset",
+            str(dataset or tmp_path / "dataset"),
+            "--allow-network",
+            "127.0.0.1/32",
+            "--timeout",
+            "2",
+            "--connect-timeout",
+            "2",
+            "--max-retry-wait",
+            "5",
+            *extra,
+        ]
+        return options_from_args(args)
+
+    return build

@@ -1,0 +1,72 @@
+"""The commit protocol of raw shards."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.dataset import Dataset
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete
+from pipeline.shards.tar_writer import TarWriter
+from schemas import RAW_SHARD_SCHEMA, check_schema
+
+
+def row(uid: str, index: int, status: str = "success", **extra: object) -> dict:
+    base = {f.name: None for f in RAW_SHARD_SCHEMA}
+    base.update(
+        uid=uid,
+        row_index=index,
+        url=f"http://img.test/{index}",
+        caption=f"caption {index}",
+        status=status,
+        stored_bytes=3 if status == "success" else None,
+        original_bytes=5,
+    )
+    base.update(extra)
+    return base
+
+
+def test_commit_writes_tar_parquet_then_stats(tmp_path: Path) -> None:
+    dataset = Dataset(str(tmp_path))
+    writer = RawShardWriter(dataset, 7, "jpg")
+    writer.add(SampleRecord(row("b" * 32, 1, extra='{"label": "x"}'), b"img"))
+    writer.add(SampleRecord(row("a" * 32, 0, "failed", error_class="http_error", error_message="HTTP 404")))
+    assert not is_complete(dataset, 7)
+    stats = writer.commit()
+    assert is_complete(dataset, 7)
+    assert stats["rows"] == 2 and stats["successes"] == 1 and stats["errors"] == {"http_error": 1}
+    with tarfile.open(tmp_path / "raw" / "00007.tar") as tar:
+        names = tar.getnames()
+        meta = json.loads(tar.extractfile("b" * 32 + ".json").read())
+    assert names == ["b" * 32 + ".jpg", "b" * 32 + ".txt", "b" * 32 + ".json"]
+    assert meta["label"] == "x" and meta["uid"] == "b" * 32
+    table = pq.read_table(tmp_path / "raw" / "00007.parquet")
+    check_schema(table.schema, RAW_SHARD_SCHEMA, "raw shard")
+    assert table.column("row_index").to_pylist() == [0, 1]  # one row per input row, in input order
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [
+        "00007.parquet",
+        "00007.tar",
+        "00007_stats.json",
+    ]
+
+
+def test_abort_leaves_no_trace(tmp_path: Path) -> None:
+    dataset = Dataset(str(tmp_path))
+    writer = RawShardWriter(dataset, 0, "jpg")
+    writer.add(SampleRecord(row("c" * 32, 0), b"img"))
+    writer.abort()
+    assert list((tmp_path / "raw").iterdir()) == []
+    assert not is_complete(dataset, 0)
+
+
+def test_tar_keys_must_be_safe(tmp_path: Path) -> None:
+    with open(tmp_path / "x.tar", "wb") as handle:
+        writer = TarWriter(handle)
+        for bad in ("a.b", "../x", "a/b", ""):
+            with pytest.raises(ValueError, match="invalid WebDataset key"):
+                writer.write(bad, {"txt": b"x"})
+        writer.close()
