@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -282,6 +283,11 @@ class Nginx:
         log.info("nginx stopped")
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _loopback_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
@@ -346,12 +352,12 @@ def run_img2dataset(
         "--timeout=20",
     ]
     log.info("img2dataset, %d threads: %s", threads, " ".join(cmd))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     with logfile.open("w") as out:
         rc = subprocess.run(
             cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **QUIET_ENV}
         ).returncode
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if rc != 0:
         raise RuntimeError(f"img2dataset exited with {rc}; see {logfile}")
     stats = [json.loads(p.read_text()) for p in sorted(output.glob("*_stats.json"))]
@@ -365,6 +371,7 @@ def run_img2dataset(
     result = {
         "threads": threads,
         "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 1),
         "rows": count,
         "successes": successes,
         "images_per_second": round(successes / wall, 2),
@@ -420,17 +427,19 @@ def run_ours(
         "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "no_proxy": "127.0.0.1,localhost",
         "NO_PROXY": "127.0.0.1,localhost",
+        "SPARK_LOCAL_IP": "127.0.0.1",  # driver and executor talk over loopback only
     }
     log.info("ours: %s", " ".join(cmd))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     with logfile.open("w") as out:
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if rc != 0:
         raise RuntimeError(f"spark-submit exited with {rc}; see {logfile}")
     summary = json.loads((dataset / "raw" / "_summary.json").read_text())
     result = {
         "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 1),
         "job_seconds": summary.get("seconds"),
         "rows": summary.get("rows"),
         "successes": summary.get("successes"),
@@ -554,7 +563,7 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 f"img2dataset {I2D_VERSION} ({best_i2d['threads']} threads x 2 processes)",
                 f"{best_i2d['images_per_second']:.1f}",
-                f"{best_i2d['wall_seconds']:.1f} s wall",
+                f"{best_i2d['wall_seconds']:.1f} s wall, {best_i2d['cpu_seconds']:.0f} CPU-s",
             )
         )
     if ours:
@@ -562,7 +571,7 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 "ours, spark-submit local[2] (wall)",
                 f"{ours['images_per_second']:.1f}",
-                f"{ours['wall_seconds']:.1f} s wall",
+                f"{ours['wall_seconds']:.1f} s wall, {ours['cpu_seconds']:.0f} CPU-s",
             )
         )
         rows.append(
@@ -577,13 +586,16 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 "CPU floor (process_image, Pool(2))",
                 f"{floor['images_per_second']:.1f}",
-                f"{floor['seconds']:.1f} s",
+                f"{floor['seconds']:.1f} s, {floor['processes']} processes",
             )
         )
     width = max(len(r[0]) for r in rows) if rows else 10
     lines = [f"Download benchmark: {results['images']} images, {results['cpus']} CPUs", ""]
     lines.append(f"  {'':<{width}}  {'images/s':>9}  time")
     lines += [f"  {name:<{width}}  {ips:>9}  {note}" for name, ips, note in rows]
+    if results.get("img2dataset"):
+        tried = ", ".join(f"{r['threads']}: {r['images_per_second']:.1f}" for r in results["img2dataset"])
+        lines.append(f"  (img2dataset images/s by thread_count: {tried})")
     ratios = results.get("ratios", {})
     lines.append("")
     if "ours_vs_img2dataset" in ratios:

@@ -6,7 +6,7 @@ Thin entry point: parse options, start Spark, run pipeline.download.job. See doc
 import logging
 import sys
 
-from pipeline.download.job import run
+from pipeline.download.job import check_inputs, run
 from pipeline.download.options import options_from_args
 from pipeline.download.summary import format_summary
 from pipeline.errors import UserInputError
@@ -17,14 +17,16 @@ from pipeline.spark import get_spark
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     options = options_from_args(argv)
-    spark = get_spark("corpusforge-download")
     try:
-        summary = run(spark, options)
+        check_inputs(options)
+        spark = get_spark("corpusforge-download")
+        try:
+            summary = run(spark, options)
+        finally:
+            spark.stop()
     except UserInputError as exc:
         logging.getLogger("corpusforge").error("%s", exc)
         return 2
-    finally:
-        spark.stop()
     print(format_summary(summary))
     return 0
 

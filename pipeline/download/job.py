@@ -15,9 +15,15 @@ from pipeline.download.input_shards import INPUT_DIR, prepare_input_shards
 from pipeline.download.options import DownloadOptions
 from pipeline.download.shard_worker import download_shard
 from pipeline.download.summary import summarise
+from pipeline.ingest import list_input_files
 from pipeline.shards.raw_writer import RAW_DIR, is_complete
 
 log = logging.getLogger(__name__)
+
+
+def check_inputs(options: DownloadOptions) -> None:
+    """Fail fast, before Spark starts, when the URL list cannot be found or read."""
+    list_input_files(options.ingest.urls, options.ingest.input_format)
 
 
 def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:

@@ -42,12 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--urls", required=True, help="URL list file or folder (any fsspec URL)")
     p.add_argument("--dataset", required=True, help="dataset root folder (any fsspec URL)")
     g = p.add_argument_group("input")
-    g.add_argument("--input-format", default="auto", choices=FORMATS)
-    g.add_argument("--url-col", default=None, help="URL column (default: url, URL, image_url, ...)")
+    g.add_argument("--input-format", default="auto", choices=FORMATS, help="auto: from the file extension")
+    g.add_argument("--url-col", default=None, help="URL column; unset: the first of url, image_url, link (any case)")
     g.add_argument(
         "--caption-col",
         default=None,
-        help="caption column (default: caption, TEXT, text, alt, ...); '' for none",
+        help="caption column; unset: the first of caption, text, alt, title (any case); empty for none",
     )
     g.add_argument("--keep-cols", default="", help="comma-separated extra columns to keep in KEY.json")
     g.add_argument("--header", default="auto", choices=HEADER_MODES, help="CSV/TSV first line is a header")
@@ -58,20 +58,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch a URL only for its first row (exact duplicate pairs are always skipped)",
     )
     g = p.add_argument_group("output")
-    g.add_argument("--samples-per-shard", type=int, default=10_000)
+    g.add_argument("--samples-per-shard", type=int, default=10_000, help="input rows per raw shard")
     g.add_argument(
         "--overwrite",
         action="store_true",
         help="delete the dataset's download outputs first instead of resuming",
     )
     g = p.add_argument_group("image")
-    g.add_argument("--image-size", type=int, default=256)
-    g.add_argument("--resize-mode", default="border", choices=[m.value for m in ResizeMode])
-    g.add_argument("--resize-only-if-bigger", action="store_true")
-    g.add_argument("--encode-format", default="jpg", choices=[f.value for f in EncodeFormat])
-    g.add_argument("--encode-quality", type=int, default=95)
+    g.add_argument("--image-size", type=int, default=256, help="target size in pixels (see --resize-mode)")
+    g.add_argument(
+        "--resize-mode",
+        default="border",
+        choices=[m.value for m in ResizeMode],
+        help="no: keep size; border: fit and pad to a square; keep_ratio: shorter side = size; "
+        "center_crop: shorter side = size, crop the centre square",
+    )
+    g.add_argument("--resize-only-if-bigger", action="store_true", help="never upscale small images")
+    g.add_argument(
+        "--encode-format",
+        default="jpg",
+        choices=[f.value for f in EncodeFormat],
+        help="format of stored images",
+    )
+    g.add_argument("--encode-quality", type=int, default=95, help="JPEG/WebP quality, 1..100")
     g.add_argument("--min-image-size", type=int, default=0, help="minimum shorter side of the original")
-    g.add_argument("--max-aspect-ratio", type=float, default=float("inf"))
+    g.add_argument(
+        "--max-aspect-ratio",
+        type=float,
+        default=float("inf"),
+        help="refuse originals whose long/short side ratio is larger",
+    )
     g.add_argument(
         "--max-pixels",
         type=int,
@@ -82,14 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--decode-threads", type=int, default=2, help="image threads per Spark task")
     g = p.add_argument_group("network")
     g.add_argument("--concurrency", type=int, default=FetchOptions.concurrency, help="requests per task")
-    g.add_argument("--per-host-concurrency", type=int, default=FetchOptions.per_host_concurrency)
-    g.add_argument("--connect-timeout", type=float, default=FetchOptions.connect_timeout)
+    g.add_argument(
+        "--per-host-concurrency",
+        type=int,
+        default=FetchOptions.per_host_concurrency,
+        help="connections per host and task",
+    )
+    g.add_argument("--connect-timeout", type=float, default=FetchOptions.connect_timeout, help="seconds")
     g.add_argument("--timeout", type=float, default=FetchOptions.total_timeout, help="deadline per attempt")
-    g.add_argument("--max-bytes", type=int, default=FetchOptions.max_bytes)
-    g.add_argument("--max-redirects", type=int, default=FetchOptions.max_redirects)
-    g.add_argument("--retries", type=int, default=FetchOptions.retries)
-    g.add_argument("--max-retry-wait", type=float, default=FetchOptions.max_retry_wait)
-    g.add_argument("--dns-ttl", type=float, default=FetchOptions.dns_ttl)
+    g.add_argument(
+        "--max-bytes",
+        type=int,
+        default=FetchOptions.max_bytes,
+        help="largest body accepted (after Content-Encoding)",
+    )
+    g.add_argument(
+        "--max-redirects", type=int, default=FetchOptions.max_redirects, help="redirects followed per request"
+    )
+    g.add_argument(
+        "--retries",
+        type=int,
+        default=FetchOptions.retries,
+        help="extra attempts for timeouts, resets, 429 and 5xx only",
+    )
+    g.add_argument(
+        "--max-retry-wait",
+        type=float,
+        default=FetchOptions.max_retry_wait,
+        help="a longer Retry-After gives up on the URL instead of waiting",
+    )
+    g.add_argument(
+        "--dns-ttl",
+        type=float,
+        default=FetchOptions.dns_ttl,
+        help="seconds a DNS answer is cached per executor (0: no cache)",
+    )
     g.add_argument("--user-agent-token", default="", help="contact info added to the User-Agent")
     g.add_argument(
         "--disallowed-header-directives",

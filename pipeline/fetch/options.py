@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline import __version__
 from pipeline.errors import UserInputError
+from pipeline.fetch.address_policy import AddressPolicy
 from pipeline.fetch.robots import DEFAULT_DISALLOWED_DIRECTIVES
 
 
@@ -34,6 +35,7 @@ class FetchOptions:
         for name in ("connect_timeout", "total_timeout"):
             if getattr(self, name) <= 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        AddressPolicy.from_strings(self.allow_networks)  # raises on a malformed network
         for name in ("max_redirects", "retries", "backoff_base", "max_retry_wait", "dns_ttl"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

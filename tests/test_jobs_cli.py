@@ -1,0 +1,62 @@
+"""The job entry points as users run them: spark-submit jobs/download.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.download.options import build_parser, options_from_args
+from pipeline.submit import spark_submit_command
+
+
+def submit(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(
+        spark_submit_command("download", list(args)), env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_lists_every_option_with_its_default() -> None:
+    result = submit("--help")
+    assert result.returncode == 0, result.stderr
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            assert flag in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "(default: 256)" in text and "(default: border)" in text
+    assert text.count("(default:") == sum(1 for a in build_parser()._actions if a.option_strings) - 1  # not -h
+
+
+def test_missing_url_list_is_a_clear_error(tmp_path: Path) -> None:
+    result = submit("--urls", str(tmp_path / "nope.parquet"), "--dataset", str(tmp_path / "ds"))
+    assert result.returncode == 2
+    # spark-submit merges the driver's stderr into its stdout.
+    output = result.stdout + result.stderr
+    assert "nope.parquet" in output and "does not exist" in output
+    assert "SparkContext" not in output  # refused before Spark starts
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--encode-quality", "0", "--encode-quality must be in 1..100"),
+        ("--allow-network", "not-a-cidr", "not an IP network"),
+        ("--samples-per-shard", "0", "--samples-per-shard must be >= 1"),
+        ("--resize-mode", "stretch", "invalid choice"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(flag: str, value: str, message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        options_from_args(["--urls", "x", "--dataset", "y", flag, value])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_address_policy_errors_surface_at_parse_time(capsys) -> None:
+    options = options_from_args(["--urls", "x", "--dataset", "y", "--allow-network", "127.0.0.1/32"])
+    assert options.fetch.allow_networks == ("127.0.0.1/32",)
+    assert options.image.image_size == 256 and options.fetch.retries == 2
