@@ -13,8 +13,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_the_download_job_and_prints_the_summary(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "pipeline.cli", "demo", "--workdir", str(tmp_path), "--images", "120",
-               "--faults-per-kind", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "demo",
+        "--workdir",
+        str(tmp_path),
+        "--images",
+        "120",
+        "--faults-per-kind",
+        "1",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]

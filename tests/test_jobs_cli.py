@@ -28,7 +28,9 @@ def test_help_lists_every_option_with_its_default() -> None:
             assert flag in result.stdout
     text = " ".join(result.stdout.split())
     assert "(default: 256)" in text and "(default: border)" in text
-    assert text.count("(default:") == sum(1 for a in build_parser()._actions if a.option_strings) - 1  # not -h
+    assert (
+        text.count("(default:") == sum(1 for a in build_parser()._actions if a.option_strings) - 1
+    )  # not -h
 
 
 def test_missing_url_list_is_a_clear_error(tmp_path: Path) -> None:
@@ -60,3 +62,11 @@ def test_address_policy_errors_surface_at_parse_time(capsys) -> None:
     options = options_from_args(["--urls", "x", "--dataset", "y", "--allow-network", "127.0.0.1/32"])
     assert options.fetch.allow_networks == ("127.0.0.1/32",)
     assert options.image.image_size == 256 and options.fetch.retries == 2
+
+
+def test_every_option_is_documented() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "download.md").read_text()
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            if flag not in ("-h", "--help"):
+                assert f"`{flag}`" in doc, f"{flag} is missing from docs/download.md"

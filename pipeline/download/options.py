@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="dataset root folder (any fsspec URL)")
     g = p.add_argument_group("input")
     g.add_argument("--input-format", default="auto", choices=FORMATS, help="auto: from the file extension")
-    g.add_argument("--url-col", default=None, help="URL column; unset: the first of url, image_url, link (any case)")
+    g.add_argument(
+        "--url-col", default=None, help="URL column; unset: the first of url, image_url, link (any case)"
+    )
     g.add_argument(
         "--caption-col",
         default=None,
