@@ -68,6 +68,7 @@ class Fetcher:
         self.policy = AddressPolicy.from_strings(options.allow_networks)
         self._getaddrinfo = getaddrinfo
         self._session: aiohttp.ClientSession | None = None
+        self._host_slots: dict[tuple[str, str, int | None], asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> Fetcher:
         opts = self.options
@@ -108,7 +109,9 @@ class Fetcher:
         attempt = 0
         while True:
             try:
-                async with asyncio.timeout(opts.total_timeout):
+                # Waiting for a free slot to the host does not count against the deadline, so a
+                # host with many queued URLs does not turn into spurious timeouts.
+                async with self._host_slot(url), asyncio.timeout(opts.total_timeout):
                     return await self._attempt(url)
             except TimeoutError:
                 error: SampleError = _Retryable(
@@ -131,6 +134,14 @@ class Fetcher:
             attempt += 1
             await asyncio.sleep(wait)
 
+    def _host_slot(self, url: str) -> asyncio.Semaphore:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port)
+        slot = self._host_slots.get(key)
+        if slot is None:
+            slot = self._host_slots[key] = asyncio.Semaphore(self.options.per_host_concurrency)
+        return slot
+
     async def _attempt(self, url: str) -> FetchResult:
         assert self._session is not None, "Fetcher used outside 'async with'"
         current = url
@@ -145,6 +156,8 @@ class Fetcher:
                     return await self._read(current, response)
             except SampleError:
                 raise
+            except aiohttp.ServerTimeoutError as exc:  # connect or read timeout inside aiohttp
+                raise _Retryable(ErrorClass.TIMEOUT, f"timed out talking to {host}: {exc}") from exc
             except aiohttp.ClientConnectorDNSError as exc:
                 raise SampleError(ErrorClass.DNS_ERROR, f"cannot resolve {host}: {exc.os_error}") from exc
             except aiohttp.ClientConnectorError as exc:

@@ -7,6 +7,7 @@ path and the most it ever handled at once, so tests can check politeness from th
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import socket
@@ -42,6 +43,12 @@ def png_bomb(width: int, height: int) -> bytes:
     )
 
 
+@functools.cache
+def gzip_bomb() -> bytes:
+    """64 MiB of zeros, gzip-compressed to about 64 KB (computed once per process)."""
+    return gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=6)
+
+
 class WorldServer(ThreadingHTTPServer):
     """Serves ``root`` on 127.0.0.1; start with :meth:`start`, stop with :meth:`stop`."""
 
@@ -59,13 +66,13 @@ class WorldServer(ThreadingHTTPServer):
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._gzip_bomb: bytes | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def start(self) -> WorldServer:
+        gzip_bomb()  # build it now, not while a client's deadline runs
         self._thread = threading.Thread(target=self.serve_forever, name="world-server", daemon=True)
         self._thread.start()
         return self
@@ -83,11 +90,6 @@ class WorldServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients that give up mid-response (timeouts, caps) are part of the tests, not errors.
         log.debug("connection from %s ended abruptly", client_address, exc_info=True)
-
-    def gzip_bomb(self) -> bytes:
-        if self._gzip_bomb is None:
-            self._gzip_bomb = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=9)
-        return self._gzip_bomb
 
     def enter(self, path: str, user_agent: str) -> int:
         with self._lock:
@@ -219,4 +221,4 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, body, "image/jpeg", {"X-Robots-Tag": "noai, noimageai"})
 
     def _fault_gzip_bomb(self, body: bytes, rel: str, seen: int) -> None:
-        self._send(200, self.server.gzip_bomb(), "image/jpeg", {"Content-Encoding": "gzip"})
+        self._send(200, gzip_bomb(), "image/jpeg", {"Content-Encoding": "gzip"})

@@ -139,3 +139,10 @@ def test_changing_the_list_under_a_dataset_is_refused(
         run(spark, download_options(fault_list["tsv"], "--samples-per-shard", "40"))
     summary = run(spark, download_options(fault_list["tsv"], "--samples-per-shard", "40", "--overwrite"))
     assert summary["shards"] == 3 and summary["shards_resumed"] == 0
+
+
+def test_an_empty_list_gives_an_empty_dataset(spark, download_options, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    summary = run(spark, download_options(empty))
+    assert summary["rows"] == 0 and summary["shards"] == 0 and summary["successes"] == 0

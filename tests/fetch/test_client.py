@@ -164,3 +164,26 @@ def test_per_host_concurrency_cap_is_respected(world: Path) -> None:
         results = asyncio.run(many())
         assert len(results) == 12
         assert 1 < slow.max_in_flight <= 3
+
+
+def test_connection_refused_is_a_connect_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    exc = fails(f"http://127.0.0.1:{port}/x.jpg", retries=2)
+    assert exc.error_class is ErrorClass.CONNECT_ERROR
+
+
+def test_waiting_for_a_host_slot_is_not_a_timeout(world: Path) -> None:
+    # 8 requests of 0.3 s through 1 connection take 2.4 s: longer than the 1 s deadline per
+    # request, which must only count from the moment a request gets its connection.
+    with WorldServer(world, slow_seconds=0.3) as slow:
+
+        async def queued():
+            opts = FetchOptions(allow_networks=ALLOW, per_host_concurrency=1, total_timeout=1.0, retries=0)
+            async with Fetcher(opts) as fetcher:
+                urls = [f"{slow.base_url}/fault/slow/images/{i:06d}.jpg" for i in range(8)]
+                return await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+
+        assert all(r.status == 200 for r in asyncio.run(queued()))
+        assert slow.max_in_flight == 1
