@@ -23,14 +23,14 @@ check-java:
 	  exit 1; }
 
 test: venv check-java
-	$(VENV)/bin/ruff check pipeline jobs schemas dags tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest tests
 
 test-fast: venv check-java
 	$(VENV)/bin/python -m pytest tests -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check pipeline jobs schemas dags tests benchmarks
+	$(VENV)/bin/ruff check .
 
 demo: venv check-java
 	$(VENV)/bin/corpusforge demo --workdir demo_output
