@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import platform
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -283,9 +282,20 @@ class Nginx:
         log.info("nginx stopped")
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine from /proc/stat (0, 0 where there is none)."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_since(start: tuple[float, float]) -> float | None:
+    """Share of all cores busy (any process, nginx included) since ``start``."""
+    busy, total = _cpu_times()
+    return round((busy - start[0]) / (total - start[1]), 3) if total > start[1] else None
 
 
 def _loopback_opener() -> urllib.request.OpenerDirector:
@@ -352,12 +362,12 @@ def run_img2dataset(
         "--timeout=20",
     ]
     log.info("img2dataset, %d threads: %s", threads, " ".join(cmd))
-    started, cpu = time.perf_counter(), _children_cpu()
+    started, cpu = time.perf_counter(), _cpu_times()
     with logfile.open("w") as out:
         rc = subprocess.run(
             cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **QUIET_ENV}
         ).returncode
-    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
+    wall, busy = time.perf_counter() - started, _busy_since(cpu)
     if rc != 0:
         raise RuntimeError(f"img2dataset exited with {rc}; see {logfile}")
     stats = [json.loads(p.read_text()) for p in sorted(output.glob("*_stats.json"))]
@@ -371,7 +381,7 @@ def run_img2dataset(
     result = {
         "threads": threads,
         "wall_seconds": round(wall, 2),
-        "cpu_seconds": round(cpu, 1),
+        "cpu_busy": busy,
         "rows": count,
         "successes": successes,
         "images_per_second": round(successes / wall, 2),
@@ -430,16 +440,16 @@ def run_ours(
         "SPARK_LOCAL_IP": "127.0.0.1",  # driver and executor talk over loopback only
     }
     log.info("ours: %s", " ".join(cmd))
-    started, cpu = time.perf_counter(), _children_cpu()
+    started, cpu = time.perf_counter(), _cpu_times()
     with logfile.open("w") as out:
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
-    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
+    wall, busy = time.perf_counter() - started, _busy_since(cpu)
     if rc != 0:
         raise RuntimeError(f"spark-submit exited with {rc}; see {logfile}")
     summary = json.loads((dataset / "raw" / "_summary.json").read_text())
     result = {
         "wall_seconds": round(wall, 2),
-        "cpu_seconds": round(cpu, 1),
+        "cpu_busy": busy,
         "job_seconds": summary.get("seconds"),
         "rows": summary.get("rows"),
         "successes": summary.get("successes"),
@@ -490,13 +500,14 @@ def cpu_floor(files: list[Path], processes: int) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(processes) as pool:
         pool.map(_floor_warm, range(processes * 4))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_times()
         ok = sum(pool.imap_unordered(_floor_one, range(len(files)), chunksize=8))
-        seconds = time.perf_counter() - started
+        seconds, busy = time.perf_counter() - started, _busy_since(cpu)
     _FLOOR_DATA.clear()
     result = {
         "processes": processes,
         "seconds": round(seconds, 2),
+        "cpu_busy": busy,
         "successes": ok,
         "images_per_second": round(ok / seconds, 2),
     }
@@ -563,7 +574,7 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 f"img2dataset {I2D_VERSION} ({best_i2d['threads']} threads x 2 processes)",
                 f"{best_i2d['images_per_second']:.1f}",
-                f"{best_i2d['wall_seconds']:.1f} s wall, {best_i2d['cpu_seconds']:.0f} CPU-s",
+                f"{best_i2d['wall_seconds']:.1f} s wall, {_pct(best_i2d['cpu_busy'])} CPU busy",
             )
         )
     if ours:
@@ -571,7 +582,7 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 "ours, spark-submit local[2] (wall)",
                 f"{ours['images_per_second']:.1f}",
-                f"{ours['wall_seconds']:.1f} s wall, {ours['cpu_seconds']:.0f} CPU-s",
+                f"{ours['wall_seconds']:.1f} s wall, {_pct(ours['cpu_busy'])} CPU busy",
             )
         )
         rows.append(
@@ -586,7 +597,7 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 "CPU floor (process_image, Pool(2))",
                 f"{floor['images_per_second']:.1f}",
-                f"{floor['seconds']:.1f} s, {floor['processes']} processes",
+                f"{floor['seconds']:.1f} s, {_pct(floor['cpu_busy'])} CPU busy",
             )
         )
     width = max(len(r[0]) for r in rows) if rows else 10
@@ -616,6 +627,10 @@ def format_table(results: dict[str, Any]) -> str:
             f"in-job / img2dataset {ratios['ours_in_job_vs_img2dataset']:.2f}x)"
         )
     return "\n".join(lines)
+
+
+def _pct(share: float | None) -> str:
+    return "?" if share is None else f"{100 * share:.0f}%"
 
 
 def best(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
