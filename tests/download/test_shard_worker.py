@@ -43,8 +43,10 @@ def test_shard_worker_writes_through_fsspec(
     fs = fsspec.filesystem("memory")
     names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/corpusforge-test/raw", detail=False))
     assert names == ["00001.parquet", "00001.tar", "00001_stats.json"]
-    with fs.open("/corpusforge-test/raw/00001.tar", "rb") as handle:
-        tar = tarfile.open(fileobj=io.BytesIO(handle.read()))
+    with (
+        fs.open("/corpusforge-test/raw/00001.tar", "rb") as handle,
+        tarfile.open(fileobj=io.BytesIO(handle.read())) as tar,
+    ):
         webps = [m for m in tar.getnames() if m.endswith(".webp")]
         meta = json.loads(tar.extractfile(webps[0].replace(".webp", ".json")).read())
     assert len(webps) == 30 and (meta["width"], meta["height"]) == (64, 64)
