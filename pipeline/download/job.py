@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from dataclasses import asdict
 from typing import Any
 
 from tqdm import tqdm
@@ -15,10 +17,13 @@ from pipeline.download.input_shards import INPUT_DIR, prepare_input_shards
 from pipeline.download.options import DownloadOptions
 from pipeline.download.shard_worker import download_shard
 from pipeline.download.summary import summarise
+from pipeline.errors import UserInputError
 from pipeline.ingest import list_input_files
 from pipeline.shards.raw_writer import RAW_DIR, is_complete
 
 log = logging.getLogger(__name__)
+
+OPTIONS_FILE = "_options.json"
 
 
 def check_inputs(options: DownloadOptions) -> None:
@@ -39,6 +44,7 @@ def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
     shard_count = manifest["shard_count"]
     duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard)
     dataset.makedirs(RAW_DIR)
+    _check_output_options(dataset, options)
     # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
     removed = dataset.remove_temporaries(RAW_DIR)
     if removed:
@@ -57,6 +63,29 @@ def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
         summary["seconds"],
     )
     return summary
+
+
+def _check_output_options(dataset: Dataset, options: DownloadOptions) -> None:
+    """Refuse to resume with options that change what is stored (a dataset must not mix them)."""
+    wanted = json.loads(
+        json.dumps(
+            {
+                "image": asdict(options.image),
+                "skip_duplicate_urls": options.skip_duplicate_urls,
+                "disallowed_header_directives": list(options.fetch.disallowed_header_directives),
+            }
+        )
+    )
+    if dataset.exists(RAW_DIR, OPTIONS_FILE):
+        recorded = dataset.read_json(RAW_DIR, OPTIONS_FILE)
+        if recorded != wanted:
+            changed = sorted(k for k in wanted if recorded.get(k) != wanted[k])
+            raise UserInputError(
+                f"{dataset.url} was downloaded with other {', '.join(changed)} options "
+                f"(recorded in {RAW_DIR}/{OPTIONS_FILE}); use a new --dataset or pass --overwrite"
+            )
+    else:
+        dataset.write_json_atomic(wanted, RAW_DIR, OPTIONS_FILE)
 
 
 def _run_spark_tasks(spark: Any, shards: list[int], options: DownloadOptions) -> list[dict[str, Any]]:

@@ -137,6 +137,8 @@ def test_changing_the_list_under_a_dataset_is_refused(
     run(spark, download_options(fault_list["tsv"], "--samples-per-shard", "50"))
     with pytest.raises(UserInputError, match="--overwrite"):
         run(spark, download_options(fault_list["tsv"], "--samples-per-shard", "40"))
+    with pytest.raises(UserInputError, match="other image options.*--overwrite"):
+        run(spark, download_options(fault_list["tsv"], "--samples-per-shard", "50", "--image-size", "128"))
     summary = run(spark, download_options(fault_list["tsv"], "--samples-per-shard", "40", "--overwrite"))
     assert summary["shards"] == 3 and summary["shards_resumed"] == 0
 
