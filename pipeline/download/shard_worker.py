@@ -18,28 +18,24 @@ from pipeline.download.input_shards import read_input_shard
 from pipeline.download.options import DownloadOptions
 from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher
-from pipeline.fetch.resolver import GetAddrInfo
 from pipeline.image import process_image
 from pipeline.image.phash import to_signed64
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete, read_stats
 from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
 
 
-def download_shard(
-    shard: int, options: DownloadOptions, getaddrinfo: GetAddrInfo | None = None
-) -> dict[str, Any]:
+def download_shard(shard: int, options: DownloadOptions) -> dict[str, Any]:
     """Download input shard ``shard`` into ``raw/`` unless it is already complete; return its stats."""
     dataset = Dataset(options.dataset)
     if is_complete(dataset, shard):
-        stats = dataset.read_json("raw", f"{dataset.shard_name(shard)}_stats.json")
-        return {**stats, "resumed": True}
+        return {**read_stats(dataset, shard), "resumed": True}
     rows = read_input_shard(dataset, shard).to_pylist()
     duplicates = read_shard_duplicates(dataset, shard)
     writer = RawShardWriter(dataset, shard, options.image.extension)
     try:
-        asyncio.run(_download_rows(rows, duplicates, options, writer, getaddrinfo))
+        asyncio.run(_download_rows(rows, duplicates, options, writer))
     except BaseException:
         writer.abort()
         raise
@@ -52,12 +48,11 @@ async def _download_rows(
     duplicates: dict[int, str],
     options: DownloadOptions,
     writer: RawShardWriter,
-    getaddrinfo: GetAddrInfo | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     pending = iter(rows)
     with ThreadPoolExecutor(options.decode_threads, thread_name_prefix="decode") as pool:
-        async with Fetcher(options.fetch, getaddrinfo=getaddrinfo) as fetcher:
+        async with Fetcher(options.fetch) as fetcher:
 
             async def worker() -> None:
                 for row in pending:  # shared iterator: each row is taken by exactly one worker

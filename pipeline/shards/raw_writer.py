@@ -40,6 +40,11 @@ def is_complete(dataset: Dataset, shard: int) -> bool:
     return dataset.exists(RAW_DIR, stats_name(dataset, shard))
 
 
+def read_stats(dataset: Dataset, shard: int) -> dict[str, Any]:
+    """The stats of a complete shard."""
+    return dataset.read_json(RAW_DIR, stats_name(dataset, shard))
+
+
 class RawShardWriter:
     """Collects one shard's records and commits them atomically."""
 
