@@ -298,6 +298,28 @@ def _busy_since(start: tuple[float, float]) -> float | None:
     return round((busy - start[0]) / (total - start[1]), 3) if total > start[1] else None
 
 
+def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float | None:
+    """Wait (up to ``max_wait`` s) until other processes leave the cores idle; return the last busy share.
+
+    On a shared machine another user's tests or builds skew every number, so each measurement
+    starts on a quiet machine where possible, and the background load is recorded with it.
+    """
+    deadline = time.time() + max_wait
+    warned = False
+    while True:
+        start = _cpu_times()
+        time.sleep(2.0)
+        busy = _busy_since(start)
+        if busy is None or busy < threshold:
+            return busy
+        if time.time() >= deadline:
+            log.warning("machine still %.0f%% busy with other work: this measurement is skewed", 100 * busy)
+            return busy
+        if not warned:
+            log.warning("machine %.0f%% busy with other work: waiting up to %.0f s", 100 * busy, max_wait)
+            warned = True
+
+
 def _loopback_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
@@ -644,13 +666,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=10_000, help="images in the corpus and URL list")
     p.add_argument("--samples-per-shard", type=int, default=1000, help="for both tools")
     p.add_argument("--repeat", type=int, default=1, help="rounds of every measurement; the best counts")
-    p.add_argument("--i2d-threads", default="32,64", help="img2dataset thread_count values to try")
+    p.add_argument("--i2d-threads", default="32,64,128", help="img2dataset thread_count values to try")
     p.add_argument(
         "--ours-args",
         default="--concurrency 64 --per-host-concurrency 64 --decode-threads 2",
         help="extra jobs/download.py options (one host serves everything, hence per-host 64)",
     )
     p.add_argument("--nginx-workers", type=int, default=1)
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=300,
+        help="seconds to wait before each measurement for other processes to leave the CPUs idle",
+    )
     p.add_argument("--seed", type=int, default=0, help="corpus seed")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--skip-img2dataset", action="store_true")
@@ -694,6 +722,13 @@ def main(argv: list[str] | None = None) -> int:
     runs.mkdir(exist_ok=True)
     nginx = Nginx(corpus, work / "nginx", args.nginx_workers)
     thread_counts = [int(t) for t in args.i2d_threads.split(",") if t.strip()]
+
+    def quiet(measure: Any, *measure_args: Any) -> dict[str, Any]:
+        background = wait_for_quiet(args.wait_quiet)
+        result = measure(*measure_args)
+        result["background_busy_before"] = background
+        return result
+
     try:
         nginx.start(f"images/{image_name(entries[0]['index'])}")
         urls = work / f"urls_{args.images}.parquet"
@@ -702,28 +737,32 @@ def main(argv: list[str] | None = None) -> int:
             log.info("round %d of %d", round_, args.repeat)
             if i2d_exe is not None:
                 for threads in thread_counts:
+                    log_path = runs / f"img2dataset_t{threads}_r{round_}.log"
                     results["img2dataset"].append(
-                        run_img2dataset(
+                        quiet(
+                            run_img2dataset,
                             i2d_exe,
                             urls,
                             runs / "img2dataset",
                             threads,
                             args.samples_per_shard,
-                            runs / f"img2dataset_t{threads}_r{round_}.log",
+                            log_path,
                         )
                     )
             if not args.skip_ours:
+                log_path = runs / f"ours_r{round_}.log"
                 results["ours"].append(
-                    run_ours(
+                    quiet(
+                        run_ours,
                         urls,
                         runs / "ours",
                         args.samples_per_shard,
                         args.ours_args.split(),
-                        runs / f"ours_r{round_}.log",
+                        log_path,
                     )
                 )
             if not args.skip_floor:
-                results["cpu_floor"].append(cpu_floor(files, cpus))
+                results["cpu_floor"].append(quiet(cpu_floor, files, cpus))
     finally:
         nginx.stop()
     if args.profile_images and not args.skip_floor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pipeline.errors import UserInputError
 from pipeline.fetch.options import FetchOptions
 from pipeline.fetch.robots import DEFAULT_DISALLOWED_DIRECTIVES
-from pipeline.image.options import EncodeFormat, ImageOptions, ResizeMode
+from pipeline.image.options import DownscaleFilter, EncodeFormat, ImageOptions, ResizeMode
 from pipeline.ingest.options import FORMATS, HEADER_MODES, IngestOptions
 
 
@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "center_crop: shorter side = size, crop the centre square",
     )
     g.add_argument("--resize-only-if-bigger", action="store_true", help="never upscale small images")
+    g.add_argument(
+        "--downscale-filter",
+        default="area",
+        choices=[f.value for f in DownscaleFilter],
+        help="filter for shrinking (area: pixel averaging, as img2dataset); upscaling is bicubic",
+    )
     g.add_argument(
         "--encode-format",
         default="jpg",
@@ -185,6 +191,7 @@ def options_from_args(argv: list[str] | None = None) -> DownloadOptions:
                 image_size=a.image_size,
                 resize_mode=ResizeMode(a.resize_mode),
                 resize_only_if_bigger=a.resize_only_if_bigger,
+                downscale_filter=DownscaleFilter(a.downscale_filter),
                 encode_format=EncodeFormat(a.encode_format),
                 encode_quality=a.encode_quality,
                 min_image_size=a.min_image_size,

@@ -17,6 +17,15 @@ class ResizeMode(StrEnum):
     CENTER_CROP = "center_crop"  # scale shorter side to `size`, crop the centre square
 
 
+class DownscaleFilter(StrEnum):
+    """Filter used when shrinking; ``area`` averages pixels like img2dataset's default (cv2 INTER_AREA)."""
+
+    AREA = "area"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+    LANCZOS = "lanczos"
+
+
 class EncodeFormat(StrEnum):
     JPEG = "jpg"
     WEBP = "webp"
@@ -29,6 +38,7 @@ class ImageOptions:
     image_size: int = 256
     resize_mode: ResizeMode = ResizeMode.BORDER
     resize_only_if_bigger: bool = False
+    downscale_filter: DownscaleFilter = DownscaleFilter.AREA
     border_color: tuple[int, int, int] = (255, 255, 255)
     encode_format: EncodeFormat = EncodeFormat.JPEG
     encode_quality: int = 95

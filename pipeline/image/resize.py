@@ -5,7 +5,14 @@ from __future__ import annotations
 from PIL import Image
 
 from pipeline.image.decode import target_scale
-from pipeline.image.options import ImageOptions, ResizeMode
+from pipeline.image.options import DownscaleFilter, ImageOptions, ResizeMode
+
+_DOWNSCALE = {
+    DownscaleFilter.AREA: Image.Resampling.BOX,
+    DownscaleFilter.BILINEAR: Image.Resampling.BILINEAR,
+    DownscaleFilter.BICUBIC: Image.Resampling.BICUBIC,
+    DownscaleFilter.LANCZOS: Image.Resampling.LANCZOS,
+}
 
 
 def resize(image: Image.Image, original_size: tuple[int, int], options: ImageOptions) -> Image.Image:
@@ -21,11 +28,8 @@ def resize(image: Image.Image, original_size: tuple[int, int], options: ImageOpt
     height = max(1, round(original_size[1] * scale))
     if (width, height) != image.size:
         downscale = width < image.size[0]
-        image = image.resize(
-            (width, height),
-            Image.Resampling.LANCZOS if downscale else Image.Resampling.BICUBIC,
-            reducing_gap=3.0 if downscale else None,
-        )
+        resample = _DOWNSCALE[options.downscale_filter] if downscale else Image.Resampling.BICUBIC
+        image = image.resize((width, height), resample)
     size = options.image_size
     if options.resize_mode is ResizeMode.CENTER_CROP:
         if width > size or height > size:
