@@ -30,11 +30,12 @@ MANIFEST = "_manifest.json"
 
 
 def input_signature(options: IngestOptions, samples_per_shard: int) -> dict[str, Any]:
-    """What the input shards depend on: files (name and size), read options, shard size."""
+    """What the input shards depend on: files (name, size, version key), read options, shard size."""
     files = []
     for url in list_input_files(options.urls, options.input_format):
         fs, path = fsspec.core.url_to_fs(url)
-        files.append({"path": url, "size": fs.info(path).get("size")})
+        # ukey changes when the file does (size and modification time on most filesystems).
+        files.append({"path": url, "size": fs.info(path).get("size"), "key": fs.ukey(path)})
     read_options = {k: v for k, v in asdict(options).items() if k not in ("urls", "batch_size")}
     read_options["keep_cols"] = list(options.keep_cols)
     return {
