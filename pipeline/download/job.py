@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from dataclasses import asdict
 from typing import Any
-
-from tqdm import tqdm
 
 from pipeline.dataset import Dataset
 from pipeline.download.duplicates import mark_duplicates
@@ -20,6 +17,7 @@ from pipeline.download.summary import summarise
 from pipeline.errors import UserInputError
 from pipeline.ingest import list_input_files
 from pipeline.shards.raw_writer import RAW_DIR, is_complete
+from pipeline.spark_progress import run_with_progress
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,14 @@ def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
     todo = sorted(set(range(shard_count)) - set(done))
     log.info("%d shards, %d to download", shard_count, len(todo))
     stats = [download_shard(s, options) for s in done]  # reads their stats only
-    stats += _run_spark_tasks(spark, todo, options)
+    stats += run_with_progress(
+        spark,
+        todo,
+        lambda shard: download_shard(shard, options),
+        "corpusforge-download",
+        "downloading shards",
+        counters=("rows", "successes"),
+    )
     summary = summarise(stats, manifest, duplicates, time.time() - started)
     dataset.write_json_atomic(summary, RAW_DIR, "_summary.json")
     log.info(
@@ -86,55 +91,3 @@ def _check_output_options(dataset: Dataset, options: DownloadOptions) -> None:
             )
     else:
         dataset.write_json_atomic(wanted, RAW_DIR, OPTIONS_FILE)
-
-
-def _run_spark_tasks(spark: Any, shards: list[int], options: DownloadOptions) -> list[dict[str, Any]]:
-    if not shards:
-        return []
-    sc = spark.sparkContext
-    sc.setJobGroup("corpusforge-download", f"download {len(shards)} shards")
-    rows_acc = sc.accumulator(0)
-    success_acc = sc.accumulator(0)
-
-    def task(shard: int) -> dict[str, Any]:
-        stats = download_shard(shard, options)
-        rows_acc.add(stats["rows"])
-        success_acc.add(stats["successes"])
-        return stats
-
-    result: list[dict[str, Any]] = []
-    failure: list[BaseException] = []
-
-    def collect() -> None:
-        try:
-            result.extend(sc.parallelize(shards, len(shards)).map(task).collect())
-        except BaseException as exc:  # re-raised on the driver thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=collect, name="download-collect", daemon=True)
-    thread.start()
-    with tqdm(total=len(shards), desc="downloading shards", unit=" shard") as progress:
-        while thread.is_alive():
-            thread.join(timeout=1.0)
-            done = _completed_tasks(sc)
-            if done is not None and done > progress.n:
-                progress.update(min(done, len(shards)) - progress.n)
-                progress.set_postfix(rows=rows_acc.value, images=success_acc.value, refresh=False)
-        progress.update(len(shards) - progress.n)
-    if failure:
-        raise failure[0]
-    return result
-
-
-def _completed_tasks(sc: Any) -> int | None:
-    tracker = sc.statusTracker()
-    done = 0
-    for job_id in tracker.getJobIdsForGroup("corpusforge-download"):
-        job = tracker.getJobInfo(job_id)
-        if job is None:
-            continue
-        for stage_id in job.stageIds:
-            stage = tracker.getStageInfo(stage_id)
-            if stage is not None:
-                done += stage.numCompletedTasks
-    return done
