@@ -1,0 +1,1 @@
+"""The score stage: CLIP similarity of every downloaded image-caption pair."""

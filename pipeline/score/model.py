@@ -1,0 +1,100 @@
+"""Loading an open_clip model once per process, with clear errors before any Spark work.
+
+Besides every config open_clip ships, ``corpusforge-tiny`` (64 px ViT, 3 layers) is registered:
+it trains in minutes on a CPU and is what the tests and the demo use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with its own preprocessing and tokenizer."""
+
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    device: str
+    name: str
+    pretrained: str
+
+
+def register_configs() -> None:
+    """Make the bundled model configs known to open_clip (idempotent)."""
+    import open_clip
+
+    if "corpusforge-tiny" not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` means the GPU when one is visible, else the CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserInputError(f"--device {device} asked for, but no GPU is visible")
+    return device
+
+
+def check_model(name: str, pretrained: str) -> None:
+    """Raise ``UserInputError`` unless the model name exists and the weights can be found."""
+    import open_clip
+
+    register_configs()
+    if name not in open_clip.list_models():
+        raise UserInputError(f"--model {name!r} is not an open_clip model; see open_clip.list_models()")
+    if _looks_like_path(pretrained):
+        if not Path(pretrained).is_file():
+            raise UserInputError(f"--pretrained {pretrained}: no such checkpoint file")
+    elif pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(name):
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise UserInputError(f"--pretrained {pretrained!r} is not a tag of {name} (known: {tags}) nor a file")
+
+
+def load_model(name: str, pretrained: str, device: str = "auto") -> LoadedModel:
+    """Load (once per process) an open_clip model and its preprocessing, in eval mode."""
+    import open_clip
+
+    device = resolve_device(device)
+    key = (name, pretrained, device)
+    if key in _LOADED:
+        return _LOADED[key]
+    check_model(name, pretrained)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained or None, device=device, weights_only=True
+        )
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise UserInputError(f"cannot load {name} with weights {pretrained!r}: {_short(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - hub or unpickling errors have many types
+        raise UserInputError(f"cannot load {name} with weights {pretrained!r}: {_short(exc)}") from exc
+    model.eval()
+    loaded = LoadedModel(model, preprocess, open_clip.get_tokenizer(name), device, name, pretrained)
+    _LOADED[key] = loaded
+    log.info("loaded %s (%s) on %s", name, pretrained or "random init", device)
+    return loaded
+
+
+def _looks_like_path(pretrained: str) -> bool:
+    return any(ch in pretrained for ch in "/\\") or pretrained.endswith(
+        (".pt", ".pth", ".bin", ".safetensors")
+    )
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

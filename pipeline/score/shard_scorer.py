@@ -1,0 +1,152 @@
+"""Scoring one raw shard: the unit of work of a Spark task.
+
+Images are decoded and preprocessed (the model's own transforms) on a thread pool while the
+model runs on the previous batch, so data loading hides behind the forward pass. The model is
+loaded once per process and reused by every task that process runs.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from pipeline.dataset import Dataset
+from pipeline.score.distribution import histogram
+from pipeline.score.model import LoadedModel, load_model
+from pipeline.score.options import ScoreOptions
+from pipeline.shards.raw_writer import RAW_DIR
+from schemas.raw_shard import STATUS_SUCCESS
+from schemas.scores import SCORES_SCHEMA
+
+log = logging.getLogger(__name__)
+
+SCORES_DIR = "scores"
+EMBEDDINGS_DIR = "embeddings"
+
+
+def scores_stats_name(dataset: Dataset, shard: int) -> str:
+    return f"{dataset.shard_name(shard)}_stats.json"
+
+
+def score_shard(shard: int, options: ScoreOptions, device: str | None = None) -> dict[str, Any]:
+    """Score the successes of raw shard ``shard`` unless already done; return its stats."""
+    dataset = Dataset(options.dataset)
+    if dataset.exists(SCORES_DIR, scores_stats_name(dataset, shard)):
+        return {**dataset.read_json(SCORES_DIR, scores_stats_name(dataset, shard)), "resumed": True}
+    started = time.time()
+    loaded = load_model(options.model, options.pretrained, device or options.device)
+    samples = list(_successes(dataset, shard))
+    uids = [uid for uid, _, _ in samples]
+    image_emb, text_emb = _embed(samples, loaded, options)
+    scores = (image_emb * text_emb).sum(axis=1) if len(samples) else np.zeros(0, dtype=np.float32)
+    name = dataset.shard_name(shard)
+    table = pa.table(
+        {
+            "uid": uids,
+            "clip_score": scores.astype(np.float32),
+            "model": [options.model] * len(uids),
+            "pretrained": [options.pretrained] * len(uids),
+        },
+        schema=SCORES_SCHEMA,
+    )
+    dataset.makedirs(SCORES_DIR)
+    if options.save_embeddings:
+        dataset.makedirs(SCORES_DIR, EMBEDDINGS_DIR)
+        for kind, values in (("image", image_emb), ("text", text_emb)):
+            _write_atomic(
+                dataset,
+                dataset.path(SCORES_DIR, EMBEDDINGS_DIR, f"{name}_{kind}.npy"),
+                _npy_bytes(values.astype(np.float16)),
+            )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    _write_atomic(dataset, dataset.path(SCORES_DIR, f"{name}.parquet"), buffer.getvalue())
+    seconds = time.time() - started
+    stats = {
+        "shard": name,
+        "scored": len(uids),
+        "seconds": round(seconds, 3),
+        "model": options.model,
+        "pretrained": options.pretrained,
+        "device": loaded.device,
+        "histogram": histogram(scores),
+    }
+    dataset.write_json_atomic(stats, SCORES_DIR, scores_stats_name(dataset, shard))
+    return {**stats, "resumed": False}
+
+
+def _successes(dataset: Dataset, shard: int) -> Iterator[tuple[str, bytes, str]]:
+    """(uid, image bytes, caption) of every success of a raw shard, in tar order."""
+    name = dataset.shard_name(shard)
+    with dataset.fs.open(dataset.path(RAW_DIR, f"{name}.parquet"), "rb") as handle:
+        rows = pq.read_table(handle, columns=["uid", "caption", "status"]).to_pylist()
+    captions = {r["uid"]: r["caption"] or "" for r in rows if r["status"] == STATUS_SUCCESS}
+    with (
+        dataset.fs.open(dataset.path(RAW_DIR, f"{name}.tar"), "rb") as handle,
+        tarfile.open(fileobj=handle, mode="r|") as tar,
+    ):
+        for member in tar:
+            key, _, ext = member.name.partition(".")
+            if ext in ("jpg", "webp") and key in captions:
+                data = tar.extractfile(member)
+                if data is not None:
+                    yield key, data.read(), captions[key]
+
+
+def _embed(
+    samples: list[tuple[str, bytes, str]], loaded: LoadedModel, options: ScoreOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised image and text embeddings of all samples, batch by batch."""
+    import torch
+
+    batches = [samples[i : i + options.batch_size] for i in range(0, len(samples), options.batch_size)]
+    images_out: list[np.ndarray] = []
+    texts_out: list[np.ndarray] = []
+    with ThreadPoolExecutor(options.loader_threads, thread_name_prefix="preprocess") as pool:
+        pending = _submit(pool, batches, 0, loaded)
+        for index, batch in enumerate(batches):
+            pixels = torch.stack([future.result() for future in pending])
+            pending = _submit(pool, batches, index + 1, loaded)  # the next batch decodes meanwhile
+            tokens = loaded.tokenizer([caption for _, _, caption in batch])
+            with torch.inference_mode(), torch.autocast("cuda", enabled=loaded.device.startswith("cuda")):
+                image = loaded.model.encode_image(pixels.to(loaded.device), normalize=True)
+                text = loaded.model.encode_text(tokens.to(loaded.device), normalize=True)
+            images_out.append(image.float().cpu().numpy())
+            texts_out.append(text.float().cpu().numpy())
+    if not images_out:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(images_out), np.concatenate(texts_out)
+
+
+def _submit(pool: ThreadPoolExecutor, batches: list, index: int, loaded: LoadedModel) -> list[Future]:
+    if index >= len(batches):
+        return []
+    return [pool.submit(_preprocess, data, loaded) for _, data, _ in batches[index]]
+
+
+def _preprocess(data: bytes, loaded: LoadedModel) -> Any:
+    with Image.open(io.BytesIO(data)) as image:
+        return loaded.preprocess(image.convert("RGB"))
+
+
+def _npy_bytes(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, values)
+    return buffer.getvalue()
+
+
+def _write_atomic(dataset: Dataset, final: str, data: bytes) -> None:
+    temp = dataset.temp_path(final)
+    with dataset.fs.open(temp, "wb") as handle:
+        handle.write(data)
+    dataset.fs.mv(temp, final)
