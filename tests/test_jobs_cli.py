@@ -70,3 +70,41 @@ def test_every_option_is_documented() -> None:
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
                 assert f"`{flag}`" in doc, f"{flag} is missing from docs/download.md"
+
+
+def test_score_help_and_docs_list_every_option() -> None:
+    from pipeline.score.options import build_parser as score_parser
+
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    result = subprocess.run(
+        spark_submit_command("score", ["--help"]), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    doc = (Path(__file__).parents[1] / "docs" / "score.md").read_text()
+    for action in score_parser()._actions:
+        for flag in action.option_strings:
+            assert flag in text
+            if flag not in ("-h", "--help"):
+                assert f"`{flag}`" in doc, f"{flag} is missing from docs/score.md"
+    assert "(default: 256)" in text
+
+
+def test_score_job_refuses_a_missing_checkpoint_before_spark(tmp_path: Path) -> None:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    (tmp_path / "ds" / "raw").mkdir(parents=True)
+    (tmp_path / "ds" / "raw" / "00000_stats.json").write_text("{}")
+    command = spark_submit_command(
+        "score",
+        [
+            "--dataset",
+            str(tmp_path / "ds"),
+            "--model",
+            "corpusforge-tiny",
+            "--pretrained",
+            str(tmp_path / "nope.pt"),
+        ],
+    )
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "no such checkpoint" in output and "SparkContext" not in output
