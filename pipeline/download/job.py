@@ -38,11 +38,15 @@ def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
             if dataset.exists(folder):
                 log.warning("--overwrite: deleting %s", dataset.path(folder))
                 dataset.fs.rm(dataset.path(folder), recursive=True)
-    manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
-    shard_count = manifest["shard_count"]
-    duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard)
     dataset.makedirs(RAW_DIR)
     _check_output_options(dataset, options)
+    phases: dict[str, float] = {}
+    clock = time.time()
+    manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
+    shard_count = manifest["shard_count"]
+    phases["ingest"], clock = time.time() - clock, time.time()
+    duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard)
+    phases["duplicates"], clock = time.time() - clock, time.time()
     # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
     removed = dataset.remove_temporaries(RAW_DIR)
     if removed:
@@ -59,7 +63,9 @@ def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
         "downloading shards",
         counters=("rows", "successes"),
     )
+    phases["download"] = time.time() - clock
     summary = summarise(stats, manifest, duplicates, time.time() - started)
+    summary["phase_seconds"] = {name: round(value, 2) for name, value in phases.items()}
     dataset.write_json_atomic(summary, RAW_DIR, "_summary.json")
     log.info(
         "download finished: %d of %d rows stored in %.1fs",

@@ -11,7 +11,7 @@ from pipeline.errors import UserInputError
 from pipeline.score.distribution import describe, merge
 from pipeline.score.model import check_model, load_model
 from pipeline.score.options import ScoreOptions
-from pipeline.score.shard_scorer import SCORES_DIR, score_shard, scores_stats_name
+from pipeline.score.shard_scorer import SCORES_DIR, score_shard, scored_stats, scores_stats_name
 from pipeline.shards.raw_writer import RAW_DIR
 from pipeline.spark_progress import run_with_progress
 
@@ -47,15 +47,18 @@ def run(spark: Any, options: ScoreOptions) -> dict[str, Any]:
     shards = raw_shards(dataset)
     dataset.makedirs(SCORES_DIR)
     dataset.remove_temporaries(SCORES_DIR)
-    done = [s for s in shards if dataset.exists(SCORES_DIR, scores_stats_name(dataset, s))]
-    for shard in done:
+    for shard in shards:
+        if not dataset.exists(SCORES_DIR, scores_stats_name(dataset, shard)):
+            continue
         recorded = dataset.read_json(SCORES_DIR, scores_stats_name(dataset, shard))
         if (recorded["model"], recorded["pretrained"]) != (options.model, options.pretrained):
             raise UserInputError(
                 f"{dataset.path(SCORES_DIR)} holds scores of {recorded['model']} ({recorded['pretrained']}); "
                 "pass --overwrite to rescore with another model"
             )
-    todo = [s for s in shards if s not in set(done)]
+    # A raw shard redone since it was scored (download --overwrite, a lost shard) is scored again.
+    done = [s for s in shards if scored_stats(dataset, s) is not None]
+    todo = sorted(set(shards) - set(done))
     log.info("%d raw shards, %d to score with %s", len(shards), len(todo), options.model)
     stats = [score_shard(s, options) for s in done]
 

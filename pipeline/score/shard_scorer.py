@@ -7,6 +7,7 @@ loaded once per process and reused by every task that process runs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tarfile
@@ -38,12 +39,28 @@ def scores_stats_name(dataset: Dataset, shard: int) -> str:
     return f"{dataset.shard_name(shard)}_stats.json"
 
 
+def raw_token(dataset: Dataset, shard: int) -> str:
+    """Identity of a raw shard's content: the hash of its stats marker (rewritten on every redo)."""
+    with dataset.fs.open(dataset.path(RAW_DIR, f"{dataset.shard_name(shard)}_stats.json"), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def scored_stats(dataset: Dataset, shard: int) -> dict[str, Any] | None:
+    """Stats of a scored shard, or None when unscored or scored from an older raw shard."""
+    if not dataset.exists(SCORES_DIR, scores_stats_name(dataset, shard)):
+        return None
+    stats = dataset.read_json(SCORES_DIR, scores_stats_name(dataset, shard))
+    return stats if stats.get("raw_token") == raw_token(dataset, shard) else None
+
+
 def score_shard(shard: int, options: ScoreOptions, device: str | None = None) -> dict[str, Any]:
     """Score the successes of raw shard ``shard`` unless already done; return its stats."""
     dataset = Dataset(options.dataset)
-    if dataset.exists(SCORES_DIR, scores_stats_name(dataset, shard)):
-        return {**dataset.read_json(SCORES_DIR, scores_stats_name(dataset, shard)), "resumed": True}
+    done = scored_stats(dataset, shard)
+    if done is not None:
+        return {**done, "resumed": True}
     started = time.time()
+    token = raw_token(dataset, shard)
     loaded = load_model(options.model, options.pretrained, device or options.device)
     samples = list(_successes(dataset, shard))
     uids = [uid for uid, _, _ in samples]
@@ -79,6 +96,7 @@ def score_shard(shard: int, options: ScoreOptions, device: str | None = None) ->
         "model": options.model,
         "pretrained": options.pretrained,
         "device": loaded.device,
+        "raw_token": token,
         "histogram": histogram(scores),
     }
     dataset.write_json_atomic(stats, SCORES_DIR, scores_stats_name(dataset, shard))

@@ -93,6 +93,11 @@ def test_rerun_resumes_and_another_model_needs_overwrite(
     assert again["shards_resumed"] == again["shards"] == 3 and again["scored_this_run"] == 0
     assert (dataset / "scores" / "00000.parquet").stat().st_mtime_ns == stamp
     assert again["distribution"]["quantiles"] == first["distribution"]["quantiles"]
+    # A raw shard that was redone since (e.g. download --overwrite) is scored again.
+    stats = dataset / "raw" / "00001_stats.json"
+    stats.write_text(stats.read_text().replace('"seconds"', '"seconds_redone"'))
+    redone = run(spark, score_options(dataset, random_checkpoint))
+    assert redone["shards_resumed"] == 2 and redone["scored_this_run"] > 0
     other = tmp_path / "other.pt"
     shutil.copy(random_checkpoint, other)
     with pytest.raises(UserInputError, match="--overwrite"):
