@@ -90,20 +90,22 @@ def iter_canonical_batches(options: IngestOptions) -> Iterator[pa.Table]:
     for file in list_input_files(options.urls, options.input_format):
         fmt = options.input_format if options.input_format != "auto" else detect_format(file)
         log.info("reading %s as %s", file, fmt)
-        batch: list[RawRow] = []
-        columns: ColumnMap | None = None
-        for columns, raw in _iter_raw_rows(file, fmt, options):  # noqa: B007
-            batch.append(raw)
+        batch: list[tuple[ColumnMap | None, RawRow]] = []
+        for pair in _iter_raw_rows(file, fmt, options):
+            batch.append(pair)
             if len(batch) >= options.batch_size:
-                yield _to_table(batch, columns, file, row_index, options)
+                yield _to_table(batch, file, row_index, options)
                 row_index += len(batch)
                 batch = []
         if batch:
-            yield _to_table(batch, columns, file, row_index, options)
+            yield _to_table(batch, file, row_index, options)
             row_index += len(batch)
 
 
-def _iter_raw_rows(file: str, fmt: str | None, options: IngestOptions) -> Iterator[tuple[ColumnMap, RawRow]]:
+def _iter_raw_rows(
+    file: str, fmt: str | None, options: IngestOptions
+) -> Iterator[tuple[ColumnMap | None, RawRow]]:
+    """Each input row with the column map that applies to it (None for rows that did not parse)."""
     try:
         if fmt == "parquet":
             yield from _read_parquet(file, options)
@@ -127,7 +129,9 @@ def _open_text(file: str) -> io.TextIOBase:
     return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def _read_delimited(file: str, delimiter: str, options: IngestOptions) -> Iterator[tuple[ColumnMap, RawRow]]:
+def _read_delimited(
+    file: str, delimiter: str, options: IngestOptions
+) -> Iterator[tuple[ColumnMap | None, RawRow]]:
     with _open_text(file) as text:
         reader = csv.reader(
             text, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
@@ -194,7 +198,7 @@ def _next_row(reader: Iterator[list[str]], file: str) -> list[str] | None:
         raise UserInputError(f"{file}: cannot parse the first line: {exc}") from exc
 
 
-def _read_jsonl(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap, RawRow]]:
+def _read_jsonl(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap | None, RawRow]]:
     columns: ColumnMap | None = None
     with _open_text(file) as text:
         row_number = 0
@@ -208,22 +212,18 @@ def _read_jsonl(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap, 
                 error = SampleError(
                     ErrorClass.MALFORMED_ROW, f"{file} line {line_number}: invalid JSON: {exc}"
                 )
-                yield (columns or _placeholder_columns()), RawRow(row_number, None, error)
+                yield columns, RawRow(row_number, None, error)
                 continue
             if not isinstance(obj, dict):
                 error = SampleError(ErrorClass.MALFORMED_ROW, f"{file} line {line_number}: not a JSON object")
-                yield (columns or _placeholder_columns()), RawRow(row_number, None, error)
+                yield columns, RawRow(row_number, None, error)
                 continue
             if columns is None:
                 columns = resolve_columns(list(obj), options, file)
             yield columns, RawRow(row_number, obj)
 
 
-def _placeholder_columns() -> ColumnMap:
-    return ColumnMap("url", None, ())
-
-
-def _read_text(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap, RawRow]]:
+def _read_text(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap | None, RawRow]]:
     columns = ColumnMap("url", None, ())
     with _open_text(file) as text:
         row_number = 0
@@ -234,7 +234,7 @@ def _read_text(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap, R
             yield columns, RawRow(row_number, {"url": line.strip()})
 
 
-def _read_parquet(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap, RawRow]]:
+def _read_parquet(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap | None, RawRow]]:
     with fsspec.open(file, "rb") as handle:
         parquet = pq.ParquetFile(handle)
         names = parquet.schema_arrow.names
@@ -260,10 +260,10 @@ def _column_values(array: pa.Array) -> list[object]:
 
 
 def _to_table(
-    rows: list[RawRow], columns: ColumnMap | None, file: str, first_index: int, options: IngestOptions
+    rows: list[tuple[ColumnMap | None, RawRow]], file: str, first_index: int, options: IngestOptions
 ) -> pa.Table:
     out: dict[str, list[object]] = {f.name: [] for f in URL_LIST_SCHEMA}
-    for offset, raw in enumerate(rows):
+    for offset, (columns, raw) in enumerate(rows):
         url, caption, extra, error = _canonical(raw, columns, options, file)
         out["uid"].append(make_uid(url or f"{file}#{raw.source_row}", caption))
         out["row_index"].append(first_index + offset)

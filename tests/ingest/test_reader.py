@@ -167,3 +167,17 @@ def test_memory_does_not_grow_with_list_size(tmp_path: Path) -> None:
     large = _peak_memory_reading(write(tmp_path / "large.tsv.gz", 100_000))
     # Ten times the rows, about the same peak: only one batch is held at a time.
     assert large < small * 1.5
+
+
+def test_jsonl_errors_before_the_first_object_do_not_change_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    lines = [
+        "{broken",
+        json.dumps({"URL": URL1, "TEXT": "a cat"}),
+        "{broken again",
+        json.dumps({"URL": URL2, "TEXT": "b"}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    rows = read_all(path, batch_size=3)
+    assert [r["ingest_error"] for r in rows] == ["malformed_row", None, "malformed_row", None]
+    assert good(rows) == [(URL1, "a cat"), (URL2, "b")]
