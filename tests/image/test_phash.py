@@ -34,3 +34,43 @@ def test_signed_storage_round_trips() -> None:
         stored = to_signed64(value)
         assert -(1 << 63) <= stored < 1 << 63
         assert from_signed64(stored) == value
+
+
+def _photos() -> list[bytes]:
+    """scikit-image's bundled sample photographs, as JPEG files."""
+    import io
+    from pathlib import Path
+
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    out = []
+    for path in sorted([*folder.glob("*.png"), *folder.glob("*.jpg")]):
+        buffer = io.BytesIO()
+        Image.open(path).convert("RGB").save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+def test_exact_mode_is_bit_identical_to_imagehash_on_photos() -> None:
+    import io
+
+    from pipeline.image.phash import phash_bytes
+
+    photos = _photos()
+    assert len(photos) >= 20
+    for data in photos:
+        assert phash_bytes(data, exact=True) == int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
+
+
+def test_fast_mode_stays_within_two_bits_of_imagehash_on_average() -> None:
+    import io
+
+    from pipeline.image.phash import phash_bytes
+
+    distances = [
+        bin(phash_bytes(data) ^ int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)).count("1")
+        for data in _photos()
+    ]
+    assert sum(distances) / len(distances) <= 2.0
+    assert max(distances) <= 10
