@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--faults-per-kind", type=int, default=2)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--master", default="local[2]")
+    demo.add_argument(
+        "--scorer-pairs", type=int, default=2000, help="clean pairs to train the CLIP scorer on"
+    )
+    demo.add_argument("--scorer-steps", type=int, default=250, help="training steps of the CLIP scorer")
 
     synth = sub.add_parser(
         "synth", help="generate a synthetic world", formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -61,9 +65,17 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.demo import DemoOptions, run_demo
 
             dataset = run_demo(
-                DemoOptions(args.workdir, args.images, args.faults_per_kind, args.seed, args.master)
+                DemoOptions(
+                    args.workdir,
+                    args.images,
+                    args.faults_per_kind,
+                    args.seed,
+                    args.master,
+                    args.scorer_pairs,
+                    args.scorer_steps,
+                )
             )
-            log.info("done: raw shards in %s/raw, summary in %s/raw/_summary.json", dataset, dataset)
+            log.info("done: raw shards in %s/raw, CLIP scores in %s/scores", dataset, dataset)
         elif args.command == "synth":
             from pipeline.synthetic.world import WorldSpec, generate_world
 
