@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline.dataset import Dataset
@@ -21,6 +22,7 @@ from pipeline.errors import ErrorClass
 log = logging.getLogger(__name__)
 
 DUPLICATES_MARKER = "_duplicates.json"
+DRIVER_LIMIT = 2_000_000  # rows; above it duplicates are found with a Spark shuffle
 PAIR = "p"
 URL = "u"
 
@@ -65,10 +67,36 @@ def _write_shard_dups(
     return counts
 
 
-def mark_duplicates(spark: Any, dataset: Dataset, shard_count: int, samples_per_shard: int) -> dict[str, int]:
-    """Find duplicates with a Spark shuffle (reused if already done); return counts by kind."""
+def mark_duplicates(
+    spark: Any,
+    dataset: Dataset,
+    shard_count: int,
+    samples_per_shard: int,
+    total_rows: int,
+    driver_limit: int = DRIVER_LIMIT,
+) -> dict[str, int]:
+    """Find duplicates (reused if already done) and return counts by kind.
+
+    Lists of up to ``driver_limit`` rows are handled on the driver with numpy (32 bytes a row,
+    so memory stays bounded by the limit, not by the list): a Spark shuffle costs seconds of
+    fixed overhead. Longer lists use a Spark shuffle. Both write the same files.
+    """
     if dataset.exists(INPUT_DIR, DUPLICATES_MARKER):
         return dataset.read_json(INPUT_DIR, DUPLICATES_MARKER)
+    if total_rows <= driver_limit:
+        counts = _mark_on_driver(dataset, shard_count, samples_per_shard)
+    else:
+        counts = _mark_with_spark(spark, dataset, shard_count, samples_per_shard)
+    dataset.write_json_atomic(counts, INPUT_DIR, DUPLICATES_MARKER)
+    log.info(
+        "duplicates: %d repeated pairs, %d repeated URLs", counts["duplicate_pair"], counts["duplicate_url"]
+    )
+    return counts
+
+
+def _mark_with_spark(
+    spark: Any, dataset: Dataset, shard_count: int, samples_per_shard: int
+) -> dict[str, int]:
     url = dataset.url
     sc = spark.sparkContext
     keys = sc.parallelize(range(shard_count), max(1, shard_count)).flatMap(lambda s: _shard_keys(url, s))
@@ -80,15 +108,45 @@ def mark_duplicates(spark: Any, dataset: Dataset, shard_count: int, samples_per_
         .map(lambda rk: (rk[0] // samples_per_shard, rk))
         .groupByKey()
     )
-    counts = marks.map(lambda item: _write_shard_dups(url, samples_per_shard, item)).fold(
+    return marks.map(lambda item: _write_shard_dups(url, samples_per_shard, item)).fold(
         {"duplicate_pair": 0, "duplicate_url": 0},
         lambda a, b: {k: a[k] + b[k] for k in a},
     )
-    dataset.write_json_atomic(counts, INPUT_DIR, DUPLICATES_MARKER)
-    log.info(
-        "duplicates: %d repeated pairs, %d repeated URLs", counts["duplicate_pair"], counts["duplicate_url"]
-    )
+
+
+def _mark_on_driver(dataset: Dataset, shard_count: int, samples_per_shard: int) -> dict[str, int]:
+    rows: list[int] = []
+    pair_keys: list[bytes] = []
+    url_keys: list[bytes] = []
+    for shard in range(shard_count):
+        for (kind, key), row in _shard_keys(dataset.url, shard):
+            if kind == PAIR:
+                rows.append(row)
+                pair_keys.append(bytes.fromhex(key))
+            else:
+                url_keys.append(bytes.fromhex(key))
+    if not rows:
+        return {"duplicate_pair": 0, "duplicate_url": 0}
+    row_array = np.asarray(rows, dtype=np.int64)
+    pair_later = _later_occurrences(np.frombuffer(b"".join(pair_keys), dtype="V16"))
+    url_later = _later_occurrences(np.frombuffer(b"".join(url_keys), dtype="V12"))
+    marks: dict[int, list[tuple[int, str]]] = {}
+    for index in np.flatnonzero(pair_later | url_later):
+        row = int(row_array[index])
+        marks.setdefault(row // samples_per_shard, []).append((row, PAIR if pair_later[index] else URL))
+    counts = {"duplicate_pair": 0, "duplicate_url": 0}
+    for item in marks.items():
+        shard_counts = _write_shard_dups(dataset.url, samples_per_shard, item)
+        counts = {k: counts[k] + shard_counts[k] for k in counts}
     return counts
+
+
+def _later_occurrences(keys: np.ndarray) -> np.ndarray:
+    """True for every element whose key appeared at a lower position (rows are in input order)."""
+    _, first = np.unique(keys, return_index=True)
+    later = np.ones(len(keys), dtype=bool)
+    later[first] = False
+    return later
 
 
 def read_shard_duplicates(dataset: Dataset, shard: int) -> dict[int, str]:

@@ -45,7 +45,7 @@ def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
     manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
     shard_count = manifest["shard_count"]
     phases["ingest"], clock = time.time() - clock, time.time()
-    duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard)
+    duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard, manifest["rows"])
     phases["duplicates"], clock = time.time() - clock, time.time()
     # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
     removed = dataset.remove_temporaries(RAW_DIR)
