@@ -24,9 +24,9 @@ import numpy as np
 from pipeline.logs import setup_logging
 from pipeline.score.quality import roc_auc, scores_with_labels
 from pipeline.submit import run_job
+from pipeline.synthetic.download import download_world
 from pipeline.synthetic.scenes import random_scene, render
-from pipeline.synthetic.server import WorldServer
-from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists
+from pipeline.synthetic.world import WorldSpec, generate_world
 from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
 
 log = logging.getLogger("benchmarks.score_quality")
@@ -57,23 +57,7 @@ def main() -> None:
         WORK / "world", WorldSpec(images=args.images, seed=args.seed, mismatch_fraction=0.2)
     )
     dataset = WORK / "dataset"
-    with WorldServer(world) as server:
-        lists = write_url_lists(world, server.base_url)
-        run_job(
-            "download",
-            [
-                "--urls",
-                str(lists["parquet"]),
-                "--dataset",
-                str(dataset),
-                "--allow-network",
-                "127.0.0.1/32",
-                "--keep-cols",
-                "matched,label",
-                "--samples-per-shard",
-                "250",
-            ],
-        )
+    download_world(world, dataset, ["--samples-per-shard", "250"])
     run_job(
         "score", ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(checkpoint)]
     )

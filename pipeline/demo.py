@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pipeline.score.quality import roc_auc, scores_with_labels
 from pipeline.submit import run_job
+from pipeline.synthetic.download import download_world
 from pipeline.synthetic.scenes import random_scene, render
-from pipeline.synthetic.server import WorldServer
-from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists
+from pipeline.synthetic.world import WorldSpec, generate_world
 from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
 
 log = logging.getLogger(__name__)
@@ -39,29 +39,15 @@ def run_demo(options: DemoOptions) -> Path:
     if not (world / "world.json").exists():
         generate_world(world, WorldSpec(images=options.images, seed=options.seed))
     dataset = options.workdir / "dataset"
-    with WorldServer(world, slow_seconds=4.0) as server:
-        lists = write_url_lists(world, server.base_url, options.faults_per_kind, options.seed, bad_rows=True)
-        log.info("serving %s at %s", world, server.base_url)
-        run_job(
-            "download",
-            [
-                "--urls",
-                str(lists["parquet"]),
-                "--dataset",
-                str(dataset),
-                # The demo server is on loopback, which the safety defaults refuse otherwise.
-                "--allow-network",
-                "127.0.0.1/32",
-                "--keep-cols",
-                "label,matched,fault",
-                "--samples-per-shard",
-                "250",
-                "--timeout",
-                "3",
-                "--overwrite",
-            ],
-            master=options.master,
-        )
+    download_world(
+        world,
+        dataset,
+        ["--samples-per-shard", "250", "--timeout", "3", "--overwrite"],
+        faults_per_kind=options.faults_per_kind,
+        bad_rows=True,
+        seed=options.seed,
+        master=options.master,
+    )
     scorer = train_scorer(options)
     run_job(
         "score",
