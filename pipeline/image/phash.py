@@ -34,9 +34,14 @@ def _dct_matrix(n: int, rows: int) -> np.ndarray:
 _DCT = _dct_matrix(_N, HASH_SIZE)
 
 
+def thumbnail(image: Image.Image) -> Image.Image:
+    """The 32x32 greyscale Lanczos thumbnail the hash is computed from."""
+    return image.convert("L").resize((_N, _N), Image.Resampling.LANCZOS)
+
+
 def phash_bits(image: Image.Image, exact: bool = False) -> np.ndarray:
     """Return the 8x8 boolean pHash bit matrix of ``image``."""
-    small = image.convert("L").resize((_N, _N), Image.Resampling.LANCZOS)
+    small = thumbnail(image)
     if exact:
         import scipy.fftpack
 

@@ -1,0 +1,1 @@
+"""Benchmark decontamination and near-duplicate removal (the dedup job)."""

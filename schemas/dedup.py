@@ -1,0 +1,55 @@
+"""Dedup outputs (``dedup/``): benchmark hashes for reuse, and the samples to drop."""
+
+import pyarrow as pa
+
+from schemas.contract import versioned
+
+BENCHMARK_HASHES_VERSION = 1
+MATCHES_VERSION = 1
+
+# Reasons in matches.parquet. A benchmark match is always dropped by build_shards; the two
+# within-corpus reasons are dropped by default (one representative per group is kept and is
+# not listed).
+REASON_BENCHMARK = "benchmark_duplicate"
+REASON_EXACT = "exact_duplicate"
+REASON_NEAR = "near_duplicate"
+REASONS = (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
+
+# dedup/benchmark_hashes.parquet: one row per benchmark image, hashed with the same code path
+# (decode, resize, encode as recorded in raw/_options.json, then pHash) as corpus images.
+BENCHMARK_HASHES_SCHEMA = versioned(
+    "benchmark_hashes",
+    BENCHMARK_HASHES_VERSION,
+    [
+        # "<source name>/<image key>": stable across runs, unique over all --benchmark sources.
+        pa.field("benchmark_id", pa.string(), nullable=False),
+        # The --benchmark path the image came from and the file or tar member inside it.
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("member", pa.string()),
+        # pHash of the stored image (signed int64, two's complement) and of its mirror image.
+        pa.field("phash", pa.int64(), nullable=False),
+        pa.field("phash_flipped", pa.int64()),
+        # Standard deviation of the 32x32 greyscale thumbnail pHash looks at (0-255 scale).
+        pa.field("complexity", pa.float32()),
+        # sha256 (hex) of the benchmark file's bytes; null for precomputed hashes.
+        pa.field("sha256", pa.string()),
+    ],
+)
+
+# dedup/matches.parquet: one row per corpus sample to drop (a sample appears at most once; a
+# benchmark match wins over a within-corpus duplicate).
+MATCHES_SCHEMA = versioned(
+    "matches",
+    MATCHES_VERSION,
+    [
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        # benchmark_duplicate: the closest benchmark_id; exact/near duplicate: the uid of the
+        # sample kept for the group (the group id).
+        pa.field("match_id", pa.string(), nullable=False),
+        # Hamming distance of the pHashes (0 for exact duplicates).
+        pa.field("distance", pa.int32(), nullable=False),
+        # Raw shard holding the sample, so audits and build_shards can find its image.
+        pa.field("shard", pa.int32(), nullable=False),
+    ],
+)
