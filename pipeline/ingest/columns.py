@@ -52,6 +52,12 @@ def resolve_columns(
             raise UserInputError(
                 f"{source}: caption column {options.caption_col!r} not found; columns are {names}"
             )
+    for name in (url, caption, *options.keep_cols):
+        if name is not None and names.count(name) > 1:
+            # Which of the copies would be read is an accident of the format: refuse to guess.
+            raise UserInputError(
+                f"{source}: column {name!r} appears {names.count(name)} times; columns are {names}"
+            )
     missing = [c for c in options.keep_cols if c not in names]
     if missing:
         raise UserInputError(f"{source}: --keep-cols {missing} not found; columns are {names}")

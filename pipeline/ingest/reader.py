@@ -123,10 +123,27 @@ def _iter_raw_rows(
         raise UserInputError(f"cannot read {file}: {exc}") from exc
 
 
+# Byte-order marks of encodings that are not UTF-8 (UTF-32 first: its LE mark starts like UTF-16's).
+_FOREIGN_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
 def _open_text(file: str) -> io.TextIOBase:
     binary = fsspec.open(file, "rb", compression="infer").open()
-    # surrogateescape keeps undecodable bytes visible, so one bad caption fails one row only.
-    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+    head = binary.read(4)
+    binary.seek(0)
+    for bom, encoding in _FOREIGN_BOMS:
+        if head.startswith(bom):
+            binary.close()
+            raise UserInputError(f"{file} is {encoding}-encoded; URL lists must be UTF-8 (convert it first)")
+    # utf-8-sig drops the byte-order mark spreadsheet programs write, which would otherwise be
+    # glued to the first column name. surrogateescape keeps undecodable bytes visible, so one
+    # bad caption fails one row only.
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _read_delimited(
@@ -152,6 +169,9 @@ def _read_delimited(
             pending = first
         row_number = 0
         while True:
+            # A quoted field may span lines: name them all, so an unclosed quote that swallowed
+            # the following lines says which ones.
+            first_line = reader.line_num + 1
             if pending is not None:
                 fields, pending = pending, None
             else:
@@ -161,32 +181,25 @@ def _read_delimited(
                     return
                 except csv.Error as exc:
                     row_number += 1
-                    yield (
-                        columns,
-                        RawRow(
-                            row_number,
-                            None,
-                            SampleError(ErrorClass.MALFORMED_ROW, f"{file} line {reader.line_num}: {exc}"),
-                        ),
-                    )
+                    where = _lines(file, first_line, reader.line_num)
+                    error = SampleError(ErrorClass.MALFORMED_ROW, f"{where}: {exc}")
+                    yield columns, RawRow(row_number, None, error)
                     continue
             if not fields or fields == [""]:
                 continue
             row_number += 1
             if len(fields) != len(names):
-                yield (
-                    columns,
-                    RawRow(
-                        row_number,
-                        None,
-                        SampleError(
-                            ErrorClass.MALFORMED_ROW,
-                            f"{file} line {reader.line_num}: {len(fields)} fields, header has {len(names)}",
-                        ),
-                    ),
+                where = _lines(file, first_line, reader.line_num)
+                error = SampleError(
+                    ErrorClass.MALFORMED_ROW, f"{where}: {len(fields)} fields, header has {len(names)}"
                 )
+                yield columns, RawRow(row_number, None, error)
                 continue
             yield columns, RawRow(row_number, dict(zip(names, fields, strict=True)))
+
+
+def _lines(file: str, first: int, last: int) -> str:
+    return f"{file} line {last}" if last <= first else f"{file} lines {first}-{last}"
 
 
 def _next_row(reader: Iterator[list[str]], file: str) -> list[str] | None:
@@ -208,7 +221,7 @@ def _read_jsonl(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap |
             row_number += 1
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
                 error = SampleError(
                     ErrorClass.MALFORMED_ROW, f"{file} line {line_number}: invalid JSON: {exc}"
                 )
