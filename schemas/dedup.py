@@ -31,6 +31,8 @@ BENCHMARK_HASHES_SCHEMA = versioned(
         pa.field("phash_flipped", pa.int64()),
         # Standard deviation of the 32x32 greyscale thumbnail pHash looks at (0-255 scale).
         pa.field("complexity", pa.float32()),
+        # 8x8 RGB thumbnail (192 bytes), compared when a match involves a low-complexity image.
+        pa.field("colour_signature", pa.binary()),
         # sha256 (hex) of the benchmark file's bytes; null for precomputed hashes.
         pa.field("sha256", pa.string()),
     ],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Any
 
 from pipeline.errors import UserInputError
 
@@ -66,3 +67,18 @@ class ImageOptions:
     def extension(self) -> str:
         """File extension of stored images (also the WebDataset field name)."""
         return self.encode_format.value
+
+
+def image_options_from_record(record: dict[str, Any]) -> ImageOptions:
+    """Rebuild :class:`ImageOptions` from its JSON record (``raw/_options.json``'s ``image``)."""
+    known = {f.name for f in fields(ImageOptions)}
+    values = {k: v for k, v in record.items() if k in known}
+    if "resize_mode" in values:
+        values["resize_mode"] = ResizeMode(values["resize_mode"])
+    if "downscale_filter" in values:
+        values["downscale_filter"] = DownscaleFilter(values["downscale_filter"])
+    if "encode_format" in values:
+        values["encode_format"] = EncodeFormat(values["encode_format"])
+    if "border_color" in values:
+        values["border_color"] = tuple(values["border_color"])
+    return ImageOptions(**values)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from PIL import Image
+
 from pipeline.image.decode import decode_rgb, open_checked
 from pipeline.image.encode import encode
 from pipeline.image.options import ImageOptions
@@ -25,11 +27,20 @@ class ProcessedImage:
     phash: int  # unsigned 64-bit pHash of the stored (resized) image
 
 
-def process_image(data: bytes, options: ImageOptions) -> ProcessedImage:
-    """Check, decode, resize and encode ``data``; raise ``SampleError`` with a reason if unusable."""
+def stored_image(data: bytes, options: ImageOptions) -> tuple[Image.Image, tuple[int, int]]:
+    """Check, decode and resize ``data`` as the download job does; return it and the original size.
+
+    The image whose pHash the raw shards record: the dedup job hashes benchmark images through
+    this same function so that both sides see identical pixels.
+    """
     image = open_checked(data, options)
     rgb, original_size = decode_rgb(image, options)
-    stored = resize(rgb, original_size, options)
+    return resize(rgb, original_size, options), original_size
+
+
+def process_image(data: bytes, options: ImageOptions) -> ProcessedImage:
+    """Check, decode, resize and encode ``data``; raise ``SampleError`` with a reason if unusable."""
+    stored, original_size = stored_image(data, options)
     return ProcessedImage(
         data=encode(stored, options),
         width=stored.width,

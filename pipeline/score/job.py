@@ -13,17 +13,10 @@ from pipeline.score.model import check_model, load_model
 from pipeline.score.options import ScoreOptions
 from pipeline.score.shard_scorer import SCORES_DIR, score_shard, scored_stats, scores_stats_name
 from pipeline.shards.raw_writer import RAW_DIR
+from pipeline.shards.raw_writer import complete_shards as raw_shards
 from pipeline.spark_progress import run_with_progress
 
 log = logging.getLogger(__name__)
-
-
-def raw_shards(dataset: Dataset) -> list[int]:
-    """Indices of complete raw shards (those with a stats marker)."""
-    if not dataset.exists(RAW_DIR):
-        return []
-    names = [p.rsplit("/", 1)[-1] for p in dataset.fs.ls(dataset.path(RAW_DIR), detail=False)]
-    return sorted(int(n.split("_")[0]) for n in names if n.endswith("_stats.json") and n[:5].isdigit())
 
 
 def check_inputs(options: ScoreOptions) -> None:

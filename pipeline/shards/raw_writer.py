@@ -40,6 +40,14 @@ def is_complete(dataset: Dataset, shard: int) -> bool:
     return dataset.exists(RAW_DIR, stats_name(dataset, shard))
 
 
+def complete_shards(dataset: Dataset) -> list[int]:
+    """Indices of the complete raw shards (those with a stats marker), in order."""
+    if not dataset.exists(RAW_DIR):
+        return []
+    names = [p.rsplit("/", 1)[-1] for p in dataset.fs.ls(dataset.path(RAW_DIR), detail=False)]
+    return sorted(int(n.split("_")[0]) for n in names if n.endswith("_stats.json") and n[:5].isdigit())
+
+
 def read_stats(dataset: Dataset, shard: int) -> dict[str, Any]:
     """The stats of a complete shard."""
     return dataset.read_json(RAW_DIR, stats_name(dataset, shard))
