@@ -14,9 +14,10 @@ sys.path.insert(0, str(GUARD_DIR))
 
 import socket_guard  # noqa: E402
 
+from pipeline.download.job import run as download  # noqa: E402
 from pipeline.download.options import DownloadOptions, options_from_args  # noqa: E402
 from pipeline.synthetic.server import WorldServer  # noqa: E402
-from pipeline.synthetic.world import WorldSpec, generate_world  # noqa: E402
+from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,3 +103,26 @@ def download_options(tmp_path: Path):
         return options_from_args(args)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def downloaded(spark, world: Path, server: WorldServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session world downloaded into a dataset (3 raw shards, label and matched kept)."""
+    root = tmp_path_factory.mktemp("scored")
+    lists = write_url_lists(world, server.base_url, out=root / "lists")
+    options = options_from_args(
+        [
+            "--urls",
+            str(lists["parquet"]),
+            "--dataset",
+            str(root / "dataset"),
+            "--allow-network",
+            "127.0.0.1/32",
+            "--samples-per-shard",
+            "30",
+            "--keep-cols",
+            "label,matched",
+        ]
+    )
+    download(spark, options)
+    return root / "dataset"
