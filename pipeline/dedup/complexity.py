@@ -3,7 +3,8 @@
 pHash thresholds the DCT of a 32x32 greyscale thumbnail at its median: on a near-uniform image
 (a flat background, a blank page) every coefficient is close to zero and the bits are decided by
 compression noise, so unrelated flat images can land within a few bits of each other. The
-complexity below is the standard deviation of that same thumbnail (0-255 scale); images below a
+complexity below is the standard deviation of that same thumbnail (0-255 scale), taken over
+the picture's content (without the padding of the ``border`` resize mode); images below a
 threshold are matched only under the stricter rule documented in docs/dedup.md.
 """
 
@@ -16,16 +17,38 @@ from pipeline.image.phash import thumbnail
 
 # Default threshold: see the quality check in docs/benchmarks.md ("Dedup quality").
 DEFAULT_MIN_COMPLEXITY = 6.0
+DEFAULT_MAX_SIGNATURE_DISTANCE = 8.0
 
 
-def complexity(image: Image.Image) -> float:
-    """Standard deviation of the 32x32 greyscale Lanczos thumbnail pHash is computed from."""
-    return float(np.asarray(thumbnail(image), dtype=np.float64).std())
+BORDER_TOLERANCE = 12
 
 
-def colour_signature(image: Image.Image, size: int = 8) -> np.ndarray:
-    """A ``size`` x ``size`` RGB thumbnail (uint8), compared for low-complexity matches."""
-    small = image.convert("RGB").resize((size, size), Image.Resampling.BOX)
+def content(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """``image`` without the padding the ``border`` resize mode added around it.
+
+    Rows and columns at the edges whose every pixel is within BORDER_TOLERANCE of the border
+    colour are cut. Without this, a flat picture padded to a square has the contrast of its
+    border and would never count as low-complexity, while all flat pictures of one aspect ratio
+    hash alike because of that border.
+    """
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    off = np.abs(rgb - np.array(border, dtype=np.int16)).max(axis=2) > BORDER_TOLERANCE
+    rows, cols = np.flatnonzero(off.any(axis=1)), np.flatnonzero(off.any(axis=0))
+    if len(rows) == 0:
+        return image
+    return image.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+
+
+def complexity(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) -> float:
+    """Standard deviation of the 32x32 greyscale thumbnail of the image's content (0-255)."""
+    return float(np.asarray(thumbnail(content(image, border)), dtype=np.float64).std())
+
+
+def colour_signature(
+    image: Image.Image, border: tuple[int, int, int] = (255, 255, 255), size: int = 8
+) -> np.ndarray:
+    """A ``size`` x ``size`` RGB thumbnail (uint8) of the content, compared for low-complexity matches."""
+    small = content(image, border).convert("RGB").resize((size, size), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.uint8)
 
 

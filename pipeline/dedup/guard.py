@@ -1,0 +1,51 @@
+"""The low-complexity rule: pHash matches of near-uniform images need a second opinion.
+
+A candidate pair (within the pHash distance) is accepted when neither image is low-complexity
+(thumbnail standard deviation below ``min_complexity``). Otherwise it is accepted only if the
+8x8 colour signatures are also close (mean absolute difference at most
+``max_signature_distance``): two flat images of different colours, or a flat image and a faint
+gradient, then no longer match. When a side's signature is unknown (precomputed benchmark
+hashes carry none), the pair is accepted: for decontamination a false positive costs one image,
+a miss costs a contaminated evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.dedup.complexity import signature_distance
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """What the rule looks at for one image (either may be unknown)."""
+
+    complexity: float | None
+    signature: np.ndarray | None
+
+    @classmethod
+    def from_bytes(cls, complexity: float | None, signature: bytes | None) -> ImageFeatures:
+        array = None if signature is None else np.frombuffer(signature, dtype=np.uint8).reshape(8, 8, 3)
+        return cls(complexity, array)
+
+
+UNKNOWN = ImageFeatures(None, None)
+
+
+@dataclass(frozen=True)
+class ComplexityGuard:
+    min_complexity: float
+    max_signature_distance: float
+
+    def is_low(self, features: ImageFeatures) -> bool:
+        return features.complexity is not None and features.complexity < self.min_complexity
+
+    def accepts(self, a: ImageFeatures, b: ImageFeatures) -> bool:
+        """Whether a pHash candidate pair of images with these features is a real match."""
+        if not (self.is_low(a) or self.is_low(b)):
+            return True
+        if a.signature is None or b.signature is None:
+            return True
+        return signature_distance(a.signature, b.signature) <= self.max_signature_distance

@@ -1,0 +1,256 @@
+"""The dedup job end to end on downloaded synthetic worlds (real Spark, real HTTP server)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline.dedup.benchmark_hashes import DEDUP_DIR, HASHES_FILE
+from pipeline.dedup.job import check_inputs, run
+from pipeline.dedup.options import options_from_args
+from pipeline.download.job import run as download
+from pipeline.errors import UserInputError
+from pipeline.image.phash import from_signed64
+from pipeline.synthetic.server import WorldServer
+from schemas.contract import check_schema
+from schemas.dedup import BENCHMARK_HASHES_SCHEMA, MATCHES_SCHEMA
+
+
+@pytest.fixture
+def dataset(downloaded: Path, tmp_path: Path) -> Path:
+    """A private copy of the downloaded world (dedup writes into the dataset)."""
+    copy = tmp_path / "dataset"
+    shutil.copytree(downloaded / "raw", copy / "raw")
+    return copy
+
+
+def _matches(dataset: Path) -> list[dict]:
+    table = pq.read_table(dataset / DEDUP_DIR / "matches.parquet")
+    check_schema(table.schema, MATCHES_SCHEMA, "matches.parquet")
+    return table.to_pylist()
+
+
+def _raw_rows(dataset: Path) -> list[dict]:
+    return [r for f in sorted((dataset / "raw").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+
+def _uid_of_file(dataset: Path) -> dict[str, str]:
+    """World image file (images/NNNNNN.jpg) -> uid of its stored sample."""
+    table = _raw_rows(dataset)
+    return {r["url"].split("/", 3)[-1]: r["uid"] for r in table if r["status"] == "success"}
+
+
+def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path, dataset: Path) -> None:
+    summary = run(
+        spark, options_from_args(["--dataset", str(dataset), "--benchmark", str(world / "benchmark")])
+    )
+    planted = {
+        r["file"]: r["planted_benchmark"]
+        for r in pq.read_table(world / "world.parquet").to_pylist()
+        if r["planted_benchmark"] is not None
+    }
+    uid_of = _uid_of_file(dataset)
+    expected = {uid_of[f]: f"benchmark/{b:06d}.jpg" for f, b in planted.items() if f in uid_of}
+    assert expected, "the fixture world should plant copies that download"
+    found = {m["uid"]: m["match_id"] for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"}
+    assert found == expected
+    assert summary["by_reason"]["benchmark_duplicate"] == len(expected)
+    assert summary["benchmark"]["execution"] == "broadcast"
+    hashes = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE)
+    check_schema(hashes.schema, BENCHMARK_HASHES_SCHEMA, HASHES_FILE)
+    assert hashes.num_rows == len(list((world / "benchmark").glob("*.jpg")))
+    # The audit grid: an HTML page whose every image exists and opens.
+    index = dataset / DEDUP_DIR / "audit" / "index.html"
+    page = index.read_text()
+    pngs = sorted((dataset / DEDUP_DIR / "audit").glob("page_*.png"))
+    assert pngs and all(f'src="{p.name}"' in page for p in pngs)
+    for png in pngs:
+        with Image.open(png) as image:
+            assert image.width >= 128 and image.height >= 128
+    for uid in expected:
+        assert uid in page
+
+
+def test_shuffle_join_and_broadcast_agree_with_brute_force(spark, world: Path, dataset: Path) -> None:
+    """At a large distance (many matches) both executions return exactly the brute-force pairs."""
+    common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "22"]
+    common += ["--no-within-corpus", "--min-complexity", "0", "--audit-limit", "0"]
+    run(spark, options_from_args(common))
+    broadcast = {(m["uid"], m["match_id"], m["distance"]) for m in _matches(dataset)}
+    summary = run(spark, options_from_args([*common, "--broadcast-limit-mb", "0"]))
+    assert summary["benchmark"]["execution"] == "shuffle_join"
+    assert summary["benchmark"]["reused"] is True
+    joined = {(m["uid"], m["match_id"], m["distance"]) for m in _matches(dataset)}
+    assert joined == broadcast
+
+    raw = [r for r in _raw_rows(dataset) if r["status"] == "success"]
+    bench = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE).to_pylist()
+    brute = {}
+    for r in raw:
+        distances = [
+            (bin(from_signed64(r["phash"]) ^ from_signed64(b["phash"])).count("1"), b["benchmark_id"])
+            for b in bench
+        ]
+        best = min(distances)
+        if best[0] <= 22:
+            brute[r["uid"]] = best
+    assert {(u, b, d) for u, (d, b) in brute.items()} == broadcast
+    assert len(broadcast) > 10  # the distance is large enough to exercise many pairs
+
+
+def _serve_list(tmp: Path, files: dict[str, Image.Image], rows: list[tuple[str, str]]) -> Path:
+    site = tmp / "site"
+    site.mkdir()
+    for name, image in files.items():
+        image.save(site / name, quality=92)
+    return site
+
+
+def _download_list(spark, site: Path, rows: list[tuple[str, str]], dataset: Path, base_url: str) -> None:
+    urls = dataset.parent / "urls.parquet"
+    pq.write_table(
+        pa.Table.from_pylist([{"URL": f"{base_url}/{name}", "TEXT": text} for name, text in rows]), urls
+    )
+    from pipeline.download.options import options_from_args as download_args
+
+    download(
+        spark,
+        download_args(
+            [
+                "--urls",
+                str(urls),
+                "--dataset",
+                str(dataset),
+                "--allow-network",
+                "127.0.0.1/32",
+                "--samples-per-shard",
+                "4",
+            ]
+        ),
+    )
+
+
+def _photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+
+
+def _flat(colour: tuple[int, int, int]) -> Image.Image:
+    """A near-uniform picture: one colour with a faint vertical gradient (+-3 levels)."""
+    ramp = np.linspace(-3, 3, 240)[:, None, None]
+    pixels = np.clip(np.array(colour)[None, None, :] + ramp + np.zeros((240, 320, 3)), 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def test_within_corpus_exact_and_near_duplicates_keep_one_per_group(spark, tmp_path: Path) -> None:
+    big = _photo(1, (400, 300))
+    files = {
+        "a.jpg": big,
+        "a_small.jpg": big.resize((200, 150), Image.Resampling.LANCZOS),  # near-duplicate of a.jpg
+        "b.jpg": _photo(2),
+        "c.jpg": _photo(3),
+        "red.jpg": _flat((200, 40, 40)),
+        "blue.jpg": _flat((40, 40, 200)),
+    }
+    site = _serve_list(tmp_path, files, [])
+    rows = [(name, f"caption of {name}") for name in files] + [("b.jpg", "the same picture again")]
+    dataset = tmp_path / "dataset"
+    with WorldServer(site) as server:
+        _download_list(spark, site, rows, dataset, server.base_url)
+    uid_of = {}
+    for r in _raw_rows(dataset):
+        assert r["status"] == "success", r
+        uid_of.setdefault(r["url"].rsplit("/", 1)[-1], []).append(r["uid"])
+
+    summary = run(spark, options_from_args(["--dataset", str(dataset)]))
+    matches = {m["uid"]: m for m in _matches(dataset)}
+    # Exact: the two rows of b.jpg share their bytes; the smaller uid is kept.
+    b_keep, b_drop = sorted(uid_of["b.jpg"])
+    assert matches[b_drop]["reason"] == "exact_duplicate" and matches[b_drop]["match_id"] == b_keep
+    assert b_keep not in matches
+    # Near: the half-size copy goes, the larger original stays.
+    (a,), (a_small,) = uid_of["a.jpg"], uid_of["a_small.jpg"]
+    assert matches[a_small]["reason"] == "near_duplicate" and matches[a_small]["match_id"] == a
+    assert a not in matches
+    # Two flat images of different colours hash alike, but the low-complexity rule keeps both.
+    assert not {uid_of["red.jpg"][0], uid_of["blue.jpg"][0]} & set(matches)
+    assert summary["by_reason"] == {"benchmark_duplicate": 0, "exact_duplicate": 1, "near_duplicate": 1}
+    # Without the rule (min complexity 0) the flat pair is merged: the guard is what separates them.
+    run(
+        spark,
+        options_from_args(
+            ["--dataset", str(dataset), "--min-complexity", "0", "--near-duplicate-distance", "16"]
+        ),
+    )
+    flat = {uid_of["red.jpg"][0], uid_of["blue.jpg"][0]}
+    assert len(flat & {m["uid"] for m in _matches(dataset)}) == 1
+
+
+def test_benchmark_sources_folder_tar_and_precomputed_hashes(
+    spark, world: Path, dataset: Path, tmp_path: Path
+) -> None:
+    import tarfile
+
+    bench_files = sorted((world / "benchmark").glob("*.jpg"))
+    tar_path = tmp_path / "bench.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for f in bench_files:
+            tar.add(f, arcname=f"{f.stem}.jpg")
+            caption = tmp_path / f"{f.stem}.txt"
+            caption.write_text("x")
+            tar.add(caption, arcname=f"{f.stem}.txt")
+    base = ["--dataset", str(dataset), "--no-within-corpus", "--audit-limit", "0"]
+    run(spark, options_from_args([*base, "--benchmark", str(world / "benchmark")]))
+    from_folder = {(m["uid"], m["match_id"].split("/", 1)[1].split(".")[0]) for m in _matches(dataset)}
+    run(spark, options_from_args([*base, "--benchmark", str(tar_path)]))
+    from_tar = {(m["uid"], m["match_id"].split("/", 1)[1]) for m in _matches(dataset)}
+    assert from_tar == from_folder and from_tar
+
+    # Precomputed hashes as 16 hex digits (imagehash's str()) give the same matches.
+    saved = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE).to_pylist()
+    hexes = tmp_path / "published.parquet"
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"benchmark_id": r["member"], "phash": f"{from_signed64(r['phash']):016x}"} for r in saved]
+        ),
+        hexes,
+    )
+    run(spark, options_from_args([*base, "--benchmark", str(hexes)]))
+    from_hex = {(m["uid"], m["match_id"]) for m in _matches(dataset)}
+    assert from_hex == from_tar
+
+
+def test_bad_benchmark_inputs_are_refused_with_the_file_and_reason(
+    spark, world: Path, dataset: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(UserInputError, match="no such file"):
+        check_inputs(options_from_args(["--dataset", str(dataset), "--benchmark", str(tmp_path / "missing")]))
+    folder = tmp_path / "bench"
+    shutil.copytree(world / "benchmark", folder)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    options = [
+        "--dataset",
+        str(dataset),
+        "--benchmark",
+        str(folder),
+        "--no-within-corpus",
+        "--audit-limit",
+        "0",
+    ]
+    with pytest.raises(UserInputError, match=r"broken\.jpg: undecodable"):
+        run(spark, options_from_args(options))
+    summary = run(spark, options_from_args([*options, "--skip-bad-benchmark-images"]))
+    assert len(summary["benchmark"]["skipped"]) == 1
+    bad_hashes = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist([{"phash": "xyz"}]), bad_hashes)
+    with pytest.raises(UserInputError, match=r"bad\.parquet: row 0: phash 'xyz' is not 16 hex digits"):
+        run(spark, options_from_args(["--dataset", str(dataset), "--benchmark", str(bad_hashes)]))
+    with pytest.raises(UserInputError, match="no complete raw shards"):
+        check_inputs(options_from_args(["--dataset", str(tmp_path / "empty"), "--benchmark", str(folder)]))
