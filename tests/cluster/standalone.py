@@ -1,0 +1,236 @@
+"""A real Spark standalone cluster on loopback for tests: one master, N one-core workers.
+
+Every daemon is started with ``spark-class`` from the pyspark in this environment, bound to
+127.0.0.1, with small memory. Each node (master, worker) carries its own marker in its
+environment, inherited by everything it starts (executor JVMs, Python daemons and workers), so a
+test can kill a whole node the way a machine dies, and teardown can end exactly the processes the
+cluster started, found by id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyspark
+
+from pipeline.submit import spark_submit_command
+
+log = logging.getLogger(__name__)
+
+SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
+MARKER = "CORPUSFORGE_TEST_NODE"
+# Small enough for a shared 2-core machine; the executor JVM only moves task results.
+EXECUTOR_MEMORY = "512m"
+WORKER_MEMORY = "768m"
+DAEMON_MEMORY = "256m"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def node_pids(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries ``MARKER=marker`` (Linux /proc)."""
+    needle = f"{MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def kill_node(marker: str) -> list[int]:
+    """SIGKILL every process of one node, until none is left; returns the pids killed."""
+    killed: list[int] = []
+    for _ in range(50):
+        pids = [p for p in node_pids(marker) if p != os.getpid()]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed += pids
+        time.sleep(0.1)
+    return sorted(set(killed))
+
+
+@dataclass
+class Node:
+    """One daemon (master or worker) and its log."""
+
+    name: str
+    marker: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class StandaloneCluster:
+    """Start with :meth:`start`, stop with :meth:`stop`; submit jobs with :meth:`submit`."""
+
+    workdir: Path
+    workers: int = 2
+    cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    port: int = 0
+    master: Node | None = None
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://127.0.0.1:{self.port}"
+
+    def _env(self, marker: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            MARKER: marker,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+            "SPARK_LOG_DIR": str(self.workdir / "logs"),
+            "PYSPARK_PYTHON": sys.executable,
+        }
+
+    def _spawn(self, name: str, args: list[str]) -> Node:
+        marker = f"{self.cluster_id}-{name}"
+        log_path = self.workdir / f"{name}.log"
+        with open(log_path, "ab") as handle:
+            process = subprocess.Popen(
+                [str(SPARK_CLASS), *args],
+                env=self._env(marker),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return Node(name, marker, process, log_path)
+
+    def start(self, timeout: float = 120.0) -> StandaloneCluster:
+        """Start the master and the workers; return once every worker has registered."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.master = self._spawn(
+            "master",
+            [
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--webui-port",
+                str(free_port()),
+            ],
+        )
+        self._wait(self.master, "Starting Spark master at", timeout)
+        for i in range(self.workers):
+            self.start_worker(i, timeout)
+        return self
+
+    def start_worker(self, index: int, timeout: float = 120.0) -> Node:
+        """Start (or restart) worker ``index`` and wait until the master has registered it."""
+        name = f"worker{index}"
+        node = self._spawn(
+            name,
+            [
+                "org.apache.spark.deploy.worker.Worker",
+                self.master_url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                WORKER_MEMORY,
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(self.workdir / name),
+            ],
+        )
+        self._wait(node, "Successfully registered with master", timeout)
+        self.nodes = [n for n in self.nodes if n.name != name] + [node]
+        return node
+
+    def _wait(self, node: Node, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in node.log_text():
+                return
+            if node.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"{node.name} did not start:\n{node.log_text()[-3000:]}")
+
+    def alive_workers(self) -> list[Node]:
+        return [n for n in self.nodes if n.process.poll() is None]
+
+    def ensure_workers(self) -> None:
+        """Restart any worker a test killed, so the next test gets the full cluster."""
+        alive = {n.name for n in self.alive_workers()}
+        for i in range(self.workers):
+            if f"worker{i}" not in alive:
+                self.start_worker(i)
+
+    def kill_worker(self, index: int) -> list[int]:
+        """SIGKILL worker ``index`` and everything it started (its executor and Python workers)."""
+        node = next(n for n in self.nodes if n.name == f"worker{index}")
+        pids = kill_node(node.marker)
+        node.process.wait()
+        log.info("killed %s: pids %s", node.name, pids)
+        return pids
+
+    def submit_command(self, job: str, args: list[str]) -> list[str]:
+        """``spark-submit --master spark://...`` for ``jobs/JOB.py`` with small, loopback-only settings."""
+        command = spark_submit_command(job, args, master=self.master_url)
+        conf = {
+            "spark.executor.memory": EXECUTOR_MEMORY,
+            "spark.driver.memory": "512m",
+            "spark.executor.cores": "1",
+            "spark.cores.max": str(self.workers),
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
+        }
+        extra = [item for key, value in conf.items() for item in ("--conf", f"{key}={value}")]
+        at = command.index("--master") + 2
+        return [*command[:at], *extra, *command[at:]]
+
+    def submit(self, job: str, args: list[str], log_path: Path) -> subprocess.Popen:
+        """Start the job's driver in its own session (so a test can kill it whole)."""
+        env = {**self._env(f"{self.cluster_id}-driver")}
+        with open(log_path, "ab") as handle:
+            return subprocess.Popen(
+                self.submit_command(job, args),
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def kill_driver(self) -> list[int]:
+        """SIGKILL every driver process this cluster's submits started."""
+        return kill_node(f"{self.cluster_id}-driver")
+
+    def stop(self) -> None:
+        """Kill the driver(s), the workers and the master: every process the cluster started."""
+        self.kill_driver()
+        for node in [*self.nodes, *([self.master] if self.master else [])]:
+            kill_node(node.marker)
+            with contextlib.suppress(Exception):
+                node.process.wait(timeout=10)
