@@ -1,0 +1,1 @@
+"""build_shards: select samples and write the final, globally shuffled WebDataset shards."""

@@ -1,0 +1,207 @@
+"""What build_shards reads (raw/, scores/, dedup/), checked on the driver before Spark starts.
+
+Also computes the identity of those inputs: a resumed build must read exactly what the first
+run read, or the shards it keeps and the shards it writes would describe two different corpora.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from pipeline.build.options import BuildOptions
+from pipeline.dataset import Dataset
+from pipeline.download.input_shards import INPUT_DIR, MANIFEST
+from pipeline.errors import UserInputError
+from pipeline.score.shard_scorer import SCORES_DIR, raw_token, scored_stats, scores_stats_name
+from pipeline.shards.raw_writer import RAW_DIR, complete_shards, is_complete
+from schemas.contract import SchemaMismatch, check_schema, schema_version
+from schemas.dedup import MATCHES_SCHEMA, REASONS
+from schemas.raw_shard import RAW_SHARD_SCHEMA
+from schemas.scores import SCORES_SCHEMA
+
+log = logging.getLogger(__name__)
+
+DEDUP_DIR = "dedup"
+MATCHES_FILE = "matches.parquet"
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """The upstream outputs one build reads; picklable, shipped to executors."""
+
+    raw_shards: tuple[int, ...]
+    # Raw shards with current scores (their score marker names the raw shard's present content).
+    scored_shards: tuple[int, ...]
+    score_model: str | None
+    score_pretrained: str | None
+    has_matches: bool
+    matches_row_groups: int
+    fingerprint: dict[str, Any]
+
+    @property
+    def unscored_shards(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.raw_shards) - set(self.scored_shards)))
+
+
+def discover_inputs(options: BuildOptions) -> BuildInputs:
+    """Find and check raw/, scores/ and dedup/; raise UserInputError naming what is wrong.
+
+    Missing scores are an error only when a score rule is asked; missing dedup output is an
+    error with ``--require-dedup`` and a logged warning otherwise.
+    """
+    dataset = Dataset(options.dataset)
+    shards = complete_shards(dataset)
+    if not shards:
+        raise UserInputError(
+            f"{dataset.path(RAW_DIR)} has no complete raw shards: run jobs/download.py first"
+        )
+    _check_download_finished(dataset, shards)
+    _check_parquet(dataset, (RAW_DIR, f"{dataset.shard_name(shards[0])}.parquet"), RAW_SHARD_SCHEMA)
+    scored = [s for s in shards if scored_stats(dataset, s) is not None]
+    if options.score_filter:
+        flag = "--min-clip-score" if options.min_clip_score is not None else "--top-fraction"
+        if not dataset.exists(SCORES_DIR):
+            raise UserInputError(
+                f"{flag} needs CLIP scores but {dataset.path(SCORES_DIR)} does not exist: "
+                "run jobs/score.py first, or build without a score rule"
+            )
+        missing = sorted(set(shards) - set(scored))
+        if missing:
+            names = ", ".join(dataset.shard_name(s) for s in missing[:5])
+            raise UserInputError(
+                f"{flag} needs CLIP scores but {len(missing)} of {len(shards)} raw shards have none "
+                f"(or scores of an older download) in {dataset.path(SCORES_DIR)}: {names}"
+                f"{' ...' if len(missing) > 5 else ''}; run jobs/score.py again"
+            )
+    elif scored and len(scored) < len(shards):
+        log.warning(
+            "%d of %d raw shards are not scored: their samples get clip_score null in KEY.json",
+            len(shards) - len(scored),
+            len(shards),
+        )
+    model, pretrained = _score_model(dataset, scored)
+    if scored:
+        _check_parquet(dataset, (SCORES_DIR, f"{dataset.shard_name(scored[0])}.parquet"), SCORES_SCHEMA)
+    has_matches = dataset.exists(DEDUP_DIR, MATCHES_FILE)
+    row_groups = 0
+    if has_matches:
+        row_groups = _check_matches(dataset)
+    elif options.require_dedup:
+        raise UserInputError(
+            f"--require-dedup: {dataset.path(DEDUP_DIR, MATCHES_FILE)} does not exist: "
+            "run jobs/dedup.py first"
+        )
+    else:
+        log.warning(
+            "%s does not exist: building WITHOUT dedup (benchmark duplicates are not removed); "
+            "run jobs/dedup.py first or pass --require-dedup to make this an error",
+            dataset.path(DEDUP_DIR, MATCHES_FILE),
+        )
+    return BuildInputs(
+        raw_shards=tuple(shards),
+        scored_shards=tuple(scored),
+        score_model=model,
+        score_pretrained=pretrained,
+        has_matches=has_matches,
+        matches_row_groups=row_groups,
+        fingerprint=_fingerprint(dataset, shards, scored, has_matches),
+    )
+
+
+def _check_download_finished(dataset: Dataset, shards: list[int]) -> None:
+    """Refuse a download that is still partial: a later resume would change the inputs."""
+    if not dataset.exists(INPUT_DIR, MANIFEST):
+        return  # raw shards written by another tool: nothing says how many there should be
+    expected = int(dataset.read_json(INPUT_DIR, MANIFEST)["shard_count"])
+    missing = [s for s in range(expected) if not is_complete(dataset, s)]
+    if missing:
+        names = ", ".join(dataset.shard_name(s) for s in missing[:5])
+        raise UserInputError(
+            f"the download of {dataset.url} is not finished: {len(missing)} of {expected} raw shards are "
+            f"incomplete ({names}{' ...' if len(missing) > 5 else ''}); run jobs/download.py again first"
+        )
+
+
+def _check_parquet(dataset: Dataset, parts: tuple[str, ...], expected: Any) -> None:
+    path = dataset.path(*parts)
+    try:
+        with dataset.fs.open(path, "rb") as handle:
+            check_schema(pq.read_schema(handle), expected, path)
+    except SchemaMismatch as exc:
+        raise UserInputError(str(exc)) from exc
+
+
+def _check_matches(dataset: Dataset) -> int:
+    """Check matches.parquet's schema and reasons; return its number of row groups."""
+    path = dataset.path(DEDUP_DIR, MATCHES_FILE)
+    try:
+        with dataset.fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            check_schema(parquet.schema_arrow, MATCHES_SCHEMA, path)
+            reasons = set(parquet.read(columns=["reason"]).column("reason").unique().to_pylist())
+            row_groups = parquet.num_row_groups
+    except SchemaMismatch as exc:
+        raise UserInputError(str(exc)) from exc
+    unknown = sorted(str(r) for r in reasons - set(REASONS))
+    if unknown:
+        raise UserInputError(f"{path}: unknown reason(s) {unknown}; expected one of {list(REASONS)}")
+    return row_groups
+
+
+def _score_model(dataset: Dataset, scored: list[int]) -> tuple[str | None, str | None]:
+    """Model and pretrained tag of the scores (the score job never mixes two models)."""
+    if not scored:
+        return None, None
+    stats = dataset.read_json(SCORES_DIR, scores_stats_name(dataset, scored[0]))
+    return stats["model"], stats["pretrained"]
+
+
+def _fingerprint(dataset: Dataset, shards: list[int], scored: list[int], has_matches: bool) -> dict[str, Any]:
+    """Digests of every input build_shards reads: stats markers change whenever a shard is redone."""
+    raw = hashlib.sha256()
+    for shard in shards:
+        raw.update(f"{shard}:{raw_token(dataset, shard)}\n".encode())
+    scores = hashlib.sha256()
+    for shard in scored:
+        with dataset.fs.open(dataset.path(SCORES_DIR, scores_stats_name(dataset, shard)), "rb") as handle:
+            scores.update(f"{shard}:".encode() + hashlib.sha256(handle.read()).digest())
+    matches = None
+    if has_matches:
+        digest = hashlib.sha256()
+        with dataset.fs.open(dataset.path(DEDUP_DIR, MATCHES_FILE), "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        matches = digest.hexdigest()
+    return {
+        "raw_shards": len(shards),
+        "raw": raw.hexdigest(),
+        "scored_shards": len(scored),
+        "scores": scores.hexdigest() if scored else None,
+        "matches": matches,
+    }
+
+
+def upstream_versions(dataset: Dataset, inputs: BuildInputs) -> dict[str, Any]:
+    """Schema versions and producing options of every input, for manifest.json."""
+    versions = {
+        "raw_shard": schema_version(RAW_SHARD_SCHEMA)[1],
+        "scores": schema_version(SCORES_SCHEMA)[1] if inputs.scored_shards else None,
+        "matches": schema_version(MATCHES_SCHEMA)[1] if inputs.has_matches else None,
+    }
+    download = (
+        dataset.read_json(RAW_DIR, "_options.json") if dataset.exists(RAW_DIR, "_options.json") else None
+    )
+    return {
+        "schemas": versions,
+        "download_options": download,
+        "scores": {"model": inputs.score_model, "pretrained": inputs.score_pretrained}
+        if inputs.scored_shards
+        else None,
+        "dedup": {"matches_sha256": inputs.fingerprint["matches"]} if inputs.has_matches else None,
+        "inputs": inputs.fingerprint,
+    }

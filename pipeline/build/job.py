@@ -1,0 +1,245 @@
+"""``run(spark, options)``: select samples and write globally shuffled final shards.
+
+Stages (see docs/build_shards.md):
+1. candidates: one Spark task per raw shard reads its parquet, scores and tar member offsets;
+2. selection: drop reasons as DataFrame columns (dedup matches joined on uid);
+3. plan: kept samples sorted by their seeded shuffle key, cut into shards of --samples-per-shard;
+4. records: final/_selection/NNNNN.parquet, one per raw shard, every sample with its fate;
+5. shards: one Spark task per final shard reads its samples from the raw tars with ranged reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from pipeline import __version__
+from pipeline.build.inputs import BuildInputs, discover_inputs, upstream_versions
+from pipeline.build.manifest import write_manifest
+from pipeline.build.options import BuildOptions
+from pipeline.build.progress import collect_with_progress
+from pipeline.build.records import SELECTION_DIR, write_selection_part
+from pipeline.build.selection import (
+    candidates_frame,
+    matches_frame,
+    positioned,
+    reason_counts,
+    top_fraction_boundary,
+    with_reasons,
+)
+from pipeline.build.shard_plan import FINAL_DIR, shard_count
+from pipeline.build.writer import PlannedSample, write_final_shard
+from pipeline.dataset import Dataset
+from pipeline.errors import UserInputError
+from schemas.selection import DROP_REASONS
+
+log = logging.getLogger(__name__)
+
+OPTIONS_FILE = "_options.json"
+SUMMARY_FILE = "_summary.json"
+
+
+def check_inputs(options: BuildOptions) -> None:
+    """Fail before Spark starts: missing or partial inputs, or a resume with other options/inputs."""
+    inputs = discover_inputs(options)
+    _check_resume(Dataset(options.dataset), options, inputs)
+
+
+def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
+    """Build (or finish building) ``final/``; return (and write) the summary."""
+    started = time.time()
+    dataset = Dataset(options.dataset)
+    inputs = discover_inputs(options)
+    if options.overwrite and dataset.exists(FINAL_DIR):
+        log.warning("--overwrite: deleting %s", dataset.path(FINAL_DIR))
+        dataset.fs.rm(dataset.path(FINAL_DIR), recursive=True)
+    _check_resume(dataset, options, inputs)
+    dataset.makedirs(FINAL_DIR)
+    if not dataset.exists(FINAL_DIR, OPTIONS_FILE):
+        dataset.write_json_atomic(_recorded_options(options, inputs), FINAL_DIR, OPTIONS_FILE)
+    # No task runs yet, so every temporary file left in final/ belongs to a dead writer.
+    removed = dataset.remove_temporaries(FINAL_DIR) + dataset.remove_temporaries(FINAL_DIR, SELECTION_DIR)
+    if removed:
+        log.info("removed %d partial files of an interrupted run", removed)
+
+    candidates = candidates_frame(spark, options, inputs).cache()
+    boundary = top_fraction_boundary(candidates, options.top_fraction) if options.top_fraction else None
+    reasoned = with_reasons(
+        candidates, matches_frame(spark, options.dataset, inputs), options, boundary
+    ).cache()
+    counts = reason_counts(reasoned)
+    kept = counts.get(None, 0)
+    total = sum(counts.values())
+    dropped = {reason: counts.get(reason, 0) for reason in DROP_REASONS if counts.get(reason, 0)}
+    log.info("%d samples, %d kept, dropped: %s", total, kept, dropped or "none")
+    if kept == 0:
+        raise UserInputError(
+            f"no sample of {dataset.url} passes the selection ({total} samples; dropped: {dropped}): "
+            "relax the rules"
+        )
+    shards = shard_count(kept, options.samples_per_shard)
+    plan = positioned(reasoned, options.samples_per_shard).persist()
+    unmatched = _unmatched_matches(spark, options, inputs, candidates)
+
+    records = _write_records(spark, options, inputs, reasoned, plan)
+    if records != total:
+        raise RuntimeError(f"selection records cover {records} samples, expected {total}")
+    stats = _write_shards(spark, options, plan, shards)
+    plan.unpersist()
+    reasoned.unpersist()
+    candidates.unpersist()
+
+    warnings = []
+    if not inputs.has_matches:
+        warnings.append("dedup/matches.parquet missing: built without dedup (benchmark duplicates kept)")
+    if unmatched:
+        warnings.append(f"{unmatched} uids of dedup/matches.parquet are not downloaded samples of raw/")
+    if shards < options.min_shards:
+        warnings.append(
+            f"only {shards} shards (< --min-shards {options.min_shards}): open_clip_train needs at least "
+            "workers x GPUs shards; lower --samples-per-shard"
+        )
+    for warning in warnings:
+        log.warning("%s", warning)
+    selection = {
+        **options.output_options(),
+        "top_fraction_boundary": None
+        if boundary is None
+        else {"clip_score": boundary.clip_score, "uid": boundary.uid, "keep": boundary.keep},
+    }
+    manifest = write_manifest(
+        dataset,
+        stats,
+        selection=selection,
+        counts={"samples": total, "kept": kept, "dropped": dropped},
+        upstream=upstream_versions(dataset, inputs),
+        version=__version__,
+    )
+    seconds = time.time() - started
+    written = [s for s in stats if not s["resumed"]]
+    summary = {
+        "samples": total,
+        "kept": kept,
+        "dropped": dropped,
+        "shards": shards,
+        "shards_resumed": len(stats) - len(written),
+        "samples_per_shard": options.samples_per_shard,
+        "total_bytes": manifest["total_bytes"],
+        "top_fraction_boundary": selection["top_fraction_boundary"],
+        "dedup": inputs.has_matches,
+        "score_model": inputs.score_model,
+        "warnings": warnings,
+        "seconds": round(seconds, 2),
+        "samples_written_per_second": round(sum(s["count"] for s in written) / seconds, 2)
+        if seconds
+        else None,
+        "shard_pattern": f"{dataset.path(FINAL_DIR)}/{{000000..{shards - 1:06d}}}.tar",
+    }
+    dataset.write_json_atomic(summary, FINAL_DIR, SUMMARY_FILE)
+    return summary
+
+
+def _recorded_options(options: BuildOptions, inputs: BuildInputs) -> dict[str, Any]:
+    # A JSON round trip so the record compares equal to what is read back later.
+    return json.loads(json.dumps({"options": options.output_options(), "inputs": inputs.fingerprint}))
+
+
+def _check_resume(dataset: Dataset, options: BuildOptions, inputs: BuildInputs) -> None:
+    """Refuse to continue a build made with other options or from other inputs (unless --overwrite)."""
+    if options.overwrite or not dataset.exists(FINAL_DIR, OPTIONS_FILE):
+        return
+    recorded = dataset.read_json(FINAL_DIR, OPTIONS_FILE)
+    wanted = _recorded_options(options, inputs)
+    if recorded.get("options") != wanted["options"]:
+        changed = sorted(
+            k for k in wanted["options"] if recorded.get("options", {}).get(k) != wanted["options"][k]
+        )
+        raise UserInputError(
+            f"{dataset.path(FINAL_DIR)} was built with other options ({', '.join(changed)}; recorded in "
+            f"{FINAL_DIR}/{OPTIONS_FILE}); pass the same options to resume, or --overwrite to rebuild"
+        )
+    if recorded.get("inputs") != wanted["inputs"]:
+        changed = sorted(
+            k for k in wanted["inputs"] if recorded.get("inputs", {}).get(k) != wanted["inputs"][k]
+        )
+        raise UserInputError(
+            f"{dataset.path(FINAL_DIR)} was built from other inputs: {', '.join(changed)} changed since "
+            "(raw/, scores/ or dedup/ were redone); pass --overwrite to rebuild"
+        )
+
+
+def _unmatched_matches(spark: Any, options: BuildOptions, inputs: BuildInputs, candidates: Any) -> int:
+    """Dedup rows naming no downloaded sample (dedup run on another download?)."""
+    matches = matches_frame(spark, options.dataset, inputs)
+    if matches is None:
+        return 0
+    return matches.join(candidates.select("uid"), "uid", "left_anti").count()
+
+
+def _write_records(spark: Any, options: BuildOptions, inputs: BuildInputs, reasoned: Any, plan: Any) -> int:
+    """One selection parquet per raw shard; returns the number of samples recorded."""
+    url = options.dataset
+    order = {shard: i for i, shard in enumerate(inputs.raw_shards)}
+    dropped = (
+        reasoned.where("reason IS NOT NULL")
+        .select("uid", "raw_shard", "reason", "clip_score", "match_id")
+        .rdd.map(lambda r: (r[1], (r[0], r[1], r[2], r[3], r[4], None, None)))
+    )
+    kept = plan.map(lambda p: (p[2][1], (p[2][0], p[2][1], None, p[2][5], None, p[0], p[1])))
+    parts = dropped.union(kept).partitionBy(len(order), lambda shard: order[shard])
+    shards = list(inputs.raw_shards)
+
+    def write(index: int, rows: Any) -> list[int]:
+        return [write_selection_part(url, shards[index], [row for _, row in rows])]
+
+    return sum(
+        collect_with_progress(
+            spark, parts.mapPartitionsWithIndex(write), len(shards), "corpusforge-build", "selection records"
+        )
+    )
+
+
+def _write_shards(spark: Any, options: BuildOptions, plan: Any, shards: int) -> list[dict[str, Any]]:
+    """One Spark task per final shard; complete shards (marker with the same plan) are skipped."""
+    url = options.dataset
+
+    def write(index: int, rows: Any) -> list[dict[str, Any]]:
+        samples = [PlannedSample(position, r[0], r[1], r[2], r[3], r[4], r[5]) for shard, position, r in rows]
+        if not samples:
+            return []
+        return [{"index": index, **write_final_shard(url, index, samples)}]
+
+    keyed = plan.map(lambda p: (p[0], (p[0], p[1], p[2]))).partitionBy(shards, lambda shard: shard)
+    stats = collect_with_progress(
+        spark, keyed.values().mapPartitionsWithIndex(write), shards, "corpusforge-build", "writing shards"
+    )
+    stats.sort(key=lambda s: s["index"])
+    if [s["index"] for s in stats] != list(range(shards)):
+        raise RuntimeError(f"expected {shards} final shards, got {[s['index'] for s in stats]}")
+    return stats
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A human-readable report: counts per drop reason, shards, warnings."""
+    total = summary["samples"] or 1
+    lines = [
+        "build_shards summary",
+        f"  samples             {summary['samples']:>10}",
+        f"  kept                {summary['kept']:>10}  ({100 * summary['kept'] / total:.1f}%)",
+    ]
+    for reason, count in summary["dropped"].items():
+        lines.append(f"    {reason:<18}{count:>10}  ({100 * count / total:.1f}%)")
+    lines += [
+        f"  shards              {summary['shards']:>10}  "
+        f"({summary['samples_per_shard']} samples each, {summary['shards_resumed']} already complete)",
+        f"  bytes               {summary['total_bytes']:>10}",
+        f"  train with          --train-data '{summary['shard_pattern']}'",
+    ]
+    if summary["top_fraction_boundary"]:
+        lines.append(
+            f"  top-fraction cut    clip_score >= {summary['top_fraction_boundary']['clip_score']:.4f}"
+        )
+    lines += [f"  WARNING: {w}" for w in summary["warnings"]]
+    return "\n".join(lines)

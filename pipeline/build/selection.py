@@ -1,0 +1,182 @@
+"""The selection as Spark DataFrames: candidates, dedup matches, drop reasons, shard positions.
+
+Every rule is a column expression; the first failing rule (in ``schemas.selection.DROP_REASONS``
+order) names the drop reason. The top fraction is decided over all scored samples with ties
+broken by uid, and kept samples are ordered by their seeded shuffle key: both with distributed
+sorts, never by collecting samples on the driver.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from pipeline.build.candidates import CANDIDATE_COLUMNS, shard_candidates
+from pipeline.build.inputs import DEDUP_DIR, MATCHES_FILE, BuildInputs
+from pipeline.build.options import BuildOptions
+from pipeline.dataset import Dataset
+from schemas import selection as sel
+from schemas.dedup import REASON_BENCHMARK, REASON_EXACT, REASON_NEAR
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The last sample kept by --top-fraction, in (clip_score desc, uid asc) order."""
+
+    clip_score: float
+    uid: str
+    keep: int  # how many scored samples the fraction keeps
+    scored: int  # over how many scored samples
+
+
+def _candidate_schema() -> Any:
+    from pyspark.sql import types as T
+
+    types = {
+        "uid": T.StringType(),
+        "raw_shard": T.IntegerType(),
+        "row_index": T.LongType(),
+        "clip_score": T.DoubleType(),
+        "caption_length": T.IntegerType(),
+        "original_width": T.IntegerType(),
+        "original_height": T.IntegerType(),
+        "sort_key": T.LongType(),
+        "offset": T.LongType(),
+        "length": T.LongType(),
+        "members": T.StringType(),
+    }
+    return T.StructType(
+        [T.StructField(name, types[name], name == "clip_score") for name in CANDIDATE_COLUMNS]
+    )
+
+
+def candidates_frame(spark: Any, options: BuildOptions, inputs: BuildInputs) -> Any:
+    """One row per downloaded sample of every raw shard (one Spark task per raw shard)."""
+    url, seed, scored = options.dataset, options.seed, frozenset(inputs.scored_shards)
+    rdd = spark.sparkContext.parallelize(list(inputs.raw_shards), len(inputs.raw_shards)).flatMap(
+        lambda shard: shard_candidates(url, shard, seed, shard in scored)
+    )
+    return spark.createDataFrame(rdd, _candidate_schema())
+
+
+def matches_frame(spark: Any, dataset_url: str, inputs: BuildInputs) -> Any | None:
+    """dedup/matches.parquet as (uid, dedup_reason, match_id), one row per uid; None without dedup."""
+    if not inputs.has_matches or inputs.matches_row_groups == 0:
+        return None
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    def read_group(group: int) -> list[tuple[str, str, str]]:
+        dataset = Dataset(dataset_url)
+        with dataset.fs.open(dataset.path(DEDUP_DIR, MATCHES_FILE), "rb") as handle:
+            table = pq.ParquetFile(handle).read_row_group(group, columns=["uid", "reason", "match_id"])
+        return list(zip(*(table.column(c).to_pylist() for c in ("uid", "reason", "match_id")), strict=True))
+
+    groups = list(range(inputs.matches_row_groups))
+    schema = T.StructType(
+        [T.StructField(name, T.StringType(), False) for name in ("uid", "dedup_reason", "match_id")]
+    )
+    frame = spark.createDataFrame(
+        spark.sparkContext.parallelize(groups, len(groups)).flatMap(read_group), schema
+    )
+    # The contract says one row per uid; if a file breaks it, a benchmark match still wins.
+    priority = F.when(F.col("dedup_reason") == REASON_BENCHMARK, 0).otherwise(1)
+    first = F.min(F.struct(priority.alias("p"), F.col("dedup_reason"), F.col("match_id")))
+    return (
+        frame.groupBy("uid")
+        .agg(first.alias("m"))
+        .select("uid", F.col("m.dedup_reason").alias("dedup_reason"), F.col("m.match_id").alias("match_id"))
+    )
+
+
+def keep_count(fraction: float, scored: int) -> int:
+    """How many of ``scored`` samples the top ``fraction`` keeps: ceil(F x N), in exact arithmetic."""
+    return math.ceil(Fraction(repr(fraction)) * scored)
+
+
+def top_fraction_boundary(candidates: Any, fraction: float) -> Boundary | None:
+    """The last kept sample of the top ``fraction``; None when the fraction keeps every scored sample."""
+    scored = candidates.where("clip_score IS NOT NULL").select("clip_score", "uid")
+    total = scored.count()
+    keep = keep_count(fraction, total)
+    if keep >= total:
+        return None
+    ranked = scored.rdd.map(tuple).sortBy(lambda r: (-r[0], r[1])).zipWithIndex()
+    (score, uid), _ = ranked.filter(lambda pair: pair[1] == keep - 1).first()
+    return Boundary(clip_score=score, uid=uid, keep=keep, scored=total)
+
+
+def with_reasons(
+    candidates: Any, matches: Any | None, options: BuildOptions, boundary: Boundary | None
+) -> Any:
+    """Add ``reason`` (null = kept) and ``match_id``: the first failing rule of the documented order."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    frame = candidates
+    if matches is not None:
+        frame = frame.join(matches, "uid", "left")
+    else:
+        frame = frame.withColumn("dedup_reason", F.lit(None).cast("string")).withColumn(
+            "match_id", F.lit(None).cast("string")
+        )
+    # A uid listed twice would make two identical keys in the corpus: keep its first row only.
+    first_row = Window.partitionBy("uid").orderBy("raw_shard", "row_index")
+    frame = frame.withColumn("_occurrence", F.row_number().over(first_row))
+    dedup = F.col("dedup_reason")
+    shorter = F.least("original_width", "original_height")
+    longer = F.greatest("original_width", "original_height")
+    score = F.col("clip_score")
+    rules: list[tuple[Any, str]] = [
+        (F.col("_occurrence") > 1, sel.REASON_REPEATED_UID),
+        (dedup == REASON_BENCHMARK, sel.REASON_BENCHMARK),
+    ]
+    if options.min_caption_length > 0:
+        rules.append((F.col("caption_length") < options.min_caption_length, sel.REASON_CAPTION))
+    if options.min_image_size > 0:
+        rules.append((shorter < options.min_image_size, sel.REASON_IMAGE_SIZE))
+    if not math.isinf(options.max_aspect_ratio):
+        # Multiplied, not divided: Spark's ANSI mode fails a division by zero.
+        rules.append((longer > F.lit(options.max_aspect_ratio) * shorter, sel.REASON_ASPECT))
+    if not options.keep_corpus_duplicates:
+        rules += [(dedup == REASON_EXACT, sel.REASON_EXACT), (dedup == REASON_NEAR, sel.REASON_NEAR)]
+    if options.score_filter:
+        rules.append((score.isNull(), sel.REASON_UNSCORED))
+    if options.min_clip_score is not None:
+        rules.append((score < F.lit(options.min_clip_score), sel.REASON_LOW_SCORE))
+    if boundary is not None:
+        inside = (score > F.lit(boundary.clip_score)) | (
+            (score == F.lit(boundary.clip_score)) & (F.col("uid") <= F.lit(boundary.uid))
+        )
+        rules.append((~inside, sel.REASON_TOP_FRACTION))
+    reason = F.lit(None).cast("string")
+    for condition, name in reversed(rules):
+        reason = F.when(condition, F.lit(name)).otherwise(reason)
+    match_id = F.when(F.col("dedup_reason") == reason, F.col("match_id"))
+    return (
+        frame.withColumn("reason", reason)
+        .withColumn("match_id", match_id)
+        .drop("_occurrence", "dedup_reason")
+    )
+
+
+def reason_counts(reasoned: Any) -> dict[str | None, int]:
+    """Samples per reason (None: kept)."""
+    return {row["reason"]: row["count"] for row in reasoned.groupBy("reason").count().collect()}
+
+
+def positioned(reasoned: Any, samples_per_shard: int) -> Any:
+    """Kept samples as an RDD of ``(final_shard, position, row)`` in shuffle order.
+
+    The global sort on ``(sort_key, uid)`` is a total order, so positions do not depend on how
+    Spark partitions the data.
+    """
+    kept = reasoned.where("reason IS NULL").select(
+        "sort_key", "uid", "raw_shard", "offset", "length", "members", "clip_score"
+    )
+    ordered = kept.rdd.map(tuple).sortBy(lambda r: (r[0], r[1])).zipWithIndex()
+    return ordered.map(lambda pair: (pair[1] // samples_per_shard, pair[1] % samples_per_shard, pair[0][1:]))

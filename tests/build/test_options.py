@@ -1,0 +1,48 @@
+"""Command-line options of build_shards: defaults, and bad values refused at parse time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipeline.build.options import build_parser, options_from_args
+
+
+def test_defaults() -> None:
+    options = options_from_args(["--dataset", "d"])
+    assert options.samples_per_shard == 10_000 and options.min_shards == 16 and options.seed == 0
+    assert options.min_clip_score is None and options.top_fraction is None and not options.score_filter
+    assert math.isinf(options.max_aspect_ratio) and options.output_options()["max_aspect_ratio"] is None
+    assert not options.keep_corpus_duplicates and not options.require_dedup
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-clip-score", "1.5"], "--min-clip-score must be in [-1, 1]"),
+        (["--min-clip-score", "abc"], "invalid float value"),
+        (["--top-fraction", "0"], "--top-fraction must be in (0, 1]"),
+        (["--top-fraction", "1.01"], "--top-fraction must be in (0, 1]"),
+        (["--top-fraction", "nan"], "--top-fraction must be in (0, 1]"),
+        (["--min-clip-score", "0.3", "--top-fraction", "0.5"], "not allowed with argument"),
+        (["--samples-per-shard", "0"], "--samples-per-shard must be >= 1"),
+        (["--max-aspect-ratio", "0.5"], "--max-aspect-ratio must be >= 1"),
+        (["--min-caption-length", "-1"], "--min-caption-length must be >= 0"),
+        (["--min-image-size", "-3"], "--min-image-size must be >= 0"),
+        (["--min-shards", "-1"], "--min-shards must be >= 0"),
+    ],
+)
+def test_bad_options_are_refused(args: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        options_from_args(["--dataset", "d", *args])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_option_has_help_and_a_shown_default() -> None:
+    text = " ".join(build_parser().format_help().split())
+    for action in build_parser()._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, action.dest
+    assert "(default: 10000)" in text and "(default: 16)" in text
