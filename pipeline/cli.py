@@ -1,15 +1,17 @@
-"""The ``corpusforge`` command: demo, synthetic world generation and serving."""
+"""The ``corpusforge`` command: demo, synthetic world generation and serving, CLIP training."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from pipeline.errors import UserInputError
 from pipeline.logs import setup_logging
+from pipeline.train.options import add_arguments as add_train_arguments
 
 log = logging.getLogger("corpusforge")
 
@@ -54,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--faults-per-kind", type=int, default=0)
     serve.add_argument("--slow-seconds", type=float, default=3.0)
+
+    train = sub.add_parser(
+        "train",
+        help="contrastive (CLIP) training on WebDataset shards; torchrun for several processes",
+        description="Contrastive (CLIP) training on WebDataset shards. Several processes: "
+        "torchrun --nproc_per_node N -m pipeline.cli train ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_train_arguments(train)
     return parser
 
 
@@ -76,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             log.info("done: raw shards in %s/raw, CLIP scores in %s/scores", dataset, dataset)
+        elif args.command == "train":
+            _train(args)
         elif args.command == "synth":
             from pipeline.synthetic.world import WorldSpec, generate_world
 
@@ -111,6 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _train(args: argparse.Namespace) -> None:
+    from pipeline.train.loop import train
+    from pipeline.train.options import options_from_namespace
+
+    summary = train(options_from_namespace(args))
+    if os.environ.get("RANK", "0") == "0":
+        evals = " ".join(f"{k}={v:.3f}" for k, v in summary["eval"].items())
+        print(
+            f"trained {summary['model']} to step {summary['steps']}: {summary['samples_this_run']} samples "
+            f"at {summary['samples_per_s']:.1f} samples/s, final loss {summary['final_loss']:.3f}, "
+            f"{summary['corrupt_samples']} corrupt samples and {summary['corrupt_shards']} bad shards "
+            f"skipped; model: {summary['model_file']}" + (f"; eval: {evals}" if evals else "")
+        )
 
 
 if __name__ == "__main__":

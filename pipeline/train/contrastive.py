@@ -9,7 +9,6 @@ linear warm-up and cosine decay. Checkpoints are plain state dicts, loadable wit
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.score.model import register_configs
+from pipeline.train.loss import clamp_logit_scale, clip_loss
+from pipeline.train.schedule import cosine_lr, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ def train_clip(images: list[Image.Image], captions: list[str], options: TrainOpt
     """Train ``options.model`` from scratch on (image, caption) pairs; return the model (eval mode)."""
     import open_clip
     import torch
-    import torch.nn.functional as F
 
     if len(images) != len(captions) or len(images) < 2:
         raise ValueError("need at least two (image, caption) pairs of equal count")
@@ -55,31 +55,20 @@ def train_clip(images: list[Image.Image], captions: list[str], options: TrainOpt
     model.train()
     progress = tqdm(range(options.steps), desc="training CLIP", unit=" step", mininterval=5)
     for step in progress:
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(step, options)
+        set_lr(optimizer, cosine_lr(step, options.learning_rate, options.warmup_steps, options.steps))
         index = torch.randperm(len(images), generator=generator)[:batch]
         image_features = model.encode_image(pixels[index], normalize=True)
         text_features = model.encode_text(tokens[index], normalize=True)
-        logits = model.logit_scale.exp() * image_features @ text_features.T
-        labels = torch.arange(batch)
-        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        loss = clip_loss(image_features, text_features, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+        clamp_logit_scale(model)
         if step % 50 == 0:
             progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
     log.info("trained %s for %d steps, final loss %.3f", options.model, options.steps, loss.item())
     return model
-
-
-def _learning_rate(step: int, options: TrainOptions) -> float:
-    if step < options.warmup_steps:
-        return options.learning_rate * (step + 1) / options.warmup_steps
-    progress = (step - options.warmup_steps) / max(1, options.steps - options.warmup_steps)
-    return 0.5 * options.learning_rate * (1 + math.cos(math.pi * progress))
 
 
 def save_checkpoint(model: Any, path: str | Path) -> Path:
