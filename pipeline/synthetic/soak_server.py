@@ -1,0 +1,242 @@
+"""A loopback HTTP server that makes up every response on the fly, for soak tests of any size.
+
+``/KIND/N.jpg`` answers as fault ``KIND`` (see :data:`SOAK_FAULTS`), or with a small JPEG for
+``ok``; nothing is stored, so a list of a million URLs costs no disk. The server listens on
+several loopback addresses (127.0.0.1, 127.0.0.2, ...), each one a distinct *host* for the
+client's per-host limits, and measures politeness from its own side: requests in flight per host
+(the most ever), the wait before each retry of a 503 that asked for ``Retry-After``, and which
+opted-out images it served. ``/_stats`` returns those figures as JSON.
+
+It runs in a child process (:class:`SoakServer`), so its CPU use does not slow the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import multiprocessing
+import random
+import socket
+import struct
+import time
+import urllib.request
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+# Fault kinds and the weight of each among failures; the slow ones (each costs the client a full
+# deadline per attempt) are rarer so a large soak stays quick.
+SOAK_FAULTS = {
+    "404": 3,
+    "410": 3,
+    "500": 3,
+    "503_retry_after": 3,
+    "reset": 3,
+    "truncated": 3,
+    "wrong_type": 3,
+    "corrupt": 3,
+    "undecodable": 3,
+    "optout": 3,
+    "timeout": 1,
+    "slow_drip": 1,
+}
+RETRY_AFTER_SECONDS = 1
+_IMAGES = 32
+
+
+def _image_pool(seed: int = 0) -> list[bytes]:
+    rng = random.Random(seed)
+    pool = []
+    for _ in range(_IMAGES):
+        image = Image.new("RGB", (96, 72), tuple(rng.randrange(256) for _ in range(3)))
+        for _ in range(6):
+            box = sorted(rng.sample(range(96), 2)) + sorted(rng.sample(range(72), 2))
+            image.paste(tuple(rng.randrange(256) for _ in range(3)), (box[0], box[2], box[1], box[3]))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        pool.append(buffer.getvalue())
+    return pool
+
+
+class _State:
+    def __init__(self, stall_seconds: float) -> None:
+        self.images = _image_pool()
+        self.stall_seconds = stall_seconds
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.first_503: dict[str, float] = {}
+        self.retry_gaps: list[float] = []
+        self.optout_served: set[int] = set()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "max_in_flight_per_host": dict(self.max_in_flight),
+            "retry_after_seconds": RETRY_AFTER_SECONDS,
+            "retry_gaps": {
+                "count": len(self.retry_gaps),
+                "min": min(self.retry_gaps, default=None),
+                "max": max(self.retry_gaps, default=None),
+            },
+            "retry_after_unanswered": len(self.first_503) - len(self.retry_gaps),
+            "optout_served": sorted(self.optout_served),
+        }
+
+
+@web.middleware
+async def _count_in_flight(request: web.Request, handler: Any) -> web.StreamResponse:
+    state: _State = request.app["state"]
+    host = request.transport.get_extra_info("sockname")[0] if request.transport else "?"
+    state.in_flight[host] += 1
+    state.max_in_flight[host] = max(state.max_in_flight[host], state.in_flight[host])
+    try:
+        return await handler(request)
+    finally:
+        # Runs before a plain response is sent, and when the client hangs up (handler cancelled).
+        state.in_flight[host] -= 1
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
+    state: _State = request.app["state"]
+    kind = request.match_info["kind"]
+    index = int(request.match_info["index"])
+    state.requests[kind] += 1
+    image = state.images[index % len(state.images)]
+    if kind == "ok":
+        return web.Response(body=image, content_type="image/jpeg")
+    if kind in ("404", "410", "500"):
+        return web.Response(status=int(kind), text="no", content_type="text/plain")
+    if kind == "503_retry_after":
+        path = request.path
+        first = state.first_503.get(path)
+        if first is None:
+            state.first_503[path] = time.monotonic()
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return web.Response(status=503, text="busy", content_type="text/plain", headers=headers)
+        state.retry_gaps.append(time.monotonic() - first)
+        return web.Response(body=image, content_type="image/jpeg")
+    if kind == "timeout":
+        await asyncio.sleep(state.stall_seconds)
+        return web.Response(body=image, content_type="image/jpeg")
+    if kind == "reset":
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:  # a zero linger makes close() send RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.transport.abort()
+        raise asyncio.CancelledError
+    if kind == "truncated":
+        response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        response.content_length = len(image)
+        await response.prepare(request)
+        await response.write(image[: len(image) // 2])
+        await asyncio.sleep(0.05)
+        request.transport.close()
+        raise asyncio.CancelledError
+    if kind == "slow_drip":
+        response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        response.content_length = len(image)
+        await response.prepare(request)
+        deadline = time.monotonic() + state.stall_seconds
+        for byte in image:
+            if time.monotonic() > deadline:
+                break
+            await response.write(bytes([byte]))
+            await asyncio.sleep(0.25)
+        return response
+    if kind == "wrong_type":
+        return web.Response(text="<html><body>a page</body></html>", content_type="text/html")
+    if kind == "corrupt":
+        return web.Response(body=image[:2] + bytes(reversed(image[2:])), content_type="image/jpeg")
+    if kind == "undecodable":
+        noise = random.Random(index).randbytes(2000)
+        return web.Response(body=noise, content_type="image/jpeg")
+    if kind == "optout":
+        state.optout_served.add(index)
+        return web.Response(body=image, content_type="image/jpeg", headers={"X-Robots-Tag": "noai"})
+    return web.Response(status=400, text=f"unknown kind {kind}", content_type="text/plain")
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app["state"].stats())
+
+
+async def _run(hosts: int, port: int, stall_seconds: float, ready: Any, stop: Any) -> None:
+    app = web.Application(middlewares=[_count_in_flight])
+    app["state"] = _State(stall_seconds)
+    app.router.add_get("/_stats", _stats)
+    app.router.add_get(r"/{kind}/{index:\d+}.jpg", _serve)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    first = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
+    await first.start()
+    port = first._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    for h in range(2, hosts + 1):
+        await web.TCPSite(runner, f"127.0.0.{h}", port, backlog=1024).start()
+    ready.send(port)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, stop.wait)
+    await runner.cleanup()
+
+
+def _main(hosts: int, port: int, stall_seconds: float, ready: Any, stop: Any) -> None:
+    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+    asyncio.run(_run(hosts, port, stall_seconds, ready, stop))
+
+
+class SoakServer:
+    """The soak server in a child process, on ``hosts`` loopback addresses sharing one port."""
+
+    def __init__(self, hosts: int = 16, stall_seconds: float = 10.0) -> None:
+        if not 1 <= hosts <= 254:
+            raise ValueError("hosts must be 1..254 (127.0.0.1 .. 127.0.0.254)")
+        self.hosts = hosts
+        self.stall_seconds = stall_seconds
+        self.port = 0
+        context = multiprocessing.get_context("spawn")
+        self._ready, child_end = context.Pipe(duplex=False)
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_main,
+            args=(hosts, 0, stall_seconds, child_end, self._stop),
+            name="soak-server",
+            daemon=True,
+        )
+
+    def host(self, index: int) -> str:
+        """Base URL of host ``index`` (any integer; spread over the addresses)."""
+        return f"http://127.0.0.{1 + index % self.hosts}:{self.port}"
+
+    def start(self) -> SoakServer:
+        self._process.start()
+        if not self._ready.poll(60):
+            self._process.kill()
+            raise RuntimeError("the soak server did not start within 60 s")
+        self.port = self._ready.recv()
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        """The server's politeness figures so far (see module docstring)."""
+        # No proxy: the environment's proxy settings must not send this off the machine.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.port}/_stats", timeout=30) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def __enter__(self) -> SoakServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
