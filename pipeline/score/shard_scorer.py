@@ -14,6 +14,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -62,10 +63,8 @@ def score_shard(shard: int, options: ScoreOptions, device: str | None = None) ->
     started = time.time()
     token = raw_token(dataset, shard)
     loaded = load_model(options.model, options.pretrained, device or options.device)
-    samples = list(_successes(dataset, shard))
-    uids = [uid for uid, _, _ in samples]
-    image_emb, text_emb = _embed(samples, loaded, options)
-    scores = (image_emb * text_emb).sum(axis=1) if len(samples) else np.zeros(0, dtype=np.float32)
+    uids, image_emb, text_emb = _embed(_successes(dataset, shard), loaded, options)
+    scores = (image_emb * text_emb).sum(axis=1) if uids else np.zeros(0, dtype=np.float32)
     name = dataset.shard_name(shard)
     table = pa.table(
         {
@@ -121,35 +120,49 @@ def _successes(dataset: Dataset, shard: int) -> Iterator[tuple[str, bytes, str]]
                     yield key, data.read(), captions[key]
 
 
+def _batches(samples: Iterator[tuple[str, bytes, str]], size: int) -> Iterator[list[tuple[str, bytes, str]]]:
+    while batch := list(islice(samples, size)):
+        yield batch
+
+
 def _embed(
-    samples: list[tuple[str, bytes, str]], loaded: LoadedModel, options: ScoreOptions
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised image and text embeddings of all samples, batch by batch."""
+    samples: Iterator[tuple[str, bytes, str]], loaded: LoadedModel, options: ScoreOptions
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """uids and normalised image and text embeddings of all samples, batch by batch.
+
+    The shard is read as a stream: only the batch being embedded and the next one, being
+    decoded on the loader threads, are in memory.
+    """
     import torch
 
-    batches = [samples[i : i + options.batch_size] for i in range(0, len(samples), options.batch_size)]
+    uids: list[str] = []
     images_out: list[np.ndarray] = []
     texts_out: list[np.ndarray] = []
+    batches = _batches(samples, options.batch_size)
     with ThreadPoolExecutor(options.loader_threads, thread_name_prefix="preprocess") as pool:
-        pending = _submit(pool, batches, 0, loaded)
-        for index, batch in enumerate(batches):
+        batch = next(batches, None)
+        pending = _submit(pool, batch, loaded)
+        while batch is not None:
             pixels = torch.stack([future.result() for future in pending])
-            pending = _submit(pool, batches, index + 1, loaded)  # the next batch decodes meanwhile
+            following = next(batches, None)
+            pending = _submit(pool, following, loaded)  # the next batch decodes meanwhile
             tokens = loaded.tokenizer([caption for _, _, caption in batch])
             with torch.inference_mode(), torch.autocast("cuda", enabled=loaded.device.startswith("cuda")):
                 image = loaded.model.encode_image(pixels.to(loaded.device), normalize=True)
                 text = loaded.model.encode_text(tokens.to(loaded.device), normalize=True)
+            uids.extend(uid for uid, _, _ in batch)
             images_out.append(image.float().cpu().numpy())
             texts_out.append(text.float().cpu().numpy())
+            batch = following
     if not images_out:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    return np.concatenate(images_out), np.concatenate(texts_out)
+        return uids, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return uids, np.concatenate(images_out), np.concatenate(texts_out)
 
 
-def _submit(pool: ThreadPoolExecutor, batches: list, index: int, loaded: LoadedModel) -> list[Future]:
-    if index >= len(batches):
+def _submit(pool: ThreadPoolExecutor, batch: list | None, loaded: LoadedModel) -> list[Future]:
+    if batch is None:
         return []
-    return [pool.submit(_preprocess, data, loaded) for _, data, _ in batches[index]]
+    return [pool.submit(_preprocess, data, loaded) for _, data, _ in batch]
 
 
 def _preprocess(data: bytes, loaded: LoadedModel) -> Any:
