@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.errors import UserInputError
 from pipeline.logs import setup_logging
+from pipeline.report.options import add_arguments as add_report_arguments
 from pipeline.train.options import add_arguments as add_train_arguments
 
 log = logging.getLogger("corpusforge")
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_train_arguments(train)
+
+    report = sub.add_parser(
+        "report",
+        help="write DIR/report/index.html: figures of every stage that has run",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_report_arguments(report)
     return parser
 
 
@@ -89,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             log.info("done: raw shards in %s/raw, CLIP scores in %s/scores", dataset, dataset)
         elif args.command == "train":
             _train(args)
+        elif args.command == "report":
+            from pipeline.report.command import format_result, write_report
+            from pipeline.report.options import options_from_namespace as report_options
+
+            print(format_result(write_report(report_options(args))))
         elif args.command == "synth":
             from pipeline.synthetic.world import WorldSpec, generate_world
 
