@@ -157,7 +157,7 @@ def _check_resume(dataset: Dataset, options: BuildOptions, inputs: BuildInputs) 
             k for k in wanted["options"] if recorded.get("options", {}).get(k) != wanted["options"][k]
         )
         raise UserInputError(
-            f"{dataset.path(FINAL_DIR)} was built with other options ({', '.join(changed)}; recorded in "
+            f"{dataset.path(FINAL_DIR)} was built with other options: {', '.join(changed)} (recorded in "
             f"{FINAL_DIR}/{OPTIONS_FILE}); pass the same options to resume, or --overwrite to rebuild"
         )
     if recorded.get("inputs") != wanted["inputs"]:

@@ -106,7 +106,8 @@ def top_fraction_boundary(candidates: Any, fraction: float) -> Boundary | None:
     if keep >= total:
         return None
     ranked = scored.rdd.map(tuple).sortBy(lambda r: (-r[0], r[1])).zipWithIndex()
-    (score, uid), _ = ranked.filter(lambda pair: pair[1] == keep - 1).first()
+    # collect(), not first(): first() may scan the partitions in several jobs.
+    [((score, uid), _)] = ranked.filter(lambda pair: pair[1] == keep - 1).collect()
     return Boundary(clip_score=score, uid=uid, keep=keep, scored=total)
 
 
