@@ -1,0 +1,58 @@
+"""Soak: a CI-sized URL list with 30 % failures of every kind, checked row by row (slow).
+
+The full 100 000-row run is ``benchmarks/soak.py`` (see docs/reliability.md); this test runs the
+same harness at 1 000 and 10 000 rows so it fits in CI on two cores (about 3 minutes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.synthetic.soak import RETRY_AFTER_SECONDS, SoakConfig, problems, run_soak
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc"),
+]
+
+SMALL, LARGE = 1_000, 10_000
+SHARD = 1_000  # the same shard size for both, so a worker's memory can only grow with the list
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
+    return {
+        rows: run_soak(SoakConfig(rows=rows, samples_per_shard=SHARD), tmp_path_factory.mktemp(f"soak{rows}"))
+        for rows in (SMALL, LARGE)
+    }
+
+
+@pytest.mark.parametrize("rows", [SMALL, LARGE])
+def test_every_row_once_with_the_status_its_fault_implies(reports: dict[int, dict], rows: int) -> None:
+    report = reports[rows]
+    assert problems(report) == [], report
+    assert report["output_rows"] == rows and report["missing_rows"] == report["repeated_rows"] == 0
+    assert sum(report["status"].values()) == rows
+    # 30 % failures, every fault kind present, each failure class seen.
+    assert 0.27 <= report["failure_fraction"] <= 0.33
+    assert set(report["faults"]) == {"ok", *report["server_requests"]} and len(report["faults"]) == 13
+    assert report["stored_samples"] == report["status"]["success"]
+
+
+def test_politeness_measured_at_the_server(reports: dict[int, dict]) -> None:
+    report = reports[LARGE]
+    # The cap is per host and per task: never more than cap x parallel tasks at one host.
+    assert 0 < report["max_in_flight_per_host"] <= report["per_host_cap"]
+    gaps = report["retry_after"]
+    assert gaps["count"] == report["faults"]["503_retry_after"] and report["retry_after_unanswered"] == 0
+    assert gaps["min"] >= RETRY_AFTER_SECONDS
+    assert report["optout_served"] == report["faults"]["optout"] and report["optout_stored"] == 0
+
+
+def test_worker_memory_stays_flat_as_the_list_grows(reports: dict[int, dict]) -> None:
+    small, large = reports[SMALL]["peak_python_worker_mb"], reports[LARGE]["peak_python_worker_mb"]
+    assert small and large
+    # Ten times the rows (and ten times the shards through the same reused workers): the same peak.
+    assert large <= small * 1.2 + 10, (small, large)
