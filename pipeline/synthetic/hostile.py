@@ -36,6 +36,7 @@ HOSTILE_ROUTES = {
     "/gzip_bomb": "64 MiB of zeros gzip-compressed to 64 KB",
     "/deflate_bomb": "64 MiB of zeros deflate-compressed",
     "/double_gzip_bomb": "Content-Encoding: gzip, gzip around a bomb",
+    "/brotli": "Content-Encoding: br (a bomb if the client had a Brotli decoder)",
     "/header_flood": "header lines that never end",
     "/huge_header": "one 1 MiB header line",
     "/slow_drip": "one byte every 0.2 s, forever",
@@ -215,6 +216,9 @@ class _HostileHandler(BaseHTTPRequestHandler):
 
     def _route_double_gzip_bomb(self, query: dict[str, list[str]]) -> None:
         self._send(200, double_gzip_bomb(), "image/jpeg", {"Content-Encoding": "gzip, gzip"})
+
+    def _route_brotli(self, query: dict[str, list[str]]) -> None:
+        self._send(200, b"\x00" * 4096, "image/jpeg", {"Content-Encoding": "br"})
 
     def _route_header_flood(self, query: dict[str, list[str]]) -> None:
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n")

@@ -80,6 +80,8 @@ needs_proc = pytest.mark.skipif(not CLEAR_REFS.exists(), reason="peak memory is 
         ("/content_length_lie", ErrorClass.TOO_LARGE),
         ("/gzip_bomb", ErrorClass.TOO_LARGE),
         ("/deflate_bomb", ErrorClass.TOO_LARGE),
+        # No Brotli decoder is installed, so a br body (a potential bomb) is refused outright.
+        ("/brotli", ErrorClass.PROTOCOL_ERROR),
         ("/header_flood", ErrorClass.PROTOCOL_ERROR),
         ("/huge_header", ErrorClass.PROTOCOL_ERROR),
         ("/slow_drip", ErrorClass.TIMEOUT),
