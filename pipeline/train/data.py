@@ -42,6 +42,7 @@ class StreamConfig:
     resampled: bool = False
     shard_shuffle: bool = True
     shuffle_buffer: int = 1000
+    decode_side: int = 0  # see decode_image; 0 decodes at full size
 
 
 @dataclass
@@ -116,9 +117,15 @@ def epoch_samples(
     return shuffled(read(), config.shuffle_buffer, rng)
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode fully to RGB (raises on any damage)."""
+def decode_image(data: bytes, min_side: int = 0) -> Image.Image:
+    """Decode fully to RGB (raises on any damage).
+
+    With ``min_side``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both
+    sides at least ``min_side`` (PIL's ``draft``): several times less work for large stored images.
+    """
     with Image.open(io.BytesIO(data)) as image:
+        if min_side:
+            image.draft("RGB", (min_side, min_side))
         return image.convert("RGB")
 
 
@@ -164,6 +171,7 @@ class TrainStream(IterableDataset):
         if info is not None:
             torch.set_num_threads(1)  # loader workers are processes already; threads would oversubscribe
         pending: list[tuple[RawSample, Any]] = []
+        saved, seeded = None, False
         for epoch in _count(position.epoch):
             position.epoch, position.offset = epoch, 0
             skip = start.offset if epoch == start.epoch else 0
@@ -175,14 +183,22 @@ class TrainStream(IterableDataset):
                     used += 1
                     baseline = Counters(**vars(scan))
                     continue
-                pixels = self._pixels(sample, position, consumer)
+                if not seeded:
+                    saved = self._seed_batch(
+                        _mix(self.config.seed, consumer, position.epoch, position.offset)
+                    )
+                    seeded = True
+                pixels = self._pixels(sample, position)
                 if pixels is None:
                     continue
                 used += 1
                 pending.append((sample, pixels))
                 if len(pending) == self.config.batch_size:
-                    yield self._batch(pending, logical, position, _delta(scan, baseline))
-                    pending = []
+                    batch = self._batch(pending, logical, position, _delta(scan, baseline))
+                    pending, seeded = [], False
+                    if saved is not None:
+                        torch.set_rng_state(saved)
+                    yield batch
             position.counters = _add(position.counters, _delta(scan, baseline))
             if used == 0:
                 raise UserInputError(
@@ -192,20 +208,26 @@ class TrainStream(IterableDataset):
                     f"{position.counters.corrupt_shards} unreadable shards skipped; see the warnings)"
                 )
 
-    def _pixels(self, sample: RawSample, position: Position, consumer: int) -> Any:
+    def _seed_batch(self, seed: int) -> Any:
+        """Seed the augmentation of the next batch by its stream position, so a resumed run draws
+        the same crops. In the training process itself (no loader workers) the global RNG state is
+        returned, to be put back once the batch is made."""
         import torch
+        from torch.utils.data import get_worker_info
 
+        saved = torch.get_rng_state() if get_worker_info() is None else None
+        torch.manual_seed(seed)
+        return saved
+
+    def _pixels(self, sample: RawSample, position: Position) -> Any:
         try:
             sample.text.decode("utf-8")
-            image = decode_image(sample.image)
+            image = decode_image(sample.image, self.config.decode_side)
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for damaged files
             position.counters.corrupt_samples += 1
             log.warning("sample %r: undecodable (%s: %s); skipped", sample.key, type(exc).__name__, exc)
             return None
-        # Random augmentation seeded by stream position, so a resumed run draws the same crops.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_mix(self.config.seed, consumer, position.epoch, position.offset))
-            return self.preprocess(image)
+        return self.preprocess(image)
 
     def _batch(
         self, pending: list[tuple[RawSample, Any]], logical: int, position: Position, scanned: Counters

@@ -22,6 +22,7 @@ class TrainerOptions:
     resampled: bool = False
     shard_shuffle: bool = True
     shuffle_buffer: int = 1000
+    jpeg_draft: bool = True
     workers: int = 2
     batch_size: int = 64
     accum_freq: int = 1
@@ -115,6 +116,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="shuffle the shard order every epoch (same order on every rank)",
     )
     data.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, help="sample shuffle buffer")
+    data.add_argument(
+        "--jpeg-draft",
+        action=argparse.BooleanOptionalAction,
+        default=d.jpeg_draft,
+        help="decode JPEGs at a reduced DCT scale (1/2, 1/4, 1/8) that keeps at least twice the model's "
+        "input size: much less decoding work for large stored images",
+    )
     data.add_argument("--workers", type=int, default=d.workers, help="data loader processes per rank")
     model = p.add_argument_group("model")
     model.add_argument("--model", default=d.model, help="open_clip model config (or corpusforge-tiny)")
@@ -224,6 +232,7 @@ def options_from_namespace(a: argparse.Namespace) -> TrainerOptions:
         resampled=a.resampled,
         shard_shuffle=a.shard_shuffle,
         shuffle_buffer=a.shuffle_buffer,
+        jpeg_draft=a.jpeg_draft,
         workers=a.workers,
         batch_size=a.batch_size,
         accum_freq=a.accum_freq,

@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import json
-import random
 from pathlib import Path
 
 import pytest
 
-from pipeline.shards.tar_writer import TarWriter
-from pipeline.synthetic.scenes import random_scene, render
-
-
-def write_shards(folder: Path, shards: int, per_shard: int, seed: int = 0, side: int = 64) -> list[Path]:
-    """``shards`` tars of ``per_shard`` samples (KEY.jpg/.txt/.json, keys unique) and sizes.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    paths, sizes = [], {}
-    for s in range(shards):
-        path = folder / f"{s:06d}.tar"
-        with open(path, "wb") as handle:
-            writer = TarWriter(handle)
-            for i in range(per_shard):
-                scene = random_scene(rng)
-                buffer = io.BytesIO()
-                render(scene, (side, side), rng).save(buffer, format="JPEG", quality=85)
-                key = f"s{seed}x{s:04d}x{i:05d}"
-                meta = json.dumps({"label": scene.label}).encode()
-                writer.write(key, {"jpg": buffer.getvalue(), "txt": scene.caption.encode(), "json": meta})
-            writer.close()
-        sizes[path.name] = per_shard
-        paths.append(path)
-    (folder / "sizes.json").write_text(json.dumps(sizes))
-    return paths
+from pipeline.train.scene_shards import write_scene_shards as write_shards
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 from pipeline.errors import UserInputError
 from pipeline.score.model import register_configs
 from pipeline.train.data import Position, StreamConfig, TrainStream, check_layout, epoch_shards
+from pipeline.train.scene_shards import write_scene_shards as write_shards
 from pipeline.train.shardlist import expand_shards
 from pipeline.train.tario import Counters, read_shard
-from tests.train.conftest import write_shards
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +204,20 @@ def test_tiny_shards_from_the_fixture_writer_roundtrip(tmp_path: Path) -> None:
     samples = list(read_shard(str(paths[0]), counters))
     assert [s.key for s in samples] == ["s4x0000x00000", "s4x0000x00001", "s4x0000x00002"]
     assert counters == Counters()
+
+
+def test_jpeg_draft_decodes_at_a_reduced_scale_but_never_below_the_asked_side() -> None:
+    import io as io_
+
+    from PIL import Image
+
+    from pipeline.train.data import decode_image
+
+    buffer = io_.BytesIO()
+    Image.new("RGB", (256, 200), (200, 30, 30)).save(buffer, format="JPEG")
+    assert decode_image(buffer.getvalue()).size == (256, 200)
+    assert decode_image(buffer.getvalue(), min_side=100).size == (128, 100)
+    assert decode_image(buffer.getvalue(), min_side=40).size == (64, 50)
+    png = io_.BytesIO()
+    Image.new("RGB", (256, 200)).save(png, format="PNG")
+    assert decode_image(png.getvalue(), min_side=40).size == (256, 200)  # only JPEGs have a draft mode
