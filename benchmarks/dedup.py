@@ -16,7 +16,9 @@ Part ``hash`` (single core: the process is pinned to one CPU while it runs):
    the best round of each counts, in CPU seconds of this thread (robust to other processes
    on a shared machine) and in wall seconds;
 3. checks the fast mode's distance to imagehash on these files, and that the exact mode is
-   bit-identical, then prints the table and writes benchmarks/_work/dedup_hash_results.json.
+   bit-identical; times both again on the first 30 files re-encoded at each of --qualities
+   (the ratio depends on how much entropy-coded data a pixel carries); prints the table and
+   writes benchmarks/_work/dedup_hash_results.json.
 
 Part ``match``:
 
@@ -71,6 +73,7 @@ class Options:
     part: str
     images: int
     rounds: int
+    qualities: tuple[int, ...]
     seed: int
     corpus: int
     benchmark: int
@@ -93,6 +96,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--part", choices=("hash", "match", "all"), default="all", help="what to measure")
     parser.add_argument("--images", type=int, default=200, help="JPEGs of 1-2 MP for the hashing part")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per hashing method (best counts)")
+    parser.add_argument(
+        "--qualities",
+        default="60,75,95",
+        help="JPEG qualities the first 30 photos are re-encoded at, to show the ratio against file size",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos and of the hash sets")
     parser.add_argument("--corpus", type=int, default=10_000_000, help="corpus hashes (queries)")
     parser.add_argument("--benchmark", type=int, default=100_000, help="benchmark hashes (the index)")
@@ -130,6 +138,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         part=args.part,
         images=args.images,
         rounds=args.rounds,
+        qualities=tuple(int(v) for v in args.qualities.split(",") if v.strip()),
         seed=args.seed,
         corpus=args.corpus,
         benchmark=args.benchmark,
@@ -318,6 +327,7 @@ def measure_hashing(options: Options) -> dict[str, Any]:
         "fast_distance_max": int(max(distances)),
         "exact_identical": f"{exact_equal}/{len(paths)}",
         "per_source": per_source,
+        "per_quality": [_quality_ratio(paths[:30], q, methods) for q in options.qualities],
         "target_ratio": TARGET_HASH_RATIO,
         "pillow": Image.__version__,
     }
@@ -330,16 +340,19 @@ def _source_ratio(
     source: str,
     distances: list[int],
 ) -> dict[str, Any]:
-    """One more timed pass (CPU seconds) of imagehash and ours over one source's files."""
+    """Ratio (CPU, best of 3) of imagehash and ours over one source's files."""
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[-1]})
     try:
         spent = {}
         for name in ("imagehash", "ours"):
-            start = time.thread_time()
-            for path in paths:
-                methods[name](path)
-            spent[name] = (time.thread_time() - start) / len(paths)
+            rounds = []
+            for _ in range(3):
+                start = time.thread_time()
+                for path in paths:
+                    methods[name](path)
+                rounds.append(time.thread_time() - start)
+            spent[name] = min(rounds) / len(paths)
     finally:
         os.sched_setaffinity(0, cpus)
     chosen = [e for e in entries if e["source"] == source]
@@ -348,6 +361,45 @@ def _source_ratio(
         "bits_per_pixel_mean": float(np.mean([8 * e["bytes"] / (e["width"] * e["height"]) for e in chosen])),
         "ratio_cpu": spent["imagehash"] / spent["ours"],
         "fast_distance_mean": float(np.mean(distances)),
+    }
+
+
+def _quality_ratio(
+    paths: list[Path], quality: int, methods: dict[str, Callable[[Path], Any]]
+) -> dict[str, Any]:
+    """Ratio (CPU, best of 3) on ``paths`` re-encoded at one JPEG quality, from memory."""
+    from PIL import Image
+
+    folder = WORK / "dedup" / f"quality_{quality}"
+    folder.mkdir(parents=True, exist_ok=True)
+    encoded, pixels = [], 0
+    for path in paths:
+        with Image.open(path) as image:
+            out = folder / path.name
+            image.save(out, "JPEG", quality=quality)
+            encoded.append(out)
+            pixels += image.width * image.height
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    try:
+        spent = {}
+        for name in ("imagehash", "ours"):
+            rounds = []
+            for _ in range(3):
+                start = time.thread_time()
+                for path in encoded:
+                    methods[name](path)
+                rounds.append(time.thread_time() - start)
+            spent[name] = min(rounds) / len(encoded)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    return {
+        "quality": quality,
+        "files": len(encoded),
+        "bits_per_pixel_mean": 8 * sum(p.stat().st_size for p in encoded) / pixels,
+        "imagehash_cpu_s": spent["imagehash"],
+        "ours_cpu_s": spent["ours"],
+        "ratio_cpu": spent["imagehash"] / spent["ours"],
     }
 
 
@@ -374,6 +426,12 @@ def format_hashing(result: dict[str, Any]) -> str:
         f"(target {result['target_ratio']:.0f}x); ceiling with this decoder (imagehash / floor): "
         f"{result['ceiling_cpu']:.2f}x; ours = {result['ours_over_floor_cpu']:.2f} x floor"
     )
+    for q in result["per_quality"]:
+        rows.append(
+            f"  re-encoded at quality {q['quality']}: {q['files']} files, {q['bits_per_pixel_mean']:.2f} "
+            f"bits/pixel, imagehash {1e3 * q['imagehash_cpu_s']:.2f} ms, "
+            f"ours {1e3 * q['ours_cpu_s']:.2f} ms, ratio {q['ratio_cpu']:.2f}x CPU"
+        )
     for source, s in result["per_source"].items():
         rows.append(
             f"  {source}: {s['files']} files, {s['bits_per_pixel_mean']:.2f} bits/pixel, "
