@@ -15,7 +15,10 @@ from PIL import Image
 
 from pipeline.image.phash import thumbnail
 
-# Default threshold: see the quality check in docs/benchmarks.md ("Dedup quality").
+# Measured by benchmarks/dedup_quality.py (docs/benchmarks.md, "Dedup quality"): unrelated pairs
+# whose smaller complexity is below 2 collide (1% within 10 bits: flat pictures of one aspect
+# ratio hash alike); from 2 up the rate is 0.001-0.06%, as between structured pictures. 6 is the
+# largest threshold whose colour check costs no recall on photographs or synthetic scenes.
 DEFAULT_MIN_COMPLEXITY = 6.0
 DEFAULT_MAX_SIGNATURE_DISTANCE = 8.0
 
