@@ -313,7 +313,9 @@ def collect_scores(dataset: Dataset) -> Scores | Missing:
     if not dataset.exists(SCORES_DIR):
         return Missing(f"score job has not run yet: {dataset.path(SCORES_DIR)} does not exist")
     summary = _read_json(dataset, SCORES_DIR, SUMMARY_FILE)
-    per_shard = [s for s in (scored_stats(dataset, shard) for shard in raw) if s is not None]
+    stats = {shard: scored_stats(dataset, shard) for shard in raw}
+    per_shard = [s for s in stats.values() if s is not None]
+    current = [shard for shard, s in stats.items() if s is not None]
     if summary is not None and summary.get("distribution", {}).get("count"):
         dist = summary["distribution"]
         counts = np.asarray(dist["histogram"]["counts"], dtype=np.int64)
@@ -341,12 +343,16 @@ def collect_scores(dataset: Dataset) -> Scores | Missing:
         candidates=candidates,
         top_fractions=tops,
         median=quantile(counts, 0.5),
-        threshold=guarded("final/manifest.json", lambda: collect_threshold(dataset, counts)),
+        threshold=guarded("final/manifest.json", lambda: collect_threshold(dataset, current)),
     )
 
 
-def collect_threshold(dataset: Dataset, counts: np.ndarray | None = None) -> Threshold | Missing:
-    """The score rule recorded in final/manifest.json (written last by a finished build_shards)."""
+def collect_threshold(dataset: Dataset, scored_shards: list[int]) -> Threshold | Missing:
+    """The score rule recorded in final/manifest.json (written last by a finished build_shards).
+
+    The fraction of scored samples the rule keeps is counted exactly from ``scores/`` (in double
+    precision, as build_shards compares), not read off the binned histogram.
+    """
     manifest = _read_json(dataset, FINAL_DIR, MANIFEST_FILE)
     if manifest is None:
         return Missing(
@@ -355,17 +361,21 @@ def collect_threshold(dataset: Dataset, counts: np.ndarray | None = None) -> Thr
         )
     selection, tallies = manifest["selection"], manifest["counts"]
     boundary = selection.get("top_fraction_boundary")
+    value: float | None = None
+    kept: float | None = None
     if selection.get("min_clip_score") is not None:
-        value = float(selection["min_clip_score"])
-        rule = "min_clip_score"
-        kept = kept_fraction(counts, value) if counts is not None else None
+        rule, value = "min_clip_score", float(selection["min_clip_score"])
+        passing, total = _count_at_least(dataset, scored_shards, value)
+        kept = passing / total if total else None
     elif selection.get("top_fraction") is not None:
         rule = "top_fraction"
-        # No boundary: the fraction keeps every scored sample.
-        value = float(boundary["clip_score"]) if boundary else None
-        kept = boundary["keep"] / int(counts.sum()) if boundary and counts is not None else 1.0
+        if boundary:
+            _, total = _count_at_least(dataset, scored_shards, math.inf)
+            value, kept = float(boundary["clip_score"]), int(boundary["keep"]) / total if total else None
+        else:
+            kept = 1.0  # no boundary: the fraction keeps every scored sample
     else:
-        rule, value, kept = "none", None, None
+        rule = "none"
     return Threshold(
         rule=rule,
         value=value,
@@ -374,6 +384,19 @@ def collect_threshold(dataset: Dataset, counts: np.ndarray | None = None) -> Thr
         kept=int(tallies["kept"]),
         dropped={str(k): int(v) for k, v in tallies["dropped"].items()},
     )
+
+
+def _count_at_least(dataset: Dataset, shards: list[int], value: float) -> tuple[int, int]:
+    """(samples with clip_score >= value, samples scored) over the scores of ``shards``."""
+    passing = total = 0
+    for shard in shards:
+        table = _checked_parquet(
+            dataset, (SCORES_DIR, f"{dataset.shard_name(shard)}.parquet"), SCORES_SCHEMA, ["clip_score"]
+        )
+        scores = table.column("clip_score").to_numpy().astype(np.float64)
+        passing += int((scores >= value).sum())
+        total += len(scores)
+    return passing, total
 
 
 # ------------------------------------------------------------------------------------------- pairs

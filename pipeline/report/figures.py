@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image, ImageOps
 
 from pipeline.report.collect import (
@@ -64,13 +65,13 @@ def outcomes_png(downloads: Downloads) -> bytes:
     for y, outcome in enumerate(outcomes):
         ax.text(outcome.count, y, f" {outcome.count:,} ({100 * outcome.count / total:.1f}%)", va="center")
     ax.set_xlabel(f"input rows (of {downloads.rows:,} in {downloads.shards} complete raw shards)")
-    ax.set_xlim(0, max((o.count for o in outcomes), default=1) * 1.3)
+    ax.set_xlim(0, max((o.count for o in outcomes), default=1) * 1.35)
     handles = [
         ax.bar(0, 0, color=colour, label=status)
         for status, colour in STATUS_COLOURS.items()
         if any(o.status == status for o in outcomes)
     ]
-    ax.legend(handles=handles, loc="lower right", title="row status")
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="row status")
     ax.set_title("Download outcomes by error class")
     return _png(figure)
 
@@ -91,6 +92,7 @@ def sizes_png(sizes: SizeHistograms) -> bytes:
         if len(used):
             ax.set_xlim(edges[max(0, used[0] - 2)], edges[min(len(edges) - 1, used[-1] + 3)])
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.set_xlabel("pixels")
         ax.set_ylabel("images")
         ax.set_title(f"{title}: {sizes.count:,} images")
@@ -185,9 +187,18 @@ def pairs_png(pairs: Sequence[Pair], title: str) -> bytes:
         pair = pairs[i]
         pixels = _thumbnail(pair.image)
         if pixels is None:
-            ax.text(0.5, 0.5, "image not readable", ha="center", va="center", color="#d1495b")
+            ax.set_xlim(0, THUMBNAIL)
+            ax.set_ylim(THUMBNAIL, 0)
+            ax.set_aspect("equal")
+            ax.text(
+                THUMBNAIL / 2, THUMBNAIL / 2, "image not readable", ha="center", va="center", color="#d1495b"
+            )
         else:
             ax.imshow(pixels)
+            # Every thumbnail in the same square box, so captions line up across a row.
+            h, w = pixels.shape[:2]
+            ax.set_xlim(-(THUMBNAIL - w) / 2 - 0.5, w + (THUMBNAIL - w) / 2 - 0.5)
+            ax.set_ylim(h + (THUMBNAIL - h) / 2 - 0.5, -(THUMBNAIL - h) / 2 - 0.5)
         score = "unscored" if pair.clip_score is None else f"score {pair.clip_score:.3f}"
         ax.set_title(score + (f"\n{pair.reason}" if pair.reason else ""), fontsize=9, parse_math=False)
         ax.set_xlabel(_caption(pair.caption), fontsize=8, parse_math=False)
@@ -208,6 +219,7 @@ def dedup_distances_png(dedup: Dedup) -> bytes:
             width=width,
             label=f"{reason} ({dedup.by_reason[reason]:,})",
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("pHash distance (bits of 64)")
     ax.set_ylabel("samples to drop")
     ax.set_title("dedup/matches.parquet: distance to the matched benchmark image or kept duplicate")
@@ -238,6 +250,7 @@ def training_png(training: Training) -> bytes | None:
     for i, (name, label) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), i + 1)
         _plot_series(ax, training.series[name], label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("optimiser step")
         ax.set_title(label)
         ax.grid(alpha=0.3)
@@ -259,6 +272,7 @@ def evaluation_png(training: Training) -> bytes | None:
         for name in sorted(names):
             _plot_series(ax, training.series[name], name)
         ax.set_ylim(0, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("optimiser step")
         ax.set_title(title)
         ax.grid(alpha=0.3)

@@ -1,0 +1,128 @@
+"""A dataset taken through every stage with the real jobs, and copies of it at earlier stages."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.build.job import run as build
+from pipeline.build.options import options_from_args as build_options
+from pipeline.dedup.job import run as dedup
+from pipeline.dedup.options import options_from_args as dedup_options
+from pipeline.score.job import run as score
+from pipeline.score.options import options_from_args as score_options
+from pipeline.train.loop import train
+from pipeline.train.options import options_from_args as train_options
+from tests.score import conftest as score_fixtures
+
+# The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py).
+random_checkpoint = score_fixtures.random_checkpoint
+
+STAGE_FOLDERS = ("raw", "scores", "dedup", "final")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Outputs of every stage: ``dataset`` (raw, scores, dedup, final) and ``train`` (trainer output)."""
+
+    dataset: Path
+    train: Path
+    min_clip_score: float
+
+
+def all_scores(dataset: Path) -> dict[str, float]:
+    """uid -> clip_score over scores/*.parquet."""
+    out: dict[str, float] = {}
+    for path in sorted((dataset / "scores").glob("[0-9]*.parquet")):
+        table = pq.read_table(path, columns=["uid", "clip_score"])
+        out.update(zip(table.column("uid").to_pylist(), table.column("clip_score").to_pylist(), strict=True))
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline(
+    spark, world: Path, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Pipeline:
+    """The downloaded world scored, deduplicated against its benchmark, built and trained on (read-only)."""
+    root = tmp_path_factory.mktemp("report_pipeline")
+    dataset = root / "dataset"
+    shutil.copytree(downloaded / "raw", dataset / "raw")
+    score(
+        spark,
+        score_options(
+            ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
+        ),
+    )
+    dedup(spark, dedup_options(["--dataset", str(dataset), "--benchmark", str(world / "benchmark")]))
+    # About half the samples pass: a threshold in the middle of this checkpoint's scores.
+    threshold = round(float(np.median(list(all_scores(dataset).values()))), 3)
+    summary = build(
+        spark,
+        build_options(
+            [
+                "--dataset",
+                str(dataset),
+                "--min-clip-score",
+                str(threshold),
+                "--samples-per-shard",
+                "8",
+                "--min-shards",
+                "0",
+            ]
+        ),
+    )
+    train(
+        train_options(
+            [
+                "--shards",
+                summary["shard_pattern"],
+                "--output",
+                str(root / "train"),
+                "--batch-size",
+                "4",
+                "--steps",
+                "4",
+                "--warmup-steps",
+                "1",
+                "--log-every",
+                "1",
+                "--eval-every",
+                "2",
+                "--eval-world",
+                str(root / "eval_world"),
+                "--eval-world-images",
+                "24",
+                "--eval-batch-size",
+                "12",
+                "--shuffle-buffer",
+                "8",
+                "--workers",
+                "0",
+                "--threads",
+                "1",
+                "--save-every",
+                "0",
+                "--no-tensorboard",
+            ]
+        )
+    )
+    return Pipeline(dataset=dataset, train=root / "train", min_clip_score=threshold)
+
+
+def stage_copy(pipeline: Pipeline, destination: Path, stages: tuple[str, ...]) -> Path:
+    """A dataset holding only the given stage folders of the full pipeline (the rest 'not run yet')."""
+    destination.mkdir(parents=True)
+    for folder in stages:
+        shutil.copytree(pipeline.dataset / folder, destination / folder)
+    return destination
+
+
+@pytest.fixture
+def full_copy(pipeline: Pipeline, tmp_path: Path) -> Path:
+    """A private copy of the full dataset (tests may damage it)."""
+    return stage_copy(pipeline, tmp_path / "dataset", STAGE_FOLDERS)
