@@ -22,6 +22,22 @@ check-java:
 	  echo "Java 17+ is required by Spark. Install it with: sudo apt-get install -y openjdk-17-jre-headless"; \
 	  exit 1; }
 
+# Headless Chromium renders the report page in tests/report/ (every figure must load). Installed
+# here when missing: as root, or with sudo, on Debian/Ubuntu; anywhere else the message says how.
+.PHONY: check-chromium
+test test-fast: check-chromium
+check-chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  hint="Headless Chromium is required by tests/report. Install it with: sudo apt-get install -y chromium"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "$$hint (or your system's chromium package)"; exit 1; \
+	  elif [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "$$hint"; exit 1; fi; \
+	  echo "Installing chromium (Debian package) for tests/report"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    || { echo "$$hint"; exit 1; }; \
+	  command -v chromium >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; }
+
 test: venv check-java
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest tests
