@@ -20,7 +20,7 @@ from pipeline.image.phash import thumbnail
 # ratio hash alike); from 2 up the rate is 0.001-0.06%, as between structured pictures. 6 is the
 # largest threshold whose colour check costs no recall on photographs or synthetic scenes.
 DEFAULT_MIN_COMPLEXITY = 6.0
-DEFAULT_MAX_SIGNATURE_DISTANCE = 8.0
+DEFAULT_MAX_SIGNATURE_DISTANCE = 15.0
 
 
 BORDER_TOLERANCE = 12

@@ -31,6 +31,11 @@ class ImageFeatures:
         return cls(complexity, array)
 
 
+    def mirrored(self) -> ImageFeatures:
+        """The features of the mirror image (for matches found with the flipped hash)."""
+        return ImageFeatures(self.complexity, None if self.signature is None else self.signature[:, ::-1])
+
+
 UNKNOWN = ImageFeatures(None, None)
 
 

@@ -181,7 +181,12 @@ def run(spark: Any, options: DedupOptions) -> dict[str, Any]:
             )
         ]
     accepted = [
-        c for c in candidates if guard.accepts(features.get(c.uid, UNKNOWN), bench_features[c.benchmark_row])
+        c
+        for c in candidates
+        if guard.accepts(
+            features.get(c.uid, UNKNOWN),
+            bench_features[c.benchmark_row].mirrored() if c.flipped else bench_features[c.benchmark_row],
+        )
     ]
     benchmark_best = closest(accepted)
     near = near_duplicate_groups(

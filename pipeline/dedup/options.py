@@ -9,7 +9,7 @@ from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MI
 from pipeline.errors import UserInputError
 
 # Chosen by the quality check (docs/benchmarks.md, "Dedup quality").
-DEFAULT_MAX_DISTANCE = 8
+DEFAULT_MAX_DISTANCE = 10
 DEFAULT_NEAR_DUPLICATE_DISTANCE = 4
 
 

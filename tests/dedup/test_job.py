@@ -47,9 +47,11 @@ def _uid_of_file(dataset: Path) -> dict[str, str]:
 
 
 def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path, dataset: Path) -> None:
-    summary = run(
-        spark, options_from_args(["--dataset", str(dataset), "--benchmark", str(world / "benchmark")])
-    )
+    # 8 bits, not the default 10: the world's scenes share few layouts and one unrelated scene
+    # of this small world sits at 10 bits from a benchmark image (the rate is measured in
+    # docs/benchmarks.md, "Dedup quality"); here the test wants the planted copies and nothing else.
+    options = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "8"]
+    summary = run(spark, options_from_args(options))
     planted = {
         r["file"]: r["planted_benchmark"]
         for r in pq.read_table(world / "world.parquet").to_pylist()

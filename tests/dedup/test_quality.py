@@ -17,8 +17,14 @@ import pytest
 from PIL import Image
 
 from pipeline.dedup.benchmark_hashes import hash_image
-from pipeline.dedup.complexity import DEFAULT_MIN_COMPLEXITY, colour_signature, complexity
+from pipeline.dedup.complexity import (
+    DEFAULT_MAX_SIGNATURE_DISTANCE,
+    DEFAULT_MIN_COMPLEXITY,
+    colour_signature,
+    complexity,
+)
 from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
+from pipeline.dedup.options import DEFAULT_MAX_DISTANCE
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64
 from pipeline.synthetic.scenes import random_scene, render
@@ -32,9 +38,9 @@ from pipeline.synthetic.transforms import (
     random_window,
 )
 
-# The defaults chosen by benchmarks/dedup_quality.py (docs/benchmarks.md, "Dedup quality").
-MAX_DISTANCE = 10
-MAX_SIGNATURE_DISTANCE = 15.0
+# The job's defaults, chosen by benchmarks/dedup_quality.py (docs/benchmarks.md, "Dedup quality").
+MAX_DISTANCE = DEFAULT_MAX_DISTANCE
+MAX_SIGNATURE_DISTANCE = DEFAULT_MAX_SIGNATURE_DISTANCE
 OPTIONS = ImageOptions()
 GUARD = ComplexityGuard(DEFAULT_MIN_COMPLEXITY, MAX_SIGNATURE_DISTANCE)
 
