@@ -23,8 +23,6 @@ from tests.score import conftest as score_fixtures
 # The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py).
 random_checkpoint = score_fixtures.random_checkpoint
 
-STAGE_FOLDERS = ("raw", "scores", "dedup", "final")
-
 
 @dataclass(frozen=True)
 class Pipeline:
@@ -45,12 +43,11 @@ def all_scores(dataset: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="session")
-def pipeline(
-    spark, world: Path, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Pipeline:
-    """The downloaded world scored, deduplicated against its benchmark, built and trained on (read-only)."""
-    root = tmp_path_factory.mktemp("report_pipeline")
-    dataset = root / "dataset"
+def scored(
+    spark, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The downloaded world's raw/ scored with the tiny random checkpoint (read-only: tests copy it)."""
+    dataset = tmp_path_factory.mktemp("report_scored") / "dataset"
     shutil.copytree(downloaded / "raw", dataset / "raw")
     score(
         spark,
@@ -58,6 +55,15 @@ def pipeline(
             ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
         ),
     )
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def pipeline(spark, world: Path, scored: Path, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """The scored dataset deduplicated against the world's benchmark, built and trained on (read-only)."""
+    root = tmp_path_factory.mktemp("report_pipeline")
+    dataset = root / "dataset"
+    shutil.copytree(scored, dataset)
     dedup(spark, dedup_options(["--dataset", str(dataset), "--benchmark", str(world / "benchmark")]))
     # About half the samples pass: a threshold in the middle of this checkpoint's scores.
     threshold = round(float(np.median(list(all_scores(dataset).values()))), 3)
@@ -114,15 +120,9 @@ def pipeline(
     return Pipeline(dataset=dataset, train=root / "train", min_clip_score=threshold)
 
 
-def stage_copy(pipeline: Pipeline, destination: Path, stages: tuple[str, ...]) -> Path:
-    """A dataset holding only the given stage folders of the full pipeline (the rest 'not run yet')."""
+def stage_copy(source: Path, destination: Path, stages: tuple[str, ...]) -> Path:
+    """A dataset holding only the given stage folders of ``source`` (the other stages 'not run yet')."""
     destination.mkdir(parents=True)
     for folder in stages:
-        shutil.copytree(pipeline.dataset / folder, destination / folder)
+        shutil.copytree(source / folder, destination / folder)
     return destination
-
-
-@pytest.fixture
-def full_copy(pipeline: Pipeline, tmp_path: Path) -> Path:
-    """A private copy of the full dataset (tests may damage it)."""
-    return stage_copy(pipeline, tmp_path / "dataset", STAGE_FOLDERS)

@@ -127,6 +127,7 @@ def test_training_not_run(tmp_path: Path) -> None:
     assert isinstance(empty, Missing) and not empty.error and "has not logged metrics yet" in empty.note
 
 
+@pytest.mark.slow
 def test_trainer_output_is_read(pipeline: Pipeline) -> None:
     training = collect_training(str(pipeline.train))
     summary = json.loads((pipeline.train / "summary.json").read_text())
@@ -141,8 +142,8 @@ def reference_histogram(scores: list[float]) -> list[int]:
     return counts.tolist()
 
 
-def test_scores_finished_and_unfinished(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores"))
+def test_scores_finished_and_unfinished(scored: Path, tmp_path: Path) -> None:
+    dataset = stage_copy(scored, tmp_path / "dataset", ("raw", "scores"))
     expected = reference_histogram(list(all_scores(dataset).values()))
     finished = collect_scores(Dataset(str(dataset)))
     assert finished.finished and list(finished.counts) == expected
@@ -162,8 +163,8 @@ def test_scores_finished_and_unfinished(pipeline: Pipeline, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_top_fraction_threshold_from_the_manifest(spark, pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores"))
+def test_top_fraction_threshold_from_the_manifest(spark, scored: Path, tmp_path: Path) -> None:
+    dataset = stage_copy(scored, tmp_path / "dataset", ("raw", "scores"))
     build(spark, build_options(["--dataset", str(dataset), "--top-fraction", "0.3", "--min-shards", "0"]))
     scores = collect_scores(Dataset(str(dataset)))
     manifest = json.loads((dataset / "final" / "manifest.json").read_text())
@@ -175,8 +176,9 @@ def test_top_fraction_threshold_from_the_manifest(spark, pipeline: Pipeline, tmp
     assert threshold.kept == manifest["counts"]["kept"] == math.ceil(0.3 * n)
 
 
+@pytest.mark.slow
 def test_pair_samples_are_seeded_and_read_from_the_raw_tars(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores", "dedup", "final"))
+    dataset = stage_copy(pipeline.dataset, tmp_path / "dataset", ("raw", "scores", "dedup", "final"))
     first = collect_pairs(Dataset(str(dataset)), samples=5, seed=1)
     again = collect_pairs(Dataset(str(dataset)), samples=5, seed=1)
     other = collect_pairs(Dataset(str(dataset)), samples=5, seed=2)
@@ -198,8 +200,8 @@ def test_pair_samples_are_seeded_and_read_from_the_raw_tars(pipeline: Pipeline, 
     assert all((p.image is None) == (p.raw_shard == lost) for p in without.kept + without.dropped)
 
 
-def test_pairs_before_the_build_are_the_extreme_scores(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores"))
+def test_pairs_before_the_build_are_the_extreme_scores(scored: Path, tmp_path: Path) -> None:
+    dataset = stage_copy(scored, tmp_path / "dataset", ("raw", "scores"))
     pairs = collect_pairs(Dataset(str(dataset)), samples=4, seed=0)
     ranked = sorted(all_scores(dataset).items(), key=lambda kv: (-kv[1], kv[0]))
     assert pairs.source == "scores" and pairs.kept_total == len(ranked)

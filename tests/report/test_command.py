@@ -13,6 +13,7 @@ from pipeline.cli import main
 from pipeline.errors import UserInputError
 from pipeline.report.command import write_report
 from pipeline.report.options import ReportOptions
+from pipeline.train.metrics import MetricsLogger
 from tests.report.browser import broken_images_on_disk, is_png, load_in_chromium, parse_images
 from tests.report.conftest import Pipeline, all_scores, stage_copy
 
@@ -70,7 +71,7 @@ def table_rows(section_html: str, heading: str) -> list[str]:
 
 @pytest.mark.slow
 def test_full_pipeline_report_shows_every_stage(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores", "dedup", "final"))
+    dataset = stage_copy(pipeline.dataset, tmp_path / "dataset", ("raw", "scores", "dedup", "final"))
     before = datetime.now(UTC).replace(microsecond=0)
     index, page, sections = report(dataset, pipeline.train)
     after = datetime.now(UTC)
@@ -138,7 +139,7 @@ def test_full_pipeline_report_shows_every_stage(pipeline: Pipeline, tmp_path: Pa
 def test_stages_not_run_yet_are_notes(
     pipeline: Pipeline, tmp_path: Path, stages: tuple[str, ...], expected: set[str]
 ) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", stages)
+    dataset = stage_copy(pipeline.dataset, tmp_path / "dataset", stages)
     index, page, sections = report(dataset, tmp_path / "no_training_yet")
     not_run = {key for key, state in sections.items() if state == "not run yet"}
     assert not_run == expected | {"training"}
@@ -152,8 +153,8 @@ def test_stages_not_run_yet_are_notes(
     assert_every_image_loads(index)
 
 
-def test_a_broken_figure_fails_the_checks(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores"))
+def test_a_broken_figure_fails_the_checks(scored: Path, tmp_path: Path) -> None:
+    dataset = stage_copy(scored, tmp_path / "dataset", ("raw", "scores"))
     index, _, _ = report(dataset)
     assert_every_image_loads(index)
     (index.parent / "figures" / "sizes.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
@@ -166,8 +167,9 @@ def test_a_broken_figure_fails_the_checks(pipeline: Pipeline, tmp_path: Path) ->
         assert_every_image_loads(index)
 
 
+@pytest.mark.slow
 def test_damaged_stage_output_is_an_error_note_not_a_crash(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores", "dedup", "final"))
+    dataset = stage_copy(pipeline.dataset, tmp_path / "dataset", ("raw", "scores", "dedup", "final"))
     (dataset / "scores" / "_summary.json").write_text("{ truncated")
     (dataset / "dedup" / "matches.parquet").write_bytes(b"PAR1 garbage")
     index, page, sections = report(dataset)
@@ -178,8 +180,8 @@ def test_damaged_stage_output_is_an_error_note_not_a_crash(pipeline: Pipeline, t
     assert_every_image_loads(index)
 
 
-def test_rerun_replaces_the_report(pipeline: Pipeline, tmp_path: Path) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw", "scores"))
+def test_rerun_replaces_the_report(scored: Path, tmp_path: Path) -> None:
+    dataset = stage_copy(scored, tmp_path / "dataset", ("raw", "scores"))
     index, _, _ = report(dataset)
     assert (index.parent / "figures" / "kept.png").exists()
     (dataset / "report" / "figures" / "stale.png").write_bytes(b"old")
@@ -191,9 +193,15 @@ def test_rerun_replaces_the_report(pipeline: Pipeline, tmp_path: Path) -> None:
     assert not list(dataset.glob("report.tmp.*"))
 
 
-def test_cli(pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    dataset = stage_copy(pipeline, tmp_path / "dataset", ("raw",))
-    code = main(["report", "--dataset", str(dataset), "--train-dir", str(pipeline.train), "--samples", "4"])
+def test_cli(scored: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = stage_copy(scored, tmp_path / "dataset", ("raw",))
+    metrics = MetricsLogger(tmp_path / "train", tensorboard=False)
+    metrics.log(1, {"train/loss": 2.0})
+    metrics.log(1, {"val/zeroshot_top1": 0.5})
+    metrics.close()
+    code = main(
+        ["report", "--dataset", str(dataset), "--train-dir", str(tmp_path / "train"), "--samples", "4"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert f"report written to {dataset}/report/index.html (4 figures)" in out
