@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -10,6 +11,10 @@ from typing import Any
 from pipeline.score.model import resolve_device
 
 log = logging.getLogger(__name__)
+
+# Rank 0 evaluates while the others wait in a barrier: allow long evaluations (PyTorch's default
+# is 10 minutes for NCCL, 30 for gloo).
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     log.info("rank %d of %d on %s", rank, world_size, device)
     return DistInfo(rank, world_size, local_rank, device)
 
