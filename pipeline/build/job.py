@@ -24,6 +24,7 @@ from pipeline.build.records import SELECTION_DIR, write_selection_part
 from pipeline.build.selection import (
     candidates_frame,
     matches_frame,
+    partitions_for,
     positioned,
     reason_counts,
     top_fraction_boundary,
@@ -65,10 +66,12 @@ def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
         log.info("removed %d partial files of an interrupted run", removed)
 
     candidates = candidates_frame(spark, options, inputs).cache()
-    boundary = top_fraction_boundary(candidates, options.top_fraction) if options.top_fraction else None
-    reasoned = with_reasons(
-        candidates, matches_frame(spark, options.dataset, inputs), options, boundary
-    ).cache()
+    parts = partitions_for(candidates.count())
+    boundary = (
+        top_fraction_boundary(candidates, options.top_fraction, parts) if options.top_fraction else None
+    )
+    matches = matches_frame(spark, options.dataset, inputs)
+    reasoned = with_reasons(candidates, matches, options, boundary).coalesce(parts).cache()
     counts = reason_counts(reasoned)
     kept = counts.get(None, 0)
     total = sum(counts.values())
@@ -80,7 +83,7 @@ def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
             "relax the rules"
         )
     shards = shard_count(kept, options.samples_per_shard)
-    plan = positioned(reasoned, options.samples_per_shard).persist()
+    plan = positioned(reasoned, options.samples_per_shard, parts).persist()
     unmatched = _unmatched_matches(spark, options, inputs, candidates)
 
     records = _write_records(spark, options, inputs, reasoned, plan)

@@ -22,6 +22,8 @@ from pipeline.dataset import Dataset
 from schemas import selection as sel
 from schemas.dedup import REASON_BENCHMARK, REASON_EXACT, REASON_NEAR
 
+ROWS_PER_PARTITION = 100_000
+
 
 @dataclass(frozen=True)
 class Boundary:
@@ -98,14 +100,23 @@ def keep_count(fraction: float, scored: int) -> int:
     return math.ceil(Fraction(repr(fraction)) * scored)
 
 
-def top_fraction_boundary(candidates: Any, fraction: float) -> Boundary | None:
+def partitions_for(rows: int) -> int:
+    """Partitions for the sorts of ``rows`` metadata rows (~100 bytes each): one per 100,000 rows.
+
+    Spark's default (``spark.sql.shuffle.partitions``, 200) would give a small corpus 200 tiny
+    Python tasks per stage, a large one too few.
+    """
+    return max(1, math.ceil(rows / ROWS_PER_PARTITION))
+
+
+def top_fraction_boundary(candidates: Any, fraction: float, partitions: int) -> Boundary | None:
     """The last kept sample of the top ``fraction``; None when the fraction keeps every scored sample."""
     scored = candidates.where("clip_score IS NOT NULL").select("clip_score", "uid")
     total = scored.count()
     keep = keep_count(fraction, total)
     if keep >= total:
         return None
-    ranked = scored.rdd.map(tuple).sortBy(lambda r: (-r[0], r[1])).zipWithIndex()
+    ranked = scored.rdd.map(tuple).sortBy(lambda r: (-r[0], r[1]), numPartitions=partitions).zipWithIndex()
     # collect(), not first(): first() may scan the partitions in several jobs.
     [((score, uid), _)] = ranked.filter(lambda pair: pair[1] == keep - 1).collect()
     return Boundary(clip_score=score, uid=uid, keep=keep, scored=total)
@@ -170,7 +181,7 @@ def reason_counts(reasoned: Any) -> dict[str | None, int]:
     return {row["reason"]: row["count"] for row in reasoned.groupBy("reason").count().collect()}
 
 
-def positioned(reasoned: Any, samples_per_shard: int) -> Any:
+def positioned(reasoned: Any, samples_per_shard: int, partitions: int) -> Any:
     """Kept samples as an RDD of ``(final_shard, position, row)`` in shuffle order.
 
     The global sort on ``(sort_key, uid)`` is a total order, so positions do not depend on how
@@ -179,5 +190,5 @@ def positioned(reasoned: Any, samples_per_shard: int) -> Any:
     kept = reasoned.where("reason IS NULL").select(
         "sort_key", "uid", "raw_shard", "offset", "length", "members", "clip_score"
     )
-    ordered = kept.rdd.map(tuple).sortBy(lambda r: (r[0], r[1])).zipWithIndex()
+    ordered = kept.rdd.map(tuple).sortBy(lambda r: (r[0], r[1]), numPartitions=partitions).zipWithIndex()
     return ordered.map(lambda pair: (pair[1] // samples_per_shard, pair[1] % samples_per_shard, pair[0][1:]))
