@@ -108,3 +108,38 @@ def test_score_job_refuses_a_missing_checkpoint_before_spark(tmp_path: Path) -> 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "no such checkpoint" in output and "SparkContext" not in output
+
+
+def test_build_shards_help_and_docs_list_every_option() -> None:
+    from pipeline.build.options import build_parser as build_shards_parser
+
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    result = subprocess.run(
+        spark_submit_command("build_shards", ["--help"]), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    doc = (Path(__file__).parents[1] / "docs" / "build_shards.md").read_text()
+    for action in build_shards_parser()._actions:
+        for flag in action.option_strings:
+            assert flag in text
+            if flag not in ("-h", "--help"):
+                assert f"`{flag}`" in doc, f"{flag} is missing from docs/build_shards.md"
+    assert "(default: 10000)" in text
+    from schemas.selection import DROP_REASONS
+
+    for reason in DROP_REASONS:
+        assert f"`{reason}`" in doc, f"drop reason {reason} is missing from docs/build_shards.md"
+
+
+def test_build_shards_refuses_a_score_rule_without_scores_before_spark(tmp_path: Path) -> None:
+    from pipeline.synthetic.raw_shards import fabricate_dataset
+
+    fabricate_dataset(tmp_path / "ds", shards=1, samples_per_shard=5, scored=False)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    args = ["--dataset", str(tmp_path / "ds"), "--top-fraction", "0.3"]
+    command = spark_submit_command("build_shards", args)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "--top-fraction needs CLIP scores" in output
+    assert "SparkContext" not in output and not (tmp_path / "ds" / "final").exists()
