@@ -95,6 +95,12 @@ class _Run:
         register_configs()
         if self.o.model not in open_clip.list_models():
             raise UserInputError(f"--model {self.o.model!r} is not an open_clip model")
+        config = open_clip.get_model_config(self.o.model) or {}
+        if "init_logit_bias" in config or "multimodal_cfg" in config:
+            raise UserInputError(
+                f"--model {self.o.model} needs another loss (SigLIP's sigmoid loss or CoCa's captioning "
+                "loss); corpusforge train implements the CLIP contrastive loss only"
+            )
         if self.o.pretrained:
             check_model(self.o.model, self.o.pretrained)
         urls = expand_shards(self.o.shards)
@@ -124,9 +130,16 @@ class _Run:
         import torch
 
         torch.manual_seed(self.o.seed)  # the same initial weights on every rank
-        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-            self.o.model, pretrained=self.o.pretrained or None, device=self.info.device, weights_only=True
-        )
+        try:
+            model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+                self.o.model, pretrained=self.o.pretrained or None, device=self.info.device, weights_only=True
+            )
+        except Exception as exc:  # noqa: BLE001 - hub, unpickling and shape errors have many types
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise UserInputError(
+                f"cannot create {self.o.model} with weights {self.o.pretrained or 'random'!r}: "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
         if self.o.grad_checkpointing:
             model.set_grad_checkpointing(True)
         return model, preprocess_train, preprocess_val, open_clip.get_tokenizer(self.o.model)

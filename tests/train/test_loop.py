@@ -195,6 +195,8 @@ def test_bad_inputs_are_refused_before_training(shards: Path, tmp_path: Path) ->
         train(options_from_args(["--shards", f"{tmp_path}/{{0..1}}.tar", "--output", str(tmp_path)]))
     with pytest.raises(UserInputError, match="is not an open_clip model"):
         run(shards, tmp_path / "o", "--model", "NoSuchModel")
+    with pytest.raises(UserInputError, match="CLIP contrastive loss only"):
+        run(shards, tmp_path / "o", "--model", "ViT-B-16-SigLIP")
     with pytest.raises(UserInputError, match="fp16 needs a GPU"):
         run(shards, tmp_path / "o", "--precision", "fp16", "--device", "cpu")
     torch.save({"state_dict": {}}, tmp_path / "plain.pt")
