@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scorer-pairs", type=int, default=2000, help="clean pairs to train the CLIP scorer on"
     )
     demo.add_argument("--scorer-steps", type=int, default=250, help="training steps of the CLIP scorer")
+    demo.add_argument(
+        "--top-fraction", type=float, default=0.75, help="best-scored fraction kept in the final shards"
+    )
+    demo.add_argument("--train-steps", type=int, default=300, help="steps of the pretraining run")
 
     synth = sub.add_parser(
         "synth", help="generate a synthetic world", formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -83,18 +87,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from pipeline.demo import DemoOptions, run_demo
 
-            dataset = run_demo(
+            report = run_demo(
                 DemoOptions(
-                    args.workdir,
-                    args.images,
-                    args.faults_per_kind,
-                    args.seed,
-                    args.master,
-                    args.scorer_pairs,
-                    args.scorer_steps,
+                    workdir=args.workdir,
+                    images=args.images,
+                    faults_per_kind=args.faults_per_kind,
+                    seed=args.seed,
+                    master=args.master,
+                    scorer_pairs=args.scorer_pairs,
+                    scorer_steps=args.scorer_steps,
+                    top_fraction=args.top_fraction,
+                    train_steps=args.train_steps,
                 )
             )
-            log.info("done: raw shards in %s/raw, CLIP scores in %s/scores", dataset, dataset)
+            print(f"demo finished: open the report at {report}")
         elif args.command == "train":
             _train(args)
         elif args.command == "report":

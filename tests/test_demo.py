@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_demo_downloads_and_scores_and_prints_the_summaries(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_chain_and_points_at_the_report(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
@@ -28,8 +28,10 @@ def test_demo_downloads_and_scores_and_prints_the_summaries(tmp_path: Path) -> N
         "300",
         "--scorer-steps",
         "40",
+        "--train-steps",
+        "20",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "download summary" in output and "score summary" in output and "ROC AUC" in output
@@ -40,3 +42,11 @@ def test_demo_downloads_and_scores_and_prints_the_summaries(tmp_path: Path) -> N
     assert 100 <= summary["successes"] <= 110
     scores = json.loads((tmp_path / "dataset" / "scores" / "_summary.json").read_text())
     assert scores["scored"] == summary["successes"] and scores["model"] == "corpusforge-tiny"
+    dedup = json.loads((tmp_path / "dataset" / "dedup" / "_summary.json").read_text())
+    assert dedup["by_reason"]["benchmark_duplicate"] >= 1  # the world plants copies of its benchmark
+    sizes = json.loads((tmp_path / "dataset" / "final" / "sizes.json").read_text())
+    assert 0 < sum(sizes.values()) < scores["scored"]
+    trained = json.loads((tmp_path / "train" / "summary.json").read_text())
+    assert trained["steps"] == 20
+    index = tmp_path / "dataset" / "report" / "index.html"
+    assert index.exists() and f"open the report at {index}" in output
