@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.build.inputs import BuildInputs, discover_inputs, upstream_versions
-from pipeline.build.manifest import write_manifest
+from pipeline.build.manifest import MANIFEST_FILE, SIZES_FILE, write_manifest
 from pipeline.build.options import BuildOptions
 from pipeline.build.progress import collect_with_progress
 from pipeline.build.records import SELECTION_DIR, write_selection_part
@@ -64,6 +64,10 @@ def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
     removed = dataset.remove_temporaries(FINAL_DIR) + dataset.remove_temporaries(FINAL_DIR, SELECTION_DIR)
     if removed:
         log.info("removed %d partial files of an interrupted run", removed)
+    finished = _finished_build(dataset, started)
+    if finished is not None:
+        log.info("%s is complete (same options and inputs): nothing to do", dataset.path(FINAL_DIR))
+        return finished
 
     candidates = candidates_frame(spark, options, inputs).cache()
     parts = partitions_for(candidates.count())
@@ -142,6 +146,32 @@ def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
     }
     dataset.write_json_atomic(summary, FINAL_DIR, SUMMARY_FILE)
     return summary
+
+
+def _finished_build(dataset: Dataset, started: float) -> dict[str, Any] | None:
+    """The summary of a complete build of the same options and inputs, or None if anything is missing.
+
+    Complete: manifest.json, sizes.json and the summary exist (written last), and every shard the
+    manifest lists is in place with its marker's hash and size. Callers checked options and inputs.
+    """
+    if not all(dataset.exists(FINAL_DIR, name) for name in (MANIFEST_FILE, SIZES_FILE, SUMMARY_FILE)):
+        return None
+    for shard in dataset.read_json(FINAL_DIR, MANIFEST_FILE)["shards"]:
+        marker = shard["name"].replace(".tar", "_stats.json")
+        if not dataset.exists(FINAL_DIR, marker) or not dataset.exists(FINAL_DIR, shard["name"]):
+            return None
+        recorded = dataset.read_json(FINAL_DIR, marker)
+        size = dataset.fs.info(dataset.path(FINAL_DIR, shard["name"]))["size"]
+        if (recorded["sha256"], recorded["bytes"], size) != (shard["sha256"], shard["bytes"], shard["bytes"]):
+            return None
+    summary = dataset.read_json(FINAL_DIR, SUMMARY_FILE)
+    seconds = time.time() - started
+    return {
+        **summary,
+        "shards_resumed": summary["shards"],
+        "seconds": round(seconds, 2),
+        "samples_written_per_second": 0.0,
+    }
 
 
 def _recorded_options(options: BuildOptions, inputs: BuildInputs) -> dict[str, Any]:

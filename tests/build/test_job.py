@@ -134,9 +134,12 @@ def test_rerun_is_idempotent_and_partial_output_is_redone(spark, dataset: Path) 
     assert again["shards_resumed"] == again["shards"] == first["shards"]
     assert (final / "manifest.json").read_bytes() == manifest and (final / "sizes.json").read_bytes() == sizes
     assert selection(dataset) == records
+    (final / "sizes.json").unlink()  # a finished build missing a file is not finished
+    assert run(spark, build_options(dataset, *args))["shards_resumed"] == first["shards"]
+    assert (final / "sizes.json").read_bytes() == sizes
 
     # The states a killed run leaves: a tar renamed without its marker, a lost tar, a half
-    # written temporary file, a marker of another plan, no manifest yet.
+    # written temporary file, a marker of another plan (no manifest yet: see test_kill_resume).
     (final / "000001_stats.json").unlink()
     (final / "000001.tar").write_bytes(b"garbage")
     (final / "000002.tar").unlink()
@@ -145,7 +148,6 @@ def test_rerun_is_idempotent_and_partial_output_is_redone(spark, dataset: Path) 
     (final / "_selection" / "_00000.parquet.tmp.0123456789ab").write_bytes(b"half")
     marker = read_json(final / "000004_stats.json")
     (final / "000004_stats.json").write_text(json.dumps({**marker, "plan_digest": "other"}))
-    (final / "manifest.json").unlink()
     (final / "sizes.json").unlink()
     resumed = run(spark, build_options(dataset, *args))
     assert resumed["shards_resumed"] == first["shards"] - 3
