@@ -7,6 +7,7 @@ a sample's bytes with one ranged read instead of scanning the tar.
 
 from __future__ import annotations
 
+import math
 import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -103,13 +104,13 @@ def shard_candidates(dataset_url: str, shard: int, seed: int, scored: bool) -> l
         with dataset.fs.open(scores_path, "rb") as handle:
             scores_table = pq.read_table(handle)
         check_schema(scores_table.schema, SCORES_SCHEMA, scores_path)
-        scores = dict(
-            zip(
-                scores_table.column("uid").to_pylist(),
-                scores_table.column("clip_score").to_pylist(),
-                strict=True,
-            )
-        )
+        values = scores_table.column("clip_score").to_pylist()
+        # A NaN score (a broken image or model) would pass every comparison Spark makes: unscored.
+        scores = {
+            uid: value
+            for uid, value in zip(scores_table.column("uid").to_pylist(), values, strict=True)
+            if value is not None and not math.isnan(value)
+        }
     tar_path = dataset.path(RAW_DIR, f"{name}.tar")
     with dataset.fs.open(tar_path, "rb") as handle:
         index = index_tar(handle)

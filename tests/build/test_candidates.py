@@ -49,3 +49,44 @@ def test_interleaved_members_of_another_tool_are_still_exact() -> None:
     assert set(index) == {"a", "b"}
     assert _slice(data, "a", index) == {"jpg": b"A" * 600, "txt": b"cap a"}
     assert _slice(data, "b", index) == {"jpg": b"B" * 50, "txt": b"cap b"}
+
+
+def test_shard_candidates_of_a_raw_shard(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.build.candidates import CANDIDATE_COLUMNS, shard_candidates
+    from pipeline.build.shard_plan import shuffle_key
+    from pipeline.synthetic.raw_shards import fabricate_dataset
+
+    fabricate_dataset(tmp_path / "ds", shards=1, samples_per_shard=40, seed=4)
+    raw = pq.read_table(tmp_path / "ds" / "raw" / "00000.parquet").to_pylist()
+    successes = {r["uid"]: r for r in raw if r["status"] == "success"}
+    scores_path = tmp_path / "ds" / "scores" / "00000.parquet"
+    table = pq.read_table(scores_path)
+    nan_uid = table.column("uid")[0].as_py()
+    values = [
+        float("nan") if u == nan_uid else v
+        for u, v in zip(*table.select(["uid", "clip_score"]).to_pydict().values(), strict=True)
+    ]
+    scores = table.set_column(1, "clip_score", pa.array(values, pa.float32()))
+    pq.write_table(scores, scores_path)
+
+    rows = [
+        dict(zip(CANDIDATE_COLUMNS, r, strict=True))
+        for r in shard_candidates(str(tmp_path / "ds"), 0, 7, True)
+    ]
+    assert {r["uid"] for r in rows} == set(successes) and len(rows) < len(raw)  # failures are not candidates
+    data = (tmp_path / "ds" / "raw" / "00000.tar").read_bytes()
+    for row in rows:
+        source = successes[row["uid"]]
+        assert row["caption_length"] == len(source["caption"].strip())
+        assert (row["original_width"], row["original_height"]) == (
+            source["original_width"],
+            source["original_height"],
+        )
+        assert row["sort_key"] == shuffle_key(7, row["uid"])
+        blob = data[row["offset"] : row["offset"] + row["length"]]
+        members = {ext: blob[o : o + n] for ext, o, n in parse_members(row["members"])}
+        assert members["txt"].decode() == source["caption"] and members["jpg"][:2] == b"\xff\xd8"
+        assert (row["clip_score"] is None) == (row["uid"] == nan_uid)
