@@ -17,8 +17,10 @@ from pipeline.score.options import options_from_args as score_options_from_args
 from schemas.dedup import MATCHES_SCHEMA
 from tests.score import conftest as score_fixtures
 
-# The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py).
-random_checkpoint = score_fixtures.random_checkpoint
+# The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py); if it
+# moves to tests/conftest.py it is visible here without this alias.
+if hasattr(score_fixtures, "random_checkpoint"):
+    random_checkpoint = score_fixtures.random_checkpoint
 
 
 @pytest.fixture(scope="session")
