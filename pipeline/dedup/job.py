@@ -156,7 +156,11 @@ def run(spark: Any, options: DedupOptions) -> dict[str, Any]:
         if options.within_corpus:
             exact = exact_duplicates(corpus)
             dropped_exact = {d.uid for d in exact}
-            remaining = corpus.where(~corpus.uid.isin(list(dropped_exact))) if dropped_exact else corpus
+            remaining = corpus
+            if dropped_exact:
+                # An anti-join, not isin(): the list of exact duplicates can be millions long.
+                dropped_frame = spark.createDataFrame([(uid,) for uid in sorted(dropped_exact)], "uid string")
+                remaining = corpus.join(dropped_frame, "uid", "left_anti")
             near_pairs, near_samples = near_duplicate_pairs(
                 remaining, corpus_count - len(dropped_exact), options.near_duplicate_distance
             )
