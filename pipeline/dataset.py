@@ -50,6 +50,16 @@ class Dataset:
             json.dump(data, handle, indent=2, sort_keys=True)
         self.fs.mv(temp, final)
 
+    def write_parquet_atomic(self, table: Any, *parts: str) -> None:
+        """Write an Arrow table as Parquet to a temporary name and rename it into place."""
+        import pyarrow.parquet as pq
+
+        final = self.path(*parts)
+        temp = self.temp_path(final)
+        with self.fs.open(temp, "wb") as handle:
+            pq.write_table(table, handle)
+        self.fs.mv(temp, final)
+
     def remove_temporaries(self, *parts: str) -> int:
         """Delete leftovers of interrupted writers under a folder; returns how many."""
         folder = self.path(*parts)

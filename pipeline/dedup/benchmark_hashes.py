@@ -8,6 +8,7 @@ fingerprint of its sources; a later run with unchanged sources and options reuse
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -62,8 +63,6 @@ def _hash_task(item: tuple[BenchmarkSource, tuple[str, ...], ImageOptions]) -> d
     errors: list[str] = []
 
     def add(member: str, data: bytes) -> None:
-        import hashlib
-
         try:
             hashed = hash_image(data, image)
         except SampleError as exc:
@@ -237,11 +236,7 @@ def benchmark_hashes(
     rows.sort(key=lambda r: r["benchmark_id"])
     table = pa.Table.from_pylist(rows, schema=BENCHMARK_HASHES_SCHEMA)
     dataset.makedirs(DEDUP_DIR)
-    final = dataset.path(DEDUP_DIR, HASHES_FILE)
-    temp = dataset.temp_path(final)
-    with dataset.fs.open(temp, "wb") as handle:
-        pq.write_table(table, handle)
-    dataset.fs.mv(temp, final)
+    dataset.write_parquet_atomic(table, DEDUP_DIR, HASHES_FILE)
     dataset.write_json_atomic(wanted, DEDUP_DIR, FINGERPRINT_FILE)
     log.info("hashed %d benchmark images (%d skipped)", table.num_rows, len(errors))
     return table, {"benchmark_images": table.num_rows, "reused": False, "skipped": errors}

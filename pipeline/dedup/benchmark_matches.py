@@ -11,14 +11,13 @@ Both return every candidate pair (before the low-complexity rule) and agree exac
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline.dedup.corpus import shard_hashes
-from pipeline.dedup.hamming import BandPlan, HammingIndex, plan_bands
+from pipeline.dedup.hamming import BandPlan, HammingIndex, _ball, plan_bands
 from pipeline.dedup.spark_join import hamming_join, join_plan
 from pipeline.spark_progress import run_with_progress
 
@@ -68,13 +67,11 @@ def broadcast_search(
     spark: Any,
     dataset_url: str,
     shards: list[int],
-    hashes: np.ndarray,
     rows: np.ndarray,
     n_benchmark: int,
     index: HammingIndex,
 ) -> list[Candidate]:
     """Search every shard against a broadcast index (one Spark task per shard)."""
-    del hashes  # the index holds them
     broadcast = spark.sparkContext.broadcast(index)
     try:
         results = run_with_progress(
@@ -134,7 +131,7 @@ def search_benchmarks(
     if estimate <= broadcast_limit_mb * 2**20:
         index = HammingIndex(hashes, max_distance, plan)
         log.info("benchmark index of %d hashes: %.1f MiB, broadcast", len(hashes), index.nbytes / 2**20)
-        return broadcast_search(spark, dataset_url, shards, hashes, rows, len(phash), index), "broadcast"
+        return broadcast_search(spark, dataset_url, shards, rows, len(phash), index), "broadcast"
     log.info(
         "benchmark index of %d hashes would take ~%.0f MiB (> --broadcast-limit-mb %d): shuffle join",
         len(hashes),
@@ -148,10 +145,7 @@ def estimated_index_bytes(n_hashes: int, plan: BandPlan) -> int:
     """Rough size of a :class:`HammingIndex` (12 bytes per expansion row), before building it."""
     if plan.brute_force:
         return 8 * n_hashes
-    rows = sum(
-        n_hashes * sum(math.comb(width, k) for k in range(min(plan.radius, width) + 1))
-        for _, width in plan.bands
-    )
+    rows = sum(n_hashes * _ball(width, plan.radius) for _, width in plan.bands)
     return 12 * rows
 
 

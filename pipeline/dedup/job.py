@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.dataset import Dataset
 from pipeline.dedup.audit import AuditMatch, write_audit
@@ -260,12 +259,7 @@ def _match_rows(
 
 
 def _write_matches(dataset: Dataset, rows: list[dict[str, Any]]) -> None:
-    table = pa.Table.from_pylist(rows, schema=MATCHES_SCHEMA)
-    final = dataset.path(DEDUP_DIR, MATCHES_FILE)
-    temp = dataset.temp_path(final)
-    with dataset.fs.open(temp, "wb") as handle:
-        pq.write_table(table, handle)
-    dataset.fs.mv(temp, final)
+    dataset.write_parquet_atomic(pa.Table.from_pylist(rows, schema=MATCHES_SCHEMA), DEDUP_DIR, MATCHES_FILE)
 
 
 def _audit(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.dedup.hamming import BandPlan, _plan_cost, neighbour_masks, plan_bands
+from pipeline.dedup.hamming import BandPlan, _plan_cost, _widths, neighbour_masks, plan_bands
 from pipeline.image.phash import to_signed64
 
 
@@ -23,8 +23,7 @@ def join_plan(n_left: int, n_right: int, max_distance: int) -> BandPlan:
         return plan
     m = min(range(2, max_distance + 2), key=lambda k: _plan_cost(n_left, n_right, max_distance, k)[0])
     bands, offset = [], 0
-    base, extra = divmod(64, m)
-    for width in [base] * (m - extra) + [base + 1] * extra:
+    for width in _widths(m):
         bands.append((offset, width))
         offset += width
     return BandPlan(bands=tuple(bands), radius=max_distance // m, max_distance=max_distance)
