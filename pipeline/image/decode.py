@@ -33,6 +33,8 @@ def open_checked(data: bytes, options: ImageOptions) -> Image.Image:
         raise SampleError(ErrorClass.UNDECODABLE, f"not a supported image ({_sniff(data)})") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise SampleError(ErrorClass.UNDECODABLE, f"cannot read image header: {exc}") from exc
+    # Feed the decoder the whole file at once rather than in 64 KiB pieces (1-2% of a decode).
+    image.decodermaxblock = max(image.decodermaxblock, len(data))
     width, height = image.size
     if width < 1 or height < 1:
         raise SampleError(ErrorClass.UNDECODABLE, f"image header claims size {width}x{height}")
