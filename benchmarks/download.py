@@ -9,7 +9,8 @@ One run (see docs/benchmarks.md, "Download"):
 2. serves it from nginx on 127.0.0.1 (a free port, keep-alive on, access log off);
 3. runs img2dataset 1.47.0 from its own venv (benchmarks/_work/img2dataset-venv, created on first use)
    with every --i2d-threads value and keeps the best;
-4. runs ``spark-submit --master local[2] jobs/download.py`` with the same output settings;
+4. runs ``spark-submit --master local[2] jobs/download.py`` (``--master`` to change) with the same
+   output settings;
 5. measures the CPU floor: pipeline.image.process_image over the same bytes from memory on all cores;
 6. prints a table with the ratios and the targets, and writes benchmarks/_work/download_results.json.
 
@@ -425,14 +426,14 @@ def run_img2dataset(
 
 
 def run_ours(
-    urls: Path, dataset: Path, samples_per_shard: int, extra: list[str], logfile: Path
+    urls: Path, dataset: Path, samples_per_shard: int, master: str, extra: list[str], logfile: Path
 ) -> dict[str, Any]:
     if dataset.exists():
         shutil.rmtree(dataset)
     cmd = [
         str(VENV / "bin" / "spark-submit"),
         "--master",
-        "local[2]",
+        master,
         str(ROOT / "jobs" / "download.py"),
         "--urls",
         str(urls),
@@ -483,6 +484,7 @@ def run_ours(
         "outside_job_seconds": round(wall - (summary.get("seconds") or 0), 2),
         "shards": summary.get("shards"),
         "errors": summary.get("errors", {}),
+        "master": master,
         "args": extra,
     }
     log.info(
@@ -615,7 +617,7 @@ def format_table(results: dict[str, Any]) -> str:
     if ours:
         rows.append(
             (
-                "ours, spark-submit local[2] (wall)",
+                f"ours, spark-submit {ours.get('master', 'local[2]')} (wall)",
                 f"{ours['images_per_second']:.1f}",
                 f"{ours['wall_seconds']:.1f} s wall, {_pct(ours['cpu_busy'])} CPU busy",
             )
@@ -692,6 +694,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ours-args",
         default="--concurrency 64 --per-host-concurrency 64 --decode-threads 2",
         help="extra jobs/download.py options (one host serves everything, hence per-host 64)",
+    )
+    p.add_argument(
+        "--master",
+        default="local[2]",
+        help="spark-submit --master of our job (task slots: the Python processes that download)",
     )
     p.add_argument("--nginx-workers", type=int, default=1)
     p.add_argument(
@@ -778,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
                         urls,
                         runs / "ours",
                         args.samples_per_shard,
+                        args.master,
                         args.ours_args.split(),
                         log_path,
                     )

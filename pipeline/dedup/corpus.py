@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from PIL import Image
 
 from pipeline.dataset import Dataset
 from pipeline.dedup.complexity import colour_signature, complexity
+from pipeline.shards.raw_reader import iter_raw_images
 from pipeline.shards.raw_writer import RAW_DIR
 from schemas.contract import check_schema
 from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_SUCCESS
@@ -41,17 +41,7 @@ def shard_hashes(dataset_url: str, shard: int) -> tuple[list[str], np.ndarray]:
 
 def iter_shard_images(dataset_url: str, shard: int, image_ext: str) -> Iterator[tuple[str, bytes]]:
     """(uid, stored image bytes) of every sample in a raw shard's tar, in tar order."""
-    dataset = Dataset(dataset_url)
-    suffix = f".{image_ext}"
-    with (
-        dataset.fs.open(dataset.path(RAW_DIR, f"{dataset.shard_name(shard)}.tar"), "rb") as handle,
-        tarfile.open(fileobj=handle, mode="r|") as archive,
-    ):
-        for member in archive:
-            if member.isfile() and member.name.endswith(suffix):
-                extracted = archive.extractfile(member)
-                if extracted is not None:
-                    yield member.name[: -len(suffix)], extracted.read()
+    return iter_raw_images(Dataset(dataset_url), shard, (image_ext,))
 
 
 def shard_images(dataset_url: str, shard: int, image_ext: str, uids: Iterable[str]) -> dict[str, bytes]:

@@ -30,7 +30,6 @@ class ImageFeatures:
         array = None if signature is None else np.frombuffer(signature, dtype=np.uint8).reshape(8, 8, 3)
         return cls(complexity, array)
 
-
     def mirrored(self) -> ImageFeatures:
         """The features of the mirror image (for matches found with the flipped hash)."""
         return ImageFeatures(self.complexity, None if self.signature is None else self.signature[:, ::-1])

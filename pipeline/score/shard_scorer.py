@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import tarfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +25,7 @@ from pipeline.dataset import Dataset
 from pipeline.score.distribution import histogram
 from pipeline.score.model import LoadedModel, load_model
 from pipeline.score.options import ScoreOptions
+from pipeline.shards.raw_reader import iter_raw_images
 from pipeline.shards.raw_writer import RAW_DIR
 from schemas.raw_shard import STATUS_SUCCESS
 from schemas.scores import SCORES_SCHEMA
@@ -108,16 +108,9 @@ def _successes(dataset: Dataset, shard: int) -> Iterator[tuple[str, bytes, str]]
     with dataset.fs.open(dataset.path(RAW_DIR, f"{name}.parquet"), "rb") as handle:
         rows = pq.read_table(handle, columns=["uid", "caption", "status"]).to_pylist()
     captions = {r["uid"]: r["caption"] or "" for r in rows if r["status"] == STATUS_SUCCESS}
-    with (
-        dataset.fs.open(dataset.path(RAW_DIR, f"{name}.tar"), "rb") as handle,
-        tarfile.open(fileobj=handle, mode="r|") as tar,
-    ):
-        for member in tar:
-            key, _, ext = member.name.partition(".")
-            if ext in ("jpg", "webp") and key in captions:
-                data = tar.extractfile(member)
-                if data is not None:
-                    yield key, data.read(), captions[key]
+    for key, data in iter_raw_images(dataset, shard, ("jpg", "webp")):
+        if key in captions:
+            yield key, data, captions[key]
 
 
 def _batches(samples: Iterator[tuple[str, bytes, str]], size: int) -> Iterator[list[tuple[str, bytes, str]]]:
