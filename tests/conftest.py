@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import socket_guard  # noqa: E402
 
 from pipeline.download.job import run as download  # noqa: E402
 from pipeline.download.options import DownloadOptions, options_from_args  # noqa: E402
+from pipeline.submit import spark_submit_command  # noqa: E402
 from pipeline.synthetic.server import WorldServer  # noqa: E402
 from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists  # noqa: E402
 
@@ -42,6 +44,25 @@ def _no_packet_leaves_loopback() -> Iterator[None]:
     after = log.read_text() if log.exists() else ""
     if after != before:
         pytest.fail(f"a connect outside loopback was attempted:\n{after[len(before) :]}")
+
+
+SparkSubmit = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="session")
+def spark_submit() -> SparkSubmit:
+    """``spark_submit(job, *args, timeout=300)``: run ``spark-submit jobs/JOB.py ARGS`` as users do.
+
+    Local mode, this interpreter on the workers, output captured (spark-submit merges the
+    driver's stderr into its stdout).
+    """
+
+    def run(job: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+        command = spark_submit_command(job, list(args))
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+    return run
 
 
 @pytest.fixture(scope="session")

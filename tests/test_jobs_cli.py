@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.download.options import build_parser, options_from_args
-from pipeline.submit import spark_submit_command
+from tests.conftest import SparkSubmit
 
 
-def submit(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run(
-        spark_submit_command("download", list(args)), env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def test_help_lists_every_option_with_its_default() -> None:
-    result = submit("--help")
+def test_help_lists_every_option_with_its_default(spark_submit: SparkSubmit) -> None:
+    result = spark_submit("download", "--help")
     assert result.returncode == 0, result.stderr
     for action in build_parser()._actions:
         for flag in action.option_strings:
@@ -33,8 +23,10 @@ def test_help_lists_every_option_with_its_default() -> None:
     )  # not -h
 
 
-def test_missing_url_list_is_a_clear_error(tmp_path: Path) -> None:
-    result = submit("--urls", str(tmp_path / "nope.parquet"), "--dataset", str(tmp_path / "ds"))
+def test_missing_url_list_is_a_clear_error(tmp_path: Path, spark_submit: SparkSubmit) -> None:
+    result = spark_submit(
+        "download", "--urls", str(tmp_path / "nope.parquet"), "--dataset", str(tmp_path / "ds")
+    )
     assert result.returncode == 2
     # spark-submit merges the driver's stderr into its stdout.
     output = result.stdout + result.stderr
@@ -72,13 +64,10 @@ def test_every_option_is_documented() -> None:
                 assert f"`{flag}`" in doc, f"{flag} is missing from docs/download.md"
 
 
-def test_score_help_and_docs_list_every_option() -> None:
+def test_score_help_and_docs_list_every_option(spark_submit: SparkSubmit) -> None:
     from pipeline.score.options import build_parser as score_parser
 
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    result = subprocess.run(
-        spark_submit_command("score", ["--help"]), env=env, capture_output=True, text=True, timeout=300
-    )
+    result = spark_submit("score", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     doc = (Path(__file__).parents[1] / "docs" / "score.md").read_text()
@@ -90,33 +79,28 @@ def test_score_help_and_docs_list_every_option() -> None:
     assert "(default: 256)" in text
 
 
-def test_score_job_refuses_a_missing_checkpoint_before_spark(tmp_path: Path) -> None:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+def test_score_job_refuses_a_missing_checkpoint_before_spark(
+    tmp_path: Path, spark_submit: SparkSubmit
+) -> None:
     (tmp_path / "ds" / "raw").mkdir(parents=True)
     (tmp_path / "ds" / "raw" / "00000_stats.json").write_text("{}")
-    command = spark_submit_command(
+    result = spark_submit(
         "score",
-        [
-            "--dataset",
-            str(tmp_path / "ds"),
-            "--model",
-            "corpusforge-tiny",
-            "--pretrained",
-            str(tmp_path / "nope.pt"),
-        ],
+        "--dataset",
+        str(tmp_path / "ds"),
+        "--model",
+        "corpusforge-tiny",
+        "--pretrained",
+        str(tmp_path / "nope.pt"),
     )
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "no such checkpoint" in output and "SparkContext" not in output
 
 
-def test_build_shards_help_and_docs_list_every_option() -> None:
+def test_build_shards_help_and_docs_list_every_option(spark_submit: SparkSubmit) -> None:
     from pipeline.build.options import build_parser as build_shards_parser
 
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    result = subprocess.run(
-        spark_submit_command("build_shards", ["--help"]), env=env, capture_output=True, text=True, timeout=300
-    )
+    result = spark_submit("build_shards", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     doc = (Path(__file__).parents[1] / "docs" / "build_shards.md").read_text()
@@ -132,14 +116,13 @@ def test_build_shards_help_and_docs_list_every_option() -> None:
         assert f"`{reason}`" in doc, f"drop reason {reason} is missing from docs/build_shards.md"
 
 
-def test_build_shards_refuses_a_score_rule_without_scores_before_spark(tmp_path: Path) -> None:
+def test_build_shards_refuses_a_score_rule_without_scores_before_spark(
+    tmp_path: Path, spark_submit: SparkSubmit
+) -> None:
     from pipeline.synthetic.raw_shards import fabricate_dataset
 
     fabricate_dataset(tmp_path / "ds", shards=1, samples_per_shard=5, scored=False)
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    args = ["--dataset", str(tmp_path / "ds"), "--top-fraction", "0.3"]
-    command = spark_submit_command("build_shards", args)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = spark_submit("build_shards", "--dataset", str(tmp_path / "ds"), "--top-fraction", "0.3")
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "--top-fraction needs CLIP scores" in output
     assert "SparkContext" not in output and not (tmp_path / "ds" / "final").exists()

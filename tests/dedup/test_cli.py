@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.dedup.options import DedupOptions, build_parser, options_from_args
-from pipeline.submit import spark_submit_command
+from tests.conftest import SparkSubmit
 
 
-def _submit(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run(
-        spark_submit_command("dedup", list(args)), env=env, capture_output=True, text=True, timeout=400
-    )
-
-
-def test_help_and_docs_list_every_option() -> None:
-    result = _submit("--help")
+def test_help_and_docs_list_every_option(spark_submit: SparkSubmit) -> None:
+    result = spark_submit("dedup", "--help")
     assert result.returncode == 0, result.stderr
     doc = (Path(__file__).parents[2] / "docs" / "dedup.md").read_text()
     for action in build_parser()._actions:
@@ -33,16 +23,20 @@ def test_help_and_docs_list_every_option() -> None:
 
 
 @pytest.mark.slow
-def test_spark_submit_dedup_end_to_end(downloaded: Path, world: Path, tmp_path: Path) -> None:
+def test_spark_submit_dedup_end_to_end(
+    downloaded: Path, world: Path, tmp_path: Path, spark_submit: SparkSubmit
+) -> None:
     dataset = tmp_path / "dataset"
     shutil.copytree(downloaded / "raw", dataset / "raw")
-    result = _submit("--dataset", str(dataset), "--benchmark", str(world / "benchmark"))
+    result = spark_submit(
+        "dedup", "--dataset", str(dataset), "--benchmark", str(world / "benchmark"), timeout=400
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "dedup summary" in output and "benchmark duplicates" in output
     assert (dataset / "dedup" / "matches.parquet").exists()
     assert (dataset / "dedup" / "audit" / "index.html").exists()
-    missing = _submit("--dataset", str(dataset), "--benchmark", str(tmp_path / "nowhere"))
+    missing = spark_submit("dedup", "--dataset", str(dataset), "--benchmark", str(tmp_path / "nowhere"))
     assert missing.returncode == 2
     text = missing.stdout + missing.stderr
     assert "nowhere: no such file or folder" in text and "SparkContext" not in text
