@@ -44,6 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.dedup.benchmark_hashes import hash_image
+from pipeline.dedup.centre import centre_phash
 from pipeline.dedup.complexity import colour_signature, complexity
 from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
 from pipeline.image import ImageOptions, process_image
@@ -66,6 +67,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "_work" / "dedup_quality.json"
 SERVED_QUALITY = 90  # benchmark files and web copies are JPEG q90, like the synthetic world's
 MAX_D = 16
+# Centre-hash distances tried (-1: no centre hash); pairs beyond MAX_CENTRE_D never match by centre.
+CENTRE_DISTANCES = (-1, 4, 6, 8)
+MAX_CENTRE_D = max(CENTRE_DISTANCES)
 TARGET_RECALL = 0.95
 TARGET_FPR = 0.001
 # The guard exists for near-uniform pictures: on photographs and scenes it may cost no recall at
@@ -96,6 +100,7 @@ class FeatureTable:
 
     phash: np.ndarray  # uint64
     phash_flipped: np.ndarray  # uint64 (benchmark side only; the corpus side repeats phash)
+    phash_centre: np.ndarray  # uint64, pHash of the picture's centre (pipeline.dedup.centre)
     complexity: np.ndarray  # the job's: thumbnail std of the picture without border padding
     whole_image: np.ndarray  # thumbnail std of the whole stored (padded) image
     signature: np.ndarray  # (n, 8, 8, 3) uint8, the job's colour signature
@@ -165,19 +170,20 @@ def _whole_image(image: Image.Image) -> float:
     return float(np.asarray(thumbnail(image), dtype=np.float64).std())
 
 
-def benchmark_row(data: bytes, options: ImageOptions) -> tuple[int, int, float, float, np.ndarray]:
+def benchmark_row(data: bytes, options: ImageOptions) -> tuple[int, int, int, float, float, np.ndarray]:
     """What the dedup job records for a benchmark file (hashes of the image it would have stored)."""
     stored, _ = stored_image(data, options)
     return (
         phash(stored),
         phash(stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
+        centre_phash(stored, options.border_color),
         complexity(stored, options.border_color),
         _whole_image(stored),
         colour_signature(stored, options.border_color),
     )
 
 
-def corpus_row(data: bytes, options: ImageOptions) -> tuple[int, int, float, float, np.ndarray]:
+def corpus_row(data: bytes, options: ImageOptions) -> tuple[int, int, int, float, float, np.ndarray]:
     """The pHash the download job stores, and the features dedup computes from the stored JPEG."""
     processed = process_image(data, options)
     with Image.open(io.BytesIO(processed.data)) as decoded:
@@ -185,6 +191,7 @@ def corpus_row(data: bytes, options: ImageOptions) -> tuple[int, int, float, flo
     return (
         processed.phash,
         processed.phash,
+        centre_phash(stored, options.border_color),
         complexity(stored, options.border_color),
         _whole_image(stored),
         colour_signature(stored, options.border_color),
@@ -205,9 +212,10 @@ def featurize(
     return FeatureTable(
         phash=np.array(columns[0], dtype=np.uint64),
         phash_flipped=np.array(columns[1], dtype=np.uint64),
-        complexity=np.array(columns[2]),
-        whole_image=np.array(columns[3]),
-        signature=np.stack(columns[4]),
+        phash_centre=np.array(columns[2], dtype=np.uint64),
+        complexity=np.array(columns[3]),
+        whole_image=np.array(columns[4]),
+        signature=np.stack(columns[5]),
         groups=np.array(groups),
         sources=np.array(sources),
     )
@@ -224,7 +232,8 @@ class Rule:
     mirror's); if either image's complexity (``kind``) is below ``min_complexity``, the colour
     signatures must also be within ``max_signature`` (``min_complexity = inf``: on every match).
     For a match of the mirrored hash, ``mirror_signature`` compares the corpus signature with the
-    mirrored benchmark signature (else with the benchmark's own).
+    mirrored benchmark signature (else with the benchmark's own). ``centre >= 0``: a pair whose
+    centre hashes are within ``centre`` bits is a pHash match too (the guard applies the same way).
     """
 
     max_distance: int
@@ -233,6 +242,7 @@ class Rule:
     kind: str = "complexity"
     flip: bool = False
     mirror_signature: bool = True
+    centre: int = -1  # also a match when the centre hashes are within this distance (-1: off)
 
 
 @dataclass
@@ -243,6 +253,7 @@ class Pairs:
     corpus: np.ndarray  # corpus row per pair
     distance: np.ndarray
     distance_flipped: np.ndarray
+    distance_centre: np.ndarray
     signature: np.ndarray
     signature_mirrored: np.ndarray  # to the mirrored benchmark signature
     min_complexity: dict[str, np.ndarray]
@@ -250,7 +261,10 @@ class Pairs:
     def matched(self, rule: Rule) -> np.ndarray:
         """Boolean per pair: does ``rule`` call it a match."""
         trusted = self.min_complexity[rule.kind] >= rule.min_complexity
-        match = (self.distance <= rule.max_distance) & (trusted | (self.signature <= rule.max_signature))
+        near = self.distance <= rule.max_distance
+        if rule.centre >= 0:
+            near |= self.distance_centre <= rule.centre
+        match = near & (trusted | (self.signature <= rule.max_signature))
         if rule.flip:
             signature = self.signature_mirrored if rule.mirror_signature else self.signature
             match |= (self.distance_flipped <= rule.max_distance) & (
@@ -277,6 +291,7 @@ def make_pairs(bench: FeatureTable, corpus: FeatureTable, b_idx: np.ndarray, c_i
         corpus=c_idx,
         distance=hamming(bench.phash[b_idx], corpus.phash[c_idx]),
         distance_flipped=hamming(bench.phash_flipped[b_idx], corpus.phash[c_idx]),
+        distance_centre=hamming(bench.phash_centre[b_idx], corpus.phash_centre[c_idx]),
         signature=_signature_distances(b_sig, c_sig),
         signature_mirrored=_signature_distances(b_sig[:, :, ::-1], c_sig),
         min_complexity={
@@ -314,6 +329,7 @@ def measure(args: argparse.Namespace, options: ImageOptions) -> tuple[Measured, 
         row = hash_image(served(bench_items[i].image), options)
         assert from_signed64(row["phash"]) == bench.phash[i] and row["complexity"] == bench.complexity[i]
         assert row["colour_signature"] == bench.signature[i].tobytes()
+        assert from_signed64(row["phash_centre"]) == bench.phash_centre[i]
     index = np.arange(n)
     copies = {}
     for name, transform in TRANSFORMS.items():
@@ -322,8 +338,10 @@ def measure(args: argparse.Namespace, options: ImageOptions) -> tuple[Measured, 
     corpus = featurize(distinct_set(args, photos), distinct_count(args), "distinct corpus", options)
 
     same_source = bench.sources[:, None] == corpus.sources[None, :]
-    near = (hamming(bench.phash[:, None], corpus.phash[None, :]) <= MAX_D) | (
-        hamming(bench.phash_flipped[:, None], corpus.phash[None, :]) <= MAX_D
+    near = (
+        (hamming(bench.phash[:, None], corpus.phash[None, :]) <= MAX_D)
+        | (hamming(bench.phash_flipped[:, None], corpus.phash[None, :]) <= MAX_D)
+        | (hamming(bench.phash_centre[:, None], corpus.phash_centre[None, :]) <= MAX_CENTRE_D)
     )
     b_idx, c_idx = np.nonzero(near & ~same_source)
     buckets = {}
@@ -404,6 +422,7 @@ def rule_dict(rule: Rule) -> dict[str, Any]:
         "kind": rule.kind,
         "flip": rule.flip,
         "mirror_signature": rule.mirror_signature,
+        "centre": rule.centre,
     }
 
 
@@ -416,15 +435,27 @@ def rule_of(data: dict[str, Any]) -> Rule:
         kind=data["kind"],
         flip=data["flip"],
         mirror_signature=data["mirror_signature"],
+        centre=data.get("centre", -1),
     )
 
 
 def sweep(measured: Measured) -> list[dict[str, Any]]:
-    """Every rule of the grid (no flip): per d, no guard and every (kind, min complexity, max signature)."""
+    """Every rule of the grid (no flip): per centre distance and d, no guard and every guard.
+
+    Guards are (kind, min complexity, max signature); the whole-image kind only without centre
+    hashes (it is there to show why the job measures complexity without the border).
+    """
     rules = []
-    for d in range(MAX_D + 1):
-        rules.append(Rule(d))
-        rules += [Rule(d, c, s, kind) for kind in KINDS for c in MIN_COMPLEXITIES for s in MAX_SIGNATURES]
+    for centre in CENTRE_DISTANCES:
+        kinds = KINDS if centre < 0 else ("complexity",)
+        for d in range(MAX_D + 1):
+            rules.append(Rule(d, centre=centre))
+            rules += [
+                Rule(d, c, s, kind, centre=centre)
+                for kind in kinds
+                for c in MIN_COMPLEXITIES
+                for s in MAX_SIGNATURES
+            ]
     return [evaluate(measured, rule) for rule in tqdm(rules, desc="rules", mininterval=10)]
 
 
@@ -441,17 +472,21 @@ def choose(grid: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     2. Feasible rules: the job's complexity, no flip, FPR <= 0.1%, every required edit found at
        >= 0.95, and no edit's recall lower than without the guard at the same d.
     3. d: the smallest feasible distance; a larger one only adds false positives for what the
-       required edits need (it gains only on text overlays and crops, still far from 0.95).
-    4. Guard at that d: the feasible rules within 10% of the lowest FPR, then the largest min
-       complexity (the most pictures protected), then the largest signature distance (the
-       gentlest check).
+       required edits need (it gains only on crops, still far from 0.95).
+    4. Centre-hash distance at that d: the smallest feasible one (off if off is feasible): each
+       bit more adds false pairs.
+    5. Guard at that d and centre distance: the feasible rules within 10% of the lowest FPR, then
+       the largest min complexity (the most pictures protected), then the largest signature
+       distance (the gentlest check).
     """
-    by_d = {r["rule"]["max_distance"]: r for r in grid if r["rule"]["min_complexity"] == 0}
+    by_d = {
+        (r["rule"]["max_distance"], r["rule"]["centre"]): r for r in grid if r["rule"]["min_complexity"] == 0
+    }
     within = [r for r in grid if r["fpr"] <= TARGET_FPR]
     required = [n for n in MILD if any(_ps(r, n) >= TARGET_RECALL for r in within)]
 
     def feasible(r: dict[str, Any]) -> bool:
-        base = by_d[r["rule"]["max_distance"]]
+        base = by_d[(r["rule"]["max_distance"], r["rule"]["centre"])]
         return (
             r["rule"]["kind"] == "complexity"
             and all(_ps(r, n) >= TARGET_RECALL for n in required)
@@ -460,7 +495,8 @@ def choose(grid: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
 
     candidates = [r for r in within if feasible(r)]
     d = min(r["rule"]["max_distance"] for r in candidates)
-    at_d = [r for r in candidates if r["rule"]["max_distance"] == d]
+    centre = min(r["rule"]["centre"] for r in candidates if r["rule"]["max_distance"] == d)
+    at_d = [r for r in candidates if r["rule"]["max_distance"] == d and r["rule"]["centre"] == centre]
     lowest = min(r["fpr"] for r in at_d)
 
     def key(r: dict[str, Any]) -> tuple[float, float]:
@@ -474,8 +510,11 @@ def check_against_job_guard(measured: Measured, rule: Rule) -> int:
     """Assert the vectorised rule agrees with the job's ComplexityGuard on every candidate pair."""
     guard = ComplexityGuard(rule.min_complexity, rule.max_signature)
     pairs = measured.distinct
-    ours = pairs.matched(Rule(rule.max_distance, rule.min_complexity, rule.max_signature))
-    near = np.flatnonzero(pairs.distance <= rule.max_distance)
+    ours = pairs.matched(Rule(rule.max_distance, rule.min_complexity, rule.max_signature, centre=rule.centre))
+    close = pairs.distance <= rule.max_distance
+    if rule.centre >= 0:
+        close |= pairs.distance_centre <= rule.centre
+    near = np.flatnonzero(close)
     bench, corpus = measured.bench, measured.corpus
     for k in near:
         b, c = pairs.bench[k], pairs.corpus[k]
@@ -517,19 +556,22 @@ def rule_text(rule: dict[str, Any]) -> str:
     flip = ""
     if rule["flip"]:
         flip = ", flip-invariant" + ("" if rule["mirror_signature"] else " (unmirrored signature)")
-    return f"d <= {rule['max_distance']}, {guard}{flip}"
+    centre = "" if rule.get("centre", -1) < 0 else f", centre <= {rule['centre']}"
+    return f"d <= {rule['max_distance']}{centre}, {guard}{flip}"
 
 
-def sweep_table(rows: list[dict[str, Any]]) -> str:
+def sweep_table(rows: list[dict[str, Any]], first: str = "max_distance") -> str:
     """Markdown table, one row per rule: FPR, dropped share, recall per edit as 'photo / scene'."""
     lines = [
-        "| d | FPR | false pairs | corpus dropped | " + " | ".join(_SHORT[n] for n in TRANSFORMS) + " |",
+        f"| {'d' if first == 'max_distance' else first} | FPR | false pairs | corpus dropped | "
+        + " | ".join(_SHORT[n] for n in TRANSFORMS)
+        + " |",
         "|" + " ---: |" * (4 + len(TRANSFORMS)),
     ]
     for r in rows:
         recalls = [f"{r['recall'][n]['photo']:.2f} / {r['recall'][n]['scene']:.2f}" for n in TRANSFORMS]
         cells = [
-            str(r["rule"]["max_distance"]),
+            str(r["rule"][first]),
             _pct(r["fpr"]),
             str(r["false_pairs"]),
             _pct(r["corpus_dropped"], 1),
@@ -538,12 +580,12 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def grid_table(grid: list[dict[str, Any]], d: int, kind: str) -> str:
+def grid_table(grid: list[dict[str, Any]], d: int, kind: str, centre: int) -> str:
     """Markdown table at one d: rows min complexity, columns max signature; 'FPR / colour / grey' recall."""
     rows = {
         (r["rule"]["min_complexity"], r["rule"]["max_signature"]): r
         for r in grid
-        if r["rule"]["max_distance"] == d and r["rule"]["kind"] == kind
+        if r["rule"]["max_distance"] == d and r["rule"]["kind"] == kind and r["rule"]["centre"] == centre
     }
     signatures = (10.0, 15.0, 20.0, 25.0, 30.0, 40.0)
     lines = [
@@ -642,13 +684,20 @@ def main() -> None:
     chosen, required = choose(grid)
     rule = rule_of(chosen["rule"])
     checked = check_against_job_guard(measured, rule)
-    no_guard = {r["rule"]["max_distance"]: r for r in grid if r["rule"]["min_complexity"] == 0}
+    no_guard = {
+        r["rule"]["max_distance"]: r
+        for r in grid
+        if r["rule"]["min_complexity"] == 0 and r["rule"]["centre"] < 0
+    }
     guard = (rule.min_complexity, rule.max_signature)
-    guarded = [evaluate(measured, Rule(d, *guard)) for d in range(MAX_D + 1)]
-    flipped = [evaluate(measured, Rule(d, *guard, flip=True)) for d in range(MAX_D + 1)]
+    centre = rule.centre
+    guarded_whole = [evaluate(measured, Rule(d, *guard)) for d in range(MAX_D + 1)]
+    guarded = [evaluate(measured, Rule(d, *guard, centre=centre)) for d in range(MAX_D + 1)]
+    flipped = [evaluate(measured, Rule(d, *guard, flip=True, centre=centre)) for d in range(MAX_D + 1)]
     d = rule.max_distance
-    flip_unmirrored = evaluate(measured, Rule(d, *guard, flip=True, mirror_signature=False))
-    whole_image = evaluate(measured, Rule(d, *guard, kind="whole_image"))
+    by_centre = [evaluate(measured, Rule(d, *guard, centre=c)) for c in (-1, *range(0, MAX_CENTRE_D + 1, 2))]
+    flip_unmirrored = evaluate(measured, Rule(d, *guard, flip=True, mirror_signature=False, centre=centre))
+    whole_image = evaluate(measured, Rule(d, *guard, kind="whole_image", centre=centre))
     compact_grid = [
         {
             "rule": r["rule"],
@@ -674,8 +723,10 @@ def main() -> None:
         "chosen_guard_on_whole_image_complexity": whole_image,
         "pairs_checked_against_ComplexityGuard": checked,
         "no_guard": [no_guard[k] for k in range(MAX_D + 1)],
+        "guarded_without_centre": guarded_whole,
         "guarded": guarded,
         "guarded_flip": flipped,
+        "by_centre_distance": by_centre,
         "grid": compact_grid,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -690,17 +741,28 @@ def main() -> None:
         f"({setup['same_source_pairs_left_out']} same-source pairs left out; "
         f"{setup['odd_distances_among_candidates']} odd distances among candidates)."
     )
-    print("\nNo guard (recall photo / scene):\n" + sweep_table([no_guard[k] for k in even]))
-    guard_words = rule_text({**chosen["rule"], "max_distance": 0}).split(", ", 1)[1]
-    print(f"\nGuard {guard_words}:\n" + sweep_table([guarded[k] for k in even]))
-    print(f"\nGuard {guard_words}, flip-invariant:\n" + sweep_table([flipped[k] for k in even]))
+    print("\nNo guard, no centre hash (recall photo / scene):\n" + sweep_table([no_guard[k] for k in even]))
+    guard_words = rule_text({**chosen["rule"], "max_distance": 0, "centre": -1}).split(", ", 1)[1]
+    print(f"\nGuard {guard_words}, no centre hash:\n" + sweep_table([guarded_whole[k] for k in even]))
+    print(f"\nGuard {guard_words}, centre <= {centre}:\n" + sweep_table([guarded[k] for k in even]))
+    print(
+        f"\nAt d <= {d}, guard {guard_words}, by centre distance (-1: off):\n"
+        + sweep_table(by_centre, "centre")
+    )
+    print(
+        f"\nGuard {guard_words}, centre <= {centre}, flip-invariant:\n"
+        + sweep_table([flipped[k] for k in even])
+    )
     for kind in KINDS:
-        print(f"\nGuard grid at d <= {d}, {kind} (FPR / colour recall / grey recall, photos+scenes):")
-        print(grid_table(grid, d, kind))
+        at = centre if kind == "complexity" else -1
+        print(
+            f"\nGuard grid at d <= {d}, centre {at}, {kind} (FPR / colour / grey recall, photos+scenes):"
+        )
+        print(grid_table(grid, d, kind, at))
     print(
         "\nFPR without guard by the pair's smaller complexity:\n" + bucket_table(measured, (d - 2, d, d + 2))
     )
-    compared = [no_guard[d], chosen, whole_image, flipped[d], flip_unmirrored]
+    compared = [no_guard[d], guarded_whole[d], chosen, whole_image, flipped[d], flip_unmirrored]
     print("\nAt the chosen d, per benchmark group:\n" + group_table(compared))
     print("\nAt the chosen d, per distinct corpus group:\n" + corpus_table(compared))
     print(

@@ -204,7 +204,8 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
-    open_file_cache max=20000 inactive=60s;
+    open_file_cache max=4096 inactive=60s;  # well under the file limit: a cache full of open
+                                           # files made nginx fail with EMFILE on 30,000-image lists
     types {{ image/jpeg jpg; }}
     default_type application/octet-stream;
     client_body_temp_path {prefix}/client_body;

@@ -84,9 +84,11 @@ def run_demo(options: DemoOptions) -> Path:
             matched.sum(),
             roc_auc(scores, matched),
         )
-    # 8 bits, not the default 10: synthetic scenes share few layouts, the case docs/thresholds.md
-    # gives for a lower distance (at 10 bits unrelated scenes would fill the audit grid).
+    # 8 and 4 bits, not the defaults 10 and 6: synthetic scenes share few layouts, the case
+    # docs/thresholds.md gives for lower distances (at 10 bits unrelated scenes would fill the
+    # audit grid).
     dedup = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "8"]
+    dedup += ["--centre-max-distance", "4"]
     run_job("dedup", dedup, master=options.master)
     run_job(
         "build_shards",

@@ -4,8 +4,10 @@ import pyarrow as pa
 
 from schemas.contract import versioned
 
-BENCHMARK_HASHES_VERSION = 1
-MATCHES_VERSION = 1
+DEDUP_DIR = "dedup"  # under the dataset directory
+
+BENCHMARK_HASHES_VERSION = 2
+MATCHES_VERSION = 2
 
 # Reasons in matches.parquet. A benchmark match is always dropped by build_shards; the two
 # within-corpus reasons are dropped by default (one representative per group is kept and is
@@ -29,6 +31,9 @@ BENCHMARK_HASHES_SCHEMA = versioned(
         # pHash of the stored image (signed int64, two's complement) and of its mirror image.
         pa.field("phash", pa.int64(), nullable=False),
         pa.field("phash_flipped", pa.int64()),
+        # pHash of the central 60% of each side of the picture (pipeline.dedup.centre); null for
+        # precomputed hashes without it.
+        pa.field("phash_centre", pa.int64()),
         # Standard deviation of the 32x32 greyscale thumbnail pHash looks at (0-255 scale).
         pa.field("complexity", pa.float32()),
         # 8x8 RGB thumbnail (192 bytes), compared when a match involves a low-complexity image.
@@ -53,5 +58,9 @@ MATCHES_SCHEMA = versioned(
         pa.field("distance", pa.int32(), nullable=False),
         # Raw shard holding the sample, so audits and build_shards can find its image.
         pa.field("shard", pa.int32(), nullable=False),
+        # benchmark_duplicate: which hashes were within reach: "phash" (the whole picture),
+        # "phash_mirrored" (--flip-invariant) or "phash_centre" (--centre-max-distance); null for
+        # within-corpus duplicates.
+        pa.field("matched_hash", pa.string()),
     ],
 )

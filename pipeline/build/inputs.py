@@ -20,13 +20,12 @@ from pipeline.errors import UserInputError
 from pipeline.score.shard_scorer import SCORES_DIR, raw_token, scored_stats, scores_stats_name
 from pipeline.shards.raw_writer import RAW_DIR, complete_shards, is_complete
 from schemas.contract import SchemaMismatch, check_schema, schema_version
-from schemas.dedup import MATCHES_SCHEMA, REASONS
+from schemas.dedup import DEDUP_DIR, MATCHES_SCHEMA, REASONS
 from schemas.raw_shard import RAW_SHARD_SCHEMA
 from schemas.scores import SCORES_SCHEMA
 
 log = logging.getLogger(__name__)
 
-DEDUP_DIR = "dedup"
 MATCHES_FILE = "matches.parquet"
 
 

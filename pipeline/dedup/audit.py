@@ -33,6 +33,12 @@ class AuditMatch:
     uid: str
     distance: int
     flipped: bool
+    centre: bool = False  # found by the centre hashes
+
+    @property
+    def hash_label(self) -> str:
+        """Which hashes matched: '' (whole picture), 'mirror' or 'centre'."""
+        return "centre" if self.centre else "mirror" if self.flipped else ""
 
 
 def _tile(data: bytes | None, label: str, frame: tuple[int, int, int]) -> Image.Image:
@@ -61,7 +67,7 @@ def render_page(
     for x, (benchmark_id, data, matches) in enumerate(columns):
         page.paste(_tile(data, benchmark_id.rsplit("/", 1)[-1], (40, 90, 200)), (x * TILE, 0))
         for y, (match, image) in enumerate(matches[:MATCHES_PER_COLUMN], start=1):
-            label = f"d={match.distance}" + (" mirror" if match.flipped else "")
+            label = f"d={match.distance} {match.hash_label}".strip()
             page.paste(_tile(image, label, (200, 60, 40)), (x * TILE, y * (TILE + LABEL)))
     return page
 
@@ -100,7 +106,7 @@ def write_audit(
         pages.append(name)
     rows = "\n".join(
         f"<tr><td>{html.escape(m.benchmark_id)}</td><td>{html.escape(m.uid)}</td>"
-        f"<td>{m.distance}</td><td>{'yes' if m.flipped else ''}</td></tr>"
+        f"<td>{m.distance}</td><td>{m.hash_label}</td></tr>"
         for bid in ids
         for m in by_benchmark[bid]
     )
@@ -115,11 +121,12 @@ def write_audit(
 </head><body>
 <h1>Benchmark duplicates found in the corpus</h1>
 <p>Each column: a benchmark image (blue) above its closest corpus matches (red) with their pHash
-distance in bits. {len(ids)} benchmark images shown.</p>
+distance in bits ("centre": the distance of the pictures' centres, "mirror": of the mirror
+image). {len(ids)} benchmark images shown.</p>
 {note}
 {images}
 <h2>Matches shown</h2>
-<table><tr><th>benchmark image</th><th>corpus uid</th><th>distance</th><th>mirror</th></tr>
+<table><tr><th>benchmark image</th><th>corpus uid</th><th>distance</th><th>hash</th></tr>
 {rows}
 </table></body></html>
 """

@@ -25,6 +25,7 @@ from pipeline.dedup.benchmark_sources import (
     iter_tar_images,
     read_file,
 )
+from pipeline.dedup.centre import centre_phash
 from pipeline.dedup.complexity import colour_signature, complexity
 from pipeline.errors import SampleError, UserInputError
 from pipeline.image.options import ImageOptions
@@ -32,25 +33,25 @@ from pipeline.image.phash import phash, to_signed64
 from pipeline.image.process import stored_image
 from pipeline.spark_progress import run_with_progress
 from schemas.contract import SchemaMismatch, check_schema
-from schemas.dedup import BENCHMARK_HASHES_SCHEMA
+from schemas.dedup import BENCHMARK_HASHES_SCHEMA, DEDUP_DIR
 
 log = logging.getLogger(__name__)
 
-DEDUP_DIR = "dedup"
 HASHES_FILE = "benchmark_hashes.parquet"
 FINGERPRINT_FILE = "_benchmark_sources.json"
 FILES_PER_TASK = 200
 MAX_ERRORS_SHOWN = 10
 # Bump when the hashing of benchmark images changes, so saved tables are not reused.
-HASHING_VERSION = 1
+HASHING_VERSION = 2
 
 
 def hash_image(data: bytes, image: ImageOptions) -> dict[str, Any]:
-    """pHash (plain and mirrored), complexity and colour signature of one benchmark image file."""
+    """pHash (plain, mirrored, of the centre), complexity and colour signature of one benchmark image file."""
     stored, _ = stored_image(data, image)
     return {
         "phash": to_signed64(phash(stored)),
         "phash_flipped": to_signed64(phash(stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT))),
+        "phash_centre": to_signed64(centre_phash(stored, image.border_color)),
         "complexity": complexity(stored, image.border_color),
         "colour_signature": colour_signature(stored, image.border_color).tobytes(),
     }
@@ -104,14 +105,16 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
             f"--benchmark {source.path}: no 'phash' column (columns: {', '.join(table.column_names)})"
         )
     hashes = [_parse_hash(v, source, i) for i, v in enumerate(table.column("phash").to_pylist())]
-    flipped = (
-        [
+
+    def optional_hashes(name: str) -> list[int | None]:
+        if name not in table.column_names:
+            return [None] * len(hashes)
+        return [
             None if v is None else _parse_hash(v, source, i)
-            for i, v in enumerate(table.column("phash_flipped").to_pylist())
+            for i, v in enumerate(table.column(name).to_pylist())
         ]
-        if "phash_flipped" in table.column_names
-        else [None] * len(hashes)
-    )
+
+    flipped, centre = optional_hashes("phash_flipped"), optional_hashes("phash_centre")
     ids = (
         table.column("benchmark_id").to_pylist()
         if "benchmark_id" in table.column_names
@@ -138,6 +141,7 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
                 "member": members[i],
                 "phash": hashes[i],
                 "phash_flipped": flipped[i],
+                "phash_centre": centre[i],
                 "complexity": complexities[i],
                 "colour_signature": signatures[i],
                 "sha256": sha256s[i],

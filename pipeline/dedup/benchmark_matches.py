@@ -11,7 +11,8 @@ Both return every candidate pair (before the low-complexity rule) and agree exac
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,15 +25,58 @@ from pipeline.spark_progress import run_with_progress
 log = logging.getLogger(__name__)
 
 
+HashReader = Callable[[str, int], tuple[list[str], np.ndarray]]
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A corpus sample within the distance of a benchmark image (``flipped``: of its mirror)."""
+    """A corpus sample within the distance of a benchmark image.
+
+    ``flipped``: of the benchmark image's mirror; ``centre``: found by the centre hashes.
+    """
 
     uid: str
     shard: int
     benchmark_row: int
     distance: int
     flipped: bool
+    centre: bool = False
+
+
+@dataclass(frozen=True)
+class BenchmarkQuery:
+    """Benchmark hashes to search for; hash ``i`` stands for benchmark row ``rows[i] % n_benchmark``
+    (``rows[i] >= n_benchmark``: its mirror)."""
+
+    hashes: np.ndarray
+    rows: np.ndarray
+    n_benchmark: int
+    max_distance: int
+    centre: bool = False
+
+    @classmethod
+    def whole(cls, phash: np.ndarray, flipped: np.ndarray | None, max_distance: int) -> BenchmarkQuery:
+        """The whole-picture hashes (and their mirrors for flip-invariant matching)."""
+        hashes, rows = query_hashes(phash, flipped)
+        return cls(hashes, rows, len(phash), max_distance)
+
+    @classmethod
+    def centre_of(cls, centre: list[int | None], max_distance: int) -> BenchmarkQuery:
+        """The centre hashes; benchmark rows without one (precomputed hashes) are left out."""
+        rows = np.array([i for i, v in enumerate(centre) if v is not None], dtype=np.int64)
+        hashes = np.array([centre[i] for i in rows], dtype=np.int64)
+        return cls(hashes, rows, len(centre), max_distance, centre=True)
+
+
+@dataclass(frozen=True)
+class CorpusHashes:
+    """The corpus side: raw shards read per task by ``read_shard``, or ``frame`` for the join."""
+
+    dataset_url: str
+    shards: list[int]
+    frame: Any  # Spark DataFrame (uid, shard, phash), evaluated only by the shuffle join
+    count: int
+    read_shard: HashReader = field(default=shard_hashes)
 
 
 def query_hashes(phash: np.ndarray, flipped: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -52,34 +96,31 @@ def query_hashes(phash: np.ndarray, flipped: np.ndarray | None) -> tuple[np.ndar
 
 
 def _search_shard(
-    dataset_url: str, shard: int, index: Any, rows: np.ndarray, n_benchmark: int
+    dataset_url: str, read_shard: HashReader, shard: int, index: Any, query: BenchmarkQuery
 ) -> dict[str, Any]:
-    uids, hashes = shard_hashes(dataset_url, shard)
-    query, hit, distance = index.value.search(hashes) if len(hashes) else ([], [], [])
+    uids, hashes = read_shard(dataset_url, shard)
+    found_at, hit, distance = index.value.search(hashes) if len(hashes) else ([], [], [])
+    n, rows = query.n_benchmark, query.rows
     found = [
-        (uids[q], shard, int(rows[h] % n_benchmark), int(d), bool(rows[h] >= n_benchmark))
-        for q, h, d in zip(query, hit, distance, strict=True)
+        (uids[q], shard, int(rows[h] % n), int(d), bool(rows[h] >= n), query.centre)
+        for q, h, d in zip(found_at, hit, distance, strict=True)
     ]
     return {"candidates": found, "hashes": len(hashes), "matches": len(found)}
 
 
 def broadcast_search(
-    spark: Any,
-    dataset_url: str,
-    shards: list[int],
-    rows: np.ndarray,
-    n_benchmark: int,
-    index: HammingIndex,
+    spark: Any, corpus: CorpusHashes, query: BenchmarkQuery, index: HammingIndex
 ) -> list[Candidate]:
     """Search every shard against a broadcast index (one Spark task per shard)."""
     broadcast = spark.sparkContext.broadcast(index)
+    url, read = corpus.dataset_url, corpus.read_shard  # not `corpus`: its DataFrame stays on the driver
     try:
         results = run_with_progress(
             spark,
-            shards,
-            lambda shard: _search_shard(dataset_url, shard, broadcast, rows, n_benchmark),
+            corpus.shards,
+            lambda shard: _search_shard(url, read, shard, broadcast, query),
             "corpusforge-dedup-match",
-            "matching benchmarks",
+            "matching benchmark " + ("centres" if query.centre else "images"),
             counters=("matches",),
         )
     finally:
@@ -87,58 +128,45 @@ def broadcast_search(
     return [Candidate(*c) for r in results for c in r["candidates"]]
 
 
-def join_search(
-    spark: Any,
-    corpus: Any,
-    corpus_count: int,
-    hashes: np.ndarray,
-    rows: np.ndarray,
-    n_benchmark: int,
-    max_distance: int,
-) -> list[Candidate]:
+def join_search(spark: Any, corpus: CorpusHashes, query: BenchmarkQuery) -> list[Candidate]:
     """Search with a Spark shuffle join (benchmark side expanded) instead of a broadcast index."""
     from pyspark.sql import types as T
 
     schema = T.StructType([T.StructField("id", T.StringType()), T.StructField("phash", T.LongType())])
-    bench = spark.createDataFrame([(str(i), int(h)) for i, h in enumerate(hashes)], schema)
-    plan = join_plan(len(hashes), corpus_count, max_distance)
+    bench = spark.createDataFrame([(str(i), int(h)) for i, h in enumerate(query.hashes)], schema)
+    plan = join_plan(len(query.hashes), corpus.count, query.max_distance)
     log.info("benchmark shuffle join with %d bands, radius %d", len(plan.bands), plan.radius)
-    pairs = hamming_join(bench, corpus.selectExpr("uid AS id", "phash"), plan)
-    shard_of = corpus.select("uid", "shard")
+    frame = corpus.frame
+    pairs = hamming_join(bench, frame.selectExpr("uid AS id", "phash"), plan)
+    shard_of = frame.select("uid", "shard")
     found = pairs.join(shard_of, pairs.right_id == shard_of.uid).select("uid", "shard", "left_id", "distance")
+    n = query.n_benchmark
     out = []
     for uid, shard, left, distance in found.collect():
-        row = int(rows[int(left)])
-        out.append(Candidate(uid, int(shard), row % n_benchmark, int(distance), row >= n_benchmark))
+        row = int(query.rows[int(left)])
+        out.append(Candidate(uid, int(shard), row % n, int(distance), row >= n, query.centre))
     return out
 
 
 def search_benchmarks(
-    spark: Any,
-    dataset_url: str,
-    shards: list[int],
-    corpus: Any,
-    corpus_count: int,
-    phash: np.ndarray,
-    flipped: np.ndarray | None,
-    max_distance: int,
-    broadcast_limit_mb: int,
+    spark: Any, corpus: CorpusHashes, query: BenchmarkQuery, broadcast_limit_mb: int
 ) -> tuple[list[Candidate], str]:
     """All candidate (corpus sample, benchmark image) pairs; also says which execution ran."""
-    hashes, rows = query_hashes(phash, flipped)
-    plan = plan_bands(len(hashes), corpus_count, max_distance)
-    estimate = estimated_index_bytes(len(hashes), plan)
+    if not len(query.hashes):
+        return [], "none"
+    plan = plan_bands(len(query.hashes), corpus.count, query.max_distance)
+    estimate = estimated_index_bytes(len(query.hashes), plan)
     if estimate <= broadcast_limit_mb * 2**20:
-        index = HammingIndex(hashes, max_distance, plan)
-        log.info("benchmark index of %d hashes: %.1f MiB, broadcast", len(hashes), index.nbytes / 2**20)
-        return broadcast_search(spark, dataset_url, shards, rows, len(phash), index), "broadcast"
+        index = HammingIndex(query.hashes, query.max_distance, plan)
+        log.info("benchmark index of %d hashes: %.1f MiB, broadcast", len(query.hashes), index.nbytes / 2**20)
+        return broadcast_search(spark, corpus, query, index), "broadcast"
     log.info(
         "benchmark index of %d hashes would take ~%.0f MiB (> --broadcast-limit-mb %d): shuffle join",
-        len(hashes),
+        len(query.hashes),
         estimate / 2**20,
         broadcast_limit_mb,
     )
-    return join_search(spark, corpus, corpus_count, hashes, rows, len(phash), max_distance), "shuffle_join"
+    return join_search(spark, corpus, query), "shuffle_join"
 
 
 def estimated_index_bytes(n_hashes: int, plan: BandPlan) -> int:
@@ -150,8 +178,12 @@ def estimated_index_bytes(n_hashes: int, plan: BandPlan) -> int:
 
 
 def closest(candidates: list[Candidate]) -> dict[str, Candidate]:
-    """Per corpus sample, its closest benchmark match (ties: lowest benchmark row, unflipped first)."""
+    """Per corpus sample, its closest benchmark match.
+
+    Ties: the lowest benchmark row, then a whole-picture match before a mirrored one before a
+    centre one.
+    """
     best: dict[str, Candidate] = {}
-    for c in sorted(candidates, key=lambda c: (c.distance, c.benchmark_row, c.flipped)):
+    for c in sorted(candidates, key=lambda c: (c.distance, c.benchmark_row, c.flipped, c.centre)):
         best.setdefault(c.uid, c)
     return best

@@ -1,7 +1,8 @@
 """``run(spark, options)``: the dedup job.
 
 1. Hash the benchmark images (or reuse ``dedup/benchmark_hashes.parquet``).
-2. Find every corpus sample within ``--max-distance`` of a benchmark hash (exact search).
+2. Find every corpus sample within ``--max-distance`` of a benchmark hash (exact search), and
+   within ``--centre-max-distance`` of a benchmark centre hash (pipeline.dedup.centre).
 3. Within the corpus: exact duplicates by sha256, then near-duplicates by pHash.
 4. Apply the low-complexity rule to every pHash candidate (reads only those images).
 5. Write ``dedup/matches.parquet`` (one row per sample to drop), the audit grid and a summary.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,15 @@ import pyarrow as pa
 from pipeline.dataset import Dataset
 from pipeline.dedup.audit import AuditMatch, write_audit
 from pipeline.dedup.benchmark_hashes import DEDUP_DIR, benchmark_hashes
-from pipeline.dedup.benchmark_matches import Candidate, closest, search_benchmarks
+from pipeline.dedup.benchmark_matches import (
+    BenchmarkQuery,
+    Candidate,
+    CorpusHashes,
+    closest,
+    search_benchmarks,
+)
 from pipeline.dedup.benchmark_sources import BenchmarkSource, image_bytes, resolve_sources
+from pipeline.dedup.centre import shard_centre_hashes, shard_centre_rows
 from pipeline.dedup.corpus import image_features, shard_images, shard_rows
 from pipeline.dedup.guard import UNKNOWN, ComplexityGuard, ImageFeatures
 from pipeline.dedup.options import DedupOptions
@@ -69,6 +78,9 @@ def stored_image_options(dataset: Dataset) -> ImageOptions:
     return image_options_from_record(dataset.read_json(RAW_DIR, OPTIONS_FILE)["image"])
 
 
+_HASH_ROWS_SCHEMA = "uid string, shard int, phash long"
+
+
 def _corpus_frame(spark: Any, dataset_url: str, shards: list[int]) -> Any:
     from pyspark.sql import types as T
 
@@ -85,6 +97,18 @@ def _corpus_frame(spark: Any, dataset_url: str, shards: list[int]) -> Any:
         lambda shard: shard_rows(dataset_url, shard)
     )
     return spark.createDataFrame(rows, schema)
+
+
+def _centre_corpus(
+    spark: Any, dataset_url: str, shards: list[int], count: int, image: ImageOptions
+) -> CorpusHashes:
+    """The corpus centre hashes: computed (or reused) per raw shard inside the search tasks."""
+    read = partial(shard_centre_hashes, image_ext=image.extension, border=image.border_color)
+    ext, border = image.extension, image.border_color
+    rows = spark.sparkContext.parallelize(shards, max(1, len(shards))).flatMap(
+        lambda shard: shard_centre_rows(dataset_url, shard, ext, border)
+    )
+    return CorpusHashes(dataset_url, shards, spark.createDataFrame(rows, _HASH_ROWS_SCHEMA), count, read)
 
 
 def _features(
@@ -135,19 +159,31 @@ def run(spark: Any, options: DedupOptions) -> dict[str, Any]:
                 if options.flip_invariant
                 else None
             )
+            whole = CorpusHashes(dataset.url, shards, corpus, corpus_count)
             candidates, execution = search_benchmarks(
                 spark,
-                dataset.url,
-                shards,
-                corpus,
-                corpus_count,
-                phash,
-                flipped,
-                options.max_distance,
+                whole,
+                BenchmarkQuery.whole(phash, flipped, options.max_distance),
                 options.broadcast_limit_mb,
             )
             summary["benchmark"]["execution"] = execution
             summary["benchmark"]["candidates"] = len(candidates)
+            if options.centre_max_distance >= 0:
+                centre_query = BenchmarkQuery.centre_of(
+                    bench_table.column("phash_centre").to_pylist(), options.centre_max_distance
+                )
+                centre_candidates, centre_execution = search_benchmarks(
+                    spark,
+                    _centre_corpus(spark, dataset.url, shards, corpus_count, image),
+                    centre_query,
+                    options.broadcast_limit_mb,
+                )
+                candidates += centre_candidates
+                summary["benchmark"]["centre_execution"] = centre_execution
+                summary["benchmark"]["centre_candidates"] = len(centre_candidates)
+                summary["benchmark"]["images_without_centre_hash"] = bench_table.num_rows - len(
+                    centre_query.hashes
+                )
 
         exact: list[Duplicate] = []
         near_pairs: list[tuple[str, str, int]] = []
@@ -210,6 +246,9 @@ def run(spark: Any, options: DedupOptions) -> dict[str, Any]:
                 reason: reasons.get(reason, 0) for reason in (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
             },
             "benchmark_images_matched": len({c.benchmark_row for c in benchmark_best.values()}),
+            "benchmark_matches_by_hash": dict(
+                sorted(Counter(_matched_hash(c) for c in benchmark_best.values()).items())
+            ),
         }
     )
     if options.audit_limit and benchmark_best:
@@ -240,6 +279,7 @@ def _match_rows(
             "match_id": bench_ids[c.benchmark_row],
             "distance": c.distance,
             "shard": c.shard,
+            "matched_hash": _matched_hash(c),
         }
         for uid, c in benchmark_best.items()
     ]
@@ -251,11 +291,18 @@ def _match_rows(
                 "match_id": d.representative,
                 "distance": d.distance,
                 "shard": d.shard,
+                "matched_hash": None,
             }
             for d in duplicates
             if d.uid not in benchmark_best
         )
     return sorted(rows, key=lambda r: r["uid"])
+
+
+def _matched_hash(candidate: Candidate) -> str:
+    if candidate.centre:
+        return "phash_centre"
+    return "phash_mirrored" if candidate.flipped else "phash"
 
 
 def _write_matches(dataset: Dataset, rows: list[dict[str, Any]]) -> None:
@@ -272,7 +319,7 @@ def _audit(
 ) -> dict[str, Any]:
     """Render the audit grid for the first ``limit`` matched benchmark images (by id)."""
     matches = [
-        AuditMatch(bench_ids[c.benchmark_row], uid, c.distance, c.flipped)
+        AuditMatch(bench_ids[c.benchmark_row], uid, c.distance, c.flipped, c.centre)
         for uid, c in benchmark_best.items()
     ]
     matched_ids = sorted({m.benchmark_id for m in matches})
@@ -312,6 +359,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  benchmark duplicates        {reasons[REASON_BENCHMARK]:>10}  "
             f"(of {summary['benchmark_images_matched']} benchmark images; "
+            f"{summary.get('benchmark_matches_by_hash', {}).get('phash_centre', 0)} by centre hash; "
             f"{summary['benchmark_candidates_rejected_by_guard']} rejected by the low-complexity rule)"
         )
     lines += [

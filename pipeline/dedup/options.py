@@ -10,6 +10,7 @@ from pipeline.errors import UserInputError
 
 # Chosen by the quality check (docs/benchmarks.md, "Dedup quality").
 DEFAULT_MAX_DISTANCE = 10
+DEFAULT_CENTRE_MAX_DISTANCE = 6
 DEFAULT_NEAR_DUPLICATE_DISTANCE = 4
 
 
@@ -20,6 +21,7 @@ class DedupOptions:
     dataset: str
     benchmarks: tuple[str, ...] = ()
     max_distance: int = DEFAULT_MAX_DISTANCE
+    centre_max_distance: int = DEFAULT_CENTRE_MAX_DISTANCE  # -1: no centre hashes
     flip_invariant: bool = False
     within_corpus: bool = True
     near_duplicate_distance: int = DEFAULT_NEAR_DUPLICATE_DISTANCE
@@ -33,6 +35,10 @@ class DedupOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance <= 32:
             raise UserInputError(f"--max-distance must be in 0..32, got {self.max_distance}")
+        if not -1 <= self.centre_max_distance <= 32:
+            raise UserInputError(
+                f"--centre-max-distance must be in 0..32 (or -1: off), got {self.centre_max_distance}"
+            )
         if not 0 <= self.near_duplicate_distance <= 32:
             raise UserInputError(
                 f"--near-duplicate-distance must be in 0..32, got {self.near_duplicate_distance}"
@@ -74,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_DISTANCE,
         help="largest pHash Hamming distance (bits) that counts as a benchmark duplicate",
+    )
+    b.add_argument(
+        "--centre-max-distance",
+        type=int,
+        default=DEFAULT_CENTRE_MAX_DISTANCE,
+        help="also match when the pHashes of the pictures' centres (central 60%% of each side) are within "
+        "this distance: finds copies with a caption band or watermark at an edge (-1: off)",
     )
     b.add_argument(
         "--flip-invariant",
@@ -138,6 +151,7 @@ def options_from_args(argv: list[str] | None = None) -> DedupOptions:
             dataset=a.dataset,
             benchmarks=tuple(a.benchmark),
             max_distance=a.max_distance,
+            centre_max_distance=a.centre_max_distance,
             flip_invariant=a.flip_invariant,
             within_corpus=not a.no_within_corpus,
             near_duplicate_distance=a.near_duplicate_distance,

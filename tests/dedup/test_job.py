@@ -18,6 +18,7 @@ from pipeline.download.job import run as download
 from pipeline.errors import UserInputError
 from pipeline.image.phash import from_signed64
 from pipeline.synthetic.server import WorldServer
+from pipeline.synthetic.transforms import TRANSFORMS, bundled_photos
 from schemas.contract import check_schema
 from schemas.dedup import BENCHMARK_HASHES_SCHEMA, MATCHES_SCHEMA
 
@@ -47,10 +48,12 @@ def _uid_of_file(dataset: Path) -> dict[str, str]:
 
 
 def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path, dataset: Path) -> None:
-    # 8 bits, not the default 10: the world's scenes share few layouts and one unrelated scene
-    # of this small world sits at 10 bits from a benchmark image (the rate is measured in
-    # docs/benchmarks.md, "Dedup quality"); here the test wants the planted copies and nothing else.
+    # 8 and 4 bits, not the defaults 10 and 6: the world's scenes share few layouts, and one
+    # unrelated scene of this small world sits at 10 bits from a benchmark image, another at 6
+    # bits from a benchmark image's centre (the rates are measured in docs/benchmarks.md, "Dedup
+    # quality"); here the test wants the planted copies and nothing else.
     options = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "8"]
+    options += ["--centre-max-distance", "4"]
     summary = run(spark, options_from_args(options))
     planted = {
         r["file"]: r["planted_benchmark"]
@@ -82,7 +85,15 @@ def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path,
 def test_shuffle_join_and_broadcast_agree_with_brute_force(spark, world: Path, dataset: Path) -> None:
     """At a large distance (many matches) both executions return exactly the brute-force pairs."""
     common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "22"]
-    common += ["--no-within-corpus", "--min-complexity", "0", "--audit-limit", "0"]
+    common += [
+        "--no-within-corpus",
+        "--min-complexity",
+        "0",
+        "--audit-limit",
+        "0",
+        "--centre-max-distance",
+        "-1",
+    ]
     run(spark, options_from_args(common))
     broadcast = {(m["uid"], m["match_id"], m["distance"]) for m in _matches(dataset)}
     summary = run(spark, options_from_args([*common, "--broadcast-limit-mb", "0"]))
@@ -104,6 +115,46 @@ def test_shuffle_join_and_broadcast_agree_with_brute_force(spark, world: Path, d
             brute[r["uid"]] = best
     assert {(u, b, d) for u, (d, b) in brute.items()} == broadcast
     assert len(broadcast) > 10  # the distance is large enough to exercise many pairs
+
+
+def test_centre_hash_search_agrees_across_executions_and_with_brute_force(
+    spark, world: Path, dataset: Path
+) -> None:
+    """Centre hashes only (whole-picture distance 0 finds nothing here): broadcast = join = brute force."""
+    common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "0"]
+    common += [
+        "--no-within-corpus",
+        "--min-complexity",
+        "0",
+        "--audit-limit",
+        "0",
+        "--centre-max-distance",
+        "20",
+    ]
+    summary = run(spark, options_from_args(common))
+    assert summary["benchmark"]["centre_execution"] == "broadcast"
+    broadcast = {(m["uid"], m["match_id"], m["distance"], m["matched_hash"]) for m in _matches(dataset)}
+    summary = run(spark, options_from_args([*common, "--broadcast-limit-mb", "0"]))
+    assert summary["benchmark"]["centre_execution"] == "shuffle_join"
+    joined = {(m["uid"], m["match_id"], m["distance"], m["matched_hash"]) for m in _matches(dataset)}
+    assert joined == broadcast
+
+    centre_files = sorted((dataset / DEDUP_DIR / "centre_hashes").glob("*.parquet"))
+    assert len(centre_files) == len(list((dataset / "raw").glob("*_stats.json")))
+    corpus = [r for f in centre_files for r in pq.read_table(f).to_pylist()]
+    bench = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE).to_pylist()
+    brute = set()
+    for r in corpus:
+        best = min(
+            (
+                bin(from_signed64(r["phash_centre"]) ^ from_signed64(b["phash_centre"])).count("1"),
+                b["benchmark_id"],
+            )
+            for b in bench
+        )
+        if best[0] <= 20:
+            brute.add((r["uid"], best[1], best[0], "phash_centre"))
+    assert broadcast == brute and len(brute) > 10
 
 
 def _serve_list(tmp: Path, files: dict[str, Image.Image], rows: list[tuple[str, str]]) -> Path:
@@ -195,6 +246,37 @@ def test_within_corpus_exact_and_near_duplicates_keep_one_per_group(spark, tmp_p
     assert len(flat & {m["uid"] for m in _matches(dataset)}) == 1
 
 
+def test_a_copy_under_a_caption_band_is_found_by_its_centre(spark, tmp_path: Path) -> None:
+    photo = bundled_photos()["astronaut"]
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    photo.save(bench_dir / "astronaut.jpg", quality=92)
+    files = {"copy.jpg": TRANSFORMS["text_overlay"](photo), "other.jpg": _photo(5), "another.jpg": _photo(6)}
+    site = _serve_list(tmp_path, files, [])
+    dataset = tmp_path / "dataset"
+    with WorldServer(site) as server:
+        _download_list(spark, site, [(n, f"caption of {n}") for n in files], dataset, server.base_url)
+    copy_uid = next(r["uid"] for r in _raw_rows(dataset) if r["url"].endswith("/copy.jpg"))
+    # The band moves the whole-picture hash 6 bits: matching at 4 bits alone misses the copy ...
+    base = [
+        "--dataset",
+        str(dataset),
+        "--benchmark",
+        str(bench_dir),
+        "--no-within-corpus",
+        "--max-distance",
+        "4",
+    ]
+    summary = run(spark, options_from_args([*base, "--centre-max-distance", "-1"]))
+    assert summary["by_reason"]["benchmark_duplicate"] == 0
+    # ... the centre hashes find it, and the outputs say which hash did.
+    summary = run(spark, options_from_args(base))
+    found = [(m["uid"], m["match_id"], m["matched_hash"]) for m in _matches(dataset)]
+    assert found == [(copy_uid, "bench/astronaut.jpg", "phash_centre")]
+    assert summary["benchmark_matches_by_hash"] == {"phash_centre": 1}
+    assert "<td>centre</td>" in (dataset / DEDUP_DIR / "audit" / "index.html").read_text()
+
+
 def test_benchmark_sources_folder_tar_and_precomputed_hashes(
     spark, world: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -208,7 +290,16 @@ def test_benchmark_sources_folder_tar_and_precomputed_hashes(
             caption = tmp_path / f"{f.stem}.txt"
             caption.write_text("x")
             tar.add(caption, arcname=f"{f.stem}.txt")
-    base = ["--dataset", str(dataset), "--no-within-corpus", "--audit-limit", "0"]
+    # Whole-picture hashes only: imagehash-style published hashes have no centre hash.
+    base = [
+        "--dataset",
+        str(dataset),
+        "--no-within-corpus",
+        "--audit-limit",
+        "0",
+        "--centre-max-distance",
+        "-1",
+    ]
     run(spark, options_from_args([*base, "--benchmark", str(world / "benchmark")]))
     from_folder = {(m["uid"], m["match_id"].split("/", 1)[1].split(".")[0]) for m in _matches(dataset)}
     run(spark, options_from_args([*base, "--benchmark", str(tar_path)]))
@@ -227,6 +318,30 @@ def test_benchmark_sources_folder_tar_and_precomputed_hashes(
     run(spark, options_from_args([*base, "--benchmark", str(hexes)]))
     from_hex = {(m["uid"], m["match_id"]) for m in _matches(dataset)}
     assert from_hex == from_tar
+
+    # With a phash_centre column, precomputed hashes match like the images they came from.
+    with_centre = tmp_path / "published_centre.parquet"
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "benchmark_id": r["member"],
+                    "phash": r["phash"],
+                    "phash_centre": f"{from_signed64(r['phash_centre']):016x}",
+                }
+                for r in saved
+            ]
+        ),
+        with_centre,
+    )
+    centre_on = ["--dataset", str(dataset), "--no-within-corpus", "--audit-limit", "0", "--max-distance", "4"]
+    run(spark, options_from_args([*centre_on, "--benchmark", str(world / "benchmark")]))
+    from_images = {
+        (m["uid"], m["match_id"].split("/", 1)[1].split(".")[0], m["matched_hash"]) for m in _matches(dataset)
+    }
+    run(spark, options_from_args([*centre_on, "--benchmark", str(with_centre)]))
+    from_table = {(m["uid"], m["match_id"], m["matched_hash"]) for m in _matches(dataset)}
+    assert from_table == from_images and from_images
 
 
 def test_bad_benchmark_inputs_are_refused_with_the_file_and_reason(

@@ -3,8 +3,9 @@
 Benchmark images (scikit-image's bundled photographs, synthetic scenes, near-uniform images)
 are hashed the way the dedup job hashes benchmarks; their edited copies and distinct pictures
 go through the download job's ``process_image`` and the features the dedup job reads back from
-the stored JPEG. A pair matches when the pHash distance is within the chosen maximum distance and the job's
-ComplexityGuard, at the chosen thresholds, accepts it.
+the stored JPEG. A pair matches when the pHash distance is within the chosen maximum distance (or
+the centre hashes are within the centre distance) and the job's ComplexityGuard, at the chosen
+thresholds, accepts it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from PIL import Image
 
 from pipeline.dedup.benchmark_hashes import hash_image
+from pipeline.dedup.centre import centre_phash
 from pipeline.dedup.complexity import (
     DEFAULT_MAX_SIGNATURE_DISTANCE,
     DEFAULT_MIN_COMPLEXITY,
@@ -24,7 +26,7 @@ from pipeline.dedup.complexity import (
     complexity,
 )
 from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
-from pipeline.dedup.options import DEFAULT_MAX_DISTANCE
+from pipeline.dedup.options import DEFAULT_CENTRE_MAX_DISTANCE, DEFAULT_MAX_DISTANCE
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64
 from pipeline.synthetic.scenes import random_scene, render
@@ -53,6 +55,7 @@ class Hashed:
     source: str
     phash: int
     phash_flipped: int | None
+    phash_centre: int
     features: ImageFeatures
 
 
@@ -65,7 +68,14 @@ def _served(image: Image.Image) -> bytes:
 def _benchmark(group: str, source: str, image: Image.Image) -> Hashed:
     row = hash_image(_served(image), OPTIONS)
     features = ImageFeatures.from_bytes(row["complexity"], row["colour_signature"])
-    return Hashed(group, source, from_signed64(row["phash"]), from_signed64(row["phash_flipped"]), features)
+    return Hashed(
+        group,
+        source,
+        from_signed64(row["phash"]),
+        from_signed64(row["phash_flipped"]),
+        from_signed64(row["phash_centre"]),
+        features,
+    )
 
 
 def _corpus(group: str, source: str, image: Image.Image) -> Hashed:
@@ -75,14 +85,17 @@ def _corpus(group: str, source: str, image: Image.Image) -> Hashed:
         features = ImageFeatures(
             complexity(stored, OPTIONS.border_color), colour_signature(stored, OPTIONS.border_color)
         )
-    return Hashed(group, source, processed.phash, None, features)
+        centre = centre_phash(stored.convert("RGB"), OPTIONS.border_color)
+    return Hashed(group, source, processed.phash, None, centre, features)
 
 
-def _matches(bench: Hashed, corpus: Hashed, flip_invariant: bool = False) -> bool:
+def _matches(bench: Hashed, corpus: Hashed, flip_invariant: bool = False, centre: bool = True) -> bool:
     hashes = [bench.phash] + (
         [bench.phash_flipped] if flip_invariant and bench.phash_flipped is not None else []
     )
     close = min(bin(h ^ corpus.phash).count("1") for h in hashes) <= MAX_DISTANCE
+    if centre:
+        close |= bin(bench.phash_centre ^ corpus.phash_centre).count("1") <= DEFAULT_CENTRE_MAX_DISTANCE
     return close and GUARD.accepts(bench.features, corpus.features)
 
 
@@ -133,9 +146,11 @@ def world() -> World:
     return World(benchmark, copies, distinct)
 
 
-def _recall(world: World, edit: str, groups: tuple[str, ...], flip_invariant: bool = False) -> float:
+def _recall(
+    world: World, edit: str, groups: tuple[str, ...], flip_invariant: bool = False, centre: bool = True
+) -> float:
     found = [
-        _matches(b, c, flip_invariant)
+        _matches(b, c, flip_invariant, centre)
         for b, c in zip(world.benchmark, world.copies[edit], strict=True)
         if b.group in groups
     ]
@@ -143,18 +158,18 @@ def _recall(world: World, edit: str, groups: tuple[str, ...], flip_invariant: bo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("edit", [e for e in MILD if e != "text_overlay"])
+@pytest.mark.parametrize("edit", MILD)
 def test_mild_edits_of_photos_and_scenes_are_found(world: World, edit: str) -> None:
     assert _recall(world, edit, ("photo",)) >= 0.95
     assert _recall(world, edit, ("scene",)) >= 0.95
 
 
 @pytest.mark.slow
-def test_text_overlay_is_mostly_found_on_photos_only(world: World) -> None:
-    # A dark band with text over 14% of the picture moves pHash much more than the other mild
-    # edits: measured recall at the defaults is below the 0.95 target (docs/benchmarks.md).
-    assert _recall(world, "text_overlay", ("photo",)) >= 0.8
-    assert _recall(world, "text_overlay", ("scene",)) < 0.95
+def test_text_overlays_are_found_by_the_centre_hash(world: World) -> None:
+    # A dark band with text over 14% of the picture moves the whole-picture pHash much more than
+    # the other mild edits; the centre hash does not see the band (docs/benchmarks.md).
+    assert _recall(world, "text_overlay", ("scene",), centre=False) < 0.95
+    assert _recall(world, "text_overlay", ("photo", "scene")) >= 0.95
 
 
 @pytest.mark.slow

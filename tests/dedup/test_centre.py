@@ -1,0 +1,92 @@
+"""Centre hashes: what they look at, that a caption band leaves them alone, and their cache."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+import pipeline.dedup.centre as centre
+from pipeline.dataset import Dataset
+from pipeline.dedup.benchmark_hashes import hash_image
+from pipeline.dedup.centre import CENTRE_DIR, centre_phash, centre_region, shard_centre_hashes
+from pipeline.image import ImageOptions, process_image
+from pipeline.image.phash import from_signed64, phash
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.synthetic.transforms import TRANSFORMS, bundled_photos
+from tests.shards.test_raw_writer import row
+
+
+def jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def bits(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+def test_region_is_the_middle_of_the_picture_not_of_the_padding() -> None:
+    picture = Image.new("RGB", (200, 100), (10, 120, 30))
+    padded = Image.new("RGB", (200, 200), (255, 255, 255))
+    padded.paste(picture, (0, 50))
+    region = centre_region(padded)
+    assert region.size == (120, 60)  # 60% of each side of the 200x100 picture
+    assert np.asarray(region).reshape(-1, 3).tolist()[0] == [10, 120, 30]
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
+def test_a_caption_band_moves_the_whole_hash_but_not_the_centre_hash(name: str) -> None:
+    options = ImageOptions()
+    photo = bundled_photos()[name]
+    bench = hash_image(jpeg(photo), options)
+    stored = process_image(jpeg(TRANSFORMS["text_overlay"](photo)), options)
+    with Image.open(io.BytesIO(stored.data)) as decoded:
+        copy_centre = centre_phash(decoded.convert("RGB"))
+    assert bits(copy_centre, from_signed64(bench["phash_centre"])) <= 6
+    assert bits(stored.phash, from_signed64(bench["phash"])) > bits(
+        copy_centre, from_signed64(bench["phash_centre"])
+    )
+
+
+def _raw_shard(root: Path, images: list[Image.Image]) -> Dataset:
+    dataset = Dataset(str(root))
+    writer = RawShardWriter(dataset, 0, "jpg")
+    for i, image in enumerate(images):
+        writer.add(SampleRecord(row(f"{i:032x}", i), process_image(jpeg(image), ImageOptions()).data))
+    writer.commit()
+    return dataset
+
+
+def test_corpus_centre_hashes_are_cached_per_raw_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = bundled_photos()
+    dataset = _raw_shard(tmp_path, [photos["astronaut"], photos["rocket"]])
+    uids, hashes = shard_centre_hashes(dataset.url, 0, "jpg", (255, 255, 255))
+    assert uids == [f"{0:032x}", f"{1:032x}"]
+    cached = tmp_path / "dedup" / CENTRE_DIR / "00000.parquet"
+    assert pq.read_table(cached).column("phash_centre").to_pylist() == hashes.tolist()
+
+    def unreachable(*args: object) -> None:
+        raise AssertionError("the cached centre hashes should have been used")
+
+    monkeypatch.setattr(centre, "iter_raw_images", unreachable)
+    again_uids, again = shard_centre_hashes(dataset.url, 0, "jpg", (255, 255, 255))
+    assert again_uids == uids and again.tolist() == hashes.tolist()
+    monkeypatch.undo()
+
+    # A new download of the shard (other images) makes the cache stale: it is recomputed.
+    _raw_shard(tmp_path, [photos["coffee"]])
+    new_uids, new = shard_centre_hashes(dataset.url, 0, "jpg", (255, 255, 255))
+    assert new_uids == [f"{0:032x}"] and new.tolist() != hashes[:1].tolist()
+
+
+def test_centre_hash_of_a_flat_picture_is_defined() -> None:
+    flat = Image.new("RGB", (256, 256), (255, 255, 255))  # all border: the whole image is the content
+    assert centre_phash(flat) == phash(centre_region(flat))
