@@ -68,7 +68,7 @@ def test_selection_rules_shuffle_and_outputs(spark, dataset: Path) -> None:
     manifest = read_json(dataset / "final" / "manifest.json")
     assert manifest["selection"]["top_fraction"] == 0.7 and manifest["selection"]["seed"] == 5
     assert manifest["upstream"]["scores"]["model"] == "corpusforge-tiny"
-    assert manifest["upstream"]["schemas"] == {"raw_shard": 1, "scores": 1, "matches": 1, "selection": 1}
+    assert manifest["upstream"]["schemas"] == {"raw_shard": 1, "scores": 1, "matches": 2, "selection": 1}
     assert manifest["upstream"]["download_options"]["image"]["image_size"] == 256
     assert manifest["corpusforge_version"] and manifest["counts"]["dropped"] == summary["dropped"]
     # Few shards for open_clip_train: a warning, not an error.
