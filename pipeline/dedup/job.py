@@ -34,7 +34,7 @@ from pipeline.dedup.benchmark_matches import (
     search_benchmarks,
 )
 from pipeline.dedup.benchmark_sources import BenchmarkSource, image_bytes, resolve_sources
-from pipeline.dedup.centre import shard_centre_hashes, shard_centre_rows
+from pipeline.dedup.centre import CENTRE_DIR, shard_centre_hashes, shard_centre_rows
 from pipeline.dedup.corpus import image_features, shard_images, shard_rows
 from pipeline.dedup.guard import UNKNOWN, ComplexityGuard, ImageFeatures
 from pipeline.dedup.options import DedupOptions
@@ -137,6 +137,7 @@ def run(spark: Any, options: DedupOptions) -> dict[str, Any]:
     guard = ComplexityGuard(options.min_complexity, options.max_signature_distance)
     dataset.makedirs(DEDUP_DIR)
     dataset.remove_temporaries(DEDUP_DIR)
+    dataset.remove_temporaries(DEDUP_DIR, CENTRE_DIR)  # no task runs yet: these are a dead run's
     summary: dict[str, Any] = {"shards": len(shards), "options": _options_record(options)}
 
     corpus = _corpus_frame(spark, dataset.url, shards).persist()
