@@ -82,79 +82,58 @@ def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path,
         assert uid in page
 
 
+def _both_executions(spark, dataset: Path, world: Path, max_distance: int, centre: int) -> set[tuple]:
+    """Run the benchmark search broadcast, then as a shuffle join; assert they agree; return the matches."""
+    common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark")]
+    common += ["--max-distance", str(max_distance), "--centre-max-distance", str(centre)]
+    common += ["--no-within-corpus", "--min-complexity", "0", "--audit-limit", "0"]
+    results = []
+    for extra, execution in (([], "broadcast"), (["--broadcast-limit-mb", "0"], "shuffle_join")):
+        summary = run(spark, options_from_args([*common, *extra]))
+        assert summary["benchmark"]["execution"] == execution
+        if centre >= 0:
+            assert summary["benchmark"]["centre_execution"] == execution
+        results.append(
+            {(m["uid"], m["match_id"], m["distance"], m["matched_hash"]) for m in _matches(dataset)}
+        )
+    assert summary["benchmark"]["reused"] is True  # the second run reuses the benchmark hashes
+    assert results[0] == results[1]
+    return results[0]
+
+
+def _brute_force(corpus: list[dict], bench: list[dict], column: str, limit: int) -> set[tuple]:
+    """(uid, closest benchmark id, distance, column) of every corpus row within ``limit`` bits."""
+    found = set()
+    for r in corpus:
+        distance, bid = min(
+            (bin(from_signed64(r[column]) ^ from_signed64(b[column])).count("1"), b["benchmark_id"])
+            for b in bench
+        )
+        if distance <= limit:
+            found.add((r["uid"], bid, distance, column))
+    return found
+
+
 def test_shuffle_join_and_broadcast_agree_with_brute_force(spark, world: Path, dataset: Path) -> None:
     """At a large distance (many matches) both executions return exactly the brute-force pairs."""
-    common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "22"]
-    common += [
-        "--no-within-corpus",
-        "--min-complexity",
-        "0",
-        "--audit-limit",
-        "0",
-        "--centre-max-distance",
-        "-1",
-    ]
-    run(spark, options_from_args(common))
-    broadcast = {(m["uid"], m["match_id"], m["distance"]) for m in _matches(dataset)}
-    summary = run(spark, options_from_args([*common, "--broadcast-limit-mb", "0"]))
-    assert summary["benchmark"]["execution"] == "shuffle_join"
-    assert summary["benchmark"]["reused"] is True
-    joined = {(m["uid"], m["match_id"], m["distance"]) for m in _matches(dataset)}
-    assert joined == broadcast
-
+    matches = _both_executions(spark, dataset, world, max_distance=22, centre=-1)
     raw = [r for r in _raw_rows(dataset) if r["status"] == "success"]
     bench = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE).to_pylist()
-    brute = {}
-    for r in raw:
-        distances = [
-            (bin(from_signed64(r["phash"]) ^ from_signed64(b["phash"])).count("1"), b["benchmark_id"])
-            for b in bench
-        ]
-        best = min(distances)
-        if best[0] <= 22:
-            brute[r["uid"]] = best
-    assert {(u, b, d) for u, (d, b) in brute.items()} == broadcast
-    assert len(broadcast) > 10  # the distance is large enough to exercise many pairs
+    assert matches == _brute_force(raw, bench, "phash", 22)
+    assert len(matches) > 10  # the distance is large enough to exercise many pairs
 
 
 def test_centre_hash_search_agrees_across_executions_and_with_brute_force(
     spark, world: Path, dataset: Path
 ) -> None:
-    """Centre hashes only (whole-picture distance 0 finds nothing here): broadcast = join = brute force."""
-    common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "0"]
-    common += [
-        "--no-within-corpus",
-        "--min-complexity",
-        "0",
-        "--audit-limit",
-        "0",
-        "--centre-max-distance",
-        "20",
-    ]
-    summary = run(spark, options_from_args(common))
-    assert summary["benchmark"]["centre_execution"] == "broadcast"
-    broadcast = {(m["uid"], m["match_id"], m["distance"], m["matched_hash"]) for m in _matches(dataset)}
-    summary = run(spark, options_from_args([*common, "--broadcast-limit-mb", "0"]))
-    assert summary["benchmark"]["centre_execution"] == "shuffle_join"
-    joined = {(m["uid"], m["match_id"], m["distance"], m["matched_hash"]) for m in _matches(dataset)}
-    assert joined == broadcast
-
+    """Centre hashes only (no corpus image is at whole-picture distance 0 here)."""
+    matches = _both_executions(spark, dataset, world, max_distance=0, centre=20)
     centre_files = sorted((dataset / DEDUP_DIR / "centre_hashes").glob("*.parquet"))
     assert len(centre_files) == len(list((dataset / "raw").glob("*_stats.json")))
     corpus = [r for f in centre_files for r in pq.read_table(f).to_pylist()]
     bench = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE).to_pylist()
-    brute = set()
-    for r in corpus:
-        best = min(
-            (
-                bin(from_signed64(r["phash_centre"]) ^ from_signed64(b["phash_centre"])).count("1"),
-                b["benchmark_id"],
-            )
-            for b in bench
-        )
-        if best[0] <= 20:
-            brute.add((r["uid"], best[1], best[0], "phash_centre"))
-    assert broadcast == brute and len(brute) > 10
+    assert matches == _brute_force(corpus, bench, "phash_centre", 20)
+    assert len(matches) > 10
 
 
 def _serve_list(tmp: Path, files: dict[str, Image.Image], rows: list[tuple[str, str]]) -> Path:
