@@ -153,6 +153,17 @@ def _kill_driver_and_rerun(
     return at_kill
 
 
+def _resume_after_driver_kill(
+    cluster: StandaloneCluster, job: str, args: list[str], out: Path, done: Path, log: Path
+) -> None:
+    """Kill ``job``'s driver once a shard is committed in ``out`` (``done`` absent), rerun it: the
+    rerun resumes every shard committed before the kill and leaves no temporary file."""
+    at_kill = _kill_driver_and_rerun(cluster, job, args, _strike_when(out, done), log, lambda: _markers(out))
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["shards_resumed"] >= at_kill >= 1
+    assert not _temporaries(out), "temporary files were left behind"
+
+
 def _kill_worker(
     cluster: StandaloneCluster,
     job: str,
@@ -223,15 +234,11 @@ def test_score_resumes_after_the_driver_is_killed_mid_job(
 ) -> None:
     dataset = _copy(scored, tmp_path, "raw")
     scores = dataset / "scores"
-    moment = _strike_when(scores, scores / "_summary.json")
     args = score_args(dataset, random_checkpoint)
-    done = _kill_driver_and_rerun(
-        spark_cluster, "score", args, moment, tmp_path / "driver.log", lambda: _markers(scores)
+    _resume_after_driver_kill(
+        spark_cluster, "score", args, scores, scores / "_summary.json", tmp_path / "driver.log"
     )
     assert_scores_match(dataset, scored)
-    summary = json.loads((scores / "_summary.json").read_text())
-    assert summary["shards_resumed"] >= done >= 1
-    assert not _temporaries(scores), "temporary files were left behind"
 
 
 # --- dedup -------------------------------------------------------------------------------------
@@ -317,12 +324,8 @@ def test_build_shards_resumes_after_the_driver_is_killed_mid_job(
 ) -> None:
     dataset = _copy(built, tmp_path, "raw", "scores", "dedup")
     final = dataset / "final"
-    moment = _strike_when(final, final / "manifest.json")
     args = build_args(dataset)
-    done = _kill_driver_and_rerun(
-        spark_cluster, "build_shards", args, moment, tmp_path / "driver.log", lambda: _markers(final)
+    _resume_after_driver_kill(
+        spark_cluster, "build_shards", args, final, final / "manifest.json", tmp_path / "driver.log"
     )
     assert_build_matches(dataset, built)
-    summary = json.loads((final / "_summary.json").read_text())
-    assert summary["shards_resumed"] >= done >= 1
-    assert not _temporaries(final), "temporary files were left behind"
