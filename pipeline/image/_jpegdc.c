@@ -1,0 +1,925 @@
+/*
+ * The 1/8-scale luminance of a baseline JPEG from its DC coefficients alone.
+ *
+ * libjpeg(-turbo) at scale 1/8 turns every 8x8 block into one pixel, its DC coefficient, but it
+ * still decodes each AC coefficient one Huffman symbol at a time. A perceptual hash of a 32x32
+ * thumbnail needs none of their values, only where each block ends, so this decoder skips them
+ * several symbols per table look-up (a table over the next MULTI_BITS bits of the stream holds
+ * how many bits and coefficient positions the complete symbols in them take). The pixels are
+ * those libjpeg-turbo gives for draft("L") at scale 1/8: (DC * Q0 + 4) >> 3, level-shifted and
+ * range-limited the way jpeg_idct_1x1 does it.
+ *
+ * Anything this file does not handle (progressive, arithmetic or lossless coding, 12-bit
+ * samples, RGB or CMYK colour, luma not at the highest sampling factor, DNL markers, corrupt or
+ * truncated entropy data) returns None so that the caller decodes with Pillow instead.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#define LOOK_BITS 9    /* single-symbol look-up for the slow path */
+#define DC_BITS 11     /* DC look-up: code and magnitude bits at once */
+#ifndef MULTI_BITS
+#define MULTI_BITS 12 /* AC look-up: several symbols and their magnitude bits at once */
+#endif
+#define MAX_COMPONENTS 4
+#define CACHE_SIZE 8
+#define PADDING 4096 /* zero bytes after the scan data, more than one MCU can read */
+
+typedef struct {
+    int32_t maxcode[18];   /* largest code of each length, -1 when none; [17] is a sentinel */
+    int32_t valoffset[17]; /* huffval index = code + valoffset[length] */
+    uint8_t huffval[256];
+    uint16_t look[1 << LOOK_BITS]; /* (length << 8) | symbol; 0 when the code is longer */
+    /* DC only: code and magnitude bits together | magnitude size << 5; 0 when they do not fit */
+    uint16_t dcfast[1 << DC_BITS];
+} HuffTable;
+
+typedef struct {
+    uint8_t key[1 + 16 + 256]; /* class (1 = AC), then the DHT counts and symbols */
+    int key_length;
+    HuffTable table;
+    /* AC only: bits used | coefficient positions advanced << 4 (see build_multi) */
+    uint16_t multi[1 << MULTI_BITS];
+} AcEntry;
+
+typedef struct {
+    int defined;
+    uint8_t counts[16];
+    uint8_t symbols[256];
+    int nsymbols;
+} RawTable;
+
+typedef struct {
+    int id, h, v, tq;
+    int width, height;        /* component size in samples */
+    int blocks_w, blocks_h;   /* blocks inside the component */
+    int dc_pred;
+} Component;
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end; /* reading past this (into the zero padding) means truncated data */
+    uint64_t buf;       /* left-aligned */
+    int nbits;
+} BitReader;
+
+typedef struct {
+    const uint8_t *data;
+    size_t length;
+    int width, height, ncomp, hmax, vmax;
+    Component comp[MAX_COMPONENTS];
+    int qdc[4]; /* DC entry of each quantisation table, 0 when undefined */
+    int qdefined[4];
+    RawTable raw_dc[4], raw_ac[4];
+    AcEntry *dc[4], *ac[4]; /* private copies, built or taken from the cache */
+    int restart_interval;
+    int saw_jfif, saw_adobe, adobe_transform;
+    int luma_done;
+    int min_side;         /* files whose short side is smaller are not decoded */
+    long long max_pixels; /* nor larger ones (0: no limit) */
+    uint8_t *out; /* blocks_w * blocks_h of component 0 */
+    uint8_t *scratch; /* destuffed scan data */
+} Decoder;
+
+static AcEntry *cache[CACHE_SIZE];
+#ifdef STATS
+static long st_multi, st_single, st_blocks, st_eobmulti, st_bytes;
+#define STAT(x) (x)++
+#else
+#define STAT(x)
+#endif
+static int cache_next;
+
+static inline uint64_t load_be64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+static inline void refill(BitReader *br) {
+    br->buf |= load_be64(br->p) >> br->nbits;
+    int bytes = (63 - br->nbits) >> 3;
+    br->p += bytes;
+    br->nbits += bytes << 3;
+}
+
+static inline void consume(BitReader *br, int n) {
+    br->buf <<= n;
+    br->nbits -= n;
+}
+
+/* Canonical decoding tables as in libjpeg's jdhuff.c; 0 on an invalid table. */
+static int build_table(const RawTable *raw, HuffTable *t) {
+    int code = 0, k = 0;
+    memset(t->look, 0, sizeof(t->look));
+    memcpy(t->huffval, raw->symbols, (size_t)raw->nsymbols);
+    for (int l = 1; l <= 16; l++) {
+        int n = raw->counts[l - 1];
+        if (n) {
+            t->valoffset[l] = k - code;
+            for (int i = 0; i < n; i++, k++, code++) {
+                if (l <= LOOK_BITS) {
+                    int shift = LOOK_BITS - l;
+                    for (int j = 0; j < (1 << shift); j++)
+                        t->look[(code << shift) | j] = (uint16_t)((l << 8) | raw->symbols[k]);
+                }
+            }
+            t->maxcode[l] = code - 1;
+        } else {
+            t->valoffset[l] = 0;
+            t->maxcode[l] = -1;
+        }
+        if (code > (1 << l)) return 0; /* more codes than the length allows */
+        code <<= 1;
+    }
+    t->maxcode[17] = 0x7FFFFFFF;
+    return 1;
+}
+
+static int decode_top(const HuffTable *t, uint64_t bits, int *length);
+
+static void build_dcfast(HuffTable *t) {
+    for (uint32_t w = 0; w < (1u << DC_BITS); w++) {
+        int length;
+        int size = decode_top(t, (uint64_t)w << (64 - DC_BITS), &length);
+        uint16_t e = 0;
+        if (size >= 0 && size <= 11 && length + size <= DC_BITS) e = (uint16_t)((length + size) | (size << 5));
+        t->dcfast[w] = e;
+    }
+}
+
+/* Decode one symbol from the top of `bits` (left-aligned); its length goes to *length. */
+static inline int decode_top(const HuffTable *t, uint64_t bits, int *length) {
+    uint16_t e = t->look[bits >> (64 - LOOK_BITS)];
+    if (e) {
+        *length = e >> 8;
+        return e & 0xFF;
+    }
+    for (int l = LOOK_BITS + 1; l <= 16; l++) {
+        int32_t code = (int32_t)(bits >> (64 - l));
+        if (code <= t->maxcode[l]) {
+            *length = l;
+            return t->huffval[code + t->valoffset[l]];
+        }
+    }
+    return -1;
+}
+
+static void build_multi(AcEntry *e) {
+    for (uint32_t w = 0; w < (1u << MULTI_BITS); w++) {
+        uint64_t bits = (uint64_t)w << (64 - MULTI_BITS);
+        int used = 0, advance = 0, eob = 0;
+        for (;;) {
+            int length;
+            int sym = decode_top(&e->table, bits << used, &length);
+            if (sym < 0 || used + length > MULTI_BITS) break;
+            int run = sym >> 4, size = sym & 15;
+            if (size == 0 && run != 15) {
+                used += length;
+                eob = 1;
+                break;
+            }
+            if (used + length + size > MULTI_BITS) break;
+            used += length + size;
+            advance += size ? run + 1 : 16;
+        }
+        /* Slow-path entries advance by 255 and EOB ones by 128 more, so that the hot loop in
+         * skip_ac() needs one comparison: k + advance < 64. */
+        if (used == 0) advance = 255;
+        else if (eob) advance += 128;
+        if (advance > 255) advance = 255;
+        e->multi[w] = (uint16_t)(used | (advance << 4));
+    }
+}
+
+/* The decoding tables of `raw`, from the cache when an identical DHT was seen before (GIL held). */
+static AcEntry *cached_tables(const RawTable *raw, int is_ac) {
+    uint8_t key[1 + 16 + 256];
+    int key_length = 1 + 16 + raw->nsymbols;
+    key[0] = (uint8_t)is_ac;
+    memcpy(key + 1, raw->counts, 16);
+    memcpy(key + 1 + 16, raw->symbols, (size_t)raw->nsymbols);
+    AcEntry *found = NULL;
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        if (cache[i] && cache[i]->key_length == key_length && !memcmp(cache[i]->key, key, (size_t)key_length)) {
+            found = cache[i];
+            break;
+        }
+    }
+    AcEntry *copy = malloc(sizeof(AcEntry));
+    if (!copy) return NULL;
+    if (found) {
+        memcpy(copy, found, sizeof(AcEntry));
+        return copy;
+    }
+    memcpy(copy->key, key, (size_t)key_length);
+    copy->key_length = key_length;
+    if (!build_table(raw, &copy->table)) {
+        free(copy);
+        return NULL;
+    }
+    if (is_ac)
+        build_multi(copy);
+    else
+        build_dcfast(&copy->table);
+    AcEntry *kept = malloc(sizeof(AcEntry));
+    if (kept) {
+        memcpy(kept, copy, sizeof(AcEntry));
+        free(cache[cache_next]);
+        cache[cache_next] = kept;
+        cache_next = (cache_next + 1) % CACHE_SIZE;
+    }
+    return copy;
+}
+
+static uint8_t range_lut[1024];
+
+static inline int range_limit_slow(int x) {
+    /* jpeg_idct_1x1: range_limit[DESCALE(dc * q, 3) & RANGE_MASK] of libjpeg-turbo's table. */
+    x &= 1023;
+    if (x < 128) return x + 128;
+    if (x < 512) return 255;
+    if (x < 896) return 0;
+    return x - 896;
+}
+
+/* Skip one block's AC coefficients; 0 on corrupt data. */
+static inline int skip_ac(BitReader *br, const AcEntry *ac) {
+    int k = 1;
+    for (;;) {
+        for (;;) {
+            /* Branchy refill: keeps the load off the dependency chain of most look-ups. */
+            if (br->nbits < 32) refill(br);
+            uint32_t e = ac->multi[br->buf >> (64 - MULTI_BITS)];
+            int next = k + (int)(e >> 4);
+            if (next >= 64) {
+                if (next >= 128 + 1 && next < 128 + 64) { /* ends with EOB inside the block */
+                    consume(br, (int)(e & 15));
+                    return 1;
+                }
+                if (next == 64) { /* the block's last coefficient */
+                    consume(br, (int)(e & 15));
+                    return 1;
+                }
+                break;
+            }
+            STAT(st_multi);
+            consume(br, (int)(e & 15));
+            k = next;
+        }
+        STAT(st_single);
+        /* One symbol at a time: a long code, or the block ends inside the window. */
+        int length;
+        int sym = decode_top(&ac->table, br->buf, &length);
+        if (sym < 0) return 0;
+        consume(br, length);
+        int run = sym >> 4, size = sym & 15;
+        if (size) {
+            consume(br, size);
+            k += run + 1;
+        } else if (run == 15) {
+            k += 16;
+        } else {
+            return 1;
+        }
+        if (k >= 64) return 1; /* libjpeg ends the block here too, even past 63 */
+    }
+}
+
+static const int extend_threshold[16] = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+
+static inline int decode_dc(BitReader *br, const HuffTable *t, int *diff) {
+    if (br->nbits < 32) refill(br);
+    uint16_t e = t->dcfast[br->buf >> (64 - DC_BITS)];
+    int total, size;
+    if (e) {
+        total = e & 31;
+        size = e >> 5;
+    } else {
+        int length;
+        size = decode_top(t, br->buf, &length);
+        if (size < 0 || size > 11) return 0;
+        total = length + size;
+    }
+    int v = (int)((br->buf >> (64 - total)) & ((1u << size) - 1));
+    consume(br, total);
+    *diff = v < extend_threshold[size] ? v - (int)((1u << size) - 1) : v;
+    return 1;
+}
+
+/* Copy the entropy-coded data from `p` with byte stuffing removed; restart markers split it
+ * into segments (their starts go to seg_starts). Returns the position of the marker that ends
+ * the scan, or NULL if the data runs out first or a restart marker is out of order. */
+static const uint8_t *destuff(const uint8_t *p, const uint8_t *end, uint8_t *out, size_t *out_length,
+                              size_t **seg_starts, int *nseg, int *seg_cap) {
+    size_t n = 0;
+    (*seg_starts)[0] = 0;
+    *nseg = 1;
+    while (p < end) {
+        const uint8_t *ff = memchr(p, 0xFF, (size_t)(end - p));
+        if (!ff) return NULL;
+        memcpy(out + n, p, (size_t)(ff - p));
+        n += (size_t)(ff - p);
+        p = ff + 1;
+        while (p < end && *p == 0xFF) p++; /* fill bytes */
+        if (p >= end) return NULL;
+        if (*p == 0x00) {
+            out[n++] = 0xFF;
+            p++;
+        } else if (*p >= 0xD0 && *p <= 0xD7) {
+            /* Out-of-order restart markers make libjpeg resynchronise: left to it. */
+            if (*p - 0xD0 != (*nseg - 1) % 8) return NULL;
+            p++;
+            if (*nseg == *seg_cap) {
+                *seg_cap *= 2;
+                size_t *grown = realloc(*seg_starts, sizeof(size_t) * (size_t)*seg_cap);
+                if (!grown) return NULL;
+                *seg_starts = grown;
+            }
+            (*seg_starts)[(*nseg)++] = n;
+        } else {
+            *out_length = n;
+            return p - 1; /* the 0xFF of the next marker */
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    int ncomp;
+    int index[MAX_COMPONENTS]; /* into Decoder.comp */
+    int td[MAX_COMPONENTS], ta[MAX_COMPONENTS];
+} Scan;
+
+/* One block of an MCU: which component, its tables, and where it lands in the luma grid. */
+typedef struct {
+    int comp;
+    const HuffTable *dc;
+    const AcEntry *ac;
+    int luma;   /* component 0: its DC is stored */
+    int dx, dy; /* block offset inside the MCU, in blocks */
+    int offset; /* of the block in the DC grid, from the MCU's first block; -1 if not luma */
+} BlockPlan;
+
+#define MAX_MCU_BLOCKS 10 /* the JPEG limit on blocks per MCU */
+
+/* Decode one scan's entropy data (GIL released); 0 on corrupt or truncated data. */
+static int decode_scan(Decoder *d, const Scan *s, const uint8_t *data, size_t length, const size_t *segs,
+                       int nseg) {
+    BlockPlan plan[MAX_MCU_BLOCKS];
+    int nblocks = 0;
+    int interleaved = s->ncomp > 1;
+    for (int ci = 0; ci < s->ncomp; ci++) {
+        const Component *c = &d->comp[s->index[ci]];
+        int bh = interleaved ? c->v : 1, bw = interleaved ? c->h : 1;
+        for (int by = 0; by < bh; by++) {
+            for (int bx = 0; bx < bw; bx++) {
+                if (nblocks == MAX_MCU_BLOCKS) return 0;
+                BlockPlan *bp = &plan[nblocks++];
+                bp->comp = s->index[ci];
+                bp->dc = &d->dc[s->td[ci]]->table;
+                bp->ac = d->ac[s->ta[ci]];
+                bp->luma = s->index[ci] == 0;
+                bp->dx = bx;
+                bp->dy = by;
+            }
+        }
+    }
+    int mcus_w, mcus_h, step_x, step_y;
+    if (interleaved) {
+        mcus_w = (d->width + 8 * d->hmax - 1) / (8 * d->hmax);
+        mcus_h = (d->height + 8 * d->vmax - 1) / (8 * d->vmax);
+        step_x = d->comp[0].h;
+        step_y = d->comp[0].v;
+    } else {
+        const Component *c = &d->comp[s->index[0]];
+        mcus_w = c->blocks_w;
+        mcus_h = c->blocks_h;
+        step_x = step_y = 1;
+    }
+    const Component *luma = &d->comp[0];
+    /* DC values of component 0 go to a grid padded to whole MCUs (no bounds check per block);
+     * what lies inside the image is turned into pixels at the end. */
+    const int stride = mcus_w * step_x;
+    int32_t *grid = malloc(sizeof(int32_t) * (size_t)stride * (size_t)(mcus_h * step_y));
+    if (!grid) return 0;
+    for (int b = 0; b < nblocks; b++) plan[b].offset = plan[b].luma ? plan[b].dy * stride + plan[b].dx : -1;
+    int pred[MAX_COMPONENTS] = {0};
+    BitReader br;
+    int seg = 0;
+    br.p = data;
+    br.end = data + (nseg > 1 ? segs[1] : length);
+    br.buf = 0;
+    br.nbits = 0;
+    const int ri = d->restart_interval;
+    int until_restart = ri;
+    int ok = 0;
+    for (int my = 0; my < mcus_h; my++) {
+        int32_t *row = grid + (size_t)my * step_y * stride;
+        for (int mx = 0; mx < mcus_w; mx++) {
+            if (ri) {
+                if (until_restart == 0) {
+                    /* Restart: continue byte-aligned at the next segment, DC predictions reset. */
+                    if (++seg >= nseg) goto done;
+                    br.p = data + segs[seg];
+                    br.end = data + (seg + 1 < nseg ? segs[seg + 1] : length);
+                    br.buf = 0;
+                    br.nbits = 0;
+                    memset(pred, 0, sizeof(pred));
+                    until_restart = ri;
+                }
+                until_restart--;
+            }
+            int32_t *mcu = row + mx * step_x;
+            for (int b = 0; b < nblocks; b++) {
+                const BlockPlan *bp = &plan[b];
+                int diff;
+                STAT(st_blocks);
+                if (!decode_dc(&br, bp->dc, &diff)) goto done;
+                int value = pred[bp->comp] += diff;
+                if (bp->offset >= 0) mcu[bp->offset] = value;
+                if (!skip_ac(&br, bp->ac)) goto done;
+            }
+            /* Bits consumed beyond the segment's data mean truncated or corrupt data. Checked
+             * per MCU: one MCU reads at most ~2 KiB past it, into the zero padding. */
+            if (br.p - (br.nbits >> 3) > br.end) goto done;
+        }
+    }
+    int has_luma = 0;
+    for (int b = 0; b < nblocks; b++) has_luma |= plan[b].luma;
+    if (has_luma) {
+        const int q = d->qdc[luma->tq];
+        for (int y = 0; y < luma->blocks_h; y++)
+            for (int x = 0; x < luma->blocks_w; x++)
+                d->out[(size_t)y * luma->blocks_w + x] = range_lut[((grid[(size_t)y * stride + x] * q + 4) >> 3) & 1023];
+    }
+    ok = 1;
+done:
+    free(grid);
+    return ok;
+}
+
+static int read_u16(const uint8_t *p) { return (p[0] << 8) | p[1]; }
+
+/* Parse one DHT segment. */
+static int parse_dht(Decoder *d, const uint8_t *p, int length) {
+    while (length > 0) {
+        if (length < 17) return 0;
+        int tc = p[0] >> 4, th = p[0] & 15;
+        if (tc > 1 || th > 3) return 0;
+        int n = 0;
+        for (int i = 0; i < 16; i++) n += p[1 + i];
+        if (n > 256 || 17 + n > length) return 0;
+        RawTable *raw = tc ? &d->raw_ac[th] : &d->raw_dc[th];
+        memcpy(raw->counts, p + 1, 16);
+        memcpy(raw->symbols, p + 17, (size_t)n);
+        raw->nsymbols = n;
+        raw->defined = 1;
+        AcEntry **slot = tc ? &d->ac[th] : &d->dc[th];
+        free(*slot);
+        *slot = cached_tables(raw, tc);
+        if (!*slot) return 0;
+        p += 17 + n;
+        length -= 17 + n;
+    }
+    return 1;
+}
+
+static int parse_dqt(Decoder *d, const uint8_t *p, int length) {
+    while (length > 0) {
+        int pq = p[0] >> 4, tq = p[0] & 15;
+        int size = pq ? 129 : 65;
+        if (tq > 3 || pq > 1 || length < size) return 0;
+        d->qdc[tq] = pq ? read_u16(p + 1) : p[1];
+        d->qdefined[tq] = 1;
+        p += size;
+        length -= size;
+    }
+    return 1;
+}
+
+static int parse_sof(Decoder *d, const uint8_t *p, int length) {
+    if (length < 6 || p[0] != 8) return 0;
+    d->height = read_u16(p + 1);
+    d->width = read_u16(p + 3);
+    d->ncomp = p[5];
+    if (d->width == 0 || d->height == 0) return 0; /* height 0 means a DNL marker follows */
+    if ((d->ncomp != 1 && d->ncomp != 3) || length < 6 + 3 * d->ncomp) return 0;
+    d->hmax = d->vmax = 1;
+    for (int i = 0; i < d->ncomp; i++) {
+        Component *c = &d->comp[i];
+        c->id = p[6 + 3 * i];
+        c->h = p[7 + 3 * i] >> 4;
+        c->v = p[7 + 3 * i] & 15;
+        c->tq = p[8 + 3 * i];
+        if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3) return 0;
+        if (c->h > d->hmax) d->hmax = c->h;
+        if (c->v > d->vmax) d->vmax = c->v;
+    }
+    if (d->comp[0].h != d->hmax || d->comp[0].v != d->vmax) return 0;
+    for (int i = 0; i < d->ncomp; i++) {
+        Component *c = &d->comp[i];
+        c->width = (d->width * c->h + d->hmax - 1) / d->hmax;
+        c->height = (d->height * c->v + d->vmax - 1) / d->vmax;
+        c->blocks_w = (c->width + 7) / 8;
+        c->blocks_h = (c->height + 7) / 8;
+    }
+    return 1;
+}
+
+/* libjpeg's guess of the colour space of a 3-component file: only YCbCr is handled here. */
+static int is_ycbcr(const Decoder *d) {
+    if (d->saw_jfif) return 1;
+    if (d->saw_adobe) return d->adobe_transform != 0;
+    int a = d->comp[0].id, b = d->comp[1].id, c = d->comp[2].id;
+    if (a == 1 && b == 2 && c == 3) return 1;
+    if (a == 82 && b == 71 && c == 66) return 0; /* 'R', 'G', 'B' */
+    return 1;
+}
+
+/* Returns 1 with d->out filled, 0 when the file is not handled. */
+static int decode(Decoder *d) {
+    const uint8_t *p = d->data, *end = d->data + d->length;
+    if (d->length < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
+    p += 2;
+    int have_frame = 0;
+    int seg_cap = 64;
+    size_t *segs = malloc(sizeof(size_t) * (size_t)seg_cap);
+    if (!segs) return 0;
+    int ok = 0;
+    for (;;) {
+        while (p < end && *p != 0xFF) p++; /* tolerate junk between markers, as libjpeg does */
+        while (p < end && *p == 0xFF) p++;
+        if (p >= end) break;
+        int marker = *p++;
+        if (marker == 0xD9) { /* EOI */
+            ok = d->luma_done;
+            break;
+        }
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+        if (end - p < 2) break;
+        int length = read_u16(p);
+        if (length < 2 || end - p < length) break;
+        const uint8_t *body = p + 2;
+        int body_length = length - 2;
+        p += length;
+        if (marker == 0xC0 || marker == 0xC1) {
+            if (have_frame || !parse_sof(d, body, body_length)) break;
+            have_frame = 1;
+            if (d->ncomp == 3 && !is_ycbcr(d)) break;
+            if ((d->width < d->height ? d->width : d->height) < d->min_side) break;
+            if (d->max_pixels && (long long)d->width * d->height > d->max_pixels) break;
+            size_t n = (size_t)d->comp[0].blocks_w * d->comp[0].blocks_h;
+            d->out = malloc(n);
+            if (!d->out) break;
+        } else if ((marker >= 0xC2 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) ||
+                   marker == 0xDC) {
+            break; /* progressive, lossless, arithmetic, hierarchical or DNL */
+        } else if (marker == 0xC4) {
+            if (!parse_dht(d, body, body_length)) break;
+        } else if (marker == 0xCC) {
+            break; /* arithmetic conditioning */
+        } else if (marker == 0xDB) {
+            if (!parse_dqt(d, body, body_length)) break;
+        } else if (marker == 0xDD) {
+            if (body_length < 2) break;
+            d->restart_interval = read_u16(body);
+        } else if (marker == 0xE0) {
+            if (body_length >= 5 && !memcmp(body, "JFIF\0", 5)) d->saw_jfif = 1;
+        } else if (marker == 0xEE) {
+            if (body_length >= 12 && !memcmp(body, "Adobe", 5)) {
+                d->saw_adobe = 1;
+                d->adobe_transform = body[11];
+            }
+        } else if (marker == 0xDA) {
+            if (!have_frame || body_length < 1) break;
+            Scan s;
+            s.ncomp = body[0];
+            if (s.ncomp < 1 || s.ncomp > d->ncomp || body_length < 4 + 2 * s.ncomp) break;
+            int bad = 0;
+            for (int i = 0; i < s.ncomp; i++) {
+                int cid = body[1 + 2 * i], tables = body[2 + 2 * i];
+                int idx = -1;
+                for (int j = 0; j < d->ncomp; j++)
+                    if (d->comp[j].id == cid) idx = j;
+                s.index[i] = idx;
+                s.td[i] = tables >> 4;
+                s.ta[i] = tables & 15;
+                if (idx < 0 || s.td[i] > 3 || s.ta[i] > 3 || !d->dc[s.td[i]] ||
+                    !d->ac[s.ta[i]] || !d->qdefined[d->comp[idx].tq])
+                    bad = 1;
+            }
+            const uint8_t *tail = body + 1 + 2 * s.ncomp;
+            if (bad || tail[0] != 0 || tail[1] != 63 || tail[2] != 0) break; /* not sequential */
+            if (!d->scratch) {
+                d->scratch = malloc(d->length + PADDING);
+                if (!d->scratch) break;
+            }
+            size_t data_length = 0;
+            int nseg = 0;
+            const uint8_t *next = destuff(p, end, d->scratch, &data_length, &segs, &nseg, &seg_cap);
+            if (!next) break; /* no marker after the data: truncated file */
+            memset(d->scratch + data_length, 0, PADDING);
+            int scan_ok;
+            Py_BEGIN_ALLOW_THREADS
+            scan_ok = decode_scan(d, &s, d->scratch, data_length, segs, nseg);
+            Py_END_ALLOW_THREADS
+            if (!scan_ok) break;
+            for (int i = 0; i < s.ncomp; i++)
+                if (s.index[i] == 0) d->luma_done = 1;
+            p = next;
+        }
+    }
+    free(segs);
+    return ok;
+}
+
+/* ---- the 32x32 Lanczos thumbnail and the DCT of pipeline.image.phash's fast mode ----------- */
+
+#define THUMB 32
+#define PRECISION 22 /* fixed-point bits of the resampling weights, as Pillow's 8-bit resampler */
+
+static double sinc(double x) {
+    if (x == 0.0) return 1.0;
+    x = x * M_PI;
+    return sin(x) / x;
+}
+
+static double lanczos3(double x) { return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3) : 0.0; }
+
+/* Weights of one resampling pass from `in_size` samples to THUMB, the way Pillow computes them
+ * (Image.resize with LANCZOS: same centres, rounding of the bounds and normalisation). */
+static int lanczos_weights(int in_size, int *first, int *count, int32_t *weights, int ksize_cap) {
+    double scale = (double)(float)in_size / THUMB;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 3.0 * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    if (ksize > ksize_cap) return 0;
+    double w[ksize];
+    for (int xx = 0; xx < THUMB; xx++) {
+        double center = (xx + 0.5) * scale;
+        double total = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0) xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        for (int x = 0; x < xmax; x++) {
+            w[x] = lanczos3((x + xmin - center + 0.5) * ss);
+            total += w[x];
+        }
+        for (int x = 0; x < xmax; x++) {
+            double v = total != 0.0 ? w[x] / total : w[x];
+            weights[xx * ksize_cap + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PRECISION))
+                                                : (int32_t)(0.5 + v * (1 << PRECISION));
+        }
+        first[xx] = xmin;
+        count[xx] = xmax;
+    }
+    return ksize;
+}
+
+static inline uint8_t clip_fixed(int32_t v) {
+    v >>= PRECISION;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+static double dct_matrix[8 * THUMB]; /* set by configure(): pipeline.image.phash._DCT */
+static int dct_ready;
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Pillow's Image.resize((32, 32), LANCZOS) of a greyscale image; 0 if it is too big for this. */
+static int lanczos_thumbnail(const uint8_t *pixels, int width, int height, uint8_t out[THUMB][THUMB]) {
+    enum { CAP = 512 };
+    static __thread int32_t wx[THUMB * CAP], wy[THUMB * CAP];
+    int fx[THUMB], nx[THUMB], fy[THUMB], ny[THUMB];
+    if (width <= THUMB || height <= THUMB) return 0; /* Pillow skips or enlarges: not done here */
+    if (!lanczos_weights(width, fx, nx, wx, CAP) || !lanczos_weights(height, fy, ny, wy, CAP)) return 0;
+    /* Pillow 13 resizes vertically first when the height shrinks by more than twice as many
+     * pixels as the width (python-pillow/Pillow#9549); the order changes the rounding. */
+    int vertical_first = height - THUMB > 2 * (width - THUMB);
+    if (vertical_first) {
+        int col_first = fx[0], cols = fx[THUMB - 1] + nx[THUMB - 1] - col_first;
+        uint8_t *temp = malloc((size_t)THUMB * cols);
+        if (!temp) return 0;
+        for (int yy = 0; yy < THUMB; yy++) {
+            const int32_t *k = &wy[yy * CAP];
+            for (int x = 0; x < cols; x++) {
+                const uint8_t *src = pixels + (size_t)fy[yy] * width + col_first + x;
+                int32_t acc = 1 << (PRECISION - 1);
+                for (int y = 0; y < ny[yy]; y++) acc += src[(size_t)y * width] * k[y];
+                temp[yy * cols + x] = clip_fixed(acc);
+            }
+        }
+        for (int yy = 0; yy < THUMB; yy++) {
+            for (int xx = 0; xx < THUMB; xx++) {
+                const int32_t *k = &wx[xx * CAP];
+                const uint8_t *src = temp + yy * cols + fx[xx] - col_first;
+                int32_t acc = 1 << (PRECISION - 1);
+                for (int x = 0; x < nx[xx]; x++) acc += src[x] * k[x];
+                out[yy][xx] = clip_fixed(acc);
+            }
+        }
+        free(temp);
+        return 1;
+    }
+    int row_first = fy[0], rows = fy[THUMB - 1] + ny[THUMB - 1] - row_first;
+    uint8_t *temp = malloc((size_t)rows * THUMB);
+    if (!temp) return 0;
+    for (int y = 0; y < rows; y++) {
+        const uint8_t *in = pixels + (size_t)(y + row_first) * width;
+        for (int xx = 0; xx < THUMB; xx++) {
+            const int32_t *k = &wx[xx * CAP];
+            const uint8_t *src = in + fx[xx];
+            int32_t acc = 1 << (PRECISION - 1);
+            for (int x = 0; x < nx[xx]; x++) acc += src[x] * k[x];
+            temp[y * THUMB + xx] = clip_fixed(acc);
+        }
+    }
+    for (int yy = 0; yy < THUMB; yy++) {
+        const int32_t *k = &wy[yy * CAP];
+        int top = fy[yy] - row_first;
+        for (int xx = 0; xx < THUMB; xx++) {
+            int32_t acc = 1 << (PRECISION - 1);
+            for (int y = 0; y < ny[yy]; y++) acc += temp[(top + y) * THUMB + xx] * k[y];
+            out[yy][xx] = clip_fixed(acc);
+        }
+    }
+    free(temp);
+    return 1;
+}
+
+/* pHash of a greyscale image (phash.phash_bits' fast mode); *ok = 0 if it is too big. */
+static uint64_t grey_phash(const uint8_t *pixels, int width, int height, int *ok) {
+    uint8_t thumb[THUMB][THUMB];
+    *ok = 0;
+    if (!lanczos_thumbnail(pixels, width, height, thumb)) return 0;
+    /* low = D @ thumb @ D.T for the 8 lowest frequencies, rounded to 6 decimals like np.round */
+    double half[8][THUMB], low[64], sorted[64];
+    for (int u = 0; u < 8; u++)
+        for (int j = 0; j < THUMB; j++) {
+            double acc = 0.0;
+            for (int i = 0; i < THUMB; i++) acc += dct_matrix[u * THUMB + i] * thumb[i][j];
+            half[u][j] = acc;
+        }
+    for (int u = 0; u < 8; u++)
+        for (int v = 0; v < 8; v++) {
+            double acc = 0.0;
+            for (int j = 0; j < THUMB; j++) acc += half[u][j] * dct_matrix[v * THUMB + j];
+            low[u * 8 + v] = rint(acc * 1e6) / 1e6;
+        }
+    memcpy(sorted, low, sizeof(low));
+    qsort(sorted, 64, sizeof(double), compare_double);
+    double median = (sorted[31] + sorted[32]) / 2;
+    uint64_t hash = 0;
+    for (int i = 0; i < 64; i++) hash = (hash << 1) | (low[i] > median);
+    *ok = 1;
+    return hash;
+}
+
+static void release(Decoder *d) {
+    for (int i = 0; i < 4; i++) {
+        free(d->ac[i]);
+        free(d->dc[i]);
+    }
+    free(d->out);
+    free(d->scratch);
+}
+
+PyDoc_STRVAR(luma_doc,
+             "luma_dc(data) -> (width, height, pixels) or None\n\n"
+             "The 1/8-scale greyscale image of a baseline JPEG from its DC coefficients, the pixels\n"
+             "libjpeg-turbo gives for draft('L') at scale 1/8; None for anything else.");
+
+static PyObject *luma_dc(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Decoder d;
+    memset(&d, 0, sizeof(d));
+    d.data = view.buf;
+    d.length = (size_t)view.len;
+    PyObject *result;
+    if (decode(&d)) {
+        const Component *c = &d.comp[0];
+        result = Py_BuildValue("(iiy#)", c->blocks_w, c->blocks_h, (const char *)d.out,
+                               (Py_ssize_t)c->blocks_w * c->blocks_h);
+    } else {
+        result = Py_NewRef(Py_None);
+    }
+    release(&d);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+#ifdef STATS
+static PyObject *stats(PyObject *a, PyObject *b) { (void)a; (void)b; return Py_BuildValue("(lll)", st_multi, st_single, st_blocks); }
+#endif
+
+PyDoc_STRVAR(configure_doc, "configure(dct) -> None\n\nThe 8x32 float64 DCT-II matrix (row-major bytes) phash_dc() uses.");
+
+static PyObject *configure(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len != (Py_ssize_t)sizeof(dct_matrix)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "the DCT matrix must be 8x32 float64");
+        return NULL;
+    }
+    memcpy(dct_matrix, view.buf, sizeof(dct_matrix));
+    dct_ready = 1;
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(phash_doc,
+             "phash_dc(data, min_side, max_short_side, max_pixels) -> int or None\n\n"
+             "pipeline.image.phash's fast-mode pHash of a baseline JPEG from its 1/8-scale luminance,\n"
+             "when the original's short side is at least min_side, the 1/8 image's short side below\n"
+             "max_short_side and the pixel count at most max_pixels (0: no limit); None otherwise.");
+
+static PyObject *phash_dc(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int min_side, max_short_side;
+    long long max_pixels;
+    if (!PyArg_ParseTuple(args, "y*iiL", &view, &min_side, &max_short_side, &max_pixels)) return NULL;
+    if (!dct_ready) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
+        return NULL;
+    }
+    Decoder d;
+    memset(&d, 0, sizeof(d));
+    d.data = view.buf;
+    d.length = (size_t)view.len;
+    d.min_side = min_side;
+    d.max_pixels = max_pixels;
+    PyObject *result = NULL;
+    if (decode(&d)) {
+        const Component *c = &d.comp[0];
+        int short_side = c->blocks_w < c->blocks_h ? c->blocks_w : c->blocks_h;
+        if (short_side < max_short_side) {
+            int ok;
+            uint64_t hash;
+            Py_BEGIN_ALLOW_THREADS
+            hash = grey_phash(d.out, c->blocks_w, c->blocks_h, &ok);
+            Py_END_ALLOW_THREADS
+            if (ok) result = PyLong_FromUnsignedLongLong(hash);
+        }
+    }
+    if (!result && !PyErr_Occurred()) result = Py_NewRef(Py_None);
+    release(&d);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(thumbnail_doc,
+             "thumbnail(pixels, width, height) -> bytes or None\n\n"
+             "The 32x32 Lanczos thumbnail phash_dc() hashes (Pillow's resize, for testing).");
+
+static PyObject *thumbnail(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int width, height;
+    if (!PyArg_ParseTuple(args, "y*ii", &view, &width, &height)) return NULL;
+    if (width < 1 || height < 1 || view.len != (Py_ssize_t)width * height) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pixels must hold width * height bytes");
+        return NULL;
+    }
+    uint8_t out[THUMB][THUMB];
+    int ok = lanczos_thumbnail(view.buf, width, height, out);
+    PyBuffer_Release(&view);
+    if (!ok) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)out, THUMB * THUMB);
+}
+
+static PyMethodDef methods[] = {
+    {"thumbnail", thumbnail, METH_VARARGS, thumbnail_doc},
+    {"luma_dc", luma_dc, METH_O, luma_doc},
+    {"configure", configure, METH_O, configure_doc},
+    {"phash_dc", phash_dc, METH_VARARGS, phash_doc},
+#ifdef STATS
+    {"stats", stats, METH_NOARGS, ""},
+#endif
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_jpegdc", "DC-only decoding of baseline JPEGs for perceptual hashing.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__jpegdc(void) {
+    for (int i = 0; i < 1024; i++) range_lut[i] = (uint8_t)range_limit_slow(i);
+    return PyModule_Create(&module);
+}
