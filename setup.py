@@ -12,7 +12,7 @@ setup(
         Extension(
             "pipeline.image._jpegdc",
             sources=["pipeline/image/_jpegdc.c"],
-            extra_compile_args=["-O2", "-std=c11"],
+            extra_compile_args=["-std=gnu11"],
             libraries=["m"],
             optional=True,
         )

@@ -27,6 +27,17 @@
 #endif
 #define MAX_COMPONENTS 4
 #define CACHE_SIZE 8
+/* BMI2's shifts by a register save instructions per Huffman symbol and AVX2 vectorises the
+ * thumbnail: second copies of those two functions for x86-64-v3 CPUs, picked at load time
+ * (GCC's function multi-versioning). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SCAN_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define SCAN_CLONES
+#endif
+
+#define THUMB_PADDING 512   /* most taps per thumbnail output, and bytes readable past its input */
+#define THUMB_MAX_SIDE 8192 /* longest side the thumbnail takes */
 #define PADDING 4096 /* zero bytes after the scan data, more than one MCU can read */
 
 typedef struct {
@@ -34,7 +45,7 @@ typedef struct {
     int32_t valoffset[17]; /* huffval index = code + valoffset[length] */
     uint8_t huffval[256];
     uint16_t look[1 << LOOK_BITS]; /* (length << 8) | symbol; 0 when the code is longer */
-    /* DC only: code and magnitude bits together | magnitude size << 5; 0 when they do not fit */
+    /* DC only: code length | magnitude size << 4, when both fit in DC_BITS; else 0 */
     uint16_t dcfast[1 << DC_BITS];
 } HuffTable;
 
@@ -83,7 +94,34 @@ typedef struct {
     long long max_pixels; /* nor larger ones (0: no limit) */
     uint8_t *out; /* blocks_w * blocks_h of component 0 */
     uint8_t *scratch; /* destuffed scan data */
+    int scratch_owned; /* 1: malloc'ed for this call, 0: the thread's reusable buffer */
 } Decoder;
+
+/* Per-thread buffers reused from call to call (the destuffed scan and the DC grid are as big
+ * as the file): fresh ones cost page faults on every image. Larger needs are not kept. */
+typedef struct {
+    void *data;
+    size_t capacity;
+} Reusable;
+
+#define KEEP_AT_MOST (16u << 20)
+
+static __thread Reusable scratch_buffer, grid_buffer;
+
+static void *reusable(Reusable *r, size_t n, int *owned) {
+    *owned = 0;
+    if (n > KEEP_AT_MOST) {
+        *owned = 1;
+        return malloc(n);
+    }
+    if (n > r->capacity) {
+        void *grown = realloc(r->data, n);
+        if (!grown) return NULL;
+        r->data = grown;
+        r->capacity = n;
+    }
+    return r->data;
+}
 
 static AcEntry *cache[CACHE_SIZE];
 #ifdef STATS
@@ -147,7 +185,7 @@ static void build_dcfast(HuffTable *t) {
         int length;
         int size = decode_top(t, (uint64_t)w << (64 - DC_BITS), &length);
         uint16_t e = 0;
-        if (size >= 0 && size <= 11 && length + size <= DC_BITS) e = (uint16_t)((length + size) | (size << 5));
+        if (size >= 0 && size <= 11 && length + size <= DC_BITS) e = (uint16_t)(length | (size << 4));
         t->dcfast[w] = e;
     }
 }
@@ -290,24 +328,24 @@ static inline int skip_ac(BitReader *br, const AcEntry *ac) {
     }
 }
 
-static const int extend_threshold[16] = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
-
 static inline int decode_dc(BitReader *br, const HuffTable *t, int *diff) {
     if (br->nbits < 32) refill(br);
     uint16_t e = t->dcfast[br->buf >> (64 - DC_BITS)];
-    int total, size;
+    int length, size;
     if (e) {
-        total = e & 31;
-        size = e >> 5;
+        length = e & 15;
+        size = e >> 4;
     } else {
-        int length;
         size = decode_top(t, br->buf, &length);
         if (size < 0 || size > 11) return 0;
-        total = length + size;
     }
-    int v = (int)((br->buf >> (64 - total)) & ((1u << size) - 1));
-    consume(br, total);
-    *diff = v < extend_threshold[size] ? v - (int)((1u << size) - 1) : v;
+    uint64_t bits = br->buf << length;
+    /* The size magnitude bits, and JPEG's sign rule without branches: a leading 0 bit means
+     * v - (2^size - 1). Both shifts stay below 64 for size 0, which gives 0. */
+    int64_t v = (int64_t)((bits >> 1) >> (63 - size));
+    int64_t negative = (int64_t)~bits >> 63;
+    *diff = (int)(v + (negative << size) - negative);
+    consume(br, length + size);
     return 1;
 }
 
@@ -367,8 +405,9 @@ typedef struct {
 
 #define MAX_MCU_BLOCKS 10 /* the JPEG limit on blocks per MCU */
 
+
 /* Decode one scan's entropy data (GIL released); 0 on corrupt or truncated data. */
-static int decode_scan(Decoder *d, const Scan *s, const uint8_t *data, size_t length, const size_t *segs,
+SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *data, size_t length, const size_t *segs,
                        int nseg) {
     BlockPlan plan[MAX_MCU_BLOCKS];
     int nblocks = 0;
@@ -405,7 +444,8 @@ static int decode_scan(Decoder *d, const Scan *s, const uint8_t *data, size_t le
     /* DC values of component 0 go to a grid padded to whole MCUs (no bounds check per block);
      * what lies inside the image is turned into pixels at the end. */
     const int stride = mcus_w * step_x;
-    int32_t *grid = malloc(sizeof(int32_t) * (size_t)stride * (size_t)(mcus_h * step_y));
+    int grid_owned;
+    int32_t *grid = reusable(&grid_buffer, sizeof(int32_t) * (size_t)stride * (size_t)(mcus_h * step_y), &grid_owned);
     if (!grid) return 0;
     for (int b = 0; b < nblocks; b++) plan[b].offset = plan[b].luma ? plan[b].dy * stride + plan[b].dx : -1;
     int pred[MAX_COMPONENTS] = {0};
@@ -459,7 +499,7 @@ static int decode_scan(Decoder *d, const Scan *s, const uint8_t *data, size_t le
     }
     ok = 1;
 done:
-    free(grid);
+    if (grid_owned) free(grid);
     return ok;
 }
 
@@ -574,7 +614,7 @@ static int decode(Decoder *d) {
             if ((d->width < d->height ? d->width : d->height) < d->min_side) break;
             if (d->max_pixels && (long long)d->width * d->height > d->max_pixels) break;
             size_t n = (size_t)d->comp[0].blocks_w * d->comp[0].blocks_h;
-            d->out = malloc(n);
+            d->out = malloc(n + THUMB_PADDING); /* lanczos_thumbnail() reads past the end */
             if (!d->out) break;
         } else if ((marker >= 0xC2 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) ||
                    marker == 0xDC) {
@@ -616,7 +656,7 @@ static int decode(Decoder *d) {
             const uint8_t *tail = body + 1 + 2 * s.ncomp;
             if (bad || tail[0] != 0 || tail[1] != 63 || tail[2] != 0) break; /* not sequential */
             if (!d->scratch) {
-                d->scratch = malloc(d->length + PADDING);
+                d->scratch = reusable(&scratch_buffer, d->length + PADDING, &d->scratch_owned);
                 if (!d->scratch) break;
             }
             size_t data_length = 0;
@@ -652,12 +692,14 @@ static double sinc(double x) {
 static double lanczos3(double x) { return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3) : 0.0; }
 
 /* Weights of one resampling pass from `in_size` samples to THUMB, the way Pillow computes them
- * (Image.resize with LANCZOS: same centres, rounding of the bounds and normalisation). */
+ * (Image.resize with LANCZOS: same centres, rounding of the bounds and normalisation): ksize
+ * taps per output (returned; 0 if over ksize_cap), zeros past the `count` that matter. */
 static int lanczos_weights(int in_size, int *first, int *count, int32_t *weights, int ksize_cap) {
     double scale = (double)(float)in_size / THUMB;
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 3.0 * filterscale;
-    int ksize = (int)ceil(support) * 2 + 1;
+    /* Pillow's tap count, rounded up to a multiple of 8 so that the dot products vectorise */
+    int ksize = ((int)ceil(support) * 2 + 1 + 7) & ~7;
     if (ksize > ksize_cap) return 0;
     double w[ksize];
     for (int xx = 0; xx < THUMB; xx++) {
@@ -672,11 +714,12 @@ static int lanczos_weights(int in_size, int *first, int *count, int32_t *weights
             w[x] = lanczos3((x + xmin - center + 0.5) * ss);
             total += w[x];
         }
+        int32_t *k = weights + xx * ksize;
         for (int x = 0; x < xmax; x++) {
             double v = total != 0.0 ? w[x] / total : w[x];
-            weights[xx * ksize_cap + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PRECISION))
-                                                : (int32_t)(0.5 + v * (1 << PRECISION));
+            k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PRECISION)) : (int32_t)(0.5 + v * (1 << PRECISION));
         }
+        for (int x = xmax; x < ksize; x++) k[x] = 0; /* every output has ksize taps: vectorisable */
         first[xx] = xmin;
         count[xx] = xmax;
     }
@@ -696,38 +739,42 @@ static int compare_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Pillow's Image.resize((32, 32), LANCZOS) of a greyscale image; 0 if it is too big for this. */
-static int lanczos_thumbnail(const uint8_t *pixels, int width, int height, uint8_t out[THUMB][THUMB]) {
-    enum { CAP = 512 };
-    static __thread int32_t wx[THUMB * CAP], wy[THUMB * CAP];
+static inline int32_t dot(const uint8_t *src, const int32_t *k, int n) {
+    int32_t acc = 1 << (PRECISION - 1);
+    for (int i = 0; i < n; i++) acc += src[i] * k[i];
+    return acc;
+}
+
+/* Pillow's Image.resize((32, 32), LANCZOS) of a greyscale image; 0 if it is too big for this.
+ * `pixels` must be readable THUMB_PADDING bytes past its end (taps of zero weight read there). */
+SCAN_CLONES static int lanczos_thumbnail(const uint8_t *pixels, int width, int height, uint8_t out[THUMB][THUMB]) {
+    static __thread int32_t wx[THUMB * THUMB_PADDING], wy[THUMB * THUMB_PADDING];
     int fx[THUMB], nx[THUMB], fy[THUMB], ny[THUMB];
     if (width <= THUMB || height <= THUMB) return 0; /* Pillow skips or enlarges: not done here */
-    if (!lanczos_weights(width, fx, nx, wx, CAP) || !lanczos_weights(height, fy, ny, wy, CAP)) return 0;
+    int kx = lanczos_weights(width, fx, nx, wx, THUMB_PADDING);
+    int ky = lanczos_weights(height, fy, ny, wy, THUMB_PADDING);
+    if (!kx || !ky) return 0;
     /* Pillow 13 resizes vertically first when the height shrinks by more than twice as many
      * pixels as the width (python-pillow/Pillow#9549); the order changes the rounding. */
     int vertical_first = height - THUMB > 2 * (width - THUMB);
+    int32_t acc[THUMB_MAX_SIDE];
     if (vertical_first) {
         int col_first = fx[0], cols = fx[THUMB - 1] + nx[THUMB - 1] - col_first;
-        uint8_t *temp = malloc((size_t)THUMB * cols);
+        if (cols > THUMB_MAX_SIDE) return 0;
+        uint8_t *temp = malloc((size_t)THUMB * cols + THUMB_PADDING);
         if (!temp) return 0;
         for (int yy = 0; yy < THUMB; yy++) {
-            const int32_t *k = &wy[yy * CAP];
-            for (int x = 0; x < cols; x++) {
-                const uint8_t *src = pixels + (size_t)fy[yy] * width + col_first + x;
-                int32_t acc = 1 << (PRECISION - 1);
-                for (int y = 0; y < ny[yy]; y++) acc += src[(size_t)y * width] * k[y];
-                temp[yy * cols + x] = clip_fixed(acc);
+            for (int x = 0; x < cols; x++) acc[x] = 1 << (PRECISION - 1);
+            for (int t = 0; t < ny[yy]; t++) {
+                const uint8_t *row = pixels + (size_t)(fy[yy] + t) * width + col_first;
+                int32_t w = wy[yy * ky + t];
+                for (int x = 0; x < cols; x++) acc[x] += row[x] * w;
             }
+            for (int x = 0; x < cols; x++) temp[yy * cols + x] = clip_fixed(acc[x]);
         }
-        for (int yy = 0; yy < THUMB; yy++) {
-            for (int xx = 0; xx < THUMB; xx++) {
-                const int32_t *k = &wx[xx * CAP];
-                const uint8_t *src = temp + yy * cols + fx[xx] - col_first;
-                int32_t acc = 1 << (PRECISION - 1);
-                for (int x = 0; x < nx[xx]; x++) acc += src[x] * k[x];
-                out[yy][xx] = clip_fixed(acc);
-            }
-        }
+        for (int yy = 0; yy < THUMB; yy++)
+            for (int xx = 0; xx < THUMB; xx++)
+                out[yy][xx] = clip_fixed(dot(temp + yy * cols + fx[xx] - col_first, wx + xx * kx, kx));
         free(temp);
         return 1;
     }
@@ -736,22 +783,16 @@ static int lanczos_thumbnail(const uint8_t *pixels, int width, int height, uint8
     if (!temp) return 0;
     for (int y = 0; y < rows; y++) {
         const uint8_t *in = pixels + (size_t)(y + row_first) * width;
-        for (int xx = 0; xx < THUMB; xx++) {
-            const int32_t *k = &wx[xx * CAP];
-            const uint8_t *src = in + fx[xx];
-            int32_t acc = 1 << (PRECISION - 1);
-            for (int x = 0; x < nx[xx]; x++) acc += src[x] * k[x];
-            temp[y * THUMB + xx] = clip_fixed(acc);
-        }
+        for (int xx = 0; xx < THUMB; xx++) temp[y * THUMB + xx] = clip_fixed(dot(in + fx[xx], wx + xx * kx, kx));
     }
     for (int yy = 0; yy < THUMB; yy++) {
-        const int32_t *k = &wy[yy * CAP];
-        int top = fy[yy] - row_first;
-        for (int xx = 0; xx < THUMB; xx++) {
-            int32_t acc = 1 << (PRECISION - 1);
-            for (int y = 0; y < ny[yy]; y++) acc += temp[(top + y) * THUMB + xx] * k[y];
-            out[yy][xx] = clip_fixed(acc);
+        for (int xx = 0; xx < THUMB; xx++) acc[xx] = 1 << (PRECISION - 1);
+        for (int t = 0; t < ny[yy]; t++) {
+            const uint8_t *row = temp + (fy[yy] - row_first + t) * THUMB;
+            int32_t w = wy[yy * ky + t];
+            for (int xx = 0; xx < THUMB; xx++) acc[xx] += row[xx] * w;
         }
+        for (int xx = 0; xx < THUMB; xx++) out[yy][xx] = clip_fixed(acc[xx]);
     }
     free(temp);
     return 1;
@@ -791,7 +832,7 @@ static void release(Decoder *d) {
         free(d->dc[i]);
     }
     free(d->out);
-    free(d->scratch);
+    if (d->scratch_owned) free(d->scratch);
 }
 
 PyDoc_STRVAR(luma_doc,
@@ -898,7 +939,14 @@ static PyObject *thumbnail(PyObject *self, PyObject *args) {
         return NULL;
     }
     uint8_t out[THUMB][THUMB];
-    int ok = lanczos_thumbnail(view.buf, width, height, out);
+    uint8_t *padded = malloc((size_t)view.len + THUMB_PADDING);
+    if (!padded) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    memcpy(padded, view.buf, (size_t)view.len);
+    int ok = lanczos_thumbnail(padded, width, height, out);
+    free(padded);
     PyBuffer_Release(&view);
     if (!ok) Py_RETURN_NONE;
     return PyBytes_FromStringAndSize((const char *)out, THUMB * THUMB);

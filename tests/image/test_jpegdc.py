@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
 import pipeline.image.phash as phash_module
+from pipeline.image import _jpegdc  # built by `make venv` (pip install -e .); must not be missing here
 from pipeline.image.phash import phash_bytes
 from pipeline.synthetic.scenes import random_scene, render
-
-_jpegdc = pytest.importorskip("pipeline.image._jpegdc", reason="C extension not built")
 
 
 def _picture(width: int, height: int, seed: int = 0, grain: float = 12.0) -> Image.Image:
