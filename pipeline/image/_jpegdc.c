@@ -406,6 +406,61 @@ typedef struct {
 #define MAX_MCU_BLOCKS 10 /* the JPEG limit on blocks per MCU */
 
 
+typedef struct {
+    const uint8_t *data;
+    size_t length;
+    const size_t *segs;
+    int nseg, restart_interval;
+    int32_t *grid;
+    int stride, step_x, step_y, mcus_w, mcus_h;
+} ScanState;
+
+/* Every MCU of a scan: DC values of component 0 into the grid, AC coefficients skipped. */
+static inline __attribute__((always_inline)) int mcu_rows(const ScanState *st, const BlockPlan *plan,
+                                                           const int nblocks) {
+    int pred[MAX_COMPONENTS] = {0};
+    BitReader br;
+    int seg = 0;
+    br.p = st->data;
+    br.end = st->data + (st->nseg > 1 ? st->segs[1] : st->length);
+    br.buf = 0;
+    br.nbits = 0;
+    const int ri = st->restart_interval;
+    int until_restart = ri;
+    for (int my = 0; my < st->mcus_h; my++) {
+        int32_t *row = st->grid + (size_t)my * st->step_y * st->stride;
+        for (int mx = 0; mx < st->mcus_w; mx++) {
+            if (ri) {
+                if (until_restart == 0) {
+                    /* Restart: continue byte-aligned at the next segment, DC predictions reset. */
+                    if (++seg >= st->nseg) return 0;
+                    br.p = st->data + st->segs[seg];
+                    br.end = st->data + (seg + 1 < st->nseg ? st->segs[seg + 1] : st->length);
+                    br.buf = 0;
+                    br.nbits = 0;
+                    memset(pred, 0, sizeof(pred));
+                    until_restart = ri;
+                }
+                until_restart--;
+            }
+            int32_t *mcu = row + mx * st->step_x;
+            for (int b = 0; b < nblocks; b++) {
+                const BlockPlan *bp = &plan[b];
+                int diff;
+                STAT(st_blocks);
+                if (!decode_dc(&br, bp->dc, &diff)) return 0;
+                int value = pred[bp->comp] += diff;
+                if (bp->offset >= 0) mcu[bp->offset] = value;
+                if (!skip_ac(&br, bp->ac)) return 0;
+            }
+            /* Bits consumed beyond the segment's data mean truncated or corrupt data. Checked
+             * per MCU: one MCU reads at most ~2 KiB past it, into the zero padding. */
+            if (br.p - (br.nbits >> 3) > br.end) return 0;
+        }
+    }
+    return 1;
+}
+
 /* Decode one scan's entropy data (GIL released); 0 on corrupt or truncated data. */
 SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *data, size_t length, const size_t *segs,
                        int nseg) {
@@ -448,47 +503,20 @@ SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *dat
     int32_t *grid = reusable(&grid_buffer, sizeof(int32_t) * (size_t)stride * (size_t)(mcus_h * step_y), &grid_owned);
     if (!grid) return 0;
     for (int b = 0; b < nblocks; b++) plan[b].offset = plan[b].luma ? plan[b].dy * stride + plan[b].dx : -1;
-    int pred[MAX_COMPONENTS] = {0};
-    BitReader br;
-    int seg = 0;
-    br.p = data;
-    br.end = data + (nseg > 1 ? segs[1] : length);
-    br.buf = 0;
-    br.nbits = 0;
-    const int ri = d->restart_interval;
-    int until_restart = ri;
+    ScanState st = {
+        .data = data, .length = length, .segs = segs, .nseg = nseg, .restart_interval = d->restart_interval,
+        .grid = grid, .stride = stride, .step_x = step_x, .step_y = step_y, .mcus_w = mcus_w, .mcus_h = mcus_h,
+    };
     int ok = 0;
-    for (int my = 0; my < mcus_h; my++) {
-        int32_t *row = grid + (size_t)my * step_y * stride;
-        for (int mx = 0; mx < mcus_w; mx++) {
-            if (ri) {
-                if (until_restart == 0) {
-                    /* Restart: continue byte-aligned at the next segment, DC predictions reset. */
-                    if (++seg >= nseg) goto done;
-                    br.p = data + segs[seg];
-                    br.end = data + (seg + 1 < nseg ? segs[seg + 1] : length);
-                    br.buf = 0;
-                    br.nbits = 0;
-                    memset(pred, 0, sizeof(pred));
-                    until_restart = ri;
-                }
-                until_restart--;
-            }
-            int32_t *mcu = row + mx * step_x;
-            for (int b = 0; b < nblocks; b++) {
-                const BlockPlan *bp = &plan[b];
-                int diff;
-                STAT(st_blocks);
-                if (!decode_dc(&br, bp->dc, &diff)) goto done;
-                int value = pred[bp->comp] += diff;
-                if (bp->offset >= 0) mcu[bp->offset] = value;
-                if (!skip_ac(&br, bp->ac)) goto done;
-            }
-            /* Bits consumed beyond the segment's data mean truncated or corrupt data. Checked
-             * per MCU: one MCU reads at most ~2 KiB past it, into the zero padding. */
-            if (br.p - (br.nbits >> 3) > br.end) goto done;
-        }
+    /* The usual layouts get a copy of the MCU loop with a fixed block count (unrolled). */
+    switch (nblocks) {
+    case 1: ok = mcu_rows(&st, plan, 1); break;  /* greyscale, or one component per scan */
+    case 3: ok = mcu_rows(&st, plan, 3); break;  /* 4:4:4 */
+    case 4: ok = mcu_rows(&st, plan, 4); break;  /* 4:2:2 */
+    case 6: ok = mcu_rows(&st, plan, 6); break;  /* 4:2:0 */
+    default: ok = mcu_rows(&st, plan, nblocks); break;
     }
+    if (!ok) goto done;
     int has_luma = 0;
     for (int b = 0; b < nblocks; b++) has_luma |= plan[b].luma;
     if (has_luma) {
@@ -497,7 +525,6 @@ SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *dat
             for (int x = 0; x < luma->blocks_w; x++)
                 d->out[(size_t)y * luma->blocks_w + x] = range_lut[((grid[(size_t)y * stride + x] * q + 4) >> 3) & 1023];
     }
-    ok = 1;
 done:
     if (grid_owned) free(grid);
     return ok;
