@@ -288,26 +288,33 @@ static inline int range_limit_slow(int x) {
 /* Skip one block's AC coefficients; 0 on corrupt data. */
 static inline int skip_ac(BitReader *br, const AcEntry *ac) {
     int k = 1;
+    uint32_t e;
+    int next;
     for (;;) {
         for (;;) {
-            /* Branchy refill: keeps the load off the dependency chain of most look-ups. */
-            if (br->nbits < 32) refill(br);
-            uint32_t e = ac->multi[br->buf >> (64 - MULTI_BITS)];
-            int next = k + (int)(e >> 4);
-            if (next >= 64) {
-                if (next >= 128 + 1 && next < 128 + 64) { /* ends with EOB inside the block */
-                    consume(br, (int)(e & 15));
-                    return 1;
-                }
-                if (next == 64) { /* the block's last coefficient */
-                    consume(br, (int)(e & 15));
-                    return 1;
-                }
-                break;
-            }
+            /* Two look-ups per refill check (branchy: keeps the load off their dependency chain):
+             * 44 bits cover two of them (12 each) and a slow-path symbol after (31). */
+            if (br->nbits < 2 * MULTI_BITS + 20) refill(br);
+            e = ac->multi[br->buf >> (64 - MULTI_BITS)];
+            next = k + (int)(e >> 4);
+            if (next >= 64) break;
             STAT(st_multi);
             consume(br, (int)(e & 15));
             k = next;
+            e = ac->multi[br->buf >> (64 - MULTI_BITS)];
+            next = k + (int)(e >> 4);
+            if (next >= 64) break;
+            STAT(st_multi);
+            consume(br, (int)(e & 15));
+            k = next;
+        }
+        if (next >= 128 + 1 && next < 128 + 64) { /* ends with EOB inside the block */
+            consume(br, (int)(e & 15));
+            return 1;
+        }
+        if (next == 64) { /* the block's last coefficient */
+            consume(br, (int)(e & 15));
+            return 1;
         }
         STAT(st_single);
         /* One symbol at a time: a long code, or the block ends inside the window. */
@@ -521,9 +528,12 @@ SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *dat
     for (int b = 0; b < nblocks; b++) has_luma |= plan[b].luma;
     if (has_luma) {
         const int q = d->qdc[luma->tq];
-        for (int y = 0; y < luma->blocks_h; y++)
-            for (int x = 0; x < luma->blocks_w; x++)
-                d->out[(size_t)y * luma->blocks_w + x] = range_lut[((grid[(size_t)y * stride + x] * q + 4) >> 3) & 1023];
+        const int w = luma->blocks_w;
+        for (int y = 0; y < luma->blocks_h; y++) {
+            const int32_t *in = grid + (size_t)y * stride;
+            uint8_t *out = d->out + (size_t)y * w;
+            for (int x = 0; x < w; x++) out[x] = range_lut[((in[x] * q + 4) >> 3) & 1023];
+        }
     }
 done:
     if (grid_owned) free(grid);
@@ -710,14 +720,6 @@ static int decode(Decoder *d) {
 #define THUMB 32
 #define PRECISION 22 /* fixed-point bits of the resampling weights, as Pillow's 8-bit resampler */
 
-static double sinc(double x) {
-    if (x == 0.0) return 1.0;
-    x = x * M_PI;
-    return sin(x) / x;
-}
-
-static double lanczos3(double x) { return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3) : 0.0; }
-
 /* Weights of one resampling pass from `in_size` samples to THUMB, the way Pillow computes them
  * (Image.resize with LANCZOS: same centres, rounding of the bounds and normalisation): ksize
  * taps per output (returned; 0 if over ksize_cap), zeros past the `count` that matter. */
@@ -729,6 +731,9 @@ static int lanczos_weights(int in_size, int *first, int *count, int32_t *weights
     int ksize = ((int)ceil(support) * 2 + 1 + 7) & ~7;
     if (ksize > ksize_cap) return 0;
     double w[ksize];
+    const double step = M_PI / filterscale; /* angle between consecutive taps of sin(pi a) */
+    const double step_cos = cos(step), step_sin = sin(step);
+    const double step3_cos = cos(step / 3), step3_sin = sin(step / 3);
     for (int xx = 0; xx < THUMB; xx++) {
         double center = (xx + 0.5) * scale;
         double total = 0.0, ss = 1.0 / filterscale;
@@ -737,9 +742,32 @@ static int lanczos_weights(int in_size, int *first, int *count, int32_t *weights
         int xmax = (int)(center + support + 0.5);
         if (xmax > in_size) xmax = in_size;
         xmax -= xmin;
+        /* lanczos3(a) = sinc(a) sinc(a / 3) at a = (x + xmin - center + 0.5) * ss, as Pillow; the
+         * sines of consecutive taps come from an angle-addition recurrence, restarted from libm
+         * every 16 taps, instead of two sin() calls per tap (most of this function's time). Their
+         * difference to libm's values (a few ulp) is far below the 2^-22 steps the weights are
+         * rounded to: the tests find Pillow's exact thumbnails. */
+        double s1 = 0, c1 = 1, s3 = 0, c3 = 1;
         for (int x = 0; x < xmax; x++) {
-            w[x] = lanczos3((x + xmin - center + 0.5) * ss);
-            total += w[x];
+            double a = (x + xmin - center + 0.5) * ss;
+            if ((x & 15) == 0) {
+                s1 = sin(a * M_PI);
+                c1 = cos(a * M_PI);
+                s3 = sin(a / 3 * M_PI);
+                c3 = cos(a / 3 * M_PI);
+            }
+            double v = 0.0;
+            if (-3.0 <= a && a < 3.0) {
+                double third = a / 3;
+                v = (a == 0.0 ? 1.0 : s1 / (a * M_PI)) * (third == 0.0 ? 1.0 : s3 / (third * M_PI));
+            }
+            w[x] = v;
+            total += v;
+            double next1 = s1 * step_cos + c1 * step_sin, next3 = s3 * step3_cos + c3 * step3_sin;
+            c1 = c1 * step_cos - s1 * step_sin;
+            c3 = c3 * step3_cos - s3 * step3_sin;
+            s1 = next1;
+            s3 = next3;
         }
         int32_t *k = weights + xx * ksize;
         for (int x = 0; x < xmax; x++) {
