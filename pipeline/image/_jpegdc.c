@@ -274,17 +274,6 @@ static AcEntry *cached_tables(const RawTable *raw, int is_ac) {
     return copy;
 }
 
-static uint8_t range_lut[1024];
-
-static inline int range_limit_slow(int x) {
-    /* jpeg_idct_1x1: range_limit[DESCALE(dc * q, 3) & RANGE_MASK] of libjpeg-turbo's table. */
-    x &= 1023;
-    if (x < 128) return x + 128;
-    if (x < 512) return 255;
-    if (x < 896) return 0;
-    return x - 896;
-}
-
 /* Skip one block's AC coefficients; 0 on corrupt data. */
 static inline int skip_ac(BitReader *br, const AcEntry *ac) {
     int k = 1;
@@ -532,7 +521,12 @@ SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *dat
         for (int y = 0; y < luma->blocks_h; y++) {
             const int32_t *in = grid + (size_t)y * stride;
             uint8_t *out = d->out + (size_t)y * w;
-            for (int x = 0; x < w; x++) out[x] = range_lut[((in[x] * q + 4) >> 3) & 1023];
+            for (int x = 0; x < w; x++) {
+                /* jpeg_idct_1x1's range_limit[DESCALE(dc * q, 3) & RANGE_MASK]: libjpeg-turbo's table
+                 * (level shift, clamping, and its wrap-around far outside), as arithmetic */
+                int v = ((in[x] * q + 4) >> 3) & 1023;
+                out[x] = (uint8_t)(v < 128 ? v + 128 : v < 512 ? 255 : v < 896 ? 0 : v - 896);
+            }
         }
     }
 done:
@@ -1023,6 +1017,5 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__jpegdc(void) {
-    for (int i = 0; i < 1024; i++) range_lut[i] = (uint8_t)range_limit_slow(i);
     return PyModule_Create(&module);
 }
