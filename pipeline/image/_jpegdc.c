@@ -53,7 +53,7 @@ typedef struct {
     uint8_t key[1 + 16 + 256]; /* class (1 = AC), then the DHT counts and symbols */
     int key_length;
     HuffTable table;
-    /* AC only: bits used | coefficient positions advanced << 4 (see build_multi) */
+    /* AC only: bits used | coefficient positions advanced << 5 (see build_multi) */
     uint16_t multi[1 << MULTI_BITS];
 } AcEntry;
 
@@ -211,7 +211,9 @@ static void build_multi(AcEntry *e) {
     for (uint32_t w = 0; w < (1u << MULTI_BITS); w++) {
         uint64_t bits = (uint64_t)w << (64 - MULTI_BITS);
         int used = 0, advance = 0, eob = 0;
-        for (;;) {
+        /* Codes must lie inside the window; the magnitude bits after them need not, since they
+         * are skipped unread: an entry may take up to MULTI_BITS + 15 bits. */
+        while (used < MULTI_BITS) {
             int length;
             int sym = decode_top(&e->table, bits << used, &length);
             if (sym < 0 || used + length > MULTI_BITS) break;
@@ -221,7 +223,6 @@ static void build_multi(AcEntry *e) {
                 eob = 1;
                 break;
             }
-            if (used + length + size > MULTI_BITS) break;
             used += length + size;
             advance += size ? run + 1 : 16;
         }
@@ -230,7 +231,7 @@ static void build_multi(AcEntry *e) {
         if (used == 0) advance = 255;
         else if (eob) advance += 128;
         if (advance > 255) advance = 255;
-        e->multi[w] = (uint16_t)(used | (advance << 4));
+        e->multi[w] = (uint16_t)(used | (advance << 5));
     }
 }
 
@@ -281,28 +282,22 @@ static inline int skip_ac(BitReader *br, const AcEntry *ac) {
     int next;
     for (;;) {
         for (;;) {
-            /* Two look-ups per refill check (branchy: keeps the load off their dependency chain):
-             * 44 bits cover two of them (12 each) and a slow-path symbol after (31). */
-            if (br->nbits < 2 * MULTI_BITS + 20) refill(br);
+            /* Branchy refill: keeps the load off the dependency chain of most look-ups; 32 bits
+             * cover one look-up (up to 27) or a slow-path symbol (31). */
+            if (br->nbits < 32) refill(br);
             e = ac->multi[br->buf >> (64 - MULTI_BITS)];
-            next = k + (int)(e >> 4);
+            next = k + (int)(e >> 5);
             if (next >= 64) break;
             STAT(st_multi);
-            consume(br, (int)(e & 15));
-            k = next;
-            e = ac->multi[br->buf >> (64 - MULTI_BITS)];
-            next = k + (int)(e >> 4);
-            if (next >= 64) break;
-            STAT(st_multi);
-            consume(br, (int)(e & 15));
+            consume(br, (int)(e & 31));
             k = next;
         }
         if (next >= 128 + 1 && next < 128 + 64) { /* ends with EOB inside the block */
-            consume(br, (int)(e & 15));
+            consume(br, (int)(e & 31));
             return 1;
         }
         if (next == 64) { /* the block's last coefficient */
-            consume(br, (int)(e & 15));
+            consume(br, (int)(e & 31));
             return 1;
         }
         STAT(st_single);
