@@ -88,6 +88,8 @@ class Fetcher:
             },
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=opts.connect_timeout),
             trust_env=False,
+            # Unrelated image URLs must not share state: no cookie is stored or sent.
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
             max_line_size=16 * 1024,
             max_field_size=16 * 1024,
@@ -218,6 +220,10 @@ class Fetcher:
                 f"Content-Length {response.content_length} exceeds --max-bytes {cap}",
                 status,
             )
+        if _plain_length(response):
+            # The parser stops a plain body at Content-Length, which is under the cap: one read
+            # instead of a loop of chunks.
+            return FetchResult(await response.read(), status, url, content_type)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(_CHUNK):
@@ -226,6 +232,20 @@ class Fetcher:
                 raise SampleError(ErrorClass.TOO_LARGE, f"body exceeds --max-bytes {cap}", status)
             chunks.append(chunk)
         return FetchResult(b"".join(chunks), status, url, content_type)
+
+
+def _plain_length(response: aiohttp.ClientResponse) -> bool:
+    """True when the body is exactly Content-Length bytes as sent: not chunked, not compressed.
+
+    A compressed body can inflate far past its Content-Length, and a chunked one is not bounded
+    by it, so those are read chunk by chunk against the cap instead.
+    """
+    headers = response.headers
+    return (
+        response.content_length is not None
+        and "Content-Encoding" not in headers
+        and "Transfer-Encoding" not in headers
+    )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -187,3 +187,54 @@ def test_waiting_for_a_host_slot_is_not_a_timeout(world: Path) -> None:
 
         assert all(r.status == 200 for r in asyncio.run(queued()))
         assert slow.max_in_flight == 1
+
+
+def _serve_raw(responses: list[bytes]) -> tuple[socket.socket, list[bytes]]:
+    """A loopback server that answers the n-th request with ``responses[n]``; returns (socket, requests)."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        for response in responses:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                requests.append(data)
+                conn.sendall(response)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, requests
+
+
+def test_cookies_are_not_carried_between_urls() -> None:
+    jpeg = b"\xff\xd8" + b"x" * 100
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+    listener, requests = _serve_raw(
+        [
+            answer + b"Set-Cookie: session=abc; Path=/\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg,
+            answer + b"Content-Length: %d\r\n\r\n" % len(jpeg) + jpeg,
+        ]
+    )
+    # A host name (stubbed to 127.0.0.1): cookie jars never keep cookies set by bare IP addresses.
+    base = f"http://shop.test:{listener.getsockname()[1]}"
+
+    def getaddrinfo(host: str, port: int, family: int):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    async def both():
+        opts = FetchOptions(allow_networks=ALLOW, total_timeout=2.0)
+        async with Fetcher(opts, getaddrinfo=getaddrinfo) as fetcher:
+            return [await fetcher.fetch(f"{base}/{name}.jpg") for name in ("first", "second")]
+
+    with listener:
+        assert [r.body for r in asyncio.run(both())] == [jpeg, jpeg]
+    assert len(requests) == 2 and b"cookie" not in requests[1].lower()
