@@ -693,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--i2d-threads", default="32,64,128", help="img2dataset thread_count values to try")
     p.add_argument(
         "--ours-args",
-        default="--concurrency 64 --per-host-concurrency 64 --decode-threads 2",
+        default="--concurrency 64 --per-host-concurrency 64",
         help="extra jobs/download.py options (one host serves everything, hence per-host 64)",
     )
     p.add_argument(

@@ -22,14 +22,14 @@ class DownloadOptions:
     image: ImageOptions = field(default_factory=ImageOptions)
     samples_per_shard: int = 10_000
     skip_duplicate_urls: bool = False
-    decode_threads: int = 2
+    decode_threads: int = 0  # 0: images are processed on the event loop's thread
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.samples_per_shard < 1:
             raise UserInputError(f"--samples-per-shard must be >= 1, got {self.samples_per_shard}")
-        if self.decode_threads < 1:
-            raise UserInputError(f"--decode-threads must be >= 1, got {self.decode_threads}")
+        if self.decode_threads < 0:
+            raise UserInputError(f"--decode-threads must be >= 0, got {self.decode_threads}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="decompression-bomb guard on the header's width x height",
     )
     g.add_argument("--no-reduced-decode", action="store_true", help="always decode JPEGs at full size")
-    g.add_argument("--decode-threads", type=int, default=2, help="image threads per Spark task")
+    g.add_argument(
+        "--decode-threads",
+        type=int,
+        default=DownloadOptions.decode_threads,
+        help="image threads per Spark task; 0: on the task's event loop thread (one core per task)",
+    )
     g = p.add_argument_group("network")
     g.add_argument("--concurrency", type=int, default=FetchOptions.concurrency, help="requests per task")
     g.add_argument(

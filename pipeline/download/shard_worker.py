@@ -1,14 +1,19 @@
 """Downloading one shard: the unit of work of a Spark task (and of a local run).
 
 Fetching is asynchronous (one event loop, a pooled aiohttp session, ``concurrency`` requests in
-flight); decoding and resizing run on a small thread pool, since Pillow releases the GIL while it
-decodes, resizes and encodes. The shard is committed only when every row has an outcome.
+flight). Decoding, resizing and encoding run on the event loop's thread by default
+(``decode_threads`` 0): a Spark task has one core, and handing every image to another thread and
+back costs GIL hand-offs and wake-ups without adding any CPU. With ``decode_threads`` N > 0 they
+run on a pool of N threads instead (Pillow releases the GIL there), for tasks given several cores.
+The shard is committed only when every row has an outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,7 +23,7 @@ from pipeline.download.input_shards import read_input_shard
 from pipeline.download.options import DownloadOptions
 from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher
-from pipeline.image import process_image
+from pipeline.image import ProcessedImage, process_image
 from pipeline.image.phash import to_signed64
 from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete, read_stats
 from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
@@ -49,18 +54,43 @@ async def _download_rows(
     options: DownloadOptions,
     writer: RawShardWriter,
 ) -> None:
-    loop = asyncio.get_running_loop()
     pending = iter(rows)
-    with ThreadPoolExecutor(options.decode_threads, thread_name_prefix="decode") as pool:
+    with _image_pool(options.decode_threads) as pool:
+        process = _image_processor(pool, options)
         async with Fetcher(options.fetch) as fetcher:
 
             async def worker() -> None:
                 for row in pending:  # shared iterator: each row is taken by exactly one worker
-                    writer.add(await _one_row(row, duplicates, options, fetcher, pool, loop))
+                    writer.add(await _one_row(row, duplicates, options, fetcher, process))
 
             await asyncio.gather(
                 *(worker() for _ in range(min(options.fetch.concurrency, max(1, len(rows)))))
             )
+
+
+def _image_pool(threads: int) -> ThreadPoolExecutor | contextlib.nullcontext[None]:
+    """A pool of ``threads`` image threads, or no pool (images are processed on the loop's thread)."""
+    if threads == 0:
+        return contextlib.nullcontext()
+    return ThreadPoolExecutor(threads, thread_name_prefix="decode")
+
+
+def _image_processor(
+    pool: ThreadPoolExecutor | None, options: DownloadOptions
+) -> Callable[[bytes], Awaitable[ProcessedImage]]:
+    """``await process(body)``: process_image on ``pool``, or right here when there is none."""
+    if pool is None:
+
+        async def inline(body: bytes) -> ProcessedImage:
+            return process_image(body, options.image)
+
+        return inline
+    loop = asyncio.get_running_loop()
+
+    def pooled(body: bytes) -> Awaitable[ProcessedImage]:
+        return loop.run_in_executor(pool, process_image, body, options.image)
+
+    return pooled
 
 
 async def _one_row(
@@ -68,8 +98,7 @@ async def _one_row(
     duplicates: dict[int, str],
     options: DownloadOptions,
     fetcher: Fetcher,
-    pool: ThreadPoolExecutor,
-    loop: asyncio.AbstractEventLoop,
+    process: Callable[[bytes], Awaitable[ProcessedImage]],
 ) -> SampleRecord:
     out = _base_row(row)
     if row["ingest_error"] is not None:
@@ -95,7 +124,7 @@ async def _one_row(
     try:
         fetched = await fetcher.fetch(row["url"])
         out.update(http_status=fetched.status, final_url=fetched.final_url, original_bytes=len(fetched.body))
-        image = await loop.run_in_executor(pool, process_image, fetched.body, options.image)
+        image = await process(fetched.body)
     except SampleError as exc:
         out.update(
             status=STATUS_FAILED,

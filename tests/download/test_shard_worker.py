@@ -54,3 +54,31 @@ def test_shard_worker_writes_through_fsspec(
         assert pq.read_table(handle).column("row_index").to_pylist() == list(range(50, 80))
     assert download_shard(1, options)["resumed"] is True  # complete shards are not redone
     fs.rm("/corpusforge-test", recursive=True)
+
+
+def test_image_threads_and_the_loop_thread_store_the_same_shard(
+    world: Path, server: WorldServer, download_options, tmp_path: Path
+) -> None:
+    lists = write_url_lists(world, server.base_url, out=tmp_path / "lists")
+    stored = []
+    for threads in ("0", "2"):
+        options = download_options(
+            lists["parquet"],
+            "--samples-per-shard",
+            "50",
+            "--decode-threads",
+            threads,
+            dataset=tmp_path / f"threads{threads}",
+        )
+        prepare_input_shards(Dataset(options.dataset), options.ingest, options.samples_per_shard)
+        assert download_shard(0, options)["successes"] > 0
+        tar_path = Path(options.dataset) / "raw" / "00000.tar"
+        table = pq.read_table(tar_path.with_suffix(".parquet")).drop(["error_message"])
+        stored.append((tar_path.read_bytes(), table.select(["uid", "status", "sha256", "phash"])))
+    assert stored[0][1].equals(stored[1][1])
+    assert sorted(_members(stored[0][0])) == sorted(_members(stored[1][0]))
+
+
+def _members(data: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
