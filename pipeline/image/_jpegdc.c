@@ -7,7 +7,8 @@
  * several symbols per table look-up (a table over the next MULTI_BITS bits of the stream holds
  * how many bits and coefficient positions the complete symbols in them take). The pixels are
  * those libjpeg-turbo gives for draft("L") at scale 1/8: (DC * Q0 + 4) >> 3, level-shifted and
- * range-limited the way jpeg_idct_1x1 does it.
+ * range-limited the way jpeg_idct_1x1 does it. phash_dc() then makes Pillow's 32x32 Lanczos
+ * thumbnail of them and pipeline.image.phash's DCT hash, all without the GIL.
  *
  * Anything this file does not handle (progressive, arithmetic or lossless coding, 12-bit
  * samples, RGB or CMYK colour, luma not at the highest sampling factor, DNL markers, corrupt or
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <pthread.h>
 
 #define LOOK_BITS 9    /* single-symbol look-up for the slow path */
 #define DC_BITS 11     /* DC look-up: code and magnitude bits at once */
@@ -55,7 +57,7 @@ typedef struct {
     HuffTable table;
     /* AC only: bits used | coefficient positions advanced << 5 (see build_multi) */
     uint16_t multi[1 << MULTI_BITS];
-} AcEntry;
+} CodeTables;
 
 typedef struct {
     int defined;
@@ -68,7 +70,6 @@ typedef struct {
     int id, h, v, tq;
     int width, height;        /* component size in samples */
     int blocks_w, blocks_h;   /* blocks inside the component */
-    int dc_pred;
 } Component;
 
 typedef struct {
@@ -86,7 +87,7 @@ typedef struct {
     int qdc[4]; /* DC entry of each quantisation table, 0 when undefined */
     int qdefined[4];
     RawTable raw_dc[4], raw_ac[4];
-    AcEntry *dc[4], *ac[4]; /* private copies, built or taken from the cache */
+    CodeTables *dc[4], *ac[4]; /* private copies, built or taken from the cache */
     int restart_interval;
     int saw_jfif, saw_adobe, adobe_transform;
     int luma_done;
@@ -98,19 +99,53 @@ typedef struct {
 } Decoder;
 
 /* Per-thread buffers reused from call to call (the destuffed scan and the DC grid are as big
- * as the file): fresh ones cost page faults on every image. Larger needs are not kept. */
+ * as the file): fresh ones cost page faults on every image. They are freed when the thread
+ * ends; needs over KEEP_AT_MOST are served by a malloc of their own and not kept. */
 typedef struct {
     void *data;
     size_t capacity;
 } Reusable;
 
+typedef struct {
+    Reusable scratch, grid;
+} ThreadBuffers;
+
 #define KEEP_AT_MOST (16u << 20)
 
-static __thread Reusable scratch_buffer, grid_buffer;
+static pthread_key_t buffers_key;
+
+static void free_buffers(void *p) {
+    ThreadBuffers *b = p;
+    free(b->scratch.data);
+    free(b->grid.data);
+    free(b);
+}
+
+static ThreadBuffers *thread_buffers(void) {
+    ThreadBuffers *b = pthread_getspecific(buffers_key);
+    if (!b) {
+        b = calloc(1, sizeof(ThreadBuffers));
+        if (b && pthread_setspecific(buffers_key, b)) {
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
+}
+
+static Reusable *scratch_slot(void) {
+    ThreadBuffers *b = thread_buffers();
+    return b ? &b->scratch : NULL;
+}
+
+static Reusable *grid_slot(void) {
+    ThreadBuffers *b = thread_buffers();
+    return b ? &b->grid : NULL;
+}
 
 static void *reusable(Reusable *r, size_t n, int *owned) {
     *owned = 0;
-    if (n > KEEP_AT_MOST) {
+    if (!r || n > KEEP_AT_MOST) {
         *owned = 1;
         return malloc(n);
     }
@@ -123,13 +158,7 @@ static void *reusable(Reusable *r, size_t n, int *owned) {
     return r->data;
 }
 
-static AcEntry *cache[CACHE_SIZE];
-#ifdef STATS
-static long st_multi, st_single, st_blocks, st_eobmulti, st_bytes;
-#define STAT(x) (x)++
-#else
-#define STAT(x)
-#endif
+static CodeTables *cache[CACHE_SIZE];
 static int cache_next;
 
 static inline uint64_t load_be64(const uint8_t *p) {
@@ -207,7 +236,7 @@ static inline int decode_top(const HuffTable *t, uint64_t bits, int *length) {
     return -1;
 }
 
-static void build_multi(AcEntry *e) {
+static void build_multi(CodeTables *e) {
     for (uint32_t w = 0; w < (1u << MULTI_BITS); w++) {
         uint64_t bits = (uint64_t)w << (64 - MULTI_BITS);
         int used = 0, advance = 0, eob = 0;
@@ -236,23 +265,23 @@ static void build_multi(AcEntry *e) {
 }
 
 /* The decoding tables of `raw`, from the cache when an identical DHT was seen before (GIL held). */
-static AcEntry *cached_tables(const RawTable *raw, int is_ac) {
+static CodeTables *cached_tables(const RawTable *raw, int is_ac) {
     uint8_t key[1 + 16 + 256];
     int key_length = 1 + 16 + raw->nsymbols;
     key[0] = (uint8_t)is_ac;
     memcpy(key + 1, raw->counts, 16);
     memcpy(key + 1 + 16, raw->symbols, (size_t)raw->nsymbols);
-    AcEntry *found = NULL;
+    CodeTables *found = NULL;
     for (int i = 0; i < CACHE_SIZE; i++) {
         if (cache[i] && cache[i]->key_length == key_length && !memcmp(cache[i]->key, key, (size_t)key_length)) {
             found = cache[i];
             break;
         }
     }
-    AcEntry *copy = malloc(sizeof(AcEntry));
+    CodeTables *copy = malloc(sizeof(CodeTables));
     if (!copy) return NULL;
     if (found) {
-        memcpy(copy, found, sizeof(AcEntry));
+        memcpy(copy, found, sizeof(CodeTables));
         return copy;
     }
     memcpy(copy->key, key, (size_t)key_length);
@@ -265,9 +294,9 @@ static AcEntry *cached_tables(const RawTable *raw, int is_ac) {
         build_multi(copy);
     else
         build_dcfast(&copy->table);
-    AcEntry *kept = malloc(sizeof(AcEntry));
+    CodeTables *kept = malloc(sizeof(CodeTables));
     if (kept) {
-        memcpy(kept, copy, sizeof(AcEntry));
+        memcpy(kept, copy, sizeof(CodeTables));
         free(cache[cache_next]);
         cache[cache_next] = kept;
         cache_next = (cache_next + 1) % CACHE_SIZE;
@@ -276,7 +305,7 @@ static AcEntry *cached_tables(const RawTable *raw, int is_ac) {
 }
 
 /* Skip one block's AC coefficients; 0 on corrupt data. */
-static inline int skip_ac(BitReader *br, const AcEntry *ac) {
+static inline int skip_ac(BitReader *br, const CodeTables *ac) {
     int k = 1;
     uint32_t e;
     int next;
@@ -288,7 +317,6 @@ static inline int skip_ac(BitReader *br, const AcEntry *ac) {
             e = ac->multi[br->buf >> (64 - MULTI_BITS)];
             next = k + (int)(e >> 5);
             if (next >= 64) break;
-            STAT(st_multi);
             consume(br, (int)(e & 31));
             k = next;
         }
@@ -300,7 +328,6 @@ static inline int skip_ac(BitReader *br, const AcEntry *ac) {
             consume(br, (int)(e & 31));
             return 1;
         }
-        STAT(st_single);
         /* One symbol at a time: a long code, or the block ends inside the window. */
         int length;
         int sym = decode_top(&ac->table, br->buf, &length);
@@ -388,7 +415,7 @@ typedef struct {
 typedef struct {
     int comp;
     const HuffTable *dc;
-    const AcEntry *ac;
+    const CodeTables *ac;
     int luma;   /* component 0: its DC is stored */
     int dx, dy; /* block offset inside the MCU, in blocks */
     int offset; /* of the block in the DC grid, from the MCU's first block; -1 if not luma */
@@ -438,7 +465,6 @@ static inline __attribute__((always_inline)) int mcu_rows(const ScanState *st, c
             for (int b = 0; b < nblocks; b++) {
                 const BlockPlan *bp = &plan[b];
                 int diff;
-                STAT(st_blocks);
                 if (!decode_dc(&br, bp->dc, &diff)) return 0;
                 int value = pred[bp->comp] += diff;
                 if (bp->offset >= 0) mcu[bp->offset] = value;
@@ -491,7 +517,7 @@ SCAN_CLONES static int decode_scan(Decoder *d, const Scan *s, const uint8_t *dat
      * what lies inside the image is turned into pixels at the end. */
     const int stride = mcus_w * step_x;
     int grid_owned;
-    int32_t *grid = reusable(&grid_buffer, sizeof(int32_t) * (size_t)stride * (size_t)(mcus_h * step_y), &grid_owned);
+    int32_t *grid = reusable(grid_slot(), sizeof(int32_t) * (size_t)stride * (size_t)(mcus_h * step_y), &grid_owned);
     if (!grid) return 0;
     for (int b = 0; b < nblocks; b++) plan[b].offset = plan[b].luma ? plan[b].dy * stride + plan[b].dx : -1;
     ScanState st = {
@@ -545,7 +571,7 @@ static int parse_dht(Decoder *d, const uint8_t *p, int length) {
         memcpy(raw->symbols, p + 17, (size_t)n);
         raw->nsymbols = n;
         raw->defined = 1;
-        AcEntry **slot = tc ? &d->ac[th] : &d->dc[th];
+        CodeTables **slot = tc ? &d->ac[th] : &d->dc[th];
         free(*slot);
         *slot = cached_tables(raw, tc);
         if (!*slot) return 0;
@@ -682,7 +708,7 @@ static int decode(Decoder *d) {
             const uint8_t *tail = body + 1 + 2 * s.ncomp;
             if (bad || tail[0] != 0 || tail[1] != 63 || tail[2] != 0) break; /* not sequential */
             if (!d->scratch) {
-                d->scratch = reusable(&scratch_buffer, d->length + PADDING, &d->scratch_owned);
+                d->scratch = reusable(scratch_slot(), d->length + PADDING, &d->scratch_owned);
                 if (!d->scratch) break;
             }
             size_t data_length = 0;
@@ -905,10 +931,6 @@ static PyObject *luma_dc(PyObject *self, PyObject *arg) {
     return result;
 }
 
-#ifdef STATS
-static PyObject *stats(PyObject *a, PyObject *b) { (void)a; (void)b; return Py_BuildValue("(lll)", st_multi, st_single, st_blocks); }
-#endif
-
 PyDoc_STRVAR(configure_doc, "configure(dct) -> None\n\nThe 8x32 float64 DCT-II matrix (row-major bytes) phash_dc() uses.");
 
 static PyObject *configure(PyObject *self, PyObject *arg) {
@@ -1001,9 +1023,6 @@ static PyMethodDef methods[] = {
     {"luma_dc", luma_dc, METH_O, luma_doc},
     {"configure", configure, METH_O, configure_doc},
     {"phash_dc", phash_dc, METH_VARARGS, phash_doc},
-#ifdef STATS
-    {"stats", stats, METH_NOARGS, ""},
-#endif
     {NULL, NULL, 0, NULL},
 };
 
@@ -1012,5 +1031,9 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__jpegdc(void) {
+    if (pthread_key_create(&buffers_key, free_buffers)) {
+        PyErr_SetString(PyExc_RuntimeError, "pthread_key_create failed");
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

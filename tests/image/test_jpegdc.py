@@ -205,3 +205,14 @@ def test_corrupt_files_never_crash_and_never_disagree_with_libjpeg(
     except (OSError, SyntaxError, ValueError):
         return  # Pillow refuses what we decoded: phash_bytes would have returned our hash
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_threads_hash_in_parallel_without_interfering() -> None:
+    """The decoder runs without the GIL on per-thread buffers; threads come and go."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [_jpeg(_picture(520 + 40 * i, 600, seed=i), quality=80 + i) for i in range(8)]
+    expected = [phash_bytes(data) for data in files]
+    for _ in range(3):  # new threads each time: their buffers are freed when they end
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(phash_bytes, files * 4)) == expected * 4
