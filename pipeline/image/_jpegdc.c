@@ -639,6 +639,7 @@ static int decode(Decoder *d) {
     if (d->length < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
     p += 2;
     int have_frame = 0;
+    int scanned = 0; /* bit i: component i had its scan */
     int seg_cap = 64;
     size_t *segs = malloc(sizeof(size_t) * (size_t)seg_cap);
     if (!segs) return 0;
@@ -697,11 +698,17 @@ static int decode(Decoder *d) {
                 int cid = body[1 + 2 * i], tables = body[2 + 2 * i];
                 int idx = -1;
                 for (int j = 0; j < d->ncomp; j++)
-                    if (d->comp[j].id == cid) idx = j;
+                    if (d->comp[j].id == cid) idx = idx < 0 ? j : MAX_COMPONENTS; /* twice: bad */
+                /* A component in two scans, or twice in one, is not baseline: left to libjpeg. */
+                if (idx < 0 || idx >= MAX_COMPONENTS || (scanned & (1 << idx))) {
+                    bad = 1;
+                    break;
+                }
+                scanned |= 1 << idx;
                 s.index[i] = idx;
                 s.td[i] = tables >> 4;
                 s.ta[i] = tables & 15;
-                if (idx < 0 || s.td[i] > 3 || s.ta[i] > 3 || !d->dc[s.td[i]] ||
+                if (s.td[i] > 3 || s.ta[i] > 3 || !d->dc[s.td[i]] ||
                     !d->ac[s.ta[i]] || !d->qdefined[d->comp[idx].tq])
                     bad = 1;
             }
