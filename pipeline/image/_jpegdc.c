@@ -47,7 +47,7 @@ typedef struct {
     int32_t valoffset[17]; /* huffval index = code + valoffset[length] */
     uint8_t huffval[256];
     uint16_t look[1 << LOOK_BITS]; /* (length << 8) | symbol; 0 when the code is longer */
-    /* DC only: code length | magnitude size << 4, when both fit in DC_BITS; else 0 */
+    /* DC only: code length | magnitude size << 4 when the code fits in DC_BITS; else 0 */
     uint16_t dcfast[1 << DC_BITS];
 } HuffTable;
 
@@ -214,7 +214,8 @@ static void build_dcfast(HuffTable *t) {
         int length;
         int size = decode_top(t, (uint64_t)w << (64 - DC_BITS), &length);
         uint16_t e = 0;
-        if (size >= 0 && size <= 11 && length + size <= DC_BITS) e = (uint16_t)(length | (size << 4));
+        /* Only the code has to lie inside the window: the magnitude is read from the bit buffer. */
+        if (size >= 0 && size <= 11 && length <= DC_BITS) e = (uint16_t)(length | (size << 4));
         t->dcfast[w] = e;
     }
 }
