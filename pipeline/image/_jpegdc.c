@@ -1026,7 +1026,45 @@ static PyObject *thumbnail(PyObject *self, PyObject *args) {
     return PyBytes_FromStringAndSize((const char *)out, THUMB * THUMB);
 }
 
+PyDoc_STRVAR(phash_grey_doc,
+             "phash_grey(pixels, width, height) -> int or None\n\n"
+             "pipeline.image.phash's fast-mode pHash of a greyscale picture (its Lanczos thumbnail\n"
+             "and DCT, in C); None for sizes it leaves to Python (a side of 32 px or less, or huge).");
+
+static PyObject *phash_grey(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int width, height;
+    if (!PyArg_ParseTuple(args, "y*ii", &view, &width, &height)) return NULL;
+    if (!dct_ready) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
+        return NULL;
+    }
+    if (width < 1 || height < 1 || view.len != (Py_ssize_t)width * height) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pixels must hold width * height bytes");
+        return NULL;
+    }
+    uint8_t *padded = malloc((size_t)view.len + THUMB_PADDING); /* the thumbnail reads past the end */
+    if (!padded) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    memcpy(padded, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    int ok;
+    uint64_t hash;
+    Py_BEGIN_ALLOW_THREADS
+    hash = grey_phash(padded, width, height, &ok);
+    Py_END_ALLOW_THREADS
+    free(padded);
+    if (!ok) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(hash);
+}
+
 static PyMethodDef methods[] = {
+    {"phash_grey", phash_grey, METH_VARARGS, phash_grey_doc},
     {"thumbnail", thumbnail, METH_VARARGS, thumbnail_doc},
     {"luma_dc", luma_dc, METH_O, luma_doc},
     {"configure", configure, METH_O, configure_doc},

@@ -216,3 +216,24 @@ def test_threads_hash_in_parallel_without_interfering() -> None:
     for _ in range(3):  # new threads each time: their buffers are freed when they end
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(phash_bytes, files * 4)) == expected * 4
+
+
+def test_phash_of_pictures_equals_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """phash() (what the download job stores) gives the same bits through the C thumbnail and DCT."""
+    from pipeline.image.phash import phash
+
+    rng = random.Random(11)
+    pictures = [_picture(rng.randint(20, 600), rng.randint(20, 600), seed=i) for i in range(40)]
+    pictures += [Image.new("RGB", (256, 256), (10, 200, 30)), Image.new("L", (100, 80), 7)]
+    pictures += [_picture(256, 170).convert("RGBA"), _picture(33, 300), _picture(32, 300)]
+    ours = [phash(picture) for picture in pictures]
+    with monkeypatch.context() as patch:
+        patch.setattr(phash_module, "_jpegdc", None)
+        assert ours == [phash(picture) for picture in pictures]
+
+
+def test_phash_grey_leaves_small_pictures_to_python() -> None:
+    assert _jpegdc.phash_grey(bytes(32 * 300), 32, 300) is None
+    assert isinstance(_jpegdc.phash_grey(bytes(33 * 33), 33, 33), int)
+    with pytest.raises(ValueError, match="width \\* height"):
+        _jpegdc.phash_grey(bytes(10), 4, 4)
