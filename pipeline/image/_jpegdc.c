@@ -998,30 +998,37 @@ static PyObject *phash_dc(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The (pixels, width, height) arguments of thumbnail() and phash_grey(), copied with the
+ * THUMB_PADDING bytes lanczos_thumbnail() may read past the end; NULL with an exception set. */
+static uint8_t *padded_grey_argument(PyObject *args, int *width, int *height) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*ii", &view, width, height)) return NULL;
+    if (*width < 1 || *height < 1 || view.len != (Py_ssize_t)*width * *height) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pixels must hold width * height bytes");
+        return NULL;
+    }
+    uint8_t *padded = malloc((size_t)view.len + THUMB_PADDING);
+    if (padded)
+        memcpy(padded, view.buf, (size_t)view.len);
+    else
+        PyErr_NoMemory();
+    PyBuffer_Release(&view);
+    return padded;
+}
+
 PyDoc_STRVAR(thumbnail_doc,
              "thumbnail(pixels, width, height) -> bytes or None\n\n"
              "The 32x32 Lanczos thumbnail phash_dc() hashes (Pillow's resize, for testing).");
 
 static PyObject *thumbnail(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer view;
     int width, height;
-    if (!PyArg_ParseTuple(args, "y*ii", &view, &width, &height)) return NULL;
-    if (width < 1 || height < 1 || view.len != (Py_ssize_t)width * height) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "pixels must hold width * height bytes");
-        return NULL;
-    }
+    uint8_t *padded = padded_grey_argument(args, &width, &height);
+    if (!padded) return NULL;
     uint8_t out[THUMB][THUMB];
-    uint8_t *padded = malloc((size_t)view.len + THUMB_PADDING);
-    if (!padded) {
-        PyBuffer_Release(&view);
-        return PyErr_NoMemory();
-    }
-    memcpy(padded, view.buf, (size_t)view.len);
     int ok = lanczos_thumbnail(padded, width, height, out);
     free(padded);
-    PyBuffer_Release(&view);
     if (!ok) Py_RETURN_NONE;
     return PyBytes_FromStringAndSize((const char *)out, THUMB * THUMB);
 }
@@ -1033,26 +1040,13 @@ PyDoc_STRVAR(phash_grey_doc,
 
 static PyObject *phash_grey(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer view;
-    int width, height;
-    if (!PyArg_ParseTuple(args, "y*ii", &view, &width, &height)) return NULL;
     if (!dct_ready) {
-        PyBuffer_Release(&view);
         PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
         return NULL;
     }
-    if (width < 1 || height < 1 || view.len != (Py_ssize_t)width * height) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "pixels must hold width * height bytes");
-        return NULL;
-    }
-    uint8_t *padded = malloc((size_t)view.len + THUMB_PADDING); /* the thumbnail reads past the end */
-    if (!padded) {
-        PyBuffer_Release(&view);
-        return PyErr_NoMemory();
-    }
-    memcpy(padded, view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
+    int width, height;
+    uint8_t *padded = padded_grey_argument(args, &width, &height);
+    if (!padded) return NULL;
     int ok;
     uint64_t hash;
     Py_BEGIN_ALLOW_THREADS
