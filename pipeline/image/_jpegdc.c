@@ -60,7 +60,6 @@ typedef struct {
 } CodeTables;
 
 typedef struct {
-    int defined;
     uint8_t counts[16];
     uint8_t symbols[256];
     int nsymbols;
@@ -86,7 +85,6 @@ typedef struct {
     Component comp[MAX_COMPONENTS];
     int qdc[4]; /* DC entry of each quantisation table, 0 when undefined */
     int qdefined[4];
-    RawTable raw_dc[4], raw_ac[4];
     CodeTables *dc[4], *ac[4]; /* private copies, built or taken from the cache */
     int restart_interval;
     int saw_jfif, saw_adobe, adobe_transform;
@@ -567,14 +565,13 @@ static int parse_dht(Decoder *d, const uint8_t *p, int length) {
         int n = 0;
         for (int i = 0; i < 16; i++) n += p[1 + i];
         if (n > 256 || 17 + n > length) return 0;
-        RawTable *raw = tc ? &d->raw_ac[th] : &d->raw_dc[th];
-        memcpy(raw->counts, p + 1, 16);
-        memcpy(raw->symbols, p + 17, (size_t)n);
-        raw->nsymbols = n;
-        raw->defined = 1;
+        RawTable raw;
+        memcpy(raw.counts, p + 1, 16);
+        memcpy(raw.symbols, p + 17, (size_t)n);
+        raw.nsymbols = n;
         CodeTables **slot = tc ? &d->ac[th] : &d->dc[th];
         free(*slot);
-        *slot = cached_tables(raw, tc);
+        *slot = cached_tables(&raw, tc);
         if (!*slot) return 0;
         p += 17 + n;
         length -= 17 + n;
