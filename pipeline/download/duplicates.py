@@ -35,7 +35,7 @@ def _shard_keys(dataset_url: str, shard: int) -> Iterator[tuple[tuple[str, str],
     dataset = Dataset(dataset_url)
     path = dataset.path(INPUT_DIR, f"{dataset.shard_name(shard)}.parquet")
     with dataset.fs.open(path, "rb") as handle:
-        table = pq.read_table(handle, columns=["uid", "url", "row_index", "ingest_error"])
+        table = pq.ParquetFile(handle).read(columns=["uid", "url", "row_index", "ingest_error"])
     for uid, url, row, error in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
         if error is not None:
             continue

@@ -1,7 +1,7 @@
 """Downloading one shard: the unit of work of a Spark task (and of a local run).
 
-Fetching is asynchronous (one event loop, a pooled aiohttp session, ``concurrency`` requests in
-flight). Decoding, resizing and encoding run on the event loop's thread by default
+Fetching is asynchronous (one event loop, a keep-alive connection pool, ``concurrency`` requests
+in flight). Decoding, resizing and encoding run on the event loop's thread by default
 (``decode_threads`` 0): a Spark task has one core, and handing every image to another thread and
 back costs GIL hand-offs and wake-ups without adding any CPU. With ``decode_threads`` N > 0 they
 run on a pool of N threads instead (Pillow releases the GIL there), for tasks given several cores.

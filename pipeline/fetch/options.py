@@ -36,6 +36,11 @@ class FetchOptions:
             if getattr(self, name) <= 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         AddressPolicy.from_strings(self.allow_networks)  # raises on a malformed network
+        if not all(" " <= c <= "~" for c in self.user_agent_token):
+            raise UserInputError(
+                f"--user-agent-token must be printable ASCII (it is sent as a header): "
+                f"{self.user_agent_token!r}"
+            )
         for name in ("max_redirects", "retries", "backoff_base", "max_retry_wait", "dns_ttl"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

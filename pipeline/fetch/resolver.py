@@ -14,8 +14,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-
 from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch.address_policy import AddressPolicy
 
@@ -56,8 +54,8 @@ class DnsCache:
 PROCESS_DNS_CACHE = DnsCache()
 
 
-class PolicyResolver(AbstractResolver):
-    """aiohttp resolver: cached lookups, refusing hosts with any non-permitted address.
+class PolicyResolver:
+    """Cached lookups, refusing hosts with any non-permitted address.
 
     Refusing the whole host when any answer is private defeats DNS answers that mix a public and
     a private address. ``getaddrinfo`` can be replaced in tests to simulate any DNS answer.
@@ -76,8 +74,9 @@ class PolicyResolver(AbstractResolver):
         self._getaddrinfo = getaddrinfo
 
     async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
+        self, host: str, port: int = 0, family: int = socket.AF_UNSPEC
+    ) -> list[tuple[int, str]]:
+        """``(family, address)`` pairs for ``host``, every one allowed by the policy, in answer order."""
         key = (host, port, int(family))
         cached = self._cache.get(key) if self._ttl > 0 else None
         if cached is None:
@@ -91,20 +90,12 @@ class PolicyResolver(AbstractResolver):
                 self._cache.put(key, cached, ttl)
         if isinstance(cached, SampleError):
             raise SampleError(cached.error_class, cached.message)
-        results: list[ResolveResult] = []
-        for fam, _type, proto, _canon, sockaddr in cached:  # type: ignore[union-attr]
+        results: list[tuple[int, str]] = []
+        for fam, _type, _proto, _canon, sockaddr in cached:  # type: ignore[union-attr]
             address = sockaddr[0]
             self._policy.check_address(address, host)
-            results.append(
-                ResolveResult(
-                    hostname=host,
-                    host=address,
-                    port=sockaddr[1],
-                    family=fam,
-                    proto=proto,
-                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-                )
-            )
+            if (fam, address) not in results:
+                results.append((fam, address))
         if not results:
             raise SampleError(ErrorClass.DNS_ERROR, f"{host} has no addresses")
         return results
@@ -114,6 +105,3 @@ class PolicyResolver(AbstractResolver):
             return self._getaddrinfo(host, port, family)
         loop = asyncio.get_running_loop()
         return await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
-
-    async def close(self) -> None:
-        return None
