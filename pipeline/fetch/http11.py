@@ -350,7 +350,12 @@ async def request(connection: Connection, target: Target, headers: Sequence[tupl
     head = Headers(fields)
     tokens = {t.strip().lower() for value in head.getall("connection") for t in value.split(",")}
     keep_alive = "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
-    length = _content_length(head) if "transfer-encoding" not in head else None
+    length = None
+    if "transfer-encoding" in head:
+        # Both framings at once is how requests are smuggled: use chunked, then drop the connection.
+        keep_alive = keep_alive and "content-length" not in head
+    else:
+        length = _content_length(head)
     if status in (204, 304) or status == 101:
         length = 0
     return Response(status, head, connection, keep_alive, length)

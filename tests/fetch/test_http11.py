@@ -240,6 +240,14 @@ def test_a_failed_response_never_leaves_its_connection_for_reuse(scripted) -> No
     assert second.body == JPEG and server.connections == 2
 
 
+def test_a_response_framed_two_ways_is_read_chunked_and_its_connection_dropped(scripted) -> None:
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(JPEG), JPEG)
+    server = scripted(ok(chunked, "Transfer-Encoding: chunked", "Content-Length: 5"), ok())
+    results = fetch_all([f"{server.base}/a.jpg", f"{server.base}/b.jpg"])
+    assert [r.body for r in results] == [JPEG, JPEG]
+    assert server.connections == 2
+
+
 def test_extra_bytes_after_the_body_drop_the_connection(scripted) -> None:
     server = scripted(Reply(ok().data + b"HTTP/1.1 200 OK\r\n\r\n"), ok())
     results = fetch_all([f"{server.base}/a.jpg", f"{server.base}/b.jpg"])
