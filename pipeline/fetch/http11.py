@@ -99,11 +99,10 @@ class Headers:
                 return value
         return default
 
-    def getall(self, name: str, default: list[str] | None = None) -> list[str]:
-        """Every value of ``name`` in the order received (``default`` or [] when absent)."""
+    def getall(self, name: str) -> list[str]:
+        """Every value of ``name`` in the order received ([] when absent)."""
         name = name.lower()
-        values = [value for key, value in self._fields if key == name]
-        return values if values else list(default or [])
+        return [value for key, value in self._fields if key == name]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -116,7 +115,6 @@ class _Stream(asyncio.Protocol):
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.closed = False  # end of stream, or the connection is gone
-        self.error: BaseException | None = None
         self._want = 0
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -140,7 +138,6 @@ class _Stream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.error = exc
         self._wake()
 
     def _wake(self) -> None:
@@ -383,7 +380,7 @@ async def _read_head(stream: _Stream, host: str) -> tuple[int, str, list[tuple[s
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code = rest[:3]
-    if version not in ("HTTP/1.1", "HTTP/1.0") or not code.isdigit() or rest[3:4] not in ("", " "):
+    if version not in ("HTTP/1.1", "HTTP/1.0") or not _is_decimal(code) or rest[3:4] not in ("", " "):
         raise SampleError(ErrorClass.PROTOCOL_ERROR, f"invalid status line {status_line[:100]!r}")
     fields: list[tuple[str, str]] = []
     for line in lines[1:]:
@@ -400,9 +397,14 @@ def _content_length(headers: Headers) -> int | None:
     values = {v.strip() for value in headers.getall("content-length") for v in value.split(",")}
     if not values:
         return None
-    if len(values) > 1 or not next(iter(values)).isdigit():
+    if len(values) > 1 or not _is_decimal(next(iter(values))):
         raise SampleError(ErrorClass.PROTOCOL_ERROR, f"invalid Content-Length {sorted(values)!r}")
     return int(values.pop())
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts digits such as "²" that ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def _content_codings(headers: Headers) -> list[str]:

@@ -214,6 +214,8 @@ def test_content_codings_are_decoded(scripted, coding: str, encoded: bytes) -> N
             ErrorClass.PROTOCOL_ERROR,
         ),
         (ok(JPEG, "Content-Length: -1"), ErrorClass.PROTOCOL_ERROR),
+        (Reply("HTTP/1.1 200 OK\r\nContent-Length: ²\r\n\r\n".encode("latin-1")), ErrorClass.PROTOCOL_ERROR),
+        (Reply("HTTP/1.1 2²0 OK\r\n\r\n".encode("latin-1")), ErrorClass.PROTOCOL_ERROR),
         (ok(JPEG, f"Content-Length: {len(JPEG) + 10}", close=True), ErrorClass.TRUNCATED),
         (Reply(b"HTTP/2 200 OK\r\n\r\n"), ErrorClass.PROTOCOL_ERROR),
         (Reply(b"HTTP/1.1 2000 OK\r\n\r\n"), ErrorClass.PROTOCOL_ERROR),
