@@ -58,6 +58,7 @@ class Fetcher:
         self.policy = AddressPolicy.from_strings(options.allow_networks)
         self._resolver = PolicyResolver(self.policy, options.dns_ttl, getaddrinfo=getaddrinfo)
         self._pool: ConnectionPool | None = None
+        self._slots = asyncio.Semaphore(options.concurrency)  # requests in flight, all hosts
         self._host_slots: dict[tuple[str, str, int | None], asyncio.Semaphore] = {}
         # No cookies, no Referer, nothing else: unrelated image URLs must not share state.
         self._headers = (
@@ -83,7 +84,7 @@ class Fetcher:
             try:
                 # Waiting for a free slot to the host does not count against the deadline, so a
                 # host with many queued URLs does not turn into spurious timeouts.
-                async with self._host_slot(url), asyncio.timeout(opts.total_timeout):
+                async with self._host_slot(url), self._slots, asyncio.timeout(opts.total_timeout):
                     return await self._attempt(url)
             except TimeoutError:
                 error: SampleError = Retryable(

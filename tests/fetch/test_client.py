@@ -166,6 +166,24 @@ def test_per_host_concurrency_cap_is_respected(world: Path) -> None:
         assert 1 < slow.max_in_flight <= 3
 
 
+def test_concurrency_caps_requests_in_flight_across_hosts(world: Path) -> None:
+    with WorldServer(world, slow_seconds=0.3) as slow:
+        port = slow.server_address[1]
+
+        def getaddrinfo(host: str, port_: int, family: int):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_))]
+
+        async def many():
+            opts = FetchOptions(allow_networks=ALLOW, concurrency=2, per_host_concurrency=8, dns_ttl=0)
+            async with Fetcher(opts, getaddrinfo=getaddrinfo) as fetcher:
+                # Three names for the same server: three hosts, one cap over all of them.
+                urls = [f"http://h{i % 3}.test:{port}/fault/slow/images/{i:06d}.jpg" for i in range(9)]
+                return await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+
+        assert len(asyncio.run(many())) == 9
+        assert slow.max_in_flight == 2
+
+
 def test_connection_refused_is_a_connect_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
