@@ -59,7 +59,7 @@ class Fetcher:
         self._resolver = PolicyResolver(self.policy, options.dns_ttl, getaddrinfo=getaddrinfo)
         self._pool: ConnectionPool | None = None
         self._slots = asyncio.Semaphore(options.concurrency)  # requests in flight, all hosts
-        self._host_slots: dict[tuple[str, str, int | None], asyncio.Semaphore] = {}
+        self._host_slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         # No cookies, no Referer, nothing else: unrelated image URLs must not share state.
         self._headers = (
             ("User-Agent", options.user_agent),
@@ -79,13 +79,14 @@ class Fetcher:
     async def fetch(self, url: str) -> FetchResult:
         """Fetch ``url`` (already normalised), raising ``SampleError`` with the failure class."""
         opts = self.options
+        target = self._target(url)  # the first hop's checks do not change between attempts
         attempt = 0
         while True:
             try:
                 # Waiting for a free slot to the host does not count against the deadline, so a
                 # host with many queued URLs does not turn into spurious timeouts.
-                async with self._host_slot(url), self._slots, asyncio.timeout(opts.total_timeout):
-                    return await self._attempt(url)
+                async with self._host_slot(target), self._slots, asyncio.timeout(opts.total_timeout):
+                    return await self._attempt(url, target)
             except TimeoutError:
                 error: SampleError = Retryable(
                     ErrorClass.TIMEOUT, f"no complete response within {opts.total_timeout:g}s"
@@ -107,25 +108,24 @@ class Fetcher:
             attempt += 1
             await asyncio.sleep(wait)
 
-    def _host_slot(self, url: str) -> asyncio.Semaphore:
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port)
+    def _host_slot(self, target: Target) -> asyncio.Semaphore:
+        key = (target.scheme, target.host, target.port)
         slot = self._host_slots.get(key)
         if slot is None:
             slot = self._host_slots[key] = asyncio.Semaphore(self.options.per_host_concurrency)
         return slot
 
-    async def _attempt(self, url: str) -> FetchResult:
+    async def _attempt(self, url: str, target: Target) -> FetchResult:
         if self._pool is None:
             raise RuntimeError("Fetcher used outside 'async with'")
         current = url
         for _hop in range(self.options.max_redirects + 1):
-            target = self._target(current)
             connection = await self._pool.acquire(target)
             try:
                 response = await request(connection, target, self._headers)
                 if response.status in _REDIRECTS:
                     current = self._redirect_target(current, response)
+                    target = self._target(current)
                     continue
                 return await self._read(current, response)
             except (ConnectionResetError, BrokenPipeError) as exc:

@@ -159,6 +159,24 @@ class _Stream(asyncio.Protocol):
             await self._waiter
         self._want = 0
 
+    async def read_until(self, delimiter: bytes, limit: int, too_long: str) -> bytes | None:
+        """Remove and return the bytes before ``delimiter`` (and the delimiter itself).
+
+        ``SampleError(PROTOCOL_ERROR, too_long)`` once more than ``limit`` bytes come without it;
+        None when the stream ends first (the buffer keeps what did arrive).
+        """
+        searched = 0
+        while True:
+            end = self.buffer.find(delimiter, max(0, searched - len(delimiter) + 1))
+            if end > limit or (end < 0 and len(self.buffer) > limit):
+                raise SampleError(ErrorClass.PROTOCOL_ERROR, too_long)
+            if end >= 0:
+                return self.take(end + len(delimiter))[:end]
+            if self.closed:
+                return None
+            searched = len(self.buffer)
+            await self.wait_for(searched + 1)
+
     def take(self, size: int) -> bytes:
         """Remove and return the first ``size`` bytes of the buffer."""
         data = bytes(self.buffer[:size]) if size < len(self.buffer) else bytes(self.buffer)
@@ -360,22 +378,14 @@ async def request(connection: Connection, target: Target, headers: Sequence[tupl
 
 
 async def _read_head(stream: _Stream, host: str) -> tuple[int, str, list[tuple[str, str]]]:
-    searched = 0
-    while True:
-        end = stream.buffer.find(b"\r\n\r\n", max(0, searched - 3))
-        if end >= 0:
-            break
-        searched = len(stream.buffer)
-        if searched > MAX_HEAD_BYTES:
-            raise SampleError(ErrorClass.PROTOCOL_ERROR, f"response headers exceed {MAX_HEAD_BYTES} bytes")
-        if stream.closed:
-            if searched == 0:
-                raise Retryable(ErrorClass.CONNECTION_RESET, f"connection closed by {host} before a response")
-            raise SampleError(ErrorClass.PROTOCOL_ERROR, f"connection closed by {host} inside the headers")
-        await stream.wait_for(searched + 1)
-    if end > MAX_HEAD_BYTES:
-        raise SampleError(ErrorClass.PROTOCOL_ERROR, f"response headers exceed {MAX_HEAD_BYTES} bytes")
-    lines = stream.take(end + 4)[:end].decode("latin-1").split("\r\n")
+    head = await stream.read_until(
+        b"\r\n\r\n", MAX_HEAD_BYTES, f"response headers exceed {MAX_HEAD_BYTES} bytes"
+    )
+    if head is None:
+        if not stream.buffer:
+            raise Retryable(ErrorClass.CONNECTION_RESET, f"connection closed by {host} before a response")
+        raise SampleError(ErrorClass.PROTOCOL_ERROR, f"connection closed by {host} inside the headers")
+    lines = head.decode("latin-1").split("\r\n")
     if len(lines) - 1 > MAX_HEADERS:
         raise SampleError(ErrorClass.PROTOCOL_ERROR, f"more than {MAX_HEADERS} header fields")
     status_line = lines[0]
@@ -439,12 +449,13 @@ class _Decoder:
             pieces = [out for piece in pieces for out in stage.feed(piece)]
         return pieces
 
-    def finish(self, decoded_pieces: bytes) -> bytes:
-        """``decoded_pieces`` plus what the stages still hold, after checking each stream ended."""
+    def finish(self, decoded: bytes) -> bytes:
+        """``decoded`` (the body decoded so far) plus what the stages still hold, after checking each
+        stream ended."""
         tail = b""
         for stage in self._stages:
             tail = b"".join(stage.feed(tail)) + stage.flush()
-        return decoded_pieces + tail
+        return decoded + tail
 
 
 class _Inflater:
@@ -513,15 +524,7 @@ async def _read_length(stream: _Stream, length: int, decoder: _Decoder | None) -
             )
         return stream.take(length)
     pieces: list[bytes] = []
-    left = length
-    while left:
-        if not stream.buffer:
-            await stream.wait_for(1)
-            if not stream.buffer:
-                raise SampleError(ErrorClass.TRUNCATED, f"body ended after {length - left} of {length} bytes")
-        data = stream.take(min(left, len(stream.buffer)))
-        left -= len(data)
-        _decoded(pieces, data, decoder)
+    await _read_exactly(stream, length, pieces, decoder, "body")
     return b"".join(pieces)
 
 
@@ -541,35 +544,41 @@ async def _read_to_close(stream: _Stream, cap: int, decoder: _Decoder | None) ->
         _decoded(pieces, data, decoder)
 
 
-async def _read_line(stream: _Stream, limit: int) -> bytes:
-    searched = 0
-    while True:
-        end = stream.buffer.find(b"\r\n", max(0, searched - 1))
-        if end >= 0:
-            return stream.take(end + 2)[:end]
-        searched = len(stream.buffer)
-        if searched > limit:
-            raise SampleError(ErrorClass.PROTOCOL_ERROR, f"chunk header longer than {limit} bytes")
-        if stream.closed:
-            raise SampleError(ErrorClass.TRUNCATED, "chunked body ended early")
-        await stream.wait_for(searched + 1)
+async def _read_line(stream: _Stream, limit: int, what: str) -> bytes:
+    line = await stream.read_until(b"\r\n", limit, f"{what} longer than {limit} bytes")
+    if line is None:
+        raise SampleError(ErrorClass.TRUNCATED, "chunked body ended early")
+    return line
+
+
+async def _read_exactly(
+    stream: _Stream, size: int, pieces: list[bytes], decoder: _Decoder | None, what: str
+) -> None:
+    """Move the next ``size`` bytes of ``stream`` into ``pieces`` (decoded), as they arrive."""
+    left = size
+    while left:
+        if not stream.buffer:
+            await stream.wait_for(1)
+            if not stream.buffer:
+                raise SampleError(ErrorClass.TRUNCATED, f"{what} ended after {size - left} of {size} bytes")
+        data = stream.take(min(left, len(stream.buffer)))
+        left -= len(data)
+        _decoded(pieces, data, decoder)
 
 
 async def _read_chunked(stream: _Stream, cap: int, decoder: _Decoder | None) -> bytes:
     pieces: list[bytes] = []
     size = 0
     while True:
-        line = await _read_line(stream, 1024)
+        line = await _read_line(stream, 1024, "chunk header")
         digits = line.split(b";", 1)[0].strip()
-        try:
-            chunk = int(digits, 16)
-        except ValueError:
-            raise SampleError(ErrorClass.PROTOCOL_ERROR, f"invalid chunk size {line[:40]!r}") from None
-        if chunk < 0 or not digits.isalnum():
+        # Hex digits only: int(..., 16) alone would also take "0x10", "+5" and "1_0".
+        if not digits or digits.strip(b"0123456789abcdefABCDEF"):
             raise SampleError(ErrorClass.PROTOCOL_ERROR, f"invalid chunk size {line[:40]!r}")
+        chunk = int(digits, 16)
         if chunk == 0:
             trailers = 0
-            while await _read_line(stream, MAX_LINE_BYTES):  # trailer fields, ignored
+            while await _read_line(stream, MAX_LINE_BYTES, "trailer line"):  # trailer fields, ignored
                 trailers += 1
                 if trailers > MAX_HEADERS:
                     raise SampleError(ErrorClass.PROTOCOL_ERROR, f"more than {MAX_HEADERS} trailer fields")
@@ -577,15 +586,7 @@ async def _read_chunked(stream: _Stream, cap: int, decoder: _Decoder | None) -> 
         size += chunk
         if size > cap:
             raise SampleError(ErrorClass.TOO_LARGE, f"body exceeds --max-bytes {cap}", 200)
-        left = chunk
-        while left:
-            if not stream.buffer:
-                await stream.wait_for(1)
-                if not stream.buffer:
-                    raise SampleError(ErrorClass.TRUNCATED, "chunked body ended early")
-            data = stream.take(min(left, len(stream.buffer)))
-            left -= len(data)
-            _decoded(pieces, data, decoder)
+        await _read_exactly(stream, chunk, pieces, decoder, "chunk")
         await stream.wait_for(2)
         if len(stream.buffer) < 2:
             raise SampleError(ErrorClass.TRUNCATED, "chunked body ended early")

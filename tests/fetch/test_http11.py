@@ -207,6 +207,11 @@ def test_content_codings_are_decoded(scripted, coding: str, encoded: bytes) -> N
         (ok(JPEG, "Content-Encoding: gzip, gzip, gzip, gzip, gzip"), ErrorClass.PROTOCOL_ERROR),
         (ok(b"5\r\nab", "Transfer-Encoding: chunked", close=True), ErrorClass.TRUNCATED),
         (ok(b"zz\r\n", "Transfer-Encoding: chunked"), ErrorClass.PROTOCOL_ERROR),
+        (ok(b"0x5\r\nabcde\r\n0\r\n\r\n", "Transfer-Encoding: chunked"), ErrorClass.PROTOCOL_ERROR),
+        (
+            ok(b"5;" + b"x" * 2000 + b"\r\nabcde\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
+            ErrorClass.PROTOCOL_ERROR,
+        ),
         (ok(b"2\r\nabXY", "Transfer-Encoding: chunked"), ErrorClass.PROTOCOL_ERROR),
         (ok(JPEG, "Transfer-Encoding: gzip"), ErrorClass.PROTOCOL_ERROR),
         (
