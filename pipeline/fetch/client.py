@@ -119,13 +119,14 @@ class Fetcher:
         if self._pool is None:
             raise RuntimeError("Fetcher used outside 'async with'")
         current = url
-        for _hop in range(self.options.max_redirects + 1):
+        for hop in range(self.options.max_redirects + 1):
+            if hop:
+                target = self._target(current)
             connection = await self._pool.acquire(target)
             try:
                 response = await request(connection, target, self._headers)
                 if response.status in _REDIRECTS:
                     current = self._redirect_target(current, response)
-                    target = self._target(current)
                     continue
                 return await self._read(current, response)
             except (ConnectionResetError, BrokenPipeError) as exc:
