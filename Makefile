@@ -11,17 +11,17 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py pipeline/image/_jpegdc.c Makefile
+$(STAMP): pyproject.toml setup.py pipeline/image/_phash.c Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch/torchvision are pinned; pip takes them from the machine's local wheel cache.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	# The C extension (pipeline/image/_jpegdc.c) is optional for pip users; here it must build.
+	# The C extension (pipeline/image/_phash.c) is optional for pip users; here it must build.
 	# An old build in place would hide a failed one, so it goes first.
-	rm -f pipeline/image/_jpegdc*.so
+	rm -f pipeline/image/_phash*.so pipeline/image/_jpegdc*.so
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@$(PY) -c 'import pipeline.image._jpegdc' || { \
+	@$(PY) -c 'import pipeline.image._phash' || { \
 	  echo "The C extension did not build: a C compiler and Python headers are needed (sudo apt-get install -y gcc python3-dev)"; \
 	  exit 1; }
 	touch $(STAMP)

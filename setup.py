@@ -1,8 +1,8 @@
 """Build of the one C extension; everything else about the package is in pyproject.toml.
 
-``pipeline.image._jpegdc`` reads a baseline JPEG's DC coefficients for the fast pHash. It is
-optional: without a C compiler the install still succeeds and ``phash_bytes`` decodes with
-Pillow instead (same hashes, about half the speed).
+``pipeline.image._phash`` computes phash()'s 32x32 Lanczos thumbnail and DCT hash in C (the
+download job hashes every stored image). It is optional: without a C compiler the install still
+succeeds and phash() computes the same bits with numpy, about half as fast.
 """
 
 from setuptools import Extension, setup
@@ -10,8 +10,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "pipeline.image._jpegdc",
-            sources=["pipeline/image/_jpegdc.c"],
+            "pipeline.image._phash",
+            sources=["pipeline/image/_phash.c"],
             extra_compile_args=["-std=gnu11"],
             libraries=["m"],
             optional=True,

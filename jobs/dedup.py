@@ -5,9 +5,8 @@ Thin entry point for pipeline.dedup.job. See docs/dedup.md.
 
 import sys
 
-from pipeline.dedup.job import check_inputs, format_summary, run
-from pipeline.dedup.options import options_from_args
-from pipeline.entrypoint import run_entrypoint
+from pipeline.dedup.job import DedupStage
+from pipeline.entrypoint import run_stage
 
 if __name__ == "__main__":
-    sys.exit(run_entrypoint("corpusforge-dedup", options_from_args, check_inputs, run, format_summary))
+    sys.exit(run_stage(DedupStage()))

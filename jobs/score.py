@@ -5,9 +5,8 @@ Thin entry point for pipeline.score.job. See docs/score.md.
 
 import sys
 
-from pipeline.entrypoint import run_entrypoint
-from pipeline.score.job import check_inputs, format_summary, run
-from pipeline.score.options import options_from_args
+from pipeline.entrypoint import run_stage
+from pipeline.score.job import ScoreStage
 
 if __name__ == "__main__":
-    sys.exit(run_entrypoint("corpusforge-score", options_from_args, check_inputs, run, format_summary))
+    sys.exit(run_stage(ScoreStage()))

@@ -24,7 +24,7 @@ from pipeline.score.quality import roc_auc, scores_with_labels
 from pipeline.submit import run_job
 from pipeline.synthetic.download import download_world
 from pipeline.synthetic.scenes import random_scene, render
-from pipeline.synthetic.world import WorldSpec, generate_world
+from pipeline.synthetic.world import WorldSpec, generate_world, held_out_spec
 from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
 from pipeline.train.loop import train
 from pipeline.train.options import add_arguments as add_train_arguments
@@ -116,6 +116,9 @@ def pretrain(options: DemoOptions, dataset: Path) -> Path:
     sizes = json.loads((dataset / "final" / "sizes.json").read_text())
     last = len(sizes) - 1
     output = options.workdir / "train"
+    eval_world = options.workdir / "eval_world"
+    if not (eval_world / "world.parquet").exists():
+        generate_world(eval_world, held_out_spec())
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     args = parser.parse_args(
@@ -131,7 +134,7 @@ def pretrain(options: DemoOptions, dataset: Path) -> Path:
             "--output",
             str(output),
             "--eval-world",
-            str(options.workdir / "eval_world"),
+            str(eval_world),
             "--eval-every",
             str(max(1, options.train_steps // 3)),
             "--seed",

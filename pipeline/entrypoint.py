@@ -1,40 +1,36 @@
-"""The shared body of the ``jobs/*.py`` entry points."""
+"""The shared body of the ``jobs/*.py`` entry points: ``sys.exit(run_stage(SomeStage()))``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from pipeline.errors import UserInputError
+from pipeline.executor import SparkExecutor
 from pipeline.logs import setup_logging
 from pipeline.spark import get_spark
+from pipeline.stage import Stage
 
-Options = TypeVar("Options")
+log = logging.getLogger("corpusforge")
 
 
-def run_entrypoint(
-    app_name: str,
-    parse: Callable[[], Options],
-    check_inputs: Callable[[Options], None],
-    run: Callable[[Any, Options], dict[str, Any]],
-    format_summary: Callable[[dict[str, Any]], str],
-) -> int:
-    """Parse options, check inputs before Spark starts, run the job, print its summary.
+def run_stage(stage: Stage[Any], argv: Sequence[str] | None = None) -> int:
+    """Parse options, check inputs before Spark starts, run the stage, print its summary.
 
     Returns the process exit code: 0 done, 2 bad options or inputs (logged with the reason).
     """
     setup_logging()
-    options = parse()
+    options = stage.parse(argv)
     try:
-        check_inputs(options)
-        spark = get_spark(app_name)
+        stage.check_inputs(options)
+        spark = get_spark(stage.app_name)
         try:
-            summary = run(spark, options)
+            summary = stage.run(SparkExecutor(spark), options)
         finally:
             spark.stop()
     except UserInputError as exc:
-        logging.getLogger("corpusforge").error("%s", exc)
+        log.error("%s", exc)
         return 2
-    print(format_summary(summary))
+    print(stage.format_summary(summary))
     return 0

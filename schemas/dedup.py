@@ -4,10 +4,9 @@ import pyarrow as pa
 
 from schemas.contract import versioned
 
-DEDUP_DIR = "dedup"  # under the dataset directory
-
 BENCHMARK_HASHES_VERSION = 2
 MATCHES_VERSION = 2
+CENTRE_HASHES_VERSION = 1
 
 # Reasons in matches.parquet. A benchmark match is always dropped by build_shards; the two
 # within-corpus reasons are dropped by default (one representative per group is kept and is
@@ -62,5 +61,16 @@ MATCHES_SCHEMA = versioned(
         # "phash_mirrored" (--flip-invariant) or "phash_centre" (--centre-max-distance); null for
         # within-corpus duplicates.
         pa.field("matched_hash", pa.string()),
+    ],
+)
+
+# dedup/centre_hashes/NNNNN.parquet: the centre pHash (pipeline.dedup.centre) of every stored
+# image of raw shard NNNNN, in tar order; a cache the dedup job keeps for reruns.
+CENTRE_HASHES_SCHEMA = versioned(
+    "centre_hashes",
+    CENTRE_HASHES_VERSION,
+    [
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("phash_centre", pa.int64(), nullable=False),
     ],
 )

@@ -15,11 +15,12 @@ sys.path.insert(0, str(GUARD_DIR))
 
 import socket_guard  # noqa: E402
 
-from pipeline.download.job import run as download  # noqa: E402
-from pipeline.download.options import DownloadOptions, options_from_args  # noqa: E402
+from pipeline.download.options import DownloadOptions  # noqa: E402
 from pipeline.submit import spark_submit_command  # noqa: E402
 from pipeline.synthetic.server import WorldServer  # noqa: E402
 from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists  # noqa: E402
+from tests.stages import download  # noqa: E402
+from tests.stages import download_options as options_from_args  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,6 +84,14 @@ def spark() -> Iterator[object]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def executor(spark: object) -> object:
+    """The stages' Spark executor over the session's Spark."""
+    from pipeline.executor import SparkExecutor
+
+    return SparkExecutor(spark)
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,9 @@ def _record(dataset: Path, tmp: Path) -> dict[str, Any]:
         "matches": _rows(dataset / "dedup" / "matches.parquet"),
         "selection": selection,
         "sizes": json.loads((dataset / "final" / "sizes.json").read_text()),
-        "manifest": {k: manifest[k] for k in ("shards", "counts", "selection", "total_samples", "total_bytes")},
+        "manifest": {
+            k: manifest[k] for k in ("shards", "counts", "selection", "total_samples", "total_bytes")
+        },
     }
 
 
@@ -114,7 +116,15 @@ def test_the_chain_gives_the_outputs_of_the_previous_design(tmp_path: Path, spar
         assert download.returncode == 0, download.stdout[-3000:]
     steps = [
         ("score", "--model", "corpusforge-tiny", "--pretrained", str(_scorer(tmp_path / "scorer.pt"))),
-        ("dedup", "--benchmark", str(world / "benchmark"), "--max-distance", "8", "--centre-max-distance", "4"),
+        (
+            "dedup",
+            "--benchmark",
+            str(world / "benchmark"),
+            "--max-distance",
+            "8",
+            "--centre-max-distance",
+            "4",
+        ),
         ("build_shards", "--top-fraction", "0.75", "--samples-per-shard", "16", "--min-shards", "1"),
     ]
     for job, *args in steps:

@@ -6,21 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download.options import build_parser, options_from_args
 from tests.conftest import SparkSubmit
+from tests.stages import download_options as options_from_args
+from tests.stages import parser
 
 
 def test_help_lists_every_option_with_its_default(spark_submit: SparkSubmit) -> None:
     result = spark_submit("download", "--help")
     assert result.returncode == 0, result.stderr
-    for action in build_parser()._actions:
+    for action in parser("download")._actions:
         for flag in action.option_strings:
             assert flag in result.stdout
     text = " ".join(result.stdout.split())
     assert "(default: 256)" in text and "(default: border)" in text
-    assert (
-        text.count("(default:") == sum(1 for a in build_parser()._actions if a.option_strings) - 1
-    )  # not -h
+    options = sum(1 for a in parser("download")._actions if a.option_strings) - 1  # not -h
+    assert text.count("default:") + text.count("(required)") == options
 
 
 def test_missing_url_list_is_a_clear_error(tmp_path: Path, spark_submit: SparkSubmit) -> None:
@@ -58,20 +58,19 @@ def test_address_policy_errors_surface_at_parse_time(capsys) -> None:
 
 def test_every_option_is_documented() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "download.md").read_text()
-    for action in build_parser()._actions:
+    for action in parser("download")._actions:
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
                 assert f"`{flag}`" in doc, f"{flag} is missing from docs/download.md"
 
 
 def test_score_help_and_docs_list_every_option(spark_submit: SparkSubmit) -> None:
-    from pipeline.score.options import build_parser as score_parser
 
     result = spark_submit("score", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     doc = (Path(__file__).parents[1] / "docs" / "score.md").read_text()
-    for action in score_parser()._actions:
+    for action in parser("score")._actions:
         for flag in action.option_strings:
             assert flag in text
             if flag not in ("-h", "--help"):
@@ -98,13 +97,12 @@ def test_score_job_refuses_a_missing_checkpoint_before_spark(
 
 
 def test_build_shards_help_and_docs_list_every_option(spark_submit: SparkSubmit) -> None:
-    from pipeline.build.options import build_parser as build_shards_parser
 
     result = spark_submit("build_shards", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     doc = (Path(__file__).parents[1] / "docs" / "build_shards.md").read_text()
-    for action in build_shards_parser()._actions:
+    for action in parser("build")._actions:
         for flag in action.option_strings:
             assert flag in text
             if flag not in ("-h", "--help"):
@@ -119,7 +117,7 @@ def test_build_shards_help_and_docs_list_every_option(spark_submit: SparkSubmit)
 def test_build_shards_refuses_a_score_rule_without_scores_before_spark(
     tmp_path: Path, spark_submit: SparkSubmit
 ) -> None:
-    from pipeline.synthetic.raw_shards import fabricate_dataset
+    from testkit.raw_shards import fabricate_dataset
 
     fabricate_dataset(tmp_path / "ds", shards=1, samples_per_shard=5, scored=False)
     result = spark_submit("build_shards", "--dataset", str(tmp_path / "ds"), "--top-fraction", "0.3")

@@ -11,22 +11,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from pipeline.build.options import BuildOptions
-from pipeline.dataset import Dataset
-from pipeline.download.input_shards import INPUT_DIR, MANIFEST
+from pipeline.dataset import Dataset, TableFile
 from pipeline.errors import UserInputError
-from pipeline.score.shard_scorer import SCORES_DIR, raw_token, scored_stats, scores_stats_name
-from pipeline.shards.raw_writer import RAW_DIR, complete_shards, is_complete
-from schemas.contract import SchemaMismatch, check_schema, schema_version
-from schemas.dedup import DEDUP_DIR, MATCHES_SCHEMA, REASONS
+from pipeline.score.shard_scorer import current_scores
+from schemas.contract import SchemaMismatch, schema_version
+from schemas.dedup import MATCHES_SCHEMA, REASONS
 from schemas.raw_shard import RAW_SHARD_SCHEMA
 from schemas.scores import SCORES_SCHEMA
 
 log = logging.getLogger(__name__)
-
-MATCHES_FILE = "matches.parquet"
 
 
 @dataclass(frozen=True)
@@ -54,27 +48,25 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
     error with ``--require-dedup`` and a logged warning otherwise.
     """
     dataset = Dataset(options.dataset)
-    shards = complete_shards(dataset)
+    shards = dataset.raw.complete_indices()
     if not shards:
-        raise UserInputError(
-            f"{dataset.path(RAW_DIR)} has no complete raw shards: run jobs/download.py first"
-        )
+        raise UserInputError(f"{dataset.raw.display()} has no complete raw shards: run jobs/download.py first")
     _check_download_finished(dataset, shards)
-    _check_parquet(dataset, (RAW_DIR, f"{dataset.shard_name(shards[0])}.parquet"), RAW_SHARD_SCHEMA)
-    scored = [s for s in shards if scored_stats(dataset, s) is not None]
+    _check_parquet(dataset.raw.shard(shards[0]).table_file)
+    scored = [s for s in shards if current_scores(dataset, s) is not None]
     if options.score_filter:
         flag = "--min-clip-score" if options.min_clip_score is not None else "--top-fraction"
-        if not dataset.exists(SCORES_DIR):
+        if not dataset.scores.exists():
             raise UserInputError(
-                f"{flag} needs CLIP scores but {dataset.path(SCORES_DIR)} does not exist: "
+                f"{flag} needs CLIP scores but {dataset.scores.display()} does not exist: "
                 "run jobs/score.py first, or build without a score rule"
             )
         missing = sorted(set(shards) - set(scored))
         if missing:
-            names = ", ".join(dataset.shard_name(s) for s in missing[:5])
+            names = ", ".join(dataset.raw.shard(s).name for s in missing[:5])
             raise UserInputError(
                 f"{flag} needs CLIP scores but {len(missing)} of {len(shards)} raw shards have none "
-                f"(or scores of an older download) in {dataset.path(SCORES_DIR)}: {names}"
+                f"(or scores of an older download) in {dataset.scores.display()}: {names}"
                 f"{' ...' if len(missing) > 5 else ''}; run jobs/score.py again"
             )
     elif scored and len(scored) < len(shards):
@@ -85,21 +77,21 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
         )
     model, pretrained = _score_model(dataset, scored)
     if scored:
-        _check_parquet(dataset, (SCORES_DIR, f"{dataset.shard_name(scored[0])}.parquet"), SCORES_SCHEMA)
-    has_matches = dataset.exists(DEDUP_DIR, MATCHES_FILE)
+        _check_parquet(dataset.scores.shard(scored[0]).table_file)
+    has_matches = dataset.dedup.matches.exists()
     row_groups = 0
     if has_matches:
         row_groups = _check_matches(dataset)
     elif options.require_dedup:
         raise UserInputError(
-            f"--require-dedup: {dataset.path(DEDUP_DIR, MATCHES_FILE)} does not exist: "
+            f"--require-dedup: {dataset.dedup.matches.path} does not exist: "
             "run jobs/dedup.py first"
         )
     else:
         log.warning(
             "%s does not exist: building WITHOUT dedup (benchmark duplicates are not removed); "
             "run jobs/dedup.py first or pass --require-dedup to make this an error",
-            dataset.path(DEDUP_DIR, MATCHES_FILE),
+            dataset.dedup.matches.path,
         )
     return BuildInputs(
         raw_shards=tuple(shards),
@@ -114,36 +106,34 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
 
 def _check_download_finished(dataset: Dataset, shards: list[int]) -> None:
     """Refuse a download that is still partial: a later resume would change the inputs."""
-    if not dataset.exists(INPUT_DIR, MANIFEST):
+    manifest = dataset.input.manifest()
+    if manifest is None:
         return  # raw shards written by another tool: nothing says how many there should be
-    expected = int(dataset.read_json(INPUT_DIR, MANIFEST)["shard_count"])
-    missing = [s for s in range(expected) if not is_complete(dataset, s)]
+    expected = int(manifest["shard_count"])
+    complete = set(shards)
+    missing = [s for s in range(expected) if s not in complete]
     if missing:
-        names = ", ".join(dataset.shard_name(s) for s in missing[:5])
+        names = ", ".join(dataset.raw.shard(s).name for s in missing[:5])
         raise UserInputError(
             f"the download of {dataset.url} is not finished: {len(missing)} of {expected} raw shards are "
             f"incomplete ({names}{' ...' if len(missing) > 5 else ''}); run jobs/download.py again first"
         )
 
 
-def _check_parquet(dataset: Dataset, parts: tuple[str, ...], expected: Any) -> None:
-    path = dataset.path(*parts)
+def _check_parquet(table: TableFile) -> None:
     try:
-        with dataset.fs.open(path, "rb") as handle:
-            check_schema(pq.read_schema(handle), expected, path)
+        table.check()
     except SchemaMismatch as exc:
         raise UserInputError(str(exc)) from exc
 
 
 def _check_matches(dataset: Dataset) -> int:
     """Check matches.parquet's schema and reasons; return its number of row groups."""
-    path = dataset.path(DEDUP_DIR, MATCHES_FILE)
+    matches = dataset.dedup.matches
+    path = matches.path
     try:
-        with dataset.fs.open(path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            check_schema(parquet.schema_arrow, MATCHES_SCHEMA, path)
-            reasons = set(parquet.read(columns=["reason"]).column("reason").unique().to_pylist())
-            row_groups = parquet.num_row_groups
+        row_groups = matches.row_groups()
+        reasons = set(matches.read(columns=["reason"]).column("reason").unique().to_pylist())
     except SchemaMismatch as exc:
         raise UserInputError(str(exc)) from exc
     unknown = sorted(str(r) for r in reasons - set(REASONS))
@@ -156,7 +146,7 @@ def _score_model(dataset: Dataset, scored: list[int]) -> tuple[str | None, str |
     """Model and pretrained tag of the scores (the score job never mixes two models)."""
     if not scored:
         return None, None
-    stats = dataset.read_json(SCORES_DIR, scores_stats_name(dataset, scored[0]))
+    stats = dataset.scores.shard(scored[0]).stats()
     return stats["model"], stats["pretrained"]
 
 
@@ -164,15 +154,14 @@ def _fingerprint(dataset: Dataset, shards: list[int], scored: list[int], has_mat
     """Digests of every input build_shards reads: stats markers change whenever a shard is redone."""
     raw = hashlib.sha256()
     for shard in shards:
-        raw.update(f"{shard}:{raw_token(dataset, shard)}\n".encode())
+        raw.update(f"{shard}:{dataset.raw.shard(shard).token()}\n".encode())
     scores = hashlib.sha256()
     for shard in scored:
-        with dataset.fs.open(dataset.path(SCORES_DIR, scores_stats_name(dataset, shard)), "rb") as handle:
-            scores.update(f"{shard}:".encode() + hashlib.sha256(handle.read()).digest())
+        scores.update(f"{shard}:{dataset.scores.shard(shard).token()}\n".encode())
     matches = None
     if has_matches:
         digest = hashlib.sha256()
-        with dataset.fs.open(dataset.path(DEDUP_DIR, MATCHES_FILE), "rb") as handle:
+        with dataset.storage.open(*dataset.dedup.matches.parts) as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
         matches = digest.hexdigest()
@@ -192,9 +181,7 @@ def upstream_versions(dataset: Dataset, inputs: BuildInputs) -> dict[str, Any]:
         "scores": schema_version(SCORES_SCHEMA)[1] if inputs.scored_shards else None,
         "matches": schema_version(MATCHES_SCHEMA)[1] if inputs.has_matches else None,
     }
-    download = (
-        dataset.read_json(RAW_DIR, "_options.json") if dataset.exists(RAW_DIR, "_options.json") else None
-    )
+    download = dataset.raw.download_options()
     return {
         "schemas": versions,
         "download_options": download,

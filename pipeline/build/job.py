@@ -1,4 +1,4 @@
-"""``run(spark, options)``: select samples and write globally shuffled final shards.
+"""The build_shards stage: select samples and write globally shuffled final shards.
 
 Stages (see docs/build_shards.md):
 1. candidates: one Spark task per raw shard reads its parquet, scores and tar member offsets;
@@ -17,10 +17,9 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.build.inputs import BuildInputs, discover_inputs, upstream_versions
-from pipeline.build.manifest import MANIFEST_FILE, SIZES_FILE, write_manifest
+from pipeline.build.manifest import write_manifest
 from pipeline.build.options import BuildOptions
-from pipeline.build.progress import collect_with_progress
-from pipeline.build.records import SELECTION_DIR, write_selection_part
+from pipeline.build.records import write_selection_part
 from pipeline.build.selection import (
     candidates_frame,
     matches_frame,
@@ -30,51 +29,65 @@ from pipeline.build.selection import (
     top_fraction_boundary,
     with_reasons,
 )
-from pipeline.build.shard_plan import FINAL_DIR, shard_count
+from pipeline.build.shard_plan import shard_count
 from pipeline.build.writer import PlannedSample, write_final_shard
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
+from pipeline.executor import SparkExecutor
+from pipeline.stage import Stage
 from schemas.selection import DROP_REASONS
 
 log = logging.getLogger(__name__)
 
-OPTIONS_FILE = "_options.json"
-SUMMARY_FILE = "_summary.json"
+
+class BuildStage(Stage[BuildOptions]):
+    name = "build_shards"
+    options_type = BuildOptions
+    description = (
+        "Select samples (CLIP score, dedup, caption and image rules) and write globally shuffled "
+        "WebDataset shards of a uniform size to DIR/final/, ready for open_clip_train."
+    )
+
+    def check_inputs(self, options: BuildOptions) -> None:
+        """Fail before Spark starts: missing or partial inputs, or a resume with other options/inputs."""
+        inputs = discover_inputs(options)
+        _check_resume(Dataset(options.dataset), options, inputs)
+
+    def run(self, executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
+        return run(executor, options)
+
+    def format_summary(self, summary: dict[str, Any]) -> str:
+        return format_summary(summary)
 
 
-def check_inputs(options: BuildOptions) -> None:
-    """Fail before Spark starts: missing or partial inputs, or a resume with other options/inputs."""
-    inputs = discover_inputs(options)
-    _check_resume(Dataset(options.dataset), options, inputs)
-
-
-def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
+def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
     """Build (or finish building) ``final/``; return (and write) the summary."""
     started = time.time()
     dataset = Dataset(options.dataset)
+    final = dataset.final
     inputs = discover_inputs(options)
-    if options.overwrite and dataset.exists(FINAL_DIR):
-        log.warning("--overwrite: deleting %s", dataset.path(FINAL_DIR))
-        dataset.fs.rm(dataset.path(FINAL_DIR), recursive=True)
+    if options.overwrite and final.exists():
+        log.warning("--overwrite: deleting %s", final.display())
+        final.remove()
     _check_resume(dataset, options, inputs)
-    dataset.makedirs(FINAL_DIR)
-    if not dataset.exists(FINAL_DIR, OPTIONS_FILE):
-        dataset.write_json_atomic(_recorded_options(options, inputs), FINAL_DIR, OPTIONS_FILE)
+    final.makedirs()
+    if not dataset.storage.exists(*final.options_file):
+        dataset.storage.write_json(_recorded_options(options, inputs), *final.options_file)
     # No task runs yet, so every temporary file left in final/ belongs to a dead writer.
-    removed = dataset.remove_temporaries(FINAL_DIR) + dataset.remove_temporaries(FINAL_DIR, SELECTION_DIR)
+    removed = final.remove_temporaries() + dataset.storage.remove_temporaries(final.selection_folder)
     if removed:
         log.info("removed %d partial files of an interrupted run", removed)
     finished = _finished_build(dataset, started)
     if finished is not None:
-        log.info("%s is complete (same options and inputs): nothing to do", dataset.path(FINAL_DIR))
+        log.info("%s is complete (same options and inputs): nothing to do", final.display())
         return finished
 
-    candidates = candidates_frame(spark, options, inputs).cache()
+    candidates = candidates_frame(executor, options, inputs).cache()
     parts = partitions_for(candidates.count())
     boundary = (
         top_fraction_boundary(candidates, options.top_fraction, parts) if options.top_fraction else None
     )
-    matches = matches_frame(spark, options.dataset, inputs)
+    matches = matches_frame(executor, dataset, inputs)
     reasoned = with_reasons(candidates, matches, options, boundary).coalesce(parts).cache()
     counts = reason_counts(reasoned)
     kept = counts.get(None, 0)
@@ -88,12 +101,12 @@ def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
         )
     shards = shard_count(kept, options.samples_per_shard)
     plan = positioned(reasoned, options.samples_per_shard, parts).persist()
-    unmatched = _unmatched_matches(spark, options, inputs, candidates)
+    unmatched = _unmatched_matches(executor, dataset, inputs, candidates)
 
-    records = _write_records(spark, options, inputs, reasoned, plan)
+    records = _write_records(executor, dataset, inputs, reasoned, plan)
     if records != total:
         raise RuntimeError(f"selection records cover {records} samples, expected {total}")
-    stats = _write_shards(spark, options, plan, shards)
+    stats = _write_shards(executor, dataset, plan, shards)
     plan.unpersist()
     reasoned.unpersist()
     candidates.unpersist()
@@ -142,9 +155,9 @@ def run(spark: Any, options: BuildOptions) -> dict[str, Any]:
         "samples_written_per_second": round(sum(s["count"] for s in written) / seconds, 2)
         if seconds
         else None,
-        "shard_pattern": f"{dataset.path(FINAL_DIR)}/{{000000..{shards - 1:06d}}}.tar",
+        "shard_pattern": final.pattern(shards),
     }
-    dataset.write_json_atomic(summary, FINAL_DIR, SUMMARY_FILE)
+    final.write_summary(summary)
     return summary
 
 
@@ -154,17 +167,18 @@ def _finished_build(dataset: Dataset, started: float) -> dict[str, Any] | None:
     Complete: manifest.json, sizes.json and the summary exist (written last), and every shard the
     manifest lists is in place with its marker's hash and size. Callers checked options and inputs.
     """
-    if not all(dataset.exists(FINAL_DIR, name) for name in (MANIFEST_FILE, SIZES_FILE, SUMMARY_FILE)):
+    final, storage = dataset.final, dataset.storage
+    if not all(storage.exists(*f) for f in (final.manifest_file, final.sizes_file, final.summary_file)):
         return None
-    for shard in dataset.read_json(FINAL_DIR, MANIFEST_FILE)["shards"]:
-        marker = shard["name"].replace(".tar", "_stats.json")
-        if not dataset.exists(FINAL_DIR, marker) or not dataset.exists(FINAL_DIR, shard["name"]):
+    for index, shard in enumerate(final.manifest()["shards"]):
+        unit = final.shard(index)
+        if unit.tar_name != shard["name"] or not unit.is_complete() or not unit.tar.exists():
             return None
-        recorded = dataset.read_json(FINAL_DIR, marker)
-        size = dataset.fs.info(dataset.path(FINAL_DIR, shard["name"]))["size"]
+        recorded = unit.stats()
+        size = storage.size(*unit.tar.parts)
         if (recorded["sha256"], recorded["bytes"], size) != (shard["sha256"], shard["bytes"], shard["bytes"]):
             return None
-    summary = dataset.read_json(FINAL_DIR, SUMMARY_FILE)
+    summary = final.summary()
     seconds = time.time() - started
     return {
         **summary,
@@ -181,39 +195,39 @@ def _recorded_options(options: BuildOptions, inputs: BuildInputs) -> dict[str, A
 
 def _check_resume(dataset: Dataset, options: BuildOptions, inputs: BuildInputs) -> None:
     """Refuse to continue a build made with other options or from other inputs (unless --overwrite)."""
-    if options.overwrite or not dataset.exists(FINAL_DIR, OPTIONS_FILE):
+    if options.overwrite or not dataset.storage.exists(*dataset.final.options_file):
         return
-    recorded = dataset.read_json(FINAL_DIR, OPTIONS_FILE)
+    recorded = dataset.storage.read_json(*dataset.final.options_file)
     wanted = _recorded_options(options, inputs)
     if recorded.get("options") != wanted["options"]:
         changed = sorted(
             k for k in wanted["options"] if recorded.get("options", {}).get(k) != wanted["options"][k]
         )
         raise UserInputError(
-            f"{dataset.path(FINAL_DIR)} was built with other options: {', '.join(changed)} (recorded in "
-            f"{FINAL_DIR}/{OPTIONS_FILE}); pass the same options to resume, or --overwrite to rebuild"
+            f"{dataset.final.display()} was built with other options: {', '.join(changed)} (recorded in "
+            f"{dataset.display(*dataset.final.options_file)}); pass the same options to resume, or "
+            "--overwrite to rebuild"
         )
     if recorded.get("inputs") != wanted["inputs"]:
         changed = sorted(
             k for k in wanted["inputs"] if recorded.get("inputs", {}).get(k) != wanted["inputs"][k]
         )
         raise UserInputError(
-            f"{dataset.path(FINAL_DIR)} was built from other inputs: {', '.join(changed)} changed since "
+            f"{dataset.final.display()} was built from other inputs: {', '.join(changed)} changed since "
             "(raw/, scores/ or dedup/ were redone); pass --overwrite to rebuild"
         )
 
 
-def _unmatched_matches(spark: Any, options: BuildOptions, inputs: BuildInputs, candidates: Any) -> int:
+def _unmatched_matches(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs, candidates: Any) -> int:
     """Dedup rows naming no downloaded sample (dedup run on another download?)."""
-    matches = matches_frame(spark, options.dataset, inputs)
+    matches = matches_frame(executor, dataset, inputs)
     if matches is None:
         return 0
     return matches.join(candidates.select("uid"), "uid", "left_anti").count()
 
 
-def _write_records(spark: Any, options: BuildOptions, inputs: BuildInputs, reasoned: Any, plan: Any) -> int:
+def _write_records(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs, reasoned: Any, plan: Any) -> int:
     """One selection parquet per raw shard; returns the number of samples recorded."""
-    url = options.dataset
     order = {shard: i for i, shard in enumerate(inputs.raw_shards)}
     dropped = (
         reasoned.where("reason IS NOT NULL")
@@ -225,29 +239,24 @@ def _write_records(spark: Any, options: BuildOptions, inputs: BuildInputs, reaso
     shards = list(inputs.raw_shards)
 
     def write(index: int, rows: Any) -> list[int]:
-        return [write_selection_part(url, shards[index], [row for _, row in rows])]
+        return [write_selection_part(dataset, shards[index], [row for _, row in rows])]
 
-    return sum(
-        collect_with_progress(
-            spark, parts.mapPartitionsWithIndex(write), len(shards), "corpusforge-build", "selection records"
-        )
-    )
+    records = parts.mapPartitionsWithIndex(write)
+    return sum(executor.collect(records, len(shards), "corpusforge-build", "selection records"))
 
 
-def _write_shards(spark: Any, options: BuildOptions, plan: Any, shards: int) -> list[dict[str, Any]]:
+def _write_shards(executor: SparkExecutor, dataset: Dataset, plan: Any, shards: int) -> list[dict[str, Any]]:
     """One Spark task per final shard; complete shards (marker with the same plan) are skipped."""
-    url = options.dataset
 
     def write(index: int, rows: Any) -> list[dict[str, Any]]:
         samples = [PlannedSample(position, r[0], r[1], r[2], r[3], r[4], r[5]) for shard, position, r in rows]
         if not samples:
             return []
-        return [{"index": index, **write_final_shard(url, index, samples)}]
+        return [{"index": index, **write_final_shard(dataset, index, samples)}]
 
     keyed = plan.map(lambda p: (p[0], (p[0], p[1], p[2]))).partitionBy(shards, lambda shard: shard)
-    stats = collect_with_progress(
-        spark, keyed.values().mapPartitionsWithIndex(write), shards, "corpusforge-build", "writing shards"
-    )
+    written = keyed.values().mapPartitionsWithIndex(write)
+    stats = executor.collect(written, shards, "corpusforge-build", "writing shards")
     stats.sort(key=lambda s: s["index"])
     if [s["index"] for s in stats] != list(range(shards)):
         raise RuntimeError(f"expected {shards} final shards, got {[s['index'] for s in stats]}")

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.build.shard_plan import FINAL_DIR
 from pipeline.dataset import Dataset
 from schemas.selection import SELECTION_VERSION
-
-MANIFEST_FILE = "manifest.json"
-SIZES_FILE = "sizes.json"
 
 
 def write_manifest(
@@ -29,7 +25,7 @@ def write_manifest(
         {"name": s["shard"], "count": s["count"], "bytes": s["bytes"], "sha256": s["sha256"]}
         for s in shard_stats
     ]
-    dataset.write_json_atomic({s["name"]: s["count"] for s in shards}, FINAL_DIR, SIZES_FILE)
+    dataset.storage.write_json({s["name"]: s["count"] for s in shards}, *dataset.final.sizes_file)
     manifest = {
         "format": "webdataset",
         "corpusforge_version": version,
@@ -41,5 +37,5 @@ def write_manifest(
         "counts": counts,
         "upstream": {**upstream, "schemas": {**upstream["schemas"], "selection": SELECTION_VERSION}},
     }
-    dataset.write_json_atomic(manifest, FINAL_DIR, MANIFEST_FILE)
+    dataset.storage.write_json(manifest, *dataset.final.manifest_file)
     return manifest

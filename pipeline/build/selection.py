@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from pipeline.build.candidates import CANDIDATE_COLUMNS, shard_candidates
-from pipeline.build.inputs import DEDUP_DIR, MATCHES_FILE, BuildInputs
+from pipeline.build.inputs import BuildInputs
 from pipeline.build.options import BuildOptions
 from pipeline.dataset import Dataset
+from pipeline.executor import SparkExecutor
 from schemas import selection as sel
 from schemas.dedup import REASON_BENCHMARK, REASON_EXACT, REASON_NEAR
 
@@ -56,16 +55,14 @@ def _candidate_schema() -> Any:
     )
 
 
-def candidates_frame(spark: Any, options: BuildOptions, inputs: BuildInputs) -> Any:
+def candidates_frame(executor: SparkExecutor, options: BuildOptions, inputs: BuildInputs) -> Any:
     """One row per downloaded sample of every raw shard (one Spark task per raw shard)."""
-    url, seed, scored = options.dataset, options.seed, frozenset(inputs.scored_shards)
-    rdd = spark.sparkContext.parallelize(list(inputs.raw_shards), len(inputs.raw_shards)).flatMap(
-        lambda shard: shard_candidates(url, shard, seed, shard in scored)
-    )
-    return spark.createDataFrame(rdd, _candidate_schema())
+    dataset, seed, scored = Dataset(options.dataset), options.seed, frozenset(inputs.scored_shards)
+    rdd = executor.flat_map(inputs.raw_shards, lambda shard: shard_candidates(dataset, shard, seed, shard in scored))
+    return executor.spark.createDataFrame(rdd, _candidate_schema())
 
 
-def matches_frame(spark: Any, dataset_url: str, inputs: BuildInputs) -> Any | None:
+def matches_frame(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs) -> Any | None:
     """dedup/matches.parquet as (uid, dedup_reason, match_id), one row per uid; None without dedup."""
     if not inputs.has_matches or inputs.matches_row_groups == 0:
         return None
@@ -73,18 +70,13 @@ def matches_frame(spark: Any, dataset_url: str, inputs: BuildInputs) -> Any | No
     from pyspark.sql import types as T
 
     def read_group(group: int) -> list[tuple[str, str, str]]:
-        dataset = Dataset(dataset_url)
-        with dataset.fs.open(dataset.path(DEDUP_DIR, MATCHES_FILE), "rb") as handle:
-            table = pq.ParquetFile(handle).read_row_group(group, columns=["uid", "reason", "match_id"])
+        table = dataset.dedup.matches.read_row_group(group, columns=["uid", "reason", "match_id"])
         return list(zip(*(table.column(c).to_pylist() for c in ("uid", "reason", "match_id")), strict=True))
 
-    groups = list(range(inputs.matches_row_groups))
     schema = T.StructType(
         [T.StructField(name, T.StringType(), False) for name in ("uid", "dedup_reason", "match_id")]
     )
-    frame = spark.createDataFrame(
-        spark.sparkContext.parallelize(groups, len(groups)).flatMap(read_group), schema
-    )
+    frame = executor.spark.createDataFrame(executor.flat_map(range(inputs.matches_row_groups), read_group), schema)
     # The contract says one row per uid; if a file breaks it, a benchmark match still wins.
     priority = F.when(F.col("dedup_reason") == REASON_BENCHMARK, 0).otherwise(1)
     first = F.min(F.struct(priority.alias("p"), F.col("dedup_reason"), F.col("match_id")))

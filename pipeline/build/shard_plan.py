@@ -1,4 +1,4 @@
-"""The deterministic parts of the shard plan: shuffle keys, shard names and counts, plan digests.
+"""The deterministic parts of the shard plan: shuffle keys, shard counts, plan digests.
 
 A sample's place in the output depends only on its uid, the seed and the set of kept samples:
 kept samples are sorted by ``(shuffle_key(seed, uid), uid)`` and cut into runs of
@@ -11,18 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-FINAL_DIR = "final"
-
 
 def shuffle_key(seed: int, uid: str) -> int:
     """A pseudo-random signed 64-bit sort key of ``uid`` under ``seed`` (stable across runs and hosts)."""
     digest = hashlib.blake2b(f"{seed}\x00{uid}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def final_shard_name(index: int) -> str:
-    """``000123``: six digits, so ``{000000..000123}.tar`` brace patterns list the shards."""
-    return f"{index:06d}"
 
 
 def shard_count(kept: int, samples_per_shard: int) -> int:
@@ -31,7 +24,7 @@ def shard_count(kept: int, samples_per_shard: int) -> int:
 
 
 def plan_digest(uids: Iterable[str]) -> str:
-    """Identity of one shard's content: its uids in order. Stored in the shard's marker."""
+    """Identity of one shard's content: its uids in order (the fingerprint of its marker)."""
     digest = hashlib.sha256()
     for uid in uids:
         digest.update(uid.encode())

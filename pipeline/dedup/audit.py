@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw, ImageOps
 
 from pipeline.dataset import Dataset
-from pipeline.dedup.benchmark_hashes import DEDUP_DIR
 
 log = logging.getLogger(__name__)
 
-AUDIT_DIR = "audit"
 TILE = 128
 LABEL = 16
 COLUMNS_PER_PAGE = 10
@@ -84,10 +82,9 @@ def write_audit(
     for match in sorted(matches, key=lambda m: (m.benchmark_id, m.distance, m.uid)):
         by_benchmark[match.benchmark_id].append(match)
     ids = sorted(by_benchmark)
-    folder = dataset.path(DEDUP_DIR, AUDIT_DIR)
-    if dataset.fs.exists(folder):
-        dataset.fs.rm(folder, recursive=True)
-    dataset.makedirs(DEDUP_DIR, AUDIT_DIR)
+    storage, audit = dataset.storage, dataset.dedup.audit_folder
+    storage.remove(audit)
+    storage.makedirs(audit)
     pages = []
     for start in range(0, len(ids), COLUMNS_PER_PAGE):
         columns = [
@@ -101,8 +98,7 @@ def write_audit(
         name = f"page_{start // COLUMNS_PER_PAGE:03d}.png"
         buffer = io.BytesIO()
         render_page(columns).save(buffer, format="PNG")
-        with dataset.fs.open(f"{folder}/{name}", "wb") as handle:
-            handle.write(buffer.getvalue())
+        storage.write_bytes(buffer.getvalue(), audit, name)
         pages.append(name)
     rows = "\n".join(
         f"<tr><td>{html.escape(m.benchmark_id)}</td><td>{html.escape(m.uid)}</td>"
@@ -130,5 +126,5 @@ image). {len(ids)} benchmark images shown.</p>
 {rows}
 </table></body></html>
 """
-    dataset.fs.pipe(f"{folder}/index.html", page.encode("utf-8"))
-    return f"{folder}/index.html"
+    storage.write_bytes(page.encode("utf-8"), audit, "index.html")
+    return storage.path(audit, "index.html")

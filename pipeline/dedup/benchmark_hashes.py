@@ -2,21 +2,24 @@
 
 A benchmark image goes through :func:`pipeline.image.process.stored_image` with the download
 job's own image options (``raw/_options.json``): the same decode, resize and border as the
-corpus, then the same pHash. The table is saved as ``dedup/benchmark_hashes.parquet`` with a
-fingerprint of its sources; a later run with unchanged sources and options reuses it.
+corpus, then the same pHash. The table is committed by the shard runner as
+``dedup/benchmark_hashes.parquet`` with the fingerprint of its sources and options in its marker
+``_benchmark_sources.json``; a later run with unchanged sources and options reuses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_sources import (
     FOLDER,
@@ -28,17 +31,17 @@ from pipeline.dedup.benchmark_sources import (
 from pipeline.dedup.centre import centre_phash
 from pipeline.dedup.complexity import colour_signature, complexity
 from pipeline.errors import SampleError, UserInputError
+from pipeline.executor import SparkExecutor
 from pipeline.image.options import ImageOptions
 from pipeline.image.phash import phash, to_signed64
 from pipeline.image.process import stored_image
-from pipeline.spark_progress import run_with_progress
-from schemas.contract import SchemaMismatch, check_schema
-from schemas.dedup import BENCHMARK_HASHES_SCHEMA, DEDUP_DIR
+from pipeline.runner import ShardCommit, fingerprint, run_shard
+from pipeline.stage import ShardStep
+from schemas.contract import SchemaMismatch
+from schemas.dedup import BENCHMARK_HASHES_SCHEMA
 
 log = logging.getLogger(__name__)
 
-HASHES_FILE = "benchmark_hashes.parquet"
-FINGERPRINT_FILE = "_benchmark_sources.json"
 FILES_PER_TASK = 200
 MAX_ERRORS_SHOWN = 10
 # Bump when the hashing of benchmark images changes, so saved tables are not reused.
@@ -57,9 +60,28 @@ def hash_image(data: bytes, image: ImageOptions) -> dict[str, Any]:
     }
 
 
-def _hash_task(item: tuple[BenchmarkSource, tuple[str, ...], ImageOptions]) -> dict[str, Any]:
-    """Hash one chunk of image files, or one tar; errors are returned, not raised."""
-    source, files, image = item
+@dataclass(frozen=True)
+class HashTask:
+    """Benchmark images hashed by one Spark task: a chunk of a folder's files, or one tar."""
+
+    source: BenchmarkSource
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HashBenchmarkImages(ShardStep[HashTask, None]):
+    """Hash the images of one :class:`HashTask`; bad images are returned as errors, not raised."""
+
+    image: ImageOptions
+
+    name = "corpusforge-dedup-hash"
+    description = "hashing benchmarks"
+
+    def process(self, task: HashTask, state: None) -> dict[str, Any]:
+        return _hash_images(task.source, task.files, self.image)
+
+
+def _hash_images(source: BenchmarkSource, files: tuple[str, ...], image: ImageOptions) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
 
@@ -97,7 +119,8 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
     """Rows of a parquet of precomputed hashes (``phash`` as int64, uint64 or 16 hex digits)."""
     path = source.files[0]
     try:
-        table = pq.read_table(path)
+        with fsspec.open(path, "rb") as handle:
+            table = pq.ParquetFile(handle).read()
     except (OSError, pa.ArrowInvalid) as exc:
         raise UserInputError(f"--benchmark {source.path}: not a readable parquet file ({exc})") from exc
     if "phash" not in table.column_names:
@@ -168,30 +191,20 @@ def _parse_hash(value: Any, source: BenchmarkSource, row: int) -> int:
     raise UserInputError(f"--benchmark {source.path}: row {row}: phash {value!r} is not an integer or hex")
 
 
-def _fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> dict[str, Any]:
-    import json
-
-    return json.loads(
-        json.dumps(
-            {
-                "hashing_version": HASHING_VERSION,
-                "image": asdict(image),
-                "sources": [
-                    {
-                        "path": s.path,
-                        "name": s.name,
-                        "kind": s.kind,
-                        "files": [list(f) for f in s.fingerprint],
-                    }
-                    for s in sources
-                ],
-            }
-        )
+def _fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> str:
+    return fingerprint(
+        hashing_version=HASHING_VERSION,
+        schema=BENCHMARK_HASHES_SCHEMA.metadata[b"corpusforge.schema_version"].decode(),
+        image=recorded(image),
+        sources=[
+            {"path": s.path, "name": s.name, "kind": s.kind, "files": [list(f) for f in s.fingerprint]}
+            for s in sources
+        ],
     )
 
 
 def benchmark_hashes(
-    spark: Any,
+    executor: SparkExecutor,
     dataset: Dataset,
     sources: list[BenchmarkSource],
     image: ImageOptions,
@@ -204,22 +217,43 @@ def benchmark_hashes(
     Bad benchmark images fail the job unless ``skip_bad_images``: a benchmark image that cannot
     be hashed is one the corpus cannot be cleaned of.
     """
-    wanted = _fingerprint(sources, image)
-    saved = None if rehash else _saved_table(dataset, wanted)
-    if saved is not None:
-        log.info("reusing %d benchmark hashes from %s", saved.num_rows, dataset.path(DEDUP_DIR, HASHES_FILE))
-        return saved, {"benchmark_images": saved.num_rows, "reused": True, "skipped": []}
+    folder = dataset.dedup
+    output = folder.benchmark_output
+    if rehash:
+        dataset.storage.remove(*output.marker)
+    skipped: list[str] = []
+
+    def work(commit: ShardCommit) -> dict[str, Any]:
+        table, errors = _hash_sources(executor, sources, image, skip_bad_images)
+        skipped.extend(errors)
+        commit.write_parquet(table, *folder.benchmark_hashes.parts)
+        log.info("hashed %d benchmark images (%d skipped)", table.num_rows, len(errors))
+        return {"benchmark_images": table.num_rows, "skipped": len(errors)}
+
+    marker = run_shard(dataset.storage, output, _fingerprint(sources, image), work)
+    try:
+        table = folder.benchmark_hashes.read()
+    except SchemaMismatch as exc:
+        raise UserInputError(f"{exc}; pass --rehash-benchmarks to hash the benchmark sources again") from exc
+    if marker["resumed"]:
+        log.info("reusing %d benchmark hashes from %s", table.num_rows, folder.benchmark_hashes.path)
+    return table, {"benchmark_images": table.num_rows, "reused": marker["resumed"], "skipped": skipped}
+
+
+def _hash_sources(
+    executor: SparkExecutor, sources: list[BenchmarkSource], image: ImageOptions, skip_bad_images: bool
+) -> tuple[pa.Table, list[str]]:
     rows: list[dict[str, Any]] = []
-    tasks: list[tuple[BenchmarkSource, tuple[str, ...], ImageOptions]] = []
+    tasks: list[HashTask] = []
     for source in sources:
         if source.kind == HASHES:
             rows.extend(read_precomputed(source))
         elif source.kind == FOLDER:
             for start in range(0, len(source.files), FILES_PER_TASK):
-                tasks.append((source, source.files[start : start + FILES_PER_TASK], image))
+                tasks.append(HashTask(source, source.files[start : start + FILES_PER_TASK]))
         else:
-            tasks.extend((source, (f,), image) for f in source.files)
-    results = run_with_progress(spark, tasks, _hash_task, "corpusforge-dedup-hash", "hashing benchmarks")
+            tasks.extend(HashTask(source, (f,)) for f in source.files)
+    results = executor.map(HashBenchmarkImages(image), tasks)
     errors = [e for r in results for e in r["errors"]]
     rows.extend(row for r in results for row in r["rows"])
     if errors and not skip_bad_images:
@@ -238,26 +272,4 @@ def benchmark_hashes(
     if not rows:
         raise UserInputError("the --benchmark sources hold no usable image or hash")
     rows.sort(key=lambda r: r["benchmark_id"])
-    table = pa.Table.from_pylist(rows, schema=BENCHMARK_HASHES_SCHEMA)
-    dataset.makedirs(DEDUP_DIR)
-    dataset.write_parquet_atomic(table, DEDUP_DIR, HASHES_FILE)
-    dataset.write_json_atomic(wanted, DEDUP_DIR, FINGERPRINT_FILE)
-    log.info("hashed %d benchmark images (%d skipped)", table.num_rows, len(errors))
-    return table, {"benchmark_images": table.num_rows, "reused": False, "skipped": errors}
-
-
-def _saved_table(dataset: Dataset, wanted: dict[str, Any]) -> pa.Table | None:
-    """The saved table, if it was hashed from the same sources with the same options."""
-    if not (dataset.exists(DEDUP_DIR, HASHES_FILE) and dataset.exists(DEDUP_DIR, FINGERPRINT_FILE)):
-        return None
-    if dataset.read_json(DEDUP_DIR, FINGERPRINT_FILE) != wanted:
-        return None
-    path = dataset.path(DEDUP_DIR, HASHES_FILE)
-    with dataset.fs.open(path, "rb") as handle:
-        table = pq.read_table(handle)
-    try:
-        check_schema(table.schema, BENCHMARK_HASHES_SCHEMA, path)
-    except SchemaMismatch as exc:
-        log.warning("not reusing saved benchmark hashes: %s", exc)
-        return None
-    return table
+    return pa.Table.from_pylist(rows, schema=BENCHMARK_HASHES_SCHEMA), errors

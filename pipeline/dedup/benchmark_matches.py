@@ -17,15 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.dataset import Dataset
 from pipeline.dedup.corpus import shard_hashes
 from pipeline.dedup.hamming import BandPlan, HammingIndex, _ball, plan_bands
 from pipeline.dedup.spark_join import hamming_join, join_plan
-from pipeline.spark_progress import run_with_progress
+from pipeline.executor import SparkExecutor
+from pipeline.stage import ShardStep
 
 log = logging.getLogger(__name__)
 
 
-HashReader = Callable[[str, int], tuple[list[str], np.ndarray]]
+HashReader = Callable[[Dataset, int], tuple[list[str], np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class BenchmarkQuery:
 class CorpusHashes:
     """The corpus side: raw shards read per task by ``read_shard``, or ``frame`` for the join."""
 
-    dataset_url: str
+    dataset: Dataset
     shards: list[int]
     frame: Any  # Spark DataFrame (uid, shard, phash), evaluated only by the shuffle join
     count: int
@@ -95,43 +97,52 @@ def query_hashes(phash: np.ndarray, flipped: np.ndarray | None) -> tuple[np.ndar
     )
 
 
-def _search_shard(
-    dataset_url: str, read_shard: HashReader, shard: int, index: Any, query: BenchmarkQuery
-) -> dict[str, Any]:
-    uids, hashes = read_shard(dataset_url, shard)
-    found_at, hit, distance = index.value.search(hashes) if len(hashes) else ([], [], [])
-    n, rows = query.n_benchmark, query.rows
-    found = [
-        (uids[q], shard, int(rows[h] % n), int(d), bool(rows[h] >= n), query.centre)
-        for q, h, d in zip(found_at, hit, distance, strict=True)
-    ]
-    return {"candidates": found, "hashes": len(hashes), "matches": len(found)}
+@dataclass(frozen=True)
+class SearchShard(ShardStep[int, None]):
+    """Search one raw shard's hashes against the broadcast benchmark index."""
+
+    dataset: Dataset
+    read_shard: HashReader
+    index: Any  # a Spark broadcast of a HammingIndex
+    query: BenchmarkQuery
+
+    name = "corpusforge-dedup-match"
+    counters = ("matches",)
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return "matching benchmark " + ("centres" if self.query.centre else "images")
+
+    def process(self, task: int, state: None) -> dict[str, Any]:
+        uids, hashes = self.read_shard(self.dataset, task)
+        found_at, hit, distance = self.index.value.search(hashes) if len(hashes) else ([], [], [])
+        n, rows = self.query.n_benchmark, self.query.rows
+        found = [
+            (uids[q], task, int(rows[h] % n), int(d), bool(rows[h] >= n), self.query.centre)
+            for q, h, d in zip(found_at, hit, distance, strict=True)
+        ]
+        return {"candidates": found, "hashes": len(hashes), "matches": len(found)}
 
 
 def broadcast_search(
-    spark: Any, corpus: CorpusHashes, query: BenchmarkQuery, index: HammingIndex
+    executor: SparkExecutor, corpus: CorpusHashes, query: BenchmarkQuery, index: HammingIndex
 ) -> list[Candidate]:
     """Search every shard against a broadcast index (one Spark task per shard)."""
-    broadcast = spark.sparkContext.broadcast(index)
-    url, read = corpus.dataset_url, corpus.read_shard  # not `corpus`: its DataFrame stays on the driver
+    broadcast = executor.context.broadcast(index)
     try:
-        results = run_with_progress(
-            spark,
-            corpus.shards,
-            lambda shard: _search_shard(url, read, shard, broadcast, query),
-            "corpusforge-dedup-match",
-            "matching benchmark " + ("centres" if query.centre else "images"),
-            counters=("matches",),
-        )
+        # Not `corpus` itself: its DataFrame stays on the driver.
+        step = SearchShard(corpus.dataset, corpus.read_shard, broadcast, query)
+        results = executor.map(step, corpus.shards)
     finally:
         broadcast.destroy()
     return [Candidate(*c) for r in results for c in r["candidates"]]
 
 
-def join_search(spark: Any, corpus: CorpusHashes, query: BenchmarkQuery) -> list[Candidate]:
+def join_search(executor: SparkExecutor, corpus: CorpusHashes, query: BenchmarkQuery) -> list[Candidate]:
     """Search with a Spark shuffle join (benchmark side expanded) instead of a broadcast index."""
     from pyspark.sql import types as T
 
+    spark = executor.spark
     schema = T.StructType([T.StructField("id", T.StringType()), T.StructField("phash", T.LongType())])
     bench = spark.createDataFrame([(str(i), int(h)) for i, h in enumerate(query.hashes)], schema)
     plan = join_plan(len(query.hashes), corpus.count, query.max_distance)
@@ -149,7 +160,7 @@ def join_search(spark: Any, corpus: CorpusHashes, query: BenchmarkQuery) -> list
 
 
 def search_benchmarks(
-    spark: Any, corpus: CorpusHashes, query: BenchmarkQuery, broadcast_limit_mb: int
+    executor: SparkExecutor, corpus: CorpusHashes, query: BenchmarkQuery, broadcast_limit_mb: int
 ) -> tuple[list[Candidate], str]:
     """All candidate (corpus sample, benchmark image) pairs; also says which execution ran."""
     if not len(query.hashes):
@@ -159,14 +170,14 @@ def search_benchmarks(
     if estimate <= broadcast_limit_mb * 2**20:
         index = HammingIndex(query.hashes, query.max_distance, plan)
         log.info("benchmark index of %d hashes: %.1f MiB, broadcast", len(query.hashes), index.nbytes / 2**20)
-        return broadcast_search(spark, corpus, query, index), "broadcast"
+        return broadcast_search(executor, corpus, query, index), "broadcast"
     log.info(
         "benchmark index of %d hashes would take ~%.0f MiB (> --broadcast-limit-mb %d): shuffle join",
         len(query.hashes),
         estimate / 2**20,
         broadcast_limit_mb,
     )
-    return join_search(spark, corpus, query), "shuffle_join"
+    return join_search(executor, corpus, query), "shuffle_join"
 
 
 def estimated_index_bytes(n_hashes: int, plan: BandPlan) -> int:

@@ -8,7 +8,6 @@ stable across runs as long as the source does not change.
 from __future__ import annotations
 
 import logging
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import fsspec
 
 from pipeline.errors import UserInputError
+from pipeline.shards.tar_reader import TarReadError, TarStream
 
 log = logging.getLogger(__name__)
 
@@ -115,28 +115,18 @@ def iter_tar_images(url: str) -> Iterator[tuple[str, bytes]]:
     refused with an error naming the tar, as are truncated or corrupt tars.
     """
     seen: set[str] = set()
+
+    def wanted(key: str, ext: str) -> bool:
+        return ext.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS and key not in seen
+
     with fsspec.open(url, "rb") as handle:
         try:
-            with tarfile.open(fileobj=handle, mode="r|*") as archive:
-                for member in archive:
-                    if not member.isfile():
-                        continue
-                    name = member.name
-                    if name.startswith("/") or ".." in name.split("/"):
-                        raise UserInputError(f"--benchmark {url}: unsafe member name {name!r}")
-                    base = name.rsplit("/", 1)[-1]
-                    if "." not in base:
-                        continue
-                    key = name[: len(name) - len(base)] + base.split(".", 1)[0]
-                    ext = base.rsplit(".", 1)[-1].lower()
-                    if ext not in IMAGE_EXTENSIONS or key in seen:
-                        continue
-                    seen.add(key)
-                    extracted = archive.extractfile(member)
-                    if extracted is not None:
-                        yield key, extracted.read()
-        except tarfile.TarError as exc:
-            raise UserInputError(f"--benchmark {url}: unreadable tar ({exc})") from exc
+            for member, data in TarStream(handle, url).members(wanted):
+                if data is not None:
+                    seen.add(member.key)
+                    yield member.key, data
+        except TarReadError as exc:
+            raise UserInputError(f"--benchmark {exc}") from exc
 
 
 def read_file(url: str) -> bytes:

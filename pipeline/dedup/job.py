@@ -1,15 +1,23 @@
-"""``run(spark, options)``: the dedup job.
+"""The dedup stage: benchmark decontamination and within-corpus duplicates, as named steps.
 
-1. Hash the benchmark images (or reuse ``dedup/benchmark_hashes.parquet``).
-2. Find every corpus sample within ``--max-distance`` of a benchmark hash (exact search), and
-   within ``--centre-max-distance`` of a benchmark centre hash (pipeline.dedup.centre).
-3. Within the corpus: exact duplicates by sha256, then near-duplicates by pHash.
-4. Apply the low-complexity rule to every pHash candidate (reads only those images).
-5. Write ``dedup/matches.parquet`` (one row per sample to drop), the audit grid and a summary.
+Every step shares one :class:`DedupContext` (the options, the dataset, the corpus' image
+options, the raw shards) and hands its result to the next explicitly:
 
-The job is one global pass: its outputs are written under temporary names and renamed into
-place at the end, so a killed run leaves the previous outputs intact and a rerun redoes the pass
-(benchmark hashes are reused when their sources have not changed).
+1. ``corpus hashes``: every stored sample's uid, sha256 and pHash (a DataFrame, one Spark task
+   per raw shard);
+2. ``benchmark hashes``: the benchmark images hashed through the download's image path, or the
+   saved table reused (:mod:`pipeline.dedup.benchmark_hashes`);
+3. ``benchmark search``: every corpus sample within ``--max-distance`` of a benchmark hash
+   (exact search), and within ``--centre-max-distance`` of a benchmark centre hash
+   (:mod:`pipeline.dedup.centre`);
+4. ``corpus duplicates``: exact duplicates by sha256, then near-duplicate pairs by pHash;
+5. ``verify``: the low-complexity rule on every pHash candidate (reads only those images), the
+   closest benchmark match per sample, one representative per near-duplicate group;
+6. ``write``: the audit grid, then ``dedup/matches.parquet`` committed with the summary as its
+   marker (one row per sample to drop).
+
+The job is one global pass: a killed run leaves the previous outputs intact and a rerun redoes
+the pass (benchmark hashes and corpus centre hashes are reused while their inputs are unchanged).
 """
 
 from __future__ import annotations
@@ -17,15 +25,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from functools import partial
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
 from pipeline.dedup.audit import AuditMatch, write_audit
-from pipeline.dedup.benchmark_hashes import DEDUP_DIR, benchmark_hashes
+from pipeline.dedup.benchmark_hashes import benchmark_hashes
 from pipeline.dedup.benchmark_matches import (
     BenchmarkQuery,
     Candidate,
@@ -34,54 +45,175 @@ from pipeline.dedup.benchmark_matches import (
     search_benchmarks,
 )
 from pipeline.dedup.benchmark_sources import BenchmarkSource, image_bytes, resolve_sources
-from pipeline.dedup.centre import CENTRE_DIR, shard_centre_hashes, shard_centre_rows
-from pipeline.dedup.corpus import image_features, shard_images, shard_rows
+from pipeline.dedup.centre import CentreHashReader
+from pipeline.dedup.corpus import CandidateFeatures, FeaturesTask, shard_images, shard_rows
 from pipeline.dedup.guard import UNKNOWN, ComplexityGuard, ImageFeatures
 from pipeline.dedup.options import DedupOptions
 from pipeline.dedup.within_corpus import (
+    CorpusSample,
     Duplicate,
     exact_duplicates,
     near_duplicate_groups,
     near_duplicate_pairs,
 )
-from pipeline.download.job import OPTIONS_FILE
 from pipeline.errors import UserInputError
+from pipeline.executor import SparkExecutor
 from pipeline.image.options import ImageOptions, image_options_from_record
-from pipeline.shards.raw_writer import RAW_DIR, complete_shards
-from pipeline.spark_progress import run_with_progress
+from pipeline.runner import ShardCommit
+from pipeline.stage import Stage
 from schemas.dedup import MATCHES_SCHEMA, REASON_BENCHMARK, REASON_EXACT, REASON_NEAR
 
 log = logging.getLogger(__name__)
 
-MATCHES_FILE = "matches.parquet"
-SUMMARY_FILE = "_summary.json"
+_HASH_ROWS_SCHEMA = "uid string, shard int, phash long"
 
 
-def check_inputs(options: DedupOptions) -> None:
-    """Fail before Spark starts: no raw shards, or a --benchmark path that cannot be used."""
-    dataset = Dataset(options.dataset)
-    if not complete_shards(dataset):
-        raise UserInputError(
-            f"{dataset.path(RAW_DIR)} has no complete raw shards: run jobs/download.py first"
-        )
-    resolve_sources(options.benchmarks)
+@dataclass(frozen=True)
+class DedupContext:
+    """What every dedup step shares."""
+
+    options: DedupOptions
+    dataset: Dataset
+    executor: SparkExecutor
+    image: ImageOptions
+    shards: list[int]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """The benchmark side: the hash table, its ids and what the low-complexity rule needs."""
+
+    table: pa.Table
+    sources: list[BenchmarkSource]
+    summary: dict[str, Any]
+
+    @property
+    def ids(self) -> list[str]:
+        return self.table.column("benchmark_id").to_pylist()
+
+    def features(self) -> list[ImageFeatures]:
+        return [
+            ImageFeatures.from_bytes(c, s)
+            for c, s in zip(
+                self.table.column("complexity").to_pylist(),
+                self.table.column("colour_signature").to_pylist(),
+                strict=True,
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class CorpusDuplicates:
+    exact: list[Duplicate]
+    near_pairs: list[tuple[str, str, int]]
+    near_samples: dict[str, CorpusSample]
 
 
 def stored_image_options(dataset: Dataset) -> ImageOptions:
     """The image options the corpus was downloaded with (benchmark images get the same)."""
-    if not dataset.exists(RAW_DIR, OPTIONS_FILE):
+    record = dataset.raw.download_options()
+    if record is None:
         log.warning(
             "%s is missing: hashing benchmark images with the default image options",
-            dataset.path(RAW_DIR, OPTIONS_FILE),
+            dataset.display(*dataset.raw.options_file),
         )
         return ImageOptions()
-    return image_options_from_record(dataset.read_json(RAW_DIR, OPTIONS_FILE)["image"])
+    return image_options_from_record(record["image"])
 
 
-_HASH_ROWS_SCHEMA = "uid string, shard int, phash long"
+@contextmanager
+def _timed(name: str, seconds: dict[str, float]) -> Iterator[None]:
+    started = time.time()
+    log.info("dedup step: %s", name)
+    yield
+    seconds[name] = round(time.time() - started, 2)
 
 
-def _corpus_frame(spark: Any, dataset_url: str, shards: list[int]) -> Any:
+class DedupStage(Stage[DedupOptions]):
+    name = "dedup"
+    options_type = DedupOptions
+    description = (
+        "Find corpus images that are near-duplicates of benchmark images (pHash within a Hamming "
+        "distance, exact search) and duplicates within the corpus; write dedup/matches.parquet "
+        "and an audit grid."
+    )
+
+    def check_inputs(self, options: DedupOptions) -> None:
+        """Fail before Spark starts: no raw shards, or a --benchmark path that cannot be used."""
+        dataset = Dataset(options.dataset)
+        if not dataset.raw.complete_indices():
+            raise UserInputError(
+                f"{dataset.raw.display()} has no complete raw shards: run jobs/download.py first"
+            )
+        resolve_sources(options.benchmarks)
+
+    def run(self, executor: SparkExecutor, options: DedupOptions) -> dict[str, Any]:
+        """Find benchmark duplicates and within-corpus duplicates; write matches, audit, summary."""
+        started = time.time()
+        dataset = Dataset(options.dataset)
+        ctx = DedupContext(
+            options, dataset, executor, stored_image_options(dataset), dataset.raw.complete_indices()
+        )
+        folder = dataset.dedup
+        folder.makedirs()
+        # No task runs yet: temporaries are a dead run's.
+        folder.remove_temporaries()
+        dataset.storage.remove_temporaries(folder.centre_folder)
+        seconds: dict[str, float] = {}
+        summary: dict[str, Any] = {"shards": len(ctx.shards), "options": recorded(options)}
+        with _timed("corpus hashes", seconds):
+            corpus = corpus_frame(ctx).persist()
+        try:
+            count = corpus.count()
+            summary["corpus_samples"] = count
+            log.info("%d stored samples in %d raw shards", count, len(ctx.shards))
+            with _timed("benchmark hashes", seconds):
+                benchmark = hash_benchmarks(ctx)
+            with _timed("benchmark search", seconds):
+                candidates, search = search_all(ctx, corpus, count, benchmark)
+            with _timed("corpus duplicates", seconds):
+                duplicates = find_corpus_duplicates(ctx, corpus, count)
+        finally:
+            corpus.unpersist()
+        with _timed("verify", seconds):
+            benchmark_best, near, rejected = verify(ctx, benchmark, candidates, duplicates)
+        with _timed("write", seconds):
+            ids = benchmark.ids if benchmark is not None else []
+            rows = match_rows(benchmark_best, ids, duplicates.exact, near)
+            reasons = Counter(r["reason"] for r in rows)
+            if benchmark is not None:
+                summary["benchmark"] = {**benchmark.summary, **search}
+            summary.update(
+                {
+                    "benchmark_candidates_rejected_by_guard": rejected,
+                    "near_duplicate_pairs": len(duplicates.near_pairs),
+                    "matches": len(rows),
+                    "by_reason": {
+                        r: reasons.get(r, 0) for r in (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
+                    },
+                    "benchmark_images_matched": len({c.benchmark_row for c in benchmark_best.values()}),
+                    "benchmark_matches_by_hash": dict(
+                        sorted(Counter(_matched_hash(c) for c in benchmark_best.values()).items())
+                    ),
+                }
+            )
+            if options.audit_limit and benchmark_best and benchmark is not None:
+                summary["audit"] = audit(ctx, benchmark.sources, benchmark_best, ids)
+        summary["step_seconds"] = seconds
+        summary["seconds"] = round(time.time() - started, 2)
+        commit = ShardCommit(dataset.storage, folder.matches_output)
+        commit.write_parquet(pa.Table.from_pylist(rows, schema=MATCHES_SCHEMA), *folder.matches.parts)
+        return commit.commit(summary)
+
+    def format_summary(self, summary: dict[str, Any]) -> str:
+        return format_summary(summary)
+
+
+# -- step 1 ------------------------------------------------------------------------------------
+
+
+def corpus_frame(ctx: DedupContext) -> Any:
+    """(uid, shard, sha256, phash, area) of every stored sample, one Spark task per raw shard."""
     from pyspark.sql import types as T
 
     schema = T.StructType(
@@ -93,183 +225,129 @@ def _corpus_frame(spark: Any, dataset_url: str, shards: list[int]) -> Any:
             T.StructField("area", T.LongType(), False),
         ]
     )
-    rows = spark.sparkContext.parallelize(shards, max(1, len(shards))).flatMap(
-        lambda shard: shard_rows(dataset_url, shard)
+    dataset = ctx.dataset
+    rows = ctx.executor.flat_map(ctx.shards, lambda shard: shard_rows(dataset, shard))
+    return ctx.executor.spark.createDataFrame(rows, schema)
+
+
+# -- step 2 ------------------------------------------------------------------------------------
+
+
+def hash_benchmarks(ctx: DedupContext) -> Benchmark | None:
+    """The benchmark hash table (None without --benchmark)."""
+    sources = resolve_sources(ctx.options.benchmarks)
+    if not sources:
+        return None
+    o = ctx.options
+    table, hashing = benchmark_hashes(
+        ctx.executor, ctx.dataset, sources, ctx.image, o.skip_bad_benchmark_images, o.rehash_benchmarks
     )
-    return spark.createDataFrame(rows, schema)
+    return Benchmark(table, sources, hashing)
 
 
-def _centre_corpus(
-    spark: Any, dataset_url: str, shards: list[int], count: int, image: ImageOptions
-) -> CorpusHashes:
+# -- step 3 ------------------------------------------------------------------------------------
+
+
+def search_all(
+    ctx: DedupContext, corpus: Any, count: int, benchmark: Benchmark | None
+) -> tuple[list[Candidate], dict[str, Any]]:
+    """Every (corpus sample, benchmark image) pair within reach of the whole or the centre hash,
+    and how the search ran (executions, candidate counts)."""
+    summary: dict[str, Any] = {}
+    if benchmark is None:
+        return [], summary
+    o, table = ctx.options, benchmark.table
+    phash = np.array(table.column("phash").to_pylist(), dtype=np.int64)
+    flipped = np.array(table.column("phash_flipped").to_pylist(), dtype=object) if o.flip_invariant else None
+    whole = CorpusHashes(ctx.dataset, ctx.shards, corpus, count)
+    candidates, execution = search_benchmarks(
+        ctx.executor, whole, BenchmarkQuery.whole(phash, flipped, o.max_distance), o.broadcast_limit_mb
+    )
+    summary["execution"] = execution
+    summary["candidates"] = len(candidates)
+    if o.centre_max_distance >= 0:
+        query = BenchmarkQuery.centre_of(table.column("phash_centre").to_pylist(), o.centre_max_distance)
+        found, execution = search_benchmarks(
+            ctx.executor, centre_corpus(ctx, count), query, o.broadcast_limit_mb
+        )
+        candidates += found
+        summary["centre_execution"] = execution
+        summary["centre_candidates"] = len(found)
+        summary["images_without_centre_hash"] = table.num_rows - len(query.hashes)
+    return candidates, summary
+
+
+def centre_corpus(ctx: DedupContext, count: int) -> CorpusHashes:
     """The corpus centre hashes: computed (or reused) per raw shard inside the search tasks."""
-    read = partial(shard_centre_hashes, image_ext=image.extension, border=image.border_color)
-    ext, border = image.extension, image.border_color
-    rows = spark.sparkContext.parallelize(shards, max(1, len(shards))).flatMap(
-        lambda shard: shard_centre_rows(dataset_url, shard, ext, border)
+    read = CentreHashReader(ctx.image.extension, ctx.image.border_color)
+    dataset = ctx.dataset
+    rows = ctx.executor.flat_map(ctx.shards, lambda shard: read.rows(dataset, shard))
+    frame = ctx.executor.spark.createDataFrame(rows, _HASH_ROWS_SCHEMA)
+    return CorpusHashes(dataset, ctx.shards, frame, count, read)
+
+
+# -- step 4 ------------------------------------------------------------------------------------
+
+
+def find_corpus_duplicates(ctx: DedupContext, corpus: Any, count: int) -> CorpusDuplicates:
+    """Exact duplicates (sha256), then near-duplicate pairs (pHash) among the rest."""
+    if not ctx.options.within_corpus:
+        return CorpusDuplicates([], [], {})
+    exact = exact_duplicates(corpus)
+    dropped = {d.uid for d in exact}
+    remaining = corpus
+    if dropped:
+        # An anti-join, not isin(): the list of exact duplicates can be millions long.
+        frame = ctx.executor.spark.createDataFrame([(uid,) for uid in sorted(dropped)], "uid string")
+        remaining = corpus.join(frame, "uid", "left_anti")
+    pairs, samples = near_duplicate_pairs(
+        remaining, count - len(dropped), ctx.options.near_duplicate_distance
     )
-    return CorpusHashes(dataset_url, shards, spark.createDataFrame(rows, _HASH_ROWS_SCHEMA), count, read)
+    return CorpusDuplicates(exact, pairs, samples)
 
 
-def _features(
-    spark: Any, dataset_url: str, image: ImageOptions, wanted: dict[str, int]
-) -> dict[str, ImageFeatures]:
+# -- step 5 ------------------------------------------------------------------------------------
+
+
+def verify(
+    ctx: DedupContext, benchmark: Benchmark | None, candidates: list[Candidate], duplicates: CorpusDuplicates
+) -> tuple[dict[str, Candidate], list[Duplicate], int]:
+    """The low-complexity rule on every pHash candidate; returns the closest accepted benchmark
+    match per sample, the near-duplicates to drop, and how many benchmark candidates it rejected."""
+    guard = ComplexityGuard(ctx.options.min_complexity, ctx.options.max_signature_distance)
+    wanted = {c.uid: c.shard for c in candidates}
+    wanted.update({s.uid: s.shard for s in duplicates.near_samples.values()})
+    features = candidate_features(ctx, wanted) if wanted else {}
+    bench_features = benchmark.features() if benchmark is not None else []
+
+    def benchmark_side(c: Candidate) -> ImageFeatures:
+        side = bench_features[c.benchmark_row]
+        return side.mirrored() if c.flipped else side
+
+    accepted = [c for c in candidates if guard.accepts(features.get(c.uid, UNKNOWN), benchmark_side(c))]
+    near = near_duplicate_groups(
+        duplicates.near_pairs,
+        duplicates.near_samples,
+        lambda a, b: guard.accepts(features.get(a, UNKNOWN), features.get(b, UNKNOWN)),
+    )
+    return closest(accepted), near, len(candidates) - len(accepted)
+
+
+def candidate_features(ctx: DedupContext, wanted: dict[str, int]) -> dict[str, ImageFeatures]:
     """Complexity and colour signature of the corpus samples named in ``wanted`` (uid -> shard)."""
     by_shard: dict[int, list[str]] = {}
     for uid, shard in wanted.items():
         by_shard.setdefault(shard, []).append(uid)
-    items = [
-        (dataset_url, shard, image.extension, image.border_color, tuple(sorted(uids)))
-        for shard, uids in sorted(by_shard.items())
-    ]
-    results = run_with_progress(
-        spark, items, image_features, "corpusforge-dedup-guard", "checking candidates"
-    )
+    tasks = [FeaturesTask(shard, tuple(sorted(uids))) for shard, uids in sorted(by_shard.items())]
+    step = CandidateFeatures(ctx.dataset, ctx.image.extension, ctx.image.border_color)
+    results = ctx.executor.map(step, tasks)
     return {uid: ImageFeatures.from_bytes(c, sig) for r in results for uid, (c, sig) in r["features"].items()}
 
 
-def run(spark: Any, options: DedupOptions) -> dict[str, Any]:
-    """Find benchmark duplicates and within-corpus duplicates; write matches, audit, summary."""
-    started = time.time()
-    dataset = Dataset(options.dataset)
-    shards = complete_shards(dataset)
-    image = stored_image_options(dataset)
-    guard = ComplexityGuard(options.min_complexity, options.max_signature_distance)
-    dataset.makedirs(DEDUP_DIR)
-    dataset.remove_temporaries(DEDUP_DIR)
-    dataset.remove_temporaries(DEDUP_DIR, CENTRE_DIR)  # no task runs yet: these are a dead run's
-    summary: dict[str, Any] = {"shards": len(shards), "options": _options_record(options)}
-
-    corpus = _corpus_frame(spark, dataset.url, shards).persist()
-    try:
-        corpus_count = corpus.count()
-        summary["corpus_samples"] = corpus_count
-        log.info("%d stored samples in %d raw shards", corpus_count, len(shards))
-
-        sources = resolve_sources(options.benchmarks)
-        candidates: list[Candidate] = []
-        bench_table = None
-        if sources:
-            bench_table, hashing = benchmark_hashes(
-                spark, dataset, sources, image, options.skip_bad_benchmark_images, options.rehash_benchmarks
-            )
-            summary["benchmark"] = hashing
-            phash = np.array(bench_table.column("phash").to_pylist(), dtype=np.int64)
-            flipped = (
-                np.array(bench_table.column("phash_flipped").to_pylist(), dtype=object)
-                if options.flip_invariant
-                else None
-            )
-            whole = CorpusHashes(dataset.url, shards, corpus, corpus_count)
-            candidates, execution = search_benchmarks(
-                spark,
-                whole,
-                BenchmarkQuery.whole(phash, flipped, options.max_distance),
-                options.broadcast_limit_mb,
-            )
-            summary["benchmark"]["execution"] = execution
-            summary["benchmark"]["candidates"] = len(candidates)
-            if options.centre_max_distance >= 0:
-                centre_query = BenchmarkQuery.centre_of(
-                    bench_table.column("phash_centre").to_pylist(), options.centre_max_distance
-                )
-                centre_candidates, centre_execution = search_benchmarks(
-                    spark,
-                    _centre_corpus(spark, dataset.url, shards, corpus_count, image),
-                    centre_query,
-                    options.broadcast_limit_mb,
-                )
-                candidates += centre_candidates
-                summary["benchmark"]["centre_execution"] = centre_execution
-                summary["benchmark"]["centre_candidates"] = len(centre_candidates)
-                summary["benchmark"]["images_without_centre_hash"] = bench_table.num_rows - len(
-                    centre_query.hashes
-                )
-
-        exact: list[Duplicate] = []
-        near_pairs: list[tuple[str, str, int]] = []
-        near_samples: dict = {}
-        if options.within_corpus:
-            exact = exact_duplicates(corpus)
-            dropped_exact = {d.uid for d in exact}
-            remaining = corpus
-            if dropped_exact:
-                # An anti-join, not isin(): the list of exact duplicates can be millions long.
-                dropped_frame = spark.createDataFrame([(uid,) for uid in sorted(dropped_exact)], "uid string")
-                remaining = corpus.join(dropped_frame, "uid", "left_anti")
-            near_pairs, near_samples = near_duplicate_pairs(
-                remaining, corpus_count - len(dropped_exact), options.near_duplicate_distance
-            )
-    finally:
-        corpus.unpersist()
-
-    # The low-complexity rule needs the images of every pHash candidate (and only those).
-    wanted = {c.uid: c.shard for c in candidates}
-    wanted.update({s.uid: s.shard for s in near_samples.values()})
-    features = _features(spark, dataset.url, image, wanted) if wanted else {}
-
-    bench_features: list[ImageFeatures] = []
-    bench_ids: list[str] = []
-    if bench_table is not None:
-        bench_ids = bench_table.column("benchmark_id").to_pylist()
-        bench_features = [
-            ImageFeatures.from_bytes(c, s)
-            for c, s in zip(
-                bench_table.column("complexity").to_pylist(),
-                bench_table.column("colour_signature").to_pylist(),
-                strict=True,
-            )
-        ]
-    accepted = [
-        c
-        for c in candidates
-        if guard.accepts(
-            features.get(c.uid, UNKNOWN),
-            bench_features[c.benchmark_row].mirrored() if c.flipped else bench_features[c.benchmark_row],
-        )
-    ]
-    benchmark_best = closest(accepted)
-    near = near_duplicate_groups(
-        near_pairs,
-        near_samples,
-        lambda a, b: guard.accepts(features.get(a, UNKNOWN), features.get(b, UNKNOWN)),
-    )
-
-    rows = _match_rows(benchmark_best, bench_ids, exact, near)
-    _write_matches(dataset, rows)
-    reasons = Counter(r["reason"] for r in rows)
-    summary.update(
-        {
-            "benchmark_candidates_rejected_by_guard": len(candidates) - len(accepted),
-            "near_duplicate_pairs": len(near_pairs),
-            "matches": len(rows),
-            "by_reason": {
-                reason: reasons.get(reason, 0) for reason in (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
-            },
-            "benchmark_images_matched": len({c.benchmark_row for c in benchmark_best.values()}),
-            "benchmark_matches_by_hash": dict(
-                sorted(Counter(_matched_hash(c) for c in benchmark_best.values()).items())
-            ),
-        }
-    )
-    if options.audit_limit and benchmark_best:
-        summary["audit"] = _audit(
-            dataset, sources, benchmark_best, bench_ids, image.extension, options.audit_limit
-        )
-    summary["seconds"] = round(time.time() - started, 2)
-    dataset.write_json_atomic(summary, DEDUP_DIR, SUMMARY_FILE)
-    return summary
+# -- step 6 ------------------------------------------------------------------------------------
 
 
-def _options_record(options: DedupOptions) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    record = asdict(options)
-    record["benchmarks"] = list(options.benchmarks)
-    return record
-
-
-def _match_rows(
+def match_rows(
     benchmark_best: dict[str, Candidate], bench_ids: list[str], exact: list[Duplicate], near: list[Duplicate]
 ) -> list[dict[str, Any]]:
     """One row per sample to drop; a benchmark match wins over a within-corpus duplicate."""
@@ -306,25 +384,19 @@ def _matched_hash(candidate: Candidate) -> str:
     return "phash_mirrored" if candidate.flipped else "phash"
 
 
-def _write_matches(dataset: Dataset, rows: list[dict[str, Any]]) -> None:
-    dataset.write_parquet_atomic(pa.Table.from_pylist(rows, schema=MATCHES_SCHEMA), DEDUP_DIR, MATCHES_FILE)
-
-
-def _audit(
-    dataset: Dataset,
+def audit(
+    ctx: DedupContext,
     sources: list[BenchmarkSource],
     benchmark_best: dict[str, Candidate],
     bench_ids: list[str],
-    image_ext: str,
-    limit: int,
 ) -> dict[str, Any]:
-    """Render the audit grid for the first ``limit`` matched benchmark images (by id)."""
+    """Render the audit grid for the first ``--audit-limit`` matched benchmark images (by id)."""
     matches = [
         AuditMatch(bench_ids[c.benchmark_row], uid, c.distance, c.flipped, c.centre)
         for uid, c in benchmark_best.items()
     ]
     matched_ids = sorted({m.benchmark_id for m in matches})
-    shown_ids = set(matched_ids[:limit])
+    shown_ids = set(matched_ids[: ctx.options.audit_limit])
     shown = [m for m in matches if m.benchmark_id in shown_ids]
     by_source = {s.name: s for s in sources}
     bench_images = {}
@@ -337,8 +409,8 @@ def _audit(
     for m in shown:
         by_shard.setdefault(benchmark_best[m.uid].shard, []).append(m.uid)
     for shard, uids in by_shard.items():
-        corpus_images.update(shard_images(dataset.url, shard, image_ext, uids))
-    path = write_audit(dataset, shown, bench_images, corpus_images, len(matched_ids))
+        corpus_images.update(shard_images(ctx.dataset, shard, ctx.image.extension, uids))
+    path = write_audit(ctx.dataset, shown, bench_images, corpus_images, len(matched_ids))
     log.info("audit grid of %d benchmark images: %s", len(shown_ids), path)
     return {"index": path, "benchmark_images_shown": len(shown_ids)}
 

@@ -13,29 +13,19 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from pipeline.dataset import Dataset
-from pipeline.download.input_shards import INPUT_DIR
 from pipeline.errors import ErrorClass
 
 log = logging.getLogger(__name__)
 
-DUPLICATES_MARKER = "_duplicates.json"
 DRIVER_LIMIT = 2_000_000  # rows; above it duplicates are found with a Spark shuffle
 PAIR = "p"
 URL = "u"
 
 
-def _dups_name(dataset: Dataset, shard: int) -> str:
-    return f"{dataset.shard_name(shard)}_dups.json"
-
-
-def _shard_keys(dataset_url: str, shard: int) -> Iterator[tuple[tuple[str, str], int]]:
-    dataset = Dataset(dataset_url)
-    path = dataset.path(INPUT_DIR, f"{dataset.shard_name(shard)}.parquet")
-    with dataset.fs.open(path, "rb") as handle:
-        table = pq.ParquetFile(handle).read(columns=["uid", "url", "row_index", "ingest_error"])
+def _shard_keys(dataset: Dataset, shard: int) -> Iterator[tuple[tuple[str, str], int]]:
+    table = dataset.input.shard(shard).table_file.read(columns=["uid", "url", "row_index", "ingest_error"])
     for uid, url, row, error in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
         if error is not None:
             continue
@@ -50,17 +40,14 @@ def _later_rows(item: tuple[tuple[str, str], Iterable[int]]) -> Iterator[tuple[i
         yield row, kind
 
 
-def _write_shard_dups(
-    dataset_url: str, samples_per_shard: int, item: tuple[int, Iterable[tuple[int, str]]]
-) -> dict[str, int]:
+def _write_shard_dups(dataset: Dataset, item: tuple[int, Iterable[tuple[int, str]]]) -> dict[str, int]:
     shard, marks = item
-    dataset = Dataset(dataset_url)
     entries = sorted(marks)
     payload = {
         str(row): (ErrorClass.DUPLICATE_PAIR if kind == PAIR else ErrorClass.DUPLICATE_URL).value
         for row, kind in entries
     }
-    dataset.write_json_atomic(payload, INPUT_DIR, _dups_name(dataset, shard))
+    dataset.storage.write_json(payload, *dataset.input.shard(shard).duplicates_file)
     counts = {"duplicate_pair": 0, "duplicate_url": 0}
     for kind in payload.values():
         counts[kind] += 1
@@ -68,7 +55,7 @@ def _write_shard_dups(
 
 
 def mark_duplicates(
-    spark: Any,
+    executor: Any,
     dataset: Dataset,
     shard_count: int,
     samples_per_shard: int,
@@ -81,13 +68,14 @@ def mark_duplicates(
     so memory stays bounded by the limit, not by the list): a Spark shuffle costs seconds of
     fixed overhead. Longer lists use a Spark shuffle. Both write the same files.
     """
-    if dataset.exists(INPUT_DIR, DUPLICATES_MARKER):
-        return dataset.read_json(INPUT_DIR, DUPLICATES_MARKER)
+    marker = dataset.input.duplicates_marker
+    if dataset.storage.exists(*marker):
+        return dataset.storage.read_json(*marker)
     if total_rows <= driver_limit:
         counts = _mark_on_driver(dataset, shard_count, samples_per_shard)
     else:
-        counts = _mark_with_spark(spark, dataset, shard_count, samples_per_shard)
-    dataset.write_json_atomic(counts, INPUT_DIR, DUPLICATES_MARKER)
+        counts = _mark_with_spark(executor, dataset, shard_count, samples_per_shard)
+    dataset.storage.write_json(counts, *marker)
     log.info(
         "duplicates: %d repeated pairs, %d repeated URLs", counts["duplicate_pair"], counts["duplicate_url"]
     )
@@ -95,11 +83,9 @@ def mark_duplicates(
 
 
 def _mark_with_spark(
-    spark: Any, dataset: Dataset, shard_count: int, samples_per_shard: int
+    executor: Any, dataset: Dataset, shard_count: int, samples_per_shard: int
 ) -> dict[str, int]:
-    url = dataset.url
-    sc = spark.sparkContext
-    keys = sc.parallelize(range(shard_count), max(1, shard_count)).flatMap(lambda s: _shard_keys(url, s))
+    keys = executor.flat_map(range(shard_count), lambda s: _shard_keys(dataset, s))
     marks = (
         keys.groupByKey()
         .flatMap(_later_rows)
@@ -108,7 +94,7 @@ def _mark_with_spark(
         .map(lambda rk: (rk[0] // samples_per_shard, rk))
         .groupByKey()
     )
-    return marks.map(lambda item: _write_shard_dups(url, samples_per_shard, item)).fold(
+    return marks.map(lambda item: _write_shard_dups(dataset, item)).fold(
         {"duplicate_pair": 0, "duplicate_url": 0},
         lambda a, b: {k: a[k] + b[k] for k in a},
     )
@@ -119,7 +105,7 @@ def _mark_on_driver(dataset: Dataset, shard_count: int, samples_per_shard: int) 
     pair_keys: list[bytes] = []
     url_keys: list[bytes] = []
     for shard in range(shard_count):
-        for (kind, key), row in _shard_keys(dataset.url, shard):
+        for (kind, key), row in _shard_keys(dataset, shard):
             if kind == PAIR:
                 rows.append(row)
                 pair_keys.append(bytes.fromhex(key))
@@ -136,7 +122,7 @@ def _mark_on_driver(dataset: Dataset, shard_count: int, samples_per_shard: int) 
         marks.setdefault(row // samples_per_shard, []).append((row, PAIR if pair_later[index] else URL))
     counts = {"duplicate_pair": 0, "duplicate_url": 0}
     for item in marks.items():
-        shard_counts = _write_shard_dups(dataset.url, samples_per_shard, item)
+        shard_counts = _write_shard_dups(dataset, item)
         counts = {k: counts[k] + shard_counts[k] for k in counts}
     return counts
 
@@ -151,7 +137,5 @@ def _later_occurrences(keys: np.ndarray) -> np.ndarray:
 
 def read_shard_duplicates(dataset: Dataset, shard: int) -> dict[int, str]:
     """Row index -> duplicate class for one shard (empty when it has none)."""
-    name = _dups_name(dataset, shard)
-    if not dataset.exists(INPUT_DIR, name):
-        return {}
-    return {int(row): kind for row, kind in dataset.read_json(INPUT_DIR, name).items()}
+    recorded = dataset.storage.read_json_if_exists(*dataset.input.shard(shard).duplicates_file)
+    return {} if recorded is None else {int(row): kind for row, kind in recorded.items()}

@@ -14,19 +14,14 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
 from pipeline.ingest import IngestOptions, iter_canonical_batches, list_input_files
-from schemas.contract import check_schema
-from schemas.url_list import URL_LIST_SCHEMA, URL_LIST_VERSION
+from schemas.url_list import URL_LIST_VERSION
 
 log = logging.getLogger(__name__)
-
-INPUT_DIR = "_input"
-MANIFEST = "_manifest.json"
 
 
 def input_signature(options: IngestOptions, samples_per_shard: int) -> dict[str, Any]:
@@ -49,17 +44,19 @@ def input_signature(options: IngestOptions, samples_per_shard: int) -> dict[str,
 def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_shard: int) -> dict[str, Any]:
     """Write (or reuse) the input shards and return the manifest."""
     signature = input_signature(options, samples_per_shard)
-    if dataset.exists(INPUT_DIR, MANIFEST):
-        manifest = dataset.read_json(INPUT_DIR, MANIFEST)
+    folder = dataset.input
+    manifest = folder.manifest()
+    if manifest is not None:
         if manifest.get("signature") != signature:
             raise UserInputError(
                 f"{dataset.url} was started from a different URL list or different ingest options "
-                f"(recorded in {INPUT_DIR}/{MANIFEST}); use a new --dataset or pass --overwrite"
+                f"(recorded in {dataset.display(*folder.manifest_file)}); use a new --dataset or pass "
+                "--overwrite"
             )
         log.info("reusing %d input shards from an earlier run", manifest["shard_count"])
         return manifest
-    dataset.makedirs(INPUT_DIR)
-    dataset.remove_temporaries(INPUT_DIR)
+    folder.makedirs()
+    folder.remove_temporaries()
     errors: Counter[str] = Counter()
     rows = 0
     shard = 0
@@ -74,12 +71,14 @@ def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_s
             pending_rows += table.num_rows
             while pending_rows >= samples_per_shard:
                 merged = pa.concat_tables(pending)
-                _write_input_shard(dataset, shard, merged.slice(0, samples_per_shard))
+                dataset.storage.write_parquet(
+                    merged.slice(0, samples_per_shard), *folder.shard(shard).table_file.parts
+                )
                 shard += 1
                 rest = merged.slice(samples_per_shard)
                 pending, pending_rows = [rest], rest.num_rows
         if pending_rows:
-            _write_input_shard(dataset, shard, pa.concat_tables(pending))
+            dataset.storage.write_parquet(pa.concat_tables(pending), *folder.shard(shard).table_file.parts)
             shard += 1
     manifest = {
         "signature": signature,
@@ -87,25 +86,11 @@ def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_s
         "rows": rows,
         "ingest_errors": dict(sorted(errors.items())),
     }
-    dataset.write_json_atomic(manifest, INPUT_DIR, MANIFEST)
+    dataset.storage.write_json(manifest, *folder.manifest_file)
     log.info("URL list: %d rows in %d shards, %d unusable rows", rows, shard, sum(errors.values()))
     return manifest
 
 
-def _write_input_shard(dataset: Dataset, shard: int, table: pa.Table) -> None:
-    final = dataset.path(INPUT_DIR, f"{dataset.shard_name(shard)}.parquet")
-    temp = dataset.temp_path(final)
-    with dataset.fs.open(temp, "wb") as handle:
-        pq.write_table(table, handle)
-    dataset.fs.mv(temp, final)
-
-
 def read_input_shard(dataset: Dataset, shard: int) -> pa.Table:
-    """Read input shard ``shard`` and check it against the URL list contract."""
-    path = dataset.path(INPUT_DIR, f"{dataset.shard_name(shard)}.parquet")
-    with dataset.fs.open(path, "rb") as handle:
-        # ParquetFile, not read_table: read_table imports pyarrow.dataset and with it pandas,
-        # about 0.5 s of CPU in every fresh Python worker.
-        table = pq.ParquetFile(handle).read()
-    check_schema(table.schema, URL_LIST_SCHEMA, path)
-    return table
+    """Read input shard ``shard``, checked against the URL list contract."""
+    return dataset.input.shard(shard).table_file.read()

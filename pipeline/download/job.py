@@ -1,99 +1,104 @@
-"""``run(spark, options)``: the download job, one Spark task per shard."""
+"""The download stage: URL list -> input shards -> raw shards, one Spark task per shard."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict
 from typing import Any
 
+from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
 from pipeline.download.duplicates import mark_duplicates
-from pipeline.download.input_shards import INPUT_DIR, prepare_input_shards
+from pipeline.download.input_shards import prepare_input_shards
 from pipeline.download.options import DownloadOptions
-from pipeline.download.shard_worker import download_shard
-from pipeline.download.summary import summarise
+from pipeline.download.shard_worker import DownloadShard
+from pipeline.download.summary import format_summary, summarise
 from pipeline.errors import UserInputError
+from pipeline.executor import SparkExecutor
 from pipeline.ingest import list_input_files
-from pipeline.shards.raw_writer import RAW_DIR, is_complete
-from pipeline.spark_progress import run_with_progress
+from pipeline.runner import fingerprint
+from pipeline.stage import Stage
+from schemas.raw_shard import RAW_SHARD_VERSION
 
 log = logging.getLogger(__name__)
 
-OPTIONS_FILE = "_options.json"
 
-
-def check_inputs(options: DownloadOptions) -> None:
-    """Fail fast, before Spark starts, when the URL list cannot be found or read."""
-    list_input_files(options.ingest.urls, options.ingest.input_format)
-
-
-def run(spark: Any, options: DownloadOptions) -> dict[str, Any]:
-    """Download every shard not yet complete; return (and write) the job summary."""
-    started = time.time()
-    dataset = Dataset(options.dataset)
-    if options.overwrite:
-        for folder in (INPUT_DIR, RAW_DIR):
-            if dataset.exists(folder):
-                log.warning("--overwrite: deleting %s", dataset.path(folder))
-                dataset.fs.rm(dataset.path(folder), recursive=True)
-    dataset.makedirs(RAW_DIR)
-    _check_output_options(dataset, options)
-    phases: dict[str, float] = {}
-    clock = time.time()
-    manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
-    shard_count = manifest["shard_count"]
-    phases["ingest"], clock = time.time() - clock, time.time()
-    duplicates = mark_duplicates(spark, dataset, shard_count, options.samples_per_shard, manifest["rows"])
-    phases["duplicates"], clock = time.time() - clock, time.time()
-    # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
-    removed = dataset.remove_temporaries(RAW_DIR)
-    if removed:
-        log.info("removed %d partial files of an interrupted run", removed)
-    done = [s for s in range(shard_count) if is_complete(dataset, s)]
-    todo = sorted(set(range(shard_count)) - set(done))
-    log.info("%d shards, %d to download", shard_count, len(todo))
-    stats = [download_shard(s, options) for s in done]  # reads their stats only
-    stats += run_with_progress(
-        spark,
-        todo,
-        lambda shard: download_shard(shard, options),
-        "corpusforge-download",
-        "downloading shards",
-        counters=("rows", "successes"),
+def output_options(options: DownloadOptions) -> dict[str, Any]:
+    """The options that shape stored samples (``raw/_options.json``): a dataset never mixes them."""
+    return recorded(
+        {
+            "image": options.image,
+            "skip_duplicate_urls": options.skip_duplicate_urls,
+            "disallowed_header_directives": options.fetch.disallowed_header_directives,
+        }
     )
-    phases["download"] = time.time() - clock
-    summary = summarise(stats, manifest, duplicates, time.time() - started)
-    summary["phase_seconds"] = {name: round(value, 2) for name, value in phases.items()}
-    dataset.write_json_atomic(summary, RAW_DIR, "_summary.json")
-    log.info(
-        "download finished: %d of %d rows stored in %.1fs",
-        summary["successes"],
-        summary["rows"],
-        summary["seconds"],
-    )
-    return summary
 
 
-def _check_output_options(dataset: Dataset, options: DownloadOptions) -> None:
-    """Refuse to resume with options that change what is stored (a dataset must not mix them)."""
-    wanted = json.loads(
-        json.dumps(
-            {
-                "image": asdict(options.image),
-                "skip_duplicate_urls": options.skip_duplicate_urls,
-                "disallowed_header_directives": list(options.fetch.disallowed_header_directives),
-            }
+class DownloadStage(Stage[DownloadOptions]):
+    name = "download"
+    options_type = DownloadOptions
+    description = "Download, resize and shard the images of a URL-caption list."
+
+    def check_inputs(self, options: DownloadOptions) -> None:
+        """Fail fast, before Spark starts, when the URL list cannot be found or read."""
+        list_input_files(options.ingest.urls, options.ingest.input_format)
+
+    def run(self, executor: SparkExecutor, options: DownloadOptions) -> dict[str, Any]:
+        """Download every shard not yet complete; return (and write) the job summary."""
+        started = time.time()
+        dataset = Dataset(options.dataset)
+        if options.overwrite:
+            for folder in (dataset.input, dataset.raw):
+                if folder.exists():
+                    log.warning("--overwrite: deleting %s", folder.display())
+                    folder.remove()
+        dataset.raw.makedirs()
+        wanted = _check_output_options(dataset, options)
+        phases: dict[str, float] = {}
+        clock = time.time()
+        manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
+        shard_count = manifest["shard_count"]
+        phases["ingest"], clock = time.time() - clock, time.time()
+        duplicates = mark_duplicates(
+            executor, dataset, shard_count, options.samples_per_shard, manifest["rows"]
         )
-    )
-    if dataset.exists(RAW_DIR, OPTIONS_FILE):
-        recorded = dataset.read_json(RAW_DIR, OPTIONS_FILE)
-        if recorded != wanted:
-            changed = sorted(k for k in wanted if recorded.get(k) != wanted[k])
-            raise UserInputError(
-                f"{dataset.url} was downloaded with other {', '.join(changed)} options "
-                f"(recorded in {RAW_DIR}/{OPTIONS_FILE}); use a new --dataset or pass --overwrite"
-            )
-    else:
-        dataset.write_json_atomic(wanted, RAW_DIR, OPTIONS_FILE)
+        phases["duplicates"], clock = time.time() - clock, time.time()
+        # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
+        removed = dataset.raw.remove_temporaries()
+        if removed:
+            log.info("removed %d partial files of an interrupted run", removed)
+        step = DownloadShard(
+            options,
+            fingerprint(signature=manifest["signature"], output=wanted, raw_schema=RAW_SHARD_VERSION),
+        )
+        stats = executor.map(step, range(shard_count))
+        phases["download"] = time.time() - clock
+        summary = summarise(stats, manifest, duplicates, time.time() - started)
+        summary["phase_seconds"] = {name: round(value, 2) for name, value in phases.items()}
+        dataset.raw.write_summary(summary)
+        log.info(
+            "download finished: %d of %d rows stored in %.1fs",
+            summary["successes"],
+            summary["rows"],
+            summary["seconds"],
+        )
+        return summary
+
+    def format_summary(self, summary: dict[str, Any]) -> str:
+        return format_summary(summary)
+
+
+def _check_output_options(dataset: Dataset, options: DownloadOptions) -> dict[str, Any]:
+    """Refuse to resume with options that change what is stored (a dataset must not mix them)."""
+    wanted = output_options(options)
+    recorded_options = dataset.raw.download_options()
+    if recorded_options is None:
+        dataset.storage.write_json(wanted, *dataset.raw.options_file)
+    elif recorded_options != wanted:
+        changed = sorted(k for k in wanted if recorded_options.get(k) != wanted[k])
+        raise UserInputError(
+            f"{dataset.url} was downloaded with other {', '.join(changed)} options "
+            f"(recorded in {dataset.display(*dataset.raw.options_file)}); use a new --dataset or pass "
+            "--overwrite"
+        )
+    return wanted

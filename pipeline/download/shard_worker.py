@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dataset import Dataset
@@ -25,27 +26,56 @@ from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher
 from pipeline.image import ProcessedImage, process_image
 from pipeline.image.phash import to_signed64
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete, read_stats
+from pipeline.runner import ShardCommit, completed, run_shard
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.stage import Resources, ShardStep
 from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
 
 
-def download_shard(shard: int, options: DownloadOptions) -> dict[str, Any]:
-    """Download input shard ``shard`` into ``raw/`` unless it is already complete; return its stats."""
-    dataset = Dataset(options.dataset)
-    if is_complete(dataset, shard):
-        return {**read_stats(dataset, shard), "resumed": True}
-    rows = read_input_shard(dataset, shard).to_pylist()
-    duplicates = read_shard_duplicates(dataset, shard)
-    writer = RawShardWriter(dataset, shard, options.image.extension)
-    try:
-        asyncio.run(_download_rows(rows, duplicates, options, writer))
-    except BaseException:
-        writer.abort()
-        raise
-    stats = writer.commit()
-    return {**stats, "resumed": False}
+@dataclass(frozen=True)
+class DownloadShard(ShardStep[int, None]):
+    """Download input shard ``k`` into ``raw/`` unless it is complete for the same inputs.
+
+    ``inputs`` is the fingerprint of what every raw shard depends on (the input manifest and
+    the options that shape stored samples); the shard index is added per shard.
+    """
+
+    options: DownloadOptions
+    inputs: str
+
+    name = "corpusforge-download"
+    description = "downloading shards"
+    counters = ("rows", "successes")
+
+    def resources(self) -> Resources:
+        return Resources(cpus=max(1, self.options.decode_threads))
+
+    def completed(self, task: int) -> dict[str, Any] | None:
+        dataset = Dataset(self.options.dataset)
+        return completed(dataset.storage, dataset.raw.shard(task).output, f"{self.inputs}:{task}")
+
+    def process(self, task: int, state: None) -> dict[str, Any]:
+        dataset = Dataset(self.options.dataset)
+        shard = dataset.raw.shard(task)
+
+        def work(commit: ShardCommit) -> dict[str, Any]:
+            rows = read_input_shard(dataset, task).to_pylist()
+            duplicates = read_shard_duplicates(dataset, task)
+            writer = RawShardWriter(commit, shard, self.options.image.extension)
+            try:
+                asyncio.run(_download_rows(rows, duplicates, self.options, writer))
+            finally:
+                writer.close()
+            return writer.finish()
+
+        return run_shard(dataset.storage, shard.output, f"{self.inputs}:{task}", work)
+
+
+def download_shard(shard: int, options: DownloadOptions, inputs: str = "") -> dict[str, Any]:
+    """Download one shard in this process (what a Spark task of the job does)."""
+    return DownloadShard(options, inputs).process(shard, None)
 
 
 async def _download_rows(

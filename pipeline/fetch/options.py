@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline import __version__
+from pipeline.cli_options import comma_strings, option, show_commas
 from pipeline.errors import UserInputError
 from pipeline.fetch.address_policy import AddressPolicy
 from pipeline.fetch.robots import DEFAULT_DISALLOWED_DIRECTIVES
@@ -14,19 +15,31 @@ from pipeline.fetch.robots import DEFAULT_DISALLOWED_DIRECTIVES
 class FetchOptions:
     """Limits, retries and politeness of one executor's HTTP client."""
 
-    concurrency: int = 64  # requests in flight per task
-    per_host_concurrency: int = 8
-    connect_timeout: float = 5.0
-    total_timeout: float = 20.0  # deadline per attempt: connect, redirects, headers and body
-    max_bytes: int = 16 * 1024 * 1024
-    max_redirects: int = 5
-    retries: int = 2  # extra attempts, only for timeouts, resets, 429 and 5xx
+    concurrency: int = option(64, help="requests in flight per task")
+    per_host_concurrency: int = option(8, help="connections per host and task")
+    connect_timeout: float = option(5.0, help="seconds")
+    # deadline per attempt: connect, redirects, headers and body
+    total_timeout: float = option(20.0, flag="--timeout", help="deadline per attempt, seconds")
+    max_bytes: int = option(16 * 1024 * 1024, help="largest body accepted (after Content-Encoding)")
+    max_redirects: int = option(5, help="redirects followed per request")
+    retries: int = option(2, help="extra attempts for timeouts, resets, 429 and 5xx only")
     backoff_base: float = 0.5  # seconds, doubled per attempt
-    max_retry_wait: float = 30.0  # a longer Retry-After gives up instead of waiting
-    dns_ttl: float = 300.0
-    user_agent_token: str = ""
-    disallowed_header_directives: tuple[str, ...] = DEFAULT_DISALLOWED_DIRECTIVES
-    allow_networks: tuple[str, ...] = ()
+    max_retry_wait: float = option(30.0, help="a longer Retry-After gives up on the URL instead of waiting")
+    dns_ttl: float = option(300.0, help="seconds a DNS answer is cached per executor (0: no cache)")
+    user_agent_token: str = option("", help="contact info added to the User-Agent")
+    disallowed_header_directives: tuple[str, ...] = option(
+        DEFAULT_DISALLOWED_DIRECTIVES,
+        parse=comma_strings,
+        show=show_commas,
+        help="X-Robots-Tag directives that exclude an image; '' to ignore the header",
+    )
+    allow_networks: tuple[str, ...] = option(
+        (),
+        flag="--allow-network",
+        repeat=True,
+        metavar="CIDR",
+        help="permit a non-public network, e.g. 127.0.0.1/32 for a local server",
+    )
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host_concurrency", "max_bytes"):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from pipeline.cli_options import option
 from pipeline.errors import UserInputError
 
 
@@ -36,20 +37,34 @@ class EncodeFormat(StrEnum):
 class ImageOptions:
     """How a downloaded image is checked, resized and re-encoded."""
 
-    image_size: int = 256
-    resize_mode: ResizeMode = ResizeMode.BORDER
-    resize_only_if_bigger: bool = False
-    downscale_filter: DownscaleFilter = DownscaleFilter.AREA
+    image_size: int = option(256, help="target size in pixels (see --resize-mode)")
+    resize_mode: ResizeMode = option(
+        ResizeMode.BORDER,
+        choices=[m.value for m in ResizeMode],
+        help="no: keep size; border: fit and pad to a square; keep_ratio: shorter side = size; "
+        "center_crop: shorter side = size, crop the centre square",
+    )
+    resize_only_if_bigger: bool = option(False, help="never upscale small images")
+    downscale_filter: DownscaleFilter = option(
+        DownscaleFilter.AREA,
+        choices=[f.value for f in DownscaleFilter],
+        help="filter for shrinking (area: pixel averaging, as img2dataset); upscaling is bicubic",
+    )
     border_color: tuple[int, int, int] = (255, 255, 255)
-    encode_format: EncodeFormat = EncodeFormat.JPEG
-    encode_quality: int = 95
+    encode_format: EncodeFormat = option(
+        EncodeFormat.JPEG, choices=[f.value for f in EncodeFormat], help="format of stored images"
+    )
+    encode_quality: int = option(95, help="JPEG/WebP quality, 1..100")
     # Filters on the original image, applied before any resizing.
-    min_image_size: int = 0
-    max_aspect_ratio: float = float("inf")
-    # Decompression-bomb guard: refuse images whose header claims more pixels than this.
-    max_pixels: int = 89_478_485  # Pillow's own default warning threshold
+    min_image_size: int = option(0, help="minimum shorter side of the original")
+    max_aspect_ratio: float = option(
+        float("inf"), help="refuse originals whose long/short side ratio is larger"
+    )
+    # Decompression-bomb guard: refuse images whose header claims more pixels than this
+    # (Pillow's own default warning threshold).
+    max_pixels: int = option(89_478_485, help="decompression-bomb guard on the header's width x height")
     # Decode JPEGs at a reduced scale (DCT scaling) when the target is much smaller.
-    reduced_decode: bool = True
+    reduced_decode: bool = option(True, negate="--no-reduced-decode", help="always decode JPEGs at full size")
 
     def __post_init__(self) -> None:
         if self.image_size < 1:

@@ -6,27 +6,22 @@ significant bit, as imagehash prints them.
 
 Two modes:
 - fast (default): the DCT is two small matrix products (only 8 of 32 output rows and columns are
-  needed), and :func:`phash_bytes` decodes JPEGs at reduced scale in greyscale and box-reduces
-  other large images first, since a 32x32 thumbnail is all the hash looks at. Baseline JPEGs of
-  512 px and more on the short side go through the C extension ``_jpegdc``, which reads only
-  the DC coefficients (the 1/8-scale picture libjpeg would give) and skips the AC coefficients
-  several Huffman symbols at a time, then does the thumbnail and DCT in C: the same hash as the
-  Pillow path, bit for bit, in about half the time;
-- exact: imagehash's own computation (full decode, scipy's DCT), bit-identical to
-  ``imagehash.phash``, for matching hashes published by others.
+  needed); with the C extension ``_phash`` built, the thumbnail and the DCT run in C, the same
+  bits in about half the time. The download job hashes every stored image this way, and dedup
+  every benchmark image after the download's own decode and resize;
+- exact: imagehash's own computation (scipy's DCT), bit-identical to ``imagehash.phash`` of the
+  same picture, for matching hashes published by others.
 """
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 from PIL import Image
 
 try:
-    from pipeline.image import _jpegdc
-except ImportError:  # built by `pip install`; without a C compiler phash_bytes uses Pillow only
-    _jpegdc = None
+    from pipeline.image import _phash
+except ImportError:  # built by `pip install`; without a C compiler phash() uses numpy (same bits)
+    _phash = None
 
 HASH_SIZE = 8
 _HIGHFREQ_FACTOR = 4
@@ -41,8 +36,8 @@ def _dct_matrix(n: int, rows: int) -> np.ndarray:
 
 
 _DCT = _dct_matrix(_N, HASH_SIZE)
-if _jpegdc is not None:
-    _jpegdc.configure(np.ascontiguousarray(_DCT, dtype=np.float64).tobytes())
+if _phash is not None:
+    _phash.configure(np.ascontiguousarray(_DCT, dtype=np.float64).tobytes())
 
 
 def thumbnail(image: Image.Image) -> Image.Image:
@@ -72,54 +67,12 @@ def phash(image: Image.Image, exact: bool = False) -> int:
     The fast mode's thumbnail and DCT run in the C extension when it is built (the same bits as
     :func:`phash_bits`, in half the time: the download job hashes every stored image).
     """
-    if not exact and _jpegdc is not None:
+    if not exact and _phash is not None:
         grey = image.convert("L")
-        value = _jpegdc.phash_grey(grey.tobytes(), grey.width, grey.height)
+        value = _phash.phash_grey(grey.tobytes(), grey.width, grey.height)
         if value is not None:
             return value
     return int.from_bytes(np.packbits(phash_bits(image, exact).flatten()).tobytes(), "big")
-
-
-def phash_bytes(data: bytes, exact: bool = False) -> int:
-    """pHash of an encoded image file (first frame, EXIF orientation ignored as imagehash does).
-
-    The fast mode avoids work on pixels a 32x32 thumbnail does not need: JPEGs are decoded by
-    libjpeg at 1/2 to 1/8 scale in greyscale (its DCT scaling; chroma is never upsampled or
-    converted), no smaller than 64 pixels on the short side; other large images are box-reduced
-    by an integer factor, no smaller than 256 pixels (box-reducing further moves the hash of
-    smooth photos away from imagehash's by several bits). What is left of a JPEG's time is
-    almost all entropy decoding, which no decoder can skip; the C extension does that part with
-    about half of libjpeg-turbo's work for baseline JPEGs whose 1/8-scale picture is what draft()
-    would give (short side >= 512 px), and gives the identical hash.
-    """
-    if not exact and _jpegdc is not None:
-        limit = Image.MAX_IMAGE_PIXELS or 0  # larger files go to Pillow, which warns or refuses
-        value = _jpegdc.phash_dc(data, _DRAFT_MIN_SIDE, 2 * _REDUCE_SIDE, int(limit))
-        if value is not None:
-            return value
-    with Image.open(io.BytesIO(data)) as image:
-        if exact:
-            image.load()
-            return phash(image, exact=True)
-        if image.format in ("JPEG", "MPO"):
-            image.draft("L", (_DRAFT_SIDE, _DRAFT_SIDE))
-        # Feed the decoder the whole file at once, not in 64 KiB pieces (a few % of a JPEG's time).
-        image.decodermaxblock = max(image.decodermaxblock, len(data))
-        image.load()
-        return phash(_reduced(image), exact=False)
-
-
-_DRAFT_SIDE = 2 * _N  # JPEG DCT scaling stops before the short side drops below this
-_REDUCE_SIDE = 8 * _N  # box reduction stops before the short side drops below this
-# draft() picks scale 1/8 from this short side on; smaller JPEGs are decoded at 1/4 to 1/1.
-_DRAFT_MIN_SIDE = 8 * _DRAFT_SIDE
-
-
-def _reduced(image: Image.Image) -> Image.Image:
-    """Greyscale, box-reduced by the largest integer factor that keeps the short side >= 256 px."""
-    grey = image.convert("L")
-    factor = min(grey.size) // _REDUCE_SIDE
-    return grey.reduce(factor) if factor >= 2 else grey
 
 
 def to_signed64(value: int) -> int:

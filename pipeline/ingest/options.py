@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.cli_options import comma_strings, option, show_commas
 from pipeline.errors import UserInputError
 
 FORMATS = ("auto", "parquet", "csv", "tsv", "jsonl", "txt")
@@ -14,13 +15,27 @@ HEADER_MODES = ("auto", "yes", "no")
 class IngestOptions:
     """Where the URL list is and how to read it."""
 
-    urls: str
-    input_format: str = "auto"
-    url_col: str | None = None  # None: "url", else URL / image_url / a column of URLs (no header)
-    caption_col: str | None = None  # None: "caption", else TEXT / text / alt; "" for no captions
-    keep_cols: tuple[str, ...] = ()
-    header: str = "auto"  # CSV/TSV: does the first line name the columns?
-    allow_empty_caption: bool = False
+    urls: str = option(help="URL list file or folder (any fsspec URL)")
+    input_format: str = option("auto", choices=FORMATS, help="auto: from the file extension", group="input")
+    # None: "url", else URL / image_url / a column of URLs (no header)
+    url_col: str | None = option(
+        None, help="URL column; unset: the first of url, image_url, link (any case)", group="input"
+    )
+    # None: "caption", else TEXT / text / alt; "" for no captions
+    caption_col: str | None = option(
+        None,
+        help="caption column; unset: the first of caption, text, alt, title (any case); empty for none",
+        group="input",
+    )
+    keep_cols: tuple[str, ...] = option(
+        (),
+        parse=comma_strings,
+        show=show_commas,
+        help="comma-separated extra columns to keep in KEY.json",
+        group="input",
+    )
+    header: str = option("auto", choices=HEADER_MODES, help="CSV/TSV first line is a header", group="input")
+    allow_empty_caption: bool = option(False, help="keep rows whose caption is empty", group="input")
     batch_size: int = 10_000
 
     def __post_init__(self) -> None:

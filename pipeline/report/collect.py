@@ -23,39 +23,26 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.build.manifest import MANIFEST_FILE
-from pipeline.build.records import SELECTION_DIR
-from pipeline.build.shard_plan import FINAL_DIR
-from pipeline.dataset import Dataset
-from pipeline.dedup.audit import AUDIT_DIR
-from pipeline.dedup.benchmark_hashes import DEDUP_DIR
-from pipeline.dedup.job import MATCHES_FILE
-from pipeline.dedup.job import SUMMARY_FILE as DEDUP_SUMMARY
-from pipeline.download.input_shards import INPUT_DIR, MANIFEST
+from pipeline.dataset import IMAGE_EXTS, Dataset
 from pipeline.score.distribution import BINS, kept_fraction, merge, quantile
 from pipeline.score.options import DEFAULT_THRESHOLDS, DEFAULT_TOP_FRACTIONS
-from pipeline.score.shard_scorer import SCORES_DIR, scored_stats
-from pipeline.shards.raw_writer import RAW_DIR, complete_shards, read_stats
-from schemas.contract import SchemaMismatch, check_schema
-from schemas.dedup import MATCHES_SCHEMA, REASON_BENCHMARK
-from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_SUCCESS
-from schemas.scores import SCORES_SCHEMA
-from schemas.selection import SELECTION_SCHEMA
+from pipeline.score.shard_scorer import current_scores
+from pipeline.shards.tar_reader import TarReadError
+from schemas.contract import SchemaMismatch
+from schemas.dedup import REASON_BENCHMARK
+from schemas.raw_shard import STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
-
-SUMMARY_FILE = "_summary.json"
 # Image sizes: log-spaced bins, 4 per octave from 1 px to 64k px (larger values land in the last bin).
 SIZE_EDGES = tuple(2 ** (i / 4) for i in range(0, 16 * 4 + 1))
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 TRAIN_SUMMARY = "summary.json"
 # Errors that mean "this file is damaged or not what the stage writes", shown in the section.
-READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException, tarfile.TarError)
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException, tarfile.TarError, TarReadError)
 
 
 @dataclass(frozen=True)
@@ -214,30 +201,16 @@ def guarded(what: str, read: Callable[[], T | Missing]) -> T | Missing:
         return Missing(f"{what} could not be read: {type(exc).__name__}: {exc}", error=True)
 
 
-def _read_json(dataset: Dataset, *parts: str) -> dict[str, Any] | None:
-    return dataset.read_json(*parts) if dataset.exists(*parts) else None
-
-
-def _checked_parquet(
-    dataset: Dataset, parts: tuple[str, ...], schema: pa.Schema, columns: list[str]
-) -> pa.Table:
-    path = dataset.path(*parts)
-    with dataset.fs.open(path, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        check_schema(parquet.schema_arrow, schema, path)
-        return parquet.read(columns=columns)
-
-
 # ---------------------------------------------------------------------------------------- download
 
 
 def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistograms | Missing]:
     """Outcomes by error class and image size histograms, over the complete raw shards."""
-    shards = complete_shards(dataset)
+    shards = dataset.raw.complete_shards()
     if not shards:
-        note = f"download has not run yet: {dataset.path(RAW_DIR)} has no complete raw shard"
+        note = f"download has not run yet: {dataset.raw.path} has no complete raw shard"
         return Missing(note), Missing(note)
-    manifest = _read_json(dataset, INPUT_DIR, MANIFEST)
+    manifest = dataset.input.manifest()
     expected = int(manifest["shard_count"]) if manifest else None
     outcomes: Counter[tuple[str, str]] = Counter()
     status: Counter[str] = Counter()
@@ -249,16 +222,11 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
     stored_sizes: Counter[str] = Counter()
     successes = 0
     for shard in tqdm(shards, desc="report: raw shards", unit="shard", disable=len(shards) < 20):
-        stats = read_stats(dataset, shard)
+        stats = shard.stats()
         rows += int(stats["rows"])
         stored += int(stats.get("stored_bytes") or 0)
         status.update(stats["status"])
-        table = _checked_parquet(
-            dataset,
-            (RAW_DIR, f"{dataset.shard_name(shard)}.parquet"),
-            RAW_SHARD_SCHEMA,
-            ["status", "error_class", *series],
-        )
+        table = shard.table(["status", "error_class", *series])
         grouped = table.group_by(["status", "error_class"]).aggregate([([], "count_all")])
         for st, err, n in zip(
             *(grouped.column(c).to_pylist() for c in ("status", "error_class", "count_all")), strict=True
@@ -288,7 +256,7 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
             Outcome(name, st, n) for (name, st), n in sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0]))
         ),
         stored_bytes=stored,
-        summary=_read_json(dataset, RAW_DIR, SUMMARY_FILE),
+        summary=dataset.raw.summary(),
     )
     if successes == 0:
         return downloads, Missing("no image was downloaded: every row failed or was skipped", error=True)
@@ -309,11 +277,11 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
 
 def collect_scores(dataset: Dataset) -> Scores | Missing:
     """The score distribution (summary, or per-shard histograms of an unfinished run) and thresholds."""
-    raw = complete_shards(dataset)
-    if not dataset.exists(SCORES_DIR):
-        return Missing(f"score job has not run yet: {dataset.path(SCORES_DIR)} does not exist")
-    summary = _read_json(dataset, SCORES_DIR, SUMMARY_FILE)
-    stats = {shard: scored_stats(dataset, shard) for shard in raw}
+    raw = dataset.raw.complete_indices()
+    if not dataset.scores.exists():
+        return Missing(f"score job has not run yet: {dataset.scores.path} does not exist")
+    summary = dataset.scores.summary()
+    stats = {shard: current_scores(dataset, shard) for shard in raw}
     per_shard = [s for s in stats.values() if s is not None]
     current = [shard for shard, s in stats.items() if s is not None]
     if summary is not None and summary.get("distribution", {}).get("count"):
@@ -329,9 +297,9 @@ def collect_scores(dataset: Dataset) -> Scores | Missing:
         candidates = {t: kept_fraction(counts, t) for t in DEFAULT_THRESHOLDS}
         tops = {f: quantile(counts, 1.0 - f) for f in DEFAULT_TOP_FRACTIONS}
     else:
-        return Missing(f"score job has not finished a shard yet: {dataset.path(SCORES_DIR)} holds no scores")
+        return Missing(f"score job has not finished a shard yet: {dataset.scores.path} holds no scores")
     if len(counts) != BINS or counts.sum() == 0:
-        return Missing(f"{dataset.path(SCORES_DIR)} holds no scored sample", error=counts.sum() != 0)
+        return Missing(f"{dataset.scores.path} holds no scored sample", error=counts.sum() != 0)
     return Scores(
         model=model,
         pretrained=pretrained,
@@ -353,11 +321,11 @@ def collect_threshold(dataset: Dataset, scored_shards: list[int]) -> Threshold |
     The fraction of scored samples the rule keeps is counted exactly from ``scores/`` (in double
     precision, as build_shards compares), not read off the binned histogram.
     """
-    manifest = _read_json(dataset, FINAL_DIR, MANIFEST_FILE)
+    manifest = dataset.final.manifest()
     if manifest is None:
         return Missing(
-            f"build_shards has not run yet ({dataset.path(FINAL_DIR, MANIFEST_FILE)} does not exist): "
-            "no threshold chosen"
+            f"build_shards has not run yet ({dataset.storage.path(*dataset.final.manifest_file)} does not "
+            "exist): no threshold chosen"
         )
     selection, tallies = manifest["selection"], manifest["counts"]
     boundary = selection.get("top_fraction_boundary")
@@ -390,9 +358,7 @@ def _count_at_least(dataset: Dataset, shards: list[int], value: float) -> tuple[
     """(samples with clip_score >= value, samples scored) over the scores of ``shards``."""
     passing = total = 0
     for shard in shards:
-        table = _checked_parquet(
-            dataset, (SCORES_DIR, f"{dataset.shard_name(shard)}.parquet"), SCORES_SCHEMA, ["clip_score"]
-        )
+        table = dataset.scores.shard(shard).table(["clip_score"])
         scores = table.column("clip_score").to_numpy().astype(np.float64)
         passing += int((scores >= value).sum())
         total += len(scores)
@@ -423,20 +389,14 @@ class _BottomK:
 
 def collect_pairs(dataset: Dataset, samples: int, seed: int) -> PairSamples | Missing:
     """Random kept and dropped pairs from final/_selection/, else top/bottom scores, with images."""
-    if dataset.exists(FINAL_DIR, MANIFEST_FILE):
+    if dataset.final.manifest() is not None:
         return _selection_pairs(dataset, samples, seed)
-    if dataset.exists(SCORES_DIR) and _parts(dataset, SCORES_DIR):
+    if dataset.scores.table_indices():
         return _score_pairs(dataset, samples)
     return Missing(
         "build_shards has not run yet (no final/manifest.json) and nothing is scored: "
         "no kept or dropped pairs to show"
     )
-
-
-def _parts(dataset: Dataset, *folder: str) -> list[str]:
-    """``NNNNN.parquet`` files of a folder (temporaries and markers skipped), in order."""
-    names = [p.rsplit("/", 1)[-1] for p in dataset.fs.ls(dataset.path(*folder), detail=False)]
-    return sorted(n for n in names if n.endswith(".parquet") and n[:-8].isdigit())
 
 
 def _selection_pairs(dataset: Dataset, samples: int, seed: int) -> PairSamples:
@@ -446,9 +406,9 @@ def _selection_pairs(dataset: Dataset, samples: int, seed: int) -> PairSamples:
     reasons: Counter[str] = Counter()
     kept_total = 0
     columns = ["uid", "raw_shard", "reason", "clip_score"]
-    parts = _parts(dataset, FINAL_DIR, SELECTION_DIR)
-    for name in tqdm(parts, desc="report: selection", unit="part", disable=len(parts) < 20):
-        table = _checked_parquet(dataset, (FINAL_DIR, SELECTION_DIR, name), SELECTION_SCHEMA, columns)
+    parts = dataset.final.selection_indices()
+    for index in tqdm(parts, desc="report: selection", unit="part", disable=len(parts) < 20):
+        table = dataset.final.selection(index).read(columns)
         rows = list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
         keys = rng.random(len(rows))
         groups: dict[str | None, list[int]] = {}
@@ -485,9 +445,8 @@ def _score_pairs(dataset: Dataset, samples: int) -> PairSamples:
     top: list[tuple[float, str, int]] = []
     bottom: list[tuple[float, str, int]] = []
     total = 0
-    for name in _parts(dataset, SCORES_DIR):
-        shard = int(name[:-8])
-        table = _checked_parquet(dataset, (SCORES_DIR, name), SCORES_SCHEMA, ["uid", "clip_score"])
+    for shard in dataset.scores.table_indices():
+        table = dataset.scores.shard(shard).table(["uid", "clip_score"])
         rows = [
             (float(s), u, shard)
             for u, s in zip(*(table.column(c).to_pylist() for c in ("uid", "clip_score")), strict=True)
@@ -525,24 +484,19 @@ def _load_pairs(dataset: Dataset, wanted: list[tuple[str, int, float | None, str
 def _read_members(
     dataset: Dataset, shard: int, uids: set[str]
 ) -> Iterator[tuple[str, tuple[bytes | None, str]]]:
-    """Stream through raw/NNNNN.tar (headers only, data skipped) for the image and caption of ``uids``."""
-    path = dataset.path(RAW_DIR, f"{dataset.shard_name(shard)}.tar")
-    if not dataset.fs.exists(path):
+    """Stream through raw/NNNNN.tar for the image and caption of ``uids`` (other data skipped)."""
+    tar = dataset.raw.shard(shard).tar
+    if not tar.exists():
         return
     images: dict[str, bytes] = {}
     captions: dict[str, str] = {}
-    with dataset.fs.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
-        for member in tar:
-            key, _, ext = member.name.partition(".")
-            if key not in uids or not member.isfile() or ext == "json":
-                continue
-            data = tar.extractfile(member).read()  # type: ignore[union-attr]
-            if ext == "txt":
-                captions[key] = data.decode("utf-8", errors="replace")
-            else:
-                images[key] = data
-            if len(images) == len(uids) and len(captions) == len(uids):
-                break
+    for key, ext, data in tar.members((*IMAGE_EXTS, "txt"), uids):
+        if ext == "txt":
+            captions[key] = data.decode("utf-8", errors="replace")
+        else:
+            images[key] = data
+        if len(images) == len(uids) and len(captions) == len(uids):
+            break
     for uid in uids:
         yield uid, (images.get(uid), captions.get(uid, ""))
 
@@ -552,11 +506,10 @@ def _read_members(
 
 def collect_dedup(dataset: Dataset, table_limit: int = 50) -> Dedup | Missing:
     """Counts and distances by reason from dedup/matches.parquet, and the audit pages."""
-    if not dataset.exists(DEDUP_DIR, MATCHES_FILE):
-        return Missing(f"dedup job has not run yet: {dataset.path(DEDUP_DIR, MATCHES_FILE)} does not exist")
-    table = _checked_parquet(
-        dataset, (DEDUP_DIR, MATCHES_FILE), MATCHES_SCHEMA, ["uid", "reason", "match_id", "distance"]
-    )
+    matches = dataset.dedup.matches
+    if not matches.exists():
+        return Missing(f"dedup job has not run yet: {matches.path} does not exist")
+    table = matches.read(["uid", "reason", "match_id", "distance"])
     by_reason: Counter[str] = Counter()
     distances: dict[str, Counter[int]] = {}
     bench: list[BenchmarkMatch] = []
@@ -569,13 +522,8 @@ def collect_dedup(dataset: Dataset, table_limit: int = 50) -> Dedup | Missing:
             bench.append(BenchmarkMatch(match_id, uid, int(distance)))
     bench.sort(key=lambda m: (m.distance, m.benchmark_id, m.uid))
     pages, unreadable = [], []
-    folder = dataset.path(DEDUP_DIR, AUDIT_DIR)
-    if dataset.fs.exists(folder):
-        for path in sorted(dataset.fs.ls(folder, detail=False)):
-            name = path.rsplit("/", 1)[-1]
-            if not (name.startswith("page_") and name.endswith(".png")):
-                continue
-            (pages if _is_png(dataset.fs, path) else unreadable).append(path)
+    for path in dataset.dedup.audit_pages():
+        (pages if _is_png(dataset.storage.fs, path) else unreadable).append(path)
     return Dedup(
         by_reason=dict(by_reason.most_common()),
         distances={r: dict(sorted(c.items())) for r, c in distances.items()},
@@ -583,7 +531,7 @@ def collect_dedup(dataset: Dataset, table_limit: int = 50) -> Dedup | Missing:
         benchmark_total=len(bench),
         audit_pages=tuple(pages),
         unreadable_pages=tuple(unreadable),
-        summary=_read_json(dataset, DEDUP_DIR, DEDUP_SUMMARY),
+        summary=dataset.dedup.summary(),
     )
 
 

@@ -29,7 +29,6 @@ from pipeline.report.options import ReportOptions
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 FIGURES_DIR = "figures"
 INDEX = "index.html"
 
@@ -51,7 +50,7 @@ def _display_path(url: str) -> str:
 def collect(options: ReportOptions) -> ReportData:
     """Every section's data; a stage that has not run gives its note, never an exception."""
     dataset = Dataset(options.dataset)
-    if not dataset.fs.isdir(dataset.root):
+    if not dataset.exists():
         raise UserInputError(f"--dataset {options.dataset}: no such dataset directory")
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     downloads = guarded("raw/", lambda: collect_downloads(dataset))
@@ -95,7 +94,7 @@ def render_figures(data: ReportData, dataset: Dataset) -> dict[str, bytes]:
             out["dedup_distances"] = draw.dedup_distances_png(data.dedup)
         for path in data.dedup.audit_pages:
             number = path.rsplit("/", 1)[-1].removeprefix("page_").removesuffix(".png")
-            out[f"dedup_audit_{number}"] = dataset.fs.cat_file(path)
+            out[f"dedup_audit_{number}"] = dataset.storage.fs.cat_file(path)
     if not isinstance(data.training, Missing):
         for key, figure in (
             ("training", draw.training_png(data.training)),
@@ -113,19 +112,19 @@ def write_report(options: ReportOptions) -> ReportResult:
     pngs = render_figures(data, dataset)
     sources = {key: f"{FIGURES_DIR}/{key}.png" for key in pngs}
     page = render_page(data, sources)
-    final = dataset.path(REPORT_DIR)
-    temp = dataset.temp_path(final)
+    storage, fs = dataset.storage, dataset.storage.fs
+    final = storage.path(dataset.report_folder)
+    temp = storage.temp_name(final)
     try:
-        dataset.fs.makedirs(f"{temp}/{FIGURES_DIR}", exist_ok=True)
+        fs.makedirs(f"{temp}/{FIGURES_DIR}", exist_ok=True)
         for key, png in pngs.items():
-            dataset.fs.pipe_file(f"{temp}/{sources[key]}", png)
-        dataset.fs.pipe_file(f"{temp}/{INDEX}", page.encode("utf-8"))
-        if dataset.fs.exists(final):
-            dataset.fs.rm(final, recursive=True)
-        dataset.fs.mv(temp, final, recursive=True)
+            fs.pipe_file(f"{temp}/{sources[key]}", png)
+        fs.pipe_file(f"{temp}/{INDEX}", page.encode("utf-8"))
+        storage.remove(dataset.report_folder)
+        fs.mv(temp, final, recursive=True)
     finally:
-        if dataset.fs.exists(temp):
-            dataset.fs.rm(temp, recursive=True)
+        if fs.exists(temp):
+            fs.rm(temp, recursive=True)
     sections = {}
     for key, _ in SECTIONS:
         section = getattr(data, key)

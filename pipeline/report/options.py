@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from pipeline.cli_options import add_options, option
+from pipeline.cli_options import options_from_namespace as build
 from pipeline.errors import UserInputError
 
 
@@ -12,10 +14,13 @@ from pipeline.errors import UserInputError
 class ReportOptions:
     """What ``corpusforge report`` reads and how many pairs it shows."""
 
-    dataset: str
-    train_dir: str | None = None
-    samples: int = 12
-    seed: int = 0
+    dataset: str = option(help="dataset root the jobs wrote to (any fsspec URL)")
+    train_dir: str | None = option(
+        None,
+        help="the --output folder of `corpusforge train` (metrics.jsonl or metrics.csv, summary.json)",
+    )
+    samples: int = option(12, help="kept and dropped pairs shown in each grid")
+    seed: int = option(0, help="seed of the random choice of pairs shown")
 
     def __post_init__(self) -> None:
         if not 1 <= self.samples <= 100:
@@ -24,16 +29,9 @@ class ReportOptions:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``corpusforge report`` options; every one shows its default in --help."""
-    p.add_argument("--dataset", required=True, help="dataset root the jobs wrote to (any fsspec URL)")
-    p.add_argument(
-        "--train-dir",
-        default=None,
-        help="the --output folder of `corpusforge train` (metrics.jsonl or metrics.csv, summary.json)",
-    )
-    p.add_argument("--samples", type=int, default=12, help="kept and dropped pairs shown in each grid")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random choice of pairs shown")
+    add_options(p, ReportOptions)
 
 
 def options_from_namespace(a: argparse.Namespace) -> ReportOptions:
     """Frozen options from parsed arguments (raises UserInputError on a bad value)."""
-    return ReportOptions(dataset=a.dataset, train_dir=a.train_dir, samples=a.samples, seed=a.seed)
+    return build(ReportOptions, a)

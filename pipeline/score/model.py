@@ -1,4 +1,7 @@
-"""Loading an open_clip model once per process, with clear errors before any Spark work.
+"""Loading an open_clip model, with clear errors before any Spark work.
+
+The score job loads it once per worker process through its step's ``setup``
+(:class:`pipeline.score.shard_scorer.ScoreShard`); the executor owns that lifetime.
 
 Besides every config open_clip ships, ``corpusforge-tiny`` (64 px ViT, 3 layers) is registered:
 it trains in minutes on a CPU and is what the tests and the demo use.
@@ -16,7 +19,6 @@ from pipeline.errors import UserInputError
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
-_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
 
 
 @dataclass
@@ -66,13 +68,10 @@ def check_model(name: str, pretrained: str) -> None:
 
 
 def load_model(name: str, pretrained: str, device: str = "auto") -> LoadedModel:
-    """Load (once per process) an open_clip model and its preprocessing, in eval mode."""
+    """Load an open_clip model and its preprocessing, in eval mode."""
     import open_clip
 
     device = resolve_device(device)
-    key = (name, pretrained, device)
-    if key in _LOADED:
-        return _LOADED[key]
     check_model(name, pretrained)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
@@ -84,7 +83,6 @@ def load_model(name: str, pretrained: str, device: str = "auto") -> LoadedModel:
         raise UserInputError(f"cannot load {name} with weights {pretrained!r}: {_short(exc)}") from exc
     model.eval()
     loaded = LoadedModel(model, preprocess, open_clip.get_tokenizer(name), device, name, pretrained)
-    _LOADED[key] = loaded
     log.info("loaded %s (%s) on %s", name, pretrained or "random init", device)
     return loaded
 

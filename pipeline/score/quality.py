@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from pipeline.dataset import Dataset
-from pipeline.score.shard_scorer import SCORES_DIR
-from pipeline.shards.raw_writer import RAW_DIR
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -33,16 +30,14 @@ def scores_with_labels(dataset_url: str, label_key: str = "matched") -> tuple[np
     """CLIP scores of a dataset joined with a boolean kept column (``--keep-cols matched``)."""
     dataset = Dataset(dataset_url)
     labels: dict[str, bool] = {}
-    for path in sorted(dataset.fs.glob(dataset.path(RAW_DIR, "*.parquet"))):
-        with dataset.fs.open(path, "rb") as handle:
-            for row in pq.read_table(handle, columns=["uid", "status", "extra"]).to_pylist():
-                if row["status"] == "success" and row["extra"]:
-                    labels[row["uid"]] = bool(json.loads(row["extra"])[label_key])
+    for raw in dataset.raw.complete_shards():
+        for row in raw.successes(["uid", "extra"]):
+            if row["extra"]:
+                labels[row["uid"]] = bool(json.loads(row["extra"])[label_key])
     scores, flags = [], []
-    for path in sorted(dataset.fs.glob(dataset.path(SCORES_DIR, "*.parquet"))):
-        with dataset.fs.open(path, "rb") as handle:
-            for row in pq.read_table(handle, columns=["uid", "clip_score"]).to_pylist():
-                if row["uid"] in labels:
-                    scores.append(row["clip_score"])
-                    flags.append(labels[row["uid"]])
+    for shard in dataset.scores.complete_indices():
+        for row in dataset.scores.shard(shard).table(["uid", "clip_score"]).to_pylist():
+            if row["uid"] in labels:
+                scores.append(row["clip_score"])
+                flags.append(labels[row["uid"]])
     return np.asarray(scores), np.asarray(flags, dtype=bool)

@@ -7,108 +7,145 @@ loaded once per process and reused by every task that process runs.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.dataset import Dataset
+from pipeline.runner import ShardCommit, completed, fingerprint, run_shard
 from pipeline.score.distribution import histogram
 from pipeline.score.model import LoadedModel, load_model
 from pipeline.score.options import ScoreOptions
-from pipeline.shards.raw_reader import iter_raw_images
-from pipeline.shards.raw_writer import RAW_DIR
-from schemas.raw_shard import STATUS_SUCCESS
-from schemas.scores import SCORES_SCHEMA
+from pipeline.stage import Resources, ShardStep
+from schemas.scores import SCORES_SCHEMA, SCORES_VERSION
 
 log = logging.getLogger(__name__)
 
-SCORES_DIR = "scores"
-EMBEDDINGS_DIR = "embeddings"
 
+def current_scores(dataset: Dataset, shard: int) -> dict[str, Any] | None:
+    """The marker of scores made from raw shard ``shard`` as it is now, else None.
 
-def scores_stats_name(dataset: Dataset, shard: int) -> str:
-    return f"{dataset.shard_name(shard)}_stats.json"
-
-
-def raw_token(dataset: Dataset, shard: int) -> str:
-    """Identity of a raw shard's content: the hash of its stats marker (rewritten on every redo)."""
-    with dataset.fs.open(dataset.path(RAW_DIR, f"{dataset.shard_name(shard)}_stats.json"), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()[:16]
-
-
-def scored_stats(dataset: Dataset, shard: int) -> dict[str, Any] | None:
-    """Stats of a scored shard, or None when unscored or scored from an older raw shard."""
-    if not dataset.exists(SCORES_DIR, scores_stats_name(dataset, shard)):
+    A raw shard redone since it was scored (download --overwrite, a lost shard) has another
+    token, so its old scores are not current.
+    """
+    scores = dataset.scores.shard(shard)
+    if not scores.is_complete():
         return None
-    stats = dataset.read_json(SCORES_DIR, scores_stats_name(dataset, shard))
-    return stats if stats.get("raw_token") == raw_token(dataset, shard) else None
+    stats = scores.stats()
+    return stats if stats.get("raw_token") == dataset.raw.shard(shard).token() else None
 
 
-def score_shard(shard: int, options: ScoreOptions, device: str | None = None) -> dict[str, Any]:
-    """Score the successes of raw shard ``shard`` unless already done; return its stats."""
-    dataset = Dataset(options.dataset)
-    done = scored_stats(dataset, shard)
-    if done is not None:
-        return {**done, "resumed": True}
-    started = time.time()
-    token = raw_token(dataset, shard)
-    loaded = load_model(options.model, options.pretrained, device or options.device)
-    uids, image_emb, text_emb = _embed(_successes(dataset, shard), loaded, options)
-    scores = (image_emb * text_emb).sum(axis=1) if uids else np.zeros(0, dtype=np.float32)
-    name = dataset.shard_name(shard)
-    table = pa.table(
-        {
-            "uid": uids,
-            "clip_score": scores.astype(np.float32),
-            "model": [options.model] * len(uids),
-            "pretrained": [options.pretrained] * len(uids),
-        },
-        schema=SCORES_SCHEMA,
-    )
-    dataset.makedirs(SCORES_DIR)
-    if options.save_embeddings:
-        dataset.makedirs(SCORES_DIR, EMBEDDINGS_DIR)
-        for kind, values in (("image", image_emb), ("text", text_emb)):
-            _write_atomic(
-                dataset,
-                dataset.path(SCORES_DIR, EMBEDDINGS_DIR, f"{name}_{kind}.npy"),
-                _npy_bytes(values.astype(np.float16)),
+@dataclass(frozen=True)
+class ScoreShard(ShardStep[int, LoadedModel]):
+    """Score the successes of one raw shard; the model is loaded once per worker process."""
+
+    options: ScoreOptions
+
+    name = "corpusforge-score"
+    description = "scoring shards"
+    counters = ("scored",)
+
+    def resources(self) -> Resources:
+        return Resources(cpus=self.options.task_cpus, gpus=self.options.task_gpus)
+
+    def _inputs(self, dataset: Dataset, shard: int) -> str:
+        o = self.options
+        return fingerprint(
+            raw=dataset.raw.shard(shard).token(),
+            model=o.model,
+            pretrained=o.pretrained,
+            embeddings=o.save_embeddings,
+            schema=SCORES_VERSION,
+        )
+
+    def completed(self, task: int) -> dict[str, Any] | None:
+        dataset = Dataset(self.options.dataset)
+        return completed(
+            dataset.storage,
+            dataset.scores.shard(task).output(self.options.save_embeddings),
+            self._inputs(dataset, task),
+        )
+
+    def setup_key(self) -> tuple[str, str, str]:
+        return (self.options.model, self.options.pretrained, _task_device(self.options.device))
+
+    def setup(self) -> LoadedModel:
+        return load_model(self.options.model, self.options.pretrained, _task_device(self.options.device))
+
+    def teardown(self, state: LoadedModel) -> None:
+        if state.device.startswith("cuda"):
+            import torch
+
+            del state.model
+            torch.cuda.empty_cache()
+
+    def process(self, task: int, state: LoadedModel) -> dict[str, Any]:
+        dataset = Dataset(self.options.dataset)
+        raw = dataset.raw.shard(task)
+        scores = dataset.scores.shard(task)
+        options = self.options
+        token = raw.token()
+
+        def work(commit: ShardCommit) -> dict[str, Any]:
+            uids, image_emb, text_emb = _embed(_successes(dataset, task), state, options)
+            values = (image_emb * text_emb).sum(axis=1) if uids else np.zeros(0, dtype=np.float32)
+            table = pa.table(
+                {
+                    "uid": uids,
+                    "clip_score": values.astype(np.float32),
+                    "model": [options.model] * len(uids),
+                    "pretrained": [options.pretrained] * len(uids),
+                },
+                schema=SCORES_SCHEMA,
             )
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    _write_atomic(dataset, dataset.path(SCORES_DIR, f"{name}.parquet"), buffer.getvalue())
-    seconds = time.time() - started
-    stats = {
-        "shard": name,
-        "scored": len(uids),
-        "seconds": round(seconds, 3),
-        "model": options.model,
-        "pretrained": options.pretrained,
-        "device": loaded.device,
-        "raw_token": token,
-        "histogram": histogram(scores),
-    }
-    dataset.write_json_atomic(stats, SCORES_DIR, scores_stats_name(dataset, shard))
-    return {**stats, "resumed": False}
+            if options.save_embeddings:
+                for kind, embedded in (("image", image_emb), ("text", text_emb)):
+                    commit.write_bytes(_npy_bytes(embedded.astype(np.float16)), *scores.embeddings_file(kind))
+            commit.write_parquet(table, *scores.table_file.parts)
+            return {
+                "shard": scores.name,
+                "scored": len(uids),
+                "model": options.model,
+                "pretrained": options.pretrained,
+                "device": state.device,
+                "raw_token": token,
+                "histogram": histogram(values),
+            }
+
+        return run_shard(
+            dataset.storage, scores.output(options.save_embeddings), self._inputs(dataset, task), work
+        )
+
+
+def _task_device(device: str) -> str:
+    """With Spark GPU scheduling, use the GPU the task was given; otherwise ``device`` as asked."""
+    if device != "auto":
+        return device
+    try:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        gpus = context.resources().get("gpu") if context is not None else None
+        if gpus is not None and gpus.addresses:
+            return f"cuda:{gpus.addresses[0]}"
+    except ImportError:
+        pass
+    return device
 
 
 def _successes(dataset: Dataset, shard: int) -> Iterator[tuple[str, bytes, str]]:
     """(uid, image bytes, caption) of every success of a raw shard, in tar order."""
-    name = dataset.shard_name(shard)
-    with dataset.fs.open(dataset.path(RAW_DIR, f"{name}.parquet"), "rb") as handle:
-        rows = pq.read_table(handle, columns=["uid", "caption", "status"]).to_pylist()
-    captions = {r["uid"]: r["caption"] or "" for r in rows if r["status"] == STATUS_SUCCESS}
-    for key, data in iter_raw_images(dataset, shard, ("jpg", "webp")):
+    raw = dataset.raw.shard(shard)
+    captions = {r["uid"]: r["caption"] or "" for r in raw.successes(["uid", "caption"])}
+    for key, data in raw.images():
         if key in captions:
             yield key, data, captions[key]
 
@@ -167,10 +204,3 @@ def _npy_bytes(values: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, values)
     return buffer.getvalue()
-
-
-def _write_atomic(dataset: Dataset, final: str, data: bytes) -> None:
-    temp = dataset.temp_path(final)
-    with dataset.fs.open(temp, "wb") as handle:
-        handle.write(data)
-    dataset.fs.mv(temp, final)

@@ -66,6 +66,19 @@ class WorldSpec:
     quality: int = 90
 
 
+def held_out_spec(images: int = 200, seed: int = 1234) -> WorldSpec:
+    """A clean labelled world for evaluation: matched captions only, no benchmark, no copies."""
+    return WorldSpec(
+        images=images,
+        seed=seed,
+        mismatch_fraction=0.0,
+        benchmark_images=0,
+        planted_duplicates=0,
+        min_side=96,
+        max_side=192,
+    )
+
+
 def generate_world(out: str | Path, spec: WorldSpec) -> Path:
     """Write a world folder; returns its path."""
     out = Path(out)

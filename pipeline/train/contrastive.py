@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.score.model import register_configs
-from pipeline.train.loss import clamp_logit_scale, clip_loss
+from pipeline.train.loss import clamp_logit_scale, clip_loss_module
 from pipeline.train.schedule import cosine_lr, set_lr
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def train_clip(images: list[Image.Image], captions: list[str], options: TrainOpt
     )
     generator = torch.Generator().manual_seed(options.seed)
     batch = min(options.batch_size, len(images))
+    loss_of = clip_loss_module()
     model.train()
     progress = tqdm(range(options.steps), desc="training CLIP", unit=" step", mininterval=5)
     for step in progress:
@@ -59,7 +60,7 @@ def train_clip(images: list[Image.Image], captions: list[str], options: TrainOpt
         index = torch.randperm(len(images), generator=generator)[:batch]
         image_features = model.encode_image(pixels[index], normalize=True)
         text_features = model.encode_text(tokens[index], normalize=True)
-        loss = clip_loss(image_features, text_features, model.logit_scale.exp())
+        loss = loss_of(image_features, text_features, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -2,8 +2,8 @@
 
 Three kinds of evaluation set, each prefixing its metric names:
 
-- ``world``: a synthetic world (``corpusforge synth``; generated on first use when missing):
-  zero-shot over its colour-shape classes and retrieval against the true captions;
+- ``world``: a labelled image table (a synthetic world written by ``corpusforge synth``):
+  zero-shot over its classes and retrieval against the true captions;
 - ``folder``: any ImageFolder-style directory (class = sub-folder name), zero-shot only;
 - ``val``: held-out WebDataset shards, retrieval only.
 
@@ -53,23 +53,22 @@ class EvalSet:
     captions: list[str] | None = None
 
 
-def world_eval_set(folder: str | Path, images: int = 200, seed: int = 1234) -> EvalSet:
-    """The synthetic world in ``folder``; generates a clean one (``images``, ``seed``) if missing."""
-    from pipeline.synthetic.world import WorldSpec, generate_world
-
+def check_world(folder: str | Path) -> None:
+    """Raise ``UserInputError`` unless ``folder`` holds a labelled image table."""
     folder = Path(folder)
-    if not (folder / "world.parquet").exists():
-        log.info("generating a held-out synthetic world of %d images in %s (seed %d)", images, folder, seed)
-        spec = WorldSpec(
-            images=images,
-            seed=seed,
-            mismatch_fraction=0.0,
-            benchmark_images=0,
-            planted_duplicates=0,
-            min_side=96,
-            max_side=192,
+    missing = [n for n in ("world.json", "world.parquet") if not (folder / n).is_file()]
+    if missing:
+        raise UserInputError(
+            f"--eval-world {folder}: no {' or '.join(missing)} in it; write a held-out world with "
+            "`corpusforge synth --out DIR --mismatch-fraction 0 --benchmark-images 0 --planted-duplicates 0`"
         )
-        generate_world(folder, spec)
+
+
+def world_eval_set(folder: str | Path) -> EvalSet:
+    """The labelled image table in ``folder``: ``world.json`` (``labels``: the class names) and
+    ``world.parquet`` (``file``, ``label``, ``true_caption`` per image), as ``corpusforge synth`` writes."""
+    folder = Path(folder)
+    check_world(folder)
     try:
         classnames = json.loads((folder / "world.json").read_text())["labels"]
         rows = pq.read_table(folder / "world.parquet", columns=["file", "label", "true_caption"]).to_pylist()

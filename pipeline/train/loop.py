@@ -33,12 +33,14 @@ from pipeline.train.data import Position, StreamConfig, TrainStream, check_layou
 from pipeline.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
 from pipeline.train.evaluate import (
     EvalSet,
+    check_world,
     evaluate,
     folder_eval_set,
     load_templates,
     shard_eval_set,
     world_eval_set,
 )
+from pipeline.train.loss import clip_loss_module
 from pipeline.train.metrics import MetricsLogger
 from pipeline.train.options import TrainerOptions
 from pipeline.train.schedule import cosine_lr, set_lr
@@ -117,6 +119,8 @@ class _Run:
         val_urls = expand_shards(self.o.val_shards) if self.o.val_shards else []
         if val_urls:
             check_shards_exist(val_urls, "--val-shards")
+        if self.o.eval_world:
+            check_world(self.o.eval_world)
         if self.o.zeroshot_dir and not Path(self.o.zeroshot_dir).is_dir():
             raise UserInputError(f"--zeroshot-dir {self.o.zeroshot_dir}: no such directory")
         load_templates(self.o.zeroshot_templates)
@@ -246,6 +250,9 @@ class _Run:
             pin_memory=self.info.device.startswith("cuda"),
             prefetch_factor=4 if self.o.workers else None,
         )
+        loss_fn = clip_loss_module(
+            self.info.rank, self.info.world_size, self.o.local_loss, self.o.gather_with_grad
+        )
         ctx = StepContext(
             ddp_model,
             model,
@@ -253,7 +260,7 @@ class _Run:
             scaler,
             self._autocast,
             self.info.device,
-            self.info.rank,
+            loss_fn,
             self.info.world_size,
             self.o.grad_clip_norm,
         )
@@ -403,7 +410,7 @@ class _Run:
     def _eval_sets(self, val_urls: list[str]) -> list[EvalSet]:
         sets = []
         if self.o.eval_world:
-            sets.append(world_eval_set(self.o.eval_world, self.o.eval_world_images, self.o.eval_world_seed))
+            sets.append(world_eval_set(self.o.eval_world))
         if self.o.zeroshot_dir:
             sets.append(folder_eval_set(self.o.zeroshot_dir, load_templates(self.o.zeroshot_templates)))
         if val_urls:

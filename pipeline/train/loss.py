@@ -1,10 +1,11 @@
-"""The CLIP contrastive loss and the temperature clamp, shared by both trainers.
+"""The CLIP contrastive loss (open_clip's own ``ClipLoss``) and the temperature clamp.
 
-Several processes: every rank gathers all ranks' features without gradient and puts its own
-features (with gradient) back in its slice, then computes the loss over the *global* batch
-(open_clip's ``ClipLoss(local_loss=False, gather_with_grad=False)``). Each rank thus back-propagates
-the global loss through its own samples only; DDP's gradient average makes that ``1/world_size``
-times the exact gradient of the global-batch loss, the same on every rank.
+Several processes: by default every rank gathers all ranks' features without gradient and puts
+its own features (with gradient) back in its slice, then computes the loss over the *global*
+batch (``local_loss=False, gather_with_grad=False``). Each rank thus back-propagates the global
+loss through its own samples only; DDP's gradient average makes that ``1/world_size`` times the
+exact gradient of the global-batch loss, the same on every rank. ``--local-loss`` and
+``--gather-with-grad`` select open_clip's other two modes, with their meanings there.
 """
 
 from __future__ import annotations
@@ -16,34 +17,23 @@ MAX_LOGIT_SCALE = 100.0
 INIT_LOGIT_SCALE = 1 / 0.07
 
 
-def gather_features(image: Any, text: Any, rank: int, world_size: int) -> tuple[Any, Any]:
-    """All ranks' features concatenated in rank order; only the local slice carries gradient."""
-    if world_size == 1:
-        return image, text
-    import torch
-    import torch.distributed as dist
+def clip_loss_module(
+    rank: int = 0, world_size: int = 1, local_loss: bool = False, gather_with_grad: bool = False
+) -> Any:
+    """``loss(image_features, text_features, logit_scale)``: symmetric InfoNCE over the batch.
 
-    images = [torch.zeros_like(image) for _ in range(world_size)]
-    texts = [torch.zeros_like(text) for _ in range(world_size)]
-    dist.all_gather(images, image.detach().contiguous())
-    dist.all_gather(texts, text.detach().contiguous())
-    images[rank] = image
-    texts[rank] = text
-    return torch.cat(images), torch.cat(texts)
-
-
-def clip_loss(image: Any, text: Any, scale: Any, rank: int = 0, world_size: int = 1) -> Any:
-    """Symmetric InfoNCE over the global batch; ``image``/``text`` are L2-normalised local features.
-
-    ``scale`` is the inverse temperature ``exp(model.logit_scale)``, as open_clip's forward returns it.
+    Features are L2-normalised; ``logit_scale`` is the inverse temperature ``exp(model.logit_scale)``,
+    as open_clip's forward returns it.
     """
-    import torch
-    import torch.nn.functional as F
+    from open_clip.loss import ClipLoss
 
-    all_image, all_text = gather_features(image, text, rank, world_size)
-    logits = scale * all_image @ all_text.T
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    return ClipLoss(
+        local_loss=local_loss,
+        gather_with_grad=gather_with_grad,
+        cache_labels=True,
+        rank=rank,
+        world_size=world_size,
+    )
 
 
 def clamp_logit_scale(model: Any) -> None:

@@ -1,58 +1,109 @@
-"""Options of ``corpusforge train``, built once from the command line."""
+"""Options of ``corpusforge train``: every default and command-line option written once, here."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 
+from pipeline.cli_options import add_options, option, options_parser, parse_options
+from pipeline.cli_options import options_from_namespace as build
 from pipeline.errors import UserInputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DATA, _MODEL, _OPT = "data", "model", "optimisation"
+_OUT, _EVAL = "output and resume", "evaluation"
 
 
 @dataclass(frozen=True)
 class TrainerOptions:
     """Everything one training run needs (the same on every rank)."""
 
-    shards: str
-    model: str = "corpusforge-tiny"
-    pretrained: str = ""
-    output: str = "train_output"
-    val_shards: str = ""
-    resampled: bool = False
-    shard_shuffle: bool = True
-    shuffle_buffer: int = 1000
-    jpeg_draft: bool = True
-    workers: int = 2
-    batch_size: int = 64
-    accum_freq: int = 1
-    steps: int = 1000
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    beta1: float = 0.9
-    beta2: float = 0.98
-    eps: float = 1e-6
-    warmup_steps: int = 100
-    grad_clip_norm: float = 0.0
-    precision: str = "auto"
-    device: str = "auto"
-    threads: int = 0
-    grad_checkpointing: bool = False
-    seed: int = 0
-    save_every: int = 500
-    keep_checkpoints: int = 3
-    resume: str = ""
-    log_every: int = 10
-    tensorboard: bool = True
-    log_sample_keys: bool = False
-    eval_every: int = 0
-    eval_world: str = ""
-    eval_world_images: int = 200
-    eval_world_seed: int = 1234
-    zeroshot_dir: str = ""
-    zeroshot_templates: str = "simple"
-    val_max_samples: int = 5000
-    eval_batch_size: int = 256
+    shards: str = option(
+        help="WebDataset shards: brace patterns ('DIR/final/{000000..000099}.tar'), several joined "
+        "with '::'; local paths or any fsspec URL",
+        group=_DATA,
+    )
+    model: str = option("corpusforge-tiny", help="open_clip model config (or corpusforge-tiny)", group=_MODEL)
+    pretrained: str = option("", help="initial weights: open_clip tag or file ('' = random)", group=_MODEL)
+    output: str = option("train_output", help="folder for checkpoints, metrics and the model", group=_OUT)
+    val_shards: str = option("", help="held-out shards for retrieval eval", group=_DATA)
+    resampled: bool = option(
+        False, help="draw shards with replacement (endless stream; needs no shard per worker)", group=_DATA
+    )
+    shard_shuffle: bool = option(
+        True, toggle=True, help="shuffle the shard order every epoch (same order on every rank)", group=_DATA
+    )
+    shuffle_buffer: int = option(1000, help="sample shuffle buffer", group=_DATA)
+    jpeg_draft: bool = option(
+        True,
+        toggle=True,
+        help="decode JPEGs at a reduced DCT scale (1/2, 1/4, 1/8) that keeps at least twice the model's "
+        "input size: much less decoding work for large stored images",
+        group=_DATA,
+    )
+    workers: int = option(2, help="data loader processes per rank", group=_DATA)
+    batch_size: int = option(64, help="samples per rank per micro-batch", group=_OPT)
+    accum_freq: int = option(
+        1, help="micro-batches per optimiser step; the contrastive batch is batch x accum x ranks", group=_OPT
+    )
+    steps: int = option(1000, help="optimiser steps in total", group=_OPT)
+    lr: float = option(5e-4, help="peak learning rate (AdamW)", group=_OPT)
+    weight_decay: float = option(0.2, help="AdamW weight decay", group=_OPT)
+    beta1: float = option(0.9, help="AdamW beta1", group=_OPT)
+    beta2: float = option(0.98, help="AdamW beta2", group=_OPT)
+    eps: float = option(1e-6, help="AdamW epsilon", group=_OPT)
+    warmup_steps: int = option(100, help="linear warm-up steps", group=_OPT)
+    grad_clip_norm: float = option(0.0, help="clip norm (0 = off)", group=_OPT)
+    local_loss: bool = option(
+        False,
+        help="several processes: each computes the loss of its own samples against all (open_clip's "
+        "--local-loss; less memory for large batches)",
+        group=_OPT,
+    )
+    gather_with_grad: bool = option(
+        False,
+        help="several processes: gather features with their gradients (open_clip's --gather-with-grad)",
+        group=_OPT,
+    )
+    precision: str = option(
+        "auto",
+        choices=PRECISIONS,
+        help="auto: bf16 autocast on GPU, fp32 on CPU; fp16 adds a GradScaler (GPU only)",
+        group=_OPT,
+    )
+    device: str = option("auto", help="auto (GPU if visible), cpu or cuda", group=_OPT)
+    threads: int = option(
+        0,
+        help="PyTorch CPU threads per process (0: PyTorch's default); 1 is best on a busy machine",
+        group=_OPT,
+    )
+    grad_checkpointing: bool = option(False, help="recompute activations to save memory", group=_MODEL)
+    seed: int = option(0, help="seed of weights, data order and augmentation", group=_OPT)
+    save_every: int = option(500, help="checkpoint every N steps (0: end)", group=_OUT)
+    keep_checkpoints: int = option(3, help="newest checkpoints kept (0: all)", group=_OUT)
+    resume: str = option("", help="'latest' (newest in OUTPUT/checkpoints, if any) or a path", group=_OUT)
+    log_every: int = option(10, help="log metrics every N steps", group=_OUT)
+    tensorboard: bool = option(
+        True, toggle=True, help="also write TensorBoard events to OUTPUT/tensorboard", group=_OUT
+    )
+    log_sample_keys: bool = option(
+        False, help="write the keys each rank trained on to OUTPUT/sample_keys/rank_R.txt", group=_OUT
+    )
+    eval_every: int = option(0, help="evaluate every N steps (0: end)", group=_EVAL)
+    eval_world: str = option(
+        "",
+        help="labelled image table for zero-shot and retrieval eval: a folder with world.json (class "
+        "names) and world.parquet (file, label, true_caption), as `corpusforge synth` writes",
+        group=_EVAL,
+    )
+    zeroshot_dir: str = option("", help="ImageFolder-style directory (class = sub-folder)", group=_EVAL)
+    zeroshot_templates: str = option(
+        "simple",
+        help="'simple' (7 prompts), 'openai' (80) or a file with one '{}' prompt a line",
+        group=_EVAL,
+    )
+    val_max_samples: int = option(5000, help="pairs read from --val-shards", group=_EVAL)
+    eval_batch_size: int = option(256, help="eval forward batch", group=_EVAL)
 
     def __post_init__(self) -> None:
         positive = {
@@ -62,7 +113,6 @@ class TrainerOptions:
             "--log-every": self.log_every,
             "--eval-batch-size": self.eval_batch_size,
             "--val-max-samples": self.val_max_samples,
-            "--eval-world-images": self.eval_world_images,
         }
         for flag, value in positive.items():
             if value < 1:
@@ -93,184 +143,24 @@ class TrainerOptions:
         return bool(self.eval_world or self.zeroshot_dir or self.val_shards)
 
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every option of ``corpusforge train``, with help and default."""
-    d = TrainerOptions(shards="x")
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--shards",
-        required=True,
-        help="WebDataset shards: brace patterns ('DIR/final/{000000..000099}.tar'), several joined "
-        "with '::'; local paths or any fsspec URL",
-    )
-    data.add_argument("--val-shards", default=d.val_shards, help="held-out shards for retrieval eval")
-    data.add_argument(
-        "--resampled",
-        action="store_true",
-        help="draw shards with replacement (endless stream; needs no shard per worker)",
-    )
-    data.add_argument(
-        "--shard-shuffle",
-        action=argparse.BooleanOptionalAction,
-        default=d.shard_shuffle,
-        help="shuffle the shard order every epoch (same order on every rank)",
-    )
-    data.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, help="sample shuffle buffer")
-    data.add_argument(
-        "--jpeg-draft",
-        action=argparse.BooleanOptionalAction,
-        default=d.jpeg_draft,
-        help="decode JPEGs at a reduced DCT scale (1/2, 1/4, 1/8) that keeps at least twice the model's "
-        "input size: much less decoding work for large stored images",
-    )
-    data.add_argument("--workers", type=int, default=d.workers, help="data loader processes per rank")
-    model = p.add_argument_group("model")
-    model.add_argument("--model", default=d.model, help="open_clip model config (or corpusforge-tiny)")
-    model.add_argument(
-        "--pretrained", default=d.pretrained, help="initial weights: open_clip tag or file ('' = random)"
-    )
-    model.add_argument(
-        "--grad-checkpointing", action="store_true", help="recompute activations to save memory"
-    )
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=int, default=d.batch_size, help="samples per rank per micro-batch")
-    opt.add_argument(
-        "--accum-freq",
-        type=int,
-        default=d.accum_freq,
-        help="micro-batches per optimiser step; the contrastive batch is batch x accum x ranks",
-    )
-    opt.add_argument("--steps", type=int, default=d.steps, help="optimiser steps in total")
-    opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
-    opt.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
-    opt.add_argument("--beta1", type=float, default=d.beta1, help="AdamW beta1")
-    opt.add_argument("--beta2", type=float, default=d.beta2, help="AdamW beta2")
-    opt.add_argument("--eps", type=float, default=d.eps, help="AdamW epsilon")
-    opt.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps")
-    opt.add_argument("--grad-clip-norm", type=float, default=d.grad_clip_norm, help="clip norm (0 = off)")
-    opt.add_argument(
-        "--precision",
-        default=d.precision,
-        choices=PRECISIONS,
-        help="auto: bf16 autocast on GPU, fp32 on CPU; fp16 adds a GradScaler (GPU only)",
-    )
-    opt.add_argument("--device", default=d.device, help="auto (GPU if visible), cpu or cuda")
-    opt.add_argument(
-        "--threads",
-        type=int,
-        default=d.threads,
-        help="PyTorch CPU threads per process (0: PyTorch's default); 1 is best on a busy machine",
-    )
-    opt.add_argument("--seed", type=int, default=d.seed, help="seed of weights, data order and augmentation")
-    out = p.add_argument_group("output and resume")
-    out.add_argument("--output", default=d.output, help="folder for checkpoints, metrics and the model")
-    out.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N steps (0: end)")
-    out.add_argument(
-        "--keep-checkpoints", type=int, default=d.keep_checkpoints, help="newest checkpoints kept (0: all)"
-    )
-    out.add_argument(
-        "--resume", default=d.resume, help="'latest' (newest in OUTPUT/checkpoints, if any) or a path"
-    )
-    out.add_argument("--log-every", type=int, default=d.log_every, help="log metrics every N steps")
-    out.add_argument(
-        "--tensorboard",
-        action=argparse.BooleanOptionalAction,
-        default=d.tensorboard,
-        help="also write TensorBoard events to OUTPUT/tensorboard",
-    )
-    out.add_argument(
-        "--log-sample-keys",
-        action="store_true",
-        help="write the keys each rank trained on to OUTPUT/sample_keys/rank_R.txt",
-    )
-    ev = p.add_argument_group("evaluation")
-    ev.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N steps (0: end)")
-    ev.add_argument(
-        "--eval-world",
-        default=d.eval_world,
-        help="synthetic world folder for zero-shot and retrieval eval; generated there if missing",
-    )
-    ev.add_argument(
-        "--eval-world-images", type=int, default=d.eval_world_images, help="images of a generated world"
-    )
-    ev.add_argument(
-        "--eval-world-seed", type=int, default=d.eval_world_seed, help="seed of a generated world"
-    )
-    ev.add_argument(
-        "--zeroshot-dir", default=d.zeroshot_dir, help="ImageFolder-style directory (class = sub-folder)"
-    )
-    ev.add_argument(
-        "--zeroshot-templates",
-        default=d.zeroshot_templates,
-        help="'simple' (7 prompts), 'openai' (80) or a file with one '{}' prompt a line",
-    )
-    ev.add_argument(
-        "--val-max-samples", type=int, default=d.val_max_samples, help="pairs read from --val-shards"
-    )
-    ev.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="eval forward batch")
+    add_options(p, TrainerOptions)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``corpusforge train`` command line on its own."""
-    parser = argparse.ArgumentParser(
-        prog="corpusforge train",
-        description="Contrastive (CLIP) training on WebDataset shards.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    return options_parser(
+        TrainerOptions, "corpusforge train", "Contrastive (CLIP) training on WebDataset shards."
     )
-    add_arguments(parser)
-    return parser
 
 
 def options_from_namespace(a: argparse.Namespace) -> TrainerOptions:
     """Frozen options from parsed arguments (raises ``UserInputError`` on bad values)."""
-    return TrainerOptions(
-        shards=a.shards,
-        model=a.model,
-        pretrained=a.pretrained,
-        output=a.output,
-        val_shards=a.val_shards,
-        resampled=a.resampled,
-        shard_shuffle=a.shard_shuffle,
-        shuffle_buffer=a.shuffle_buffer,
-        jpeg_draft=a.jpeg_draft,
-        workers=a.workers,
-        batch_size=a.batch_size,
-        accum_freq=a.accum_freq,
-        steps=a.steps,
-        lr=a.lr,
-        weight_decay=a.weight_decay,
-        beta1=a.beta1,
-        beta2=a.beta2,
-        eps=a.eps,
-        warmup_steps=a.warmup_steps,
-        grad_clip_norm=a.grad_clip_norm,
-        precision=a.precision,
-        device=a.device,
-        threads=a.threads,
-        grad_checkpointing=a.grad_checkpointing,
-        seed=a.seed,
-        save_every=a.save_every,
-        keep_checkpoints=a.keep_checkpoints,
-        resume=a.resume,
-        log_every=a.log_every,
-        tensorboard=a.tensorboard,
-        log_sample_keys=a.log_sample_keys,
-        eval_every=a.eval_every,
-        eval_world=a.eval_world,
-        eval_world_images=a.eval_world_images,
-        eval_world_seed=a.eval_world_seed,
-        zeroshot_dir=a.zeroshot_dir,
-        zeroshot_templates=a.zeroshot_templates,
-        val_max_samples=a.val_max_samples,
-        eval_batch_size=a.eval_batch_size,
-    )
+    return build(TrainerOptions, a)
 
 
 def options_from_args(argv: list[str] | None = None) -> TrainerOptions:
     """Parse ``corpusforge train`` arguments (errors exit with a usage message)."""
-    parser = build_parser()
-    try:
-        return options_from_namespace(parser.parse_args(argv))
-    except UserInputError as exc:
-        parser.error(str(exc))
-        raise
+    return parse_options(TrainerOptions, build_parser(), argv)

@@ -1,18 +1,16 @@
-"""Shard lists: brace expansion (``{000000..000009}``, ``{a,b}``), ``::``-joined lists, existence."""
+"""Shard lists: brace expansion as bash does it (``braceexpand``), ``::``-joined lists, existence."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 
 import fsspec
+from braceexpand import UnbalancedBracesError, braceexpand
 
 from pipeline.errors import UserInputError
 
 log = logging.getLogger(__name__)
-
-_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 
 
 def expand_shards(spec: str) -> list[str]:
@@ -28,40 +26,12 @@ def expand_shards(spec: str) -> list[str]:
 
 
 def brace_expand(pattern: str) -> list[str]:
-    """Bash-style expansion of the first ``{...}`` group, recursively (ranges keep zero padding)."""
-    start = pattern.find("{")
-    if start < 0:
-        return [pattern]
-    depth = 0
-    for end in range(start, len(pattern)):
-        depth += {"{": 1, "}": -1}.get(pattern[end], 0)
-        if depth == 0:
-            break
-    else:
-        raise UserInputError(f"unbalanced braces in shard pattern {pattern!r}")
-    body, head, tail = pattern[start + 1 : end], pattern[:start], pattern[end + 1 :]
-    match = _RANGE.match(body)
-    if match:
-        first, last = match.group(1), match.group(2)
-        width = len(first) if first.lstrip("-").startswith("0") else 0
-        step = 1 if int(last) >= int(first) else -1
-        choices = [str(i).zfill(width) for i in range(int(first), int(last) + step, step)]
-    else:
-        choices = _split_top_level(body)
-    return [url for choice in choices for url in brace_expand(head + choice + tail)]
-
-
-def _split_top_level(body: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for ch in body:
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-            continue
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        current += ch
-    parts.append(current)
-    return parts
+    """Bash-style brace expansion: ``{a,b}``, ranges ``{000..009}`` (zero padding kept) and steps
+    ``{0..10..2}``, nested groups included."""
+    try:
+        return list(braceexpand(pattern))
+    except UnbalancedBracesError as exc:
+        raise UserInputError(f"unbalanced braces in shard pattern {pattern!r}") from exc
 
 
 def check_shards_exist(urls: list[str], flag: str = "--shards") -> None:

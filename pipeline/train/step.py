@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.train.loss import clamp_logit_scale, clip_loss
+from pipeline.train.loss import clamp_logit_scale
 
 
 @dataclass
@@ -27,7 +27,7 @@ class StepContext:
     scaler: Any  # torch.amp.GradScaler or None
     autocast: Callable[[], AbstractContextManager[Any]]
     device: str
-    rank: int = 0
+    loss: Any  # pipeline.train.loss.clip_loss_module(...)
     world_size: int = 1
     grad_clip_norm: float = 0.0
 
@@ -45,7 +45,7 @@ def train_step(ctx: StepContext, micro_batches: list[dict[str, Any]]) -> float:
         images, texts = pairs[0]
         with ctx.autocast():
             image_features, text_features, scale = ctx.model(images, texts)
-            loss = clip_loss(image_features, text_features, scale, ctx.rank, ctx.world_size)
+            loss = ctx.loss(image_features, text_features, scale)
         _backward(ctx, loss)
         value = loss.detach()
     else:
@@ -61,7 +61,7 @@ def train_step(ctx: StepContext, micro_batches: list[dict[str, Any]]) -> float:
                     image_j, text_j, scale = ctx.model(images, texts)
                     all_image = _with_slice([f[0] for f in cached], j, image_j)
                     all_text = _with_slice([f[1] for f in cached], j, text_j)
-                    loss = clip_loss(all_image, all_text, scale, ctx.rank, ctx.world_size)
+                    loss = ctx.loss(all_image, all_text, scale)
                 _backward(ctx, loss)
             value = loss.detach()
     if ctx.grad_clip_norm > 0:

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.build.options import options_from_args
-from pipeline.score.job import run as score
-from pipeline.score.options import options_from_args as score_options_from_args
+from tests.stages import build_options as options_from_args
+from tests.stages import score as score
+from tests.stages import score_options as score_options_from_args
 from schemas.dedup import MATCHES_SCHEMA
 from tests.score import conftest as score_fixtures
 

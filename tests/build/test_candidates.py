@@ -57,7 +57,7 @@ def test_shard_candidates_of_a_raw_shard(tmp_path) -> None:
 
     from pipeline.build.candidates import CANDIDATE_COLUMNS, shard_candidates
     from pipeline.build.shard_plan import shuffle_key
-    from pipeline.synthetic.raw_shards import fabricate_dataset
+    from testkit.raw_shards import fabricate_dataset
 
     fabricate_dataset(tmp_path / "ds", shards=1, samples_per_shard=40, seed=4)
     raw = pq.read_table(tmp_path / "ds" / "raw" / "00000.parquet").to_pylist()

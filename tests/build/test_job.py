@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build.job import run
+from tests.stages import build as run
 from pipeline.errors import UserInputError
 from tests.build.conftest import build_options, raw_rows, read_final, read_json, scores, selection
 from tests.build.expected import ORDER, check_final, expected_reasons, plant_matches

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build.job import run
+from tests.stages import build as run
 from pipeline.submit import spark_submit_command
-from pipeline.synthetic.raw_shards import fabricate_dataset
+from testkit.raw_shards import fabricate_dataset
 from tests.build.conftest import build_options, read_json
 from tests.build.expected import check_final, expected_reasons
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build.job import run
+from tests.stages import build as run
 from tests.build.conftest import build_options, raw_rows, read_json, selection
 
 BATCH = 4

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from pipeline.build.options import build_parser, options_from_args
+from tests.stages import build_options as options_from_args
+from tests.stages import parser
 
 
 def test_defaults() -> None:
@@ -25,7 +26,7 @@ def test_defaults() -> None:
         (["--top-fraction", "0"], "--top-fraction must be in (0, 1]"),
         (["--top-fraction", "1.01"], "--top-fraction must be in (0, 1]"),
         (["--top-fraction", "nan"], "--top-fraction must be in (0, 1]"),
-        (["--min-clip-score", "0.3", "--top-fraction", "0.5"], "not allowed with argument"),
+        (["--min-clip-score", "0.3", "--top-fraction", "0.5"], "mutually exclusive"),
         (["--samples-per-shard", "0"], "--samples-per-shard must be >= 1"),
         (["--max-aspect-ratio", "0.5"], "--max-aspect-ratio must be >= 1"),
         (["--min-caption-length", "-1"], "--min-caption-length must be >= 0"),
@@ -41,8 +42,8 @@ def test_bad_options_are_refused(args: list[str], message: str, capsys) -> None:
 
 
 def test_every_option_has_help_and_a_shown_default() -> None:
-    text = " ".join(build_parser().format_help().split())
-    for action in build_parser()._actions:
+    text = " ".join(parser("build").format_help().split())
+    for action in parser("build")._actions:
         if action.option_strings and action.dest != "help":
             assert action.help, action.dest
     assert "(default: 10000)" in text and "(default: 16)" in text

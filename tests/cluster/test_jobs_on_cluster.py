@@ -25,14 +25,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.build.job import run as build
-from pipeline.build.options import options_from_args as build_options
-from pipeline.dedup.job import run as dedup
-from pipeline.dedup.options import options_from_args as dedup_options
-from pipeline.download.job import run as download
-from pipeline.download.options import options_from_args as download_options
-from pipeline.score.job import run as score
-from pipeline.score.options import options_from_args as score_options
 from pipeline.synthetic.server import WorldServer
 from pipeline.synthetic.world import write_url_lists
 from tests.cluster.driver_ui import DriverUI
@@ -48,6 +40,14 @@ from tests.cluster.faults import (
 )
 from tests.cluster.standalone import StandaloneCluster
 from tests.score import conftest as score_fixtures
+from tests.stages import build as build
+from tests.stages import build_options as build_options
+from tests.stages import dedup as dedup
+from tests.stages import dedup_options as dedup_options
+from tests.stages import download as download
+from tests.stages import download_options as download_options
+from tests.stages import score as score
+from tests.stages import score_options as score_options
 
 pytestmark = pytest.mark.slow
 

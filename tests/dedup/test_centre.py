@@ -13,11 +13,12 @@ from PIL import Image
 import pipeline.dedup.centre as centre
 from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_hashes import hash_image
-from pipeline.dedup.centre import CENTRE_DIR, centre_phash, centre_region, shard_centre_hashes
+from pipeline.dedup.centre import CentreHashReader, centre_phash, centre_region
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64, phash
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
-from pipeline.synthetic.transforms import TRANSFORMS, bundled_photos
+from pipeline.shards.raw_writer import SampleRecord
+from testkit.raw_shards import write_raw_shard
+from testkit.transforms import TRANSFORMS, bundled_photos
 from tests.shards.test_raw_writer import row
 
 
@@ -56,10 +57,11 @@ def test_a_caption_band_moves_the_whole_hash_but_not_the_centre_hash(name: str) 
 
 def _raw_shard(root: Path, images: list[Image.Image]) -> Dataset:
     dataset = Dataset(str(root))
-    writer = RawShardWriter(dataset, 0, "jpg")
-    for i, image in enumerate(images):
-        writer.add(SampleRecord(row(f"{i:032x}", i), process_image(jpeg(image), ImageOptions()).data))
-    writer.commit()
+    records = [
+        SampleRecord(row(f"{i:032x}", i), process_image(jpeg(image), ImageOptions()).data)
+        for i, image in enumerate(images)
+    ]
+    write_raw_shard(dataset, 0, records)
     return dataset
 
 
@@ -68,22 +70,24 @@ def test_corpus_centre_hashes_are_cached_per_raw_shard(
 ) -> None:
     photos = bundled_photos()
     dataset = _raw_shard(tmp_path, [photos["astronaut"], photos["rocket"]])
-    uids, hashes = shard_centre_hashes(dataset.url, 0, "jpg", (255, 255, 255))
+    read = CentreHashReader("jpg", (255, 255, 255))
+    uids, hashes = read(dataset, 0)
     assert uids == [f"{0:032x}", f"{1:032x}"]
-    cached = tmp_path / "dedup" / CENTRE_DIR / "00000.parquet"
+    cached = tmp_path / "dedup" / "centre_hashes" / "00000.parquet"
     assert pq.read_table(cached).column("phash_centre").to_pylist() == hashes.tolist()
+    assert (tmp_path / "dedup" / "centre_hashes" / "00000_stats.json").exists()  # its marker
 
     def unreachable(*args: object) -> None:
         raise AssertionError("the cached centre hashes should have been used")
 
-    monkeypatch.setattr(centre, "iter_raw_images", unreachable)
-    again_uids, again = shard_centre_hashes(dataset.url, 0, "jpg", (255, 255, 255))
+    monkeypatch.setattr(centre, "centre_phash", unreachable)
+    again_uids, again = read(dataset, 0)
     assert again_uids == uids and again.tolist() == hashes.tolist()
     monkeypatch.undo()
 
     # A new download of the shard (other images) makes the cache stale: it is recomputed.
     _raw_shard(tmp_path, [photos["coffee"]])
-    new_uids, new = shard_centre_hashes(dataset.url, 0, "jpg", (255, 255, 255))
+    new_uids, new = read(dataset, 0)
     assert new_uids == [f"{0:032x}"] and new.tolist() != hashes[:1].tolist()
 
 

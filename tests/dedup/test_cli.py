@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dedup.options import DedupOptions, build_parser, options_from_args
+from pipeline.dedup.options import DedupOptions
 from tests.conftest import SparkSubmit
+from tests.stages import dedup_options as options_from_args
+from tests.stages import parser
 
 
 def test_help_and_docs_list_every_option(spark_submit: SparkSubmit) -> None:
     result = spark_submit("dedup", "--help")
     assert result.returncode == 0, result.stderr
     doc = (Path(__file__).parents[2] / "docs" / "dedup.md").read_text()
-    for action in build_parser()._actions:
+    for action in parser("dedup")._actions:
         for flag in action.option_strings:
             assert flag in result.stdout
             if flag not in ("-h", "--help"):

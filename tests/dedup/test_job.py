@@ -11,16 +11,19 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.dedup.benchmark_hashes import DEDUP_DIR, HASHES_FILE
-from pipeline.dedup.job import check_inputs, run
-from pipeline.dedup.options import options_from_args
-from pipeline.download.job import run as download
+from pipeline.dataset import DEDUP_DIR
 from pipeline.errors import UserInputError
 from pipeline.image.phash import from_signed64
 from pipeline.synthetic.server import WorldServer
-from pipeline.synthetic.transforms import TRANSFORMS, bundled_photos
 from schemas.contract import check_schema
 from schemas.dedup import BENCHMARK_HASHES_SCHEMA, MATCHES_SCHEMA
+from testkit.transforms import TRANSFORMS, bundled_photos
+from tests.stages import check_inputs as check_stage_inputs
+from tests.stages import dedup as run
+from tests.stages import dedup_options as options_from_args
+from tests.stages import download as download
+
+HASHES_FILE = "benchmark_hashes.parquet"
 
 
 @pytest.fixture
@@ -149,7 +152,7 @@ def _download_list(spark, site: Path, rows: list[tuple[str, str]], dataset: Path
     pq.write_table(
         pa.Table.from_pylist([{"URL": f"{base_url}/{name}", "TEXT": text} for name, text in rows]), urls
     )
-    from pipeline.download.options import options_from_args as download_args
+    from tests.stages import download_options as download_args
 
     download(
         spark,
@@ -327,7 +330,9 @@ def test_bad_benchmark_inputs_are_refused_with_the_file_and_reason(
     spark, world: Path, dataset: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(UserInputError, match="no such file"):
-        check_inputs(options_from_args(["--dataset", str(dataset), "--benchmark", str(tmp_path / "missing")]))
+        check_stage_inputs(
+            "dedup", options_from_args(["--dataset", str(dataset), "--benchmark", str(tmp_path / "missing")])
+        )
     folder = tmp_path / "bench"
     shutil.copytree(world / "benchmark", folder)
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
@@ -349,4 +354,6 @@ def test_bad_benchmark_inputs_are_refused_with_the_file_and_reason(
     with pytest.raises(UserInputError, match=r"bad\.parquet: row 0: phash 'xyz' is not 16 hex digits"):
         run(spark, options_from_args(["--dataset", str(dataset), "--benchmark", str(bad_hashes)]))
     with pytest.raises(UserInputError, match="no complete raw shards"):
-        check_inputs(options_from_args(["--dataset", str(tmp_path / "empty"), "--benchmark", str(folder)]))
+        check_stage_inputs(
+            "dedup", options_from_args(["--dataset", str(tmp_path / "empty"), "--benchmark", str(folder)])
+        )

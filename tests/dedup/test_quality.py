@@ -30,7 +30,7 @@ from pipeline.dedup.options import DEFAULT_CENTRE_MAX_DISTANCE, DEFAULT_MAX_DIST
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64
 from pipeline.synthetic.scenes import random_scene, render
-from pipeline.synthetic.transforms import (
+from testkit.transforms import (
     MILD,
     NEAR_UNIFORM_KINDS,
     bundled_photos,

@@ -27,14 +27,14 @@ def marks(root: Path, shards: int) -> dict[int, str]:
     return out
 
 
-def test_driver_and_spark_paths_agree(spark, tmp_path: Path) -> None:
+def test_driver_and_spark_paths_agree(executor, tmp_path: Path) -> None:
     urls = write_list(tmp_path / "l.tsv")
     results = {}
     for name, limit in (("driver", 10_000), ("spark", 0)):
         dataset = Dataset(str(tmp_path / name))
         manifest = prepare_input_shards(dataset, IngestOptions(urls=str(urls)), 10)
         counts = mark_duplicates(
-            spark, dataset, manifest["shard_count"], 10, manifest["rows"], driver_limit=limit
+            executor, dataset, manifest["shard_count"], 10, manifest["rows"], driver_limit=limit
         )
         results[name] = (counts, marks(tmp_path / name, manifest["shard_count"]))
     assert results["driver"] == results["spark"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.download.job import run
-from pipeline.synthetic.hostile import HostileServer
+from testkit.hostile import HostileServer
+from tests.stages import download as run
 
 EXPECTED = {
     "/endless_chunked": "too_large",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.download.job import run
-from pipeline.download.options import options_from_args
 from pipeline.synthetic.server import WorldServer
 from pipeline.synthetic.world import write_url_lists
+from tests.stages import download as run
+from tests.stages import download_options as options_from_args
 
 EXPECTED = {
     None: ("success", None),

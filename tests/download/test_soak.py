@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.synthetic.soak import RETRY_AFTER_SECONDS, SoakConfig, problems, run_soak
+from testkit.soak import RETRY_AFTER_SECONDS, SoakConfig, problems, run_soak
 
 pytestmark = [
     pytest.mark.slow,

@@ -19,7 +19,7 @@ from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher, FetchOptions
 from pipeline.image import process_image
 from pipeline.image.options import ImageOptions
-from pipeline.synthetic.hostile import HOSTILE_ROUTES, HostileServer
+from testkit.hostile import HOSTILE_ROUTES, HostileServer
 
 ALLOW = ("127.0.0.1/32",)
 CAP = 2 * 1024 * 1024

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build.options import options_from_args as build_options
-from pipeline.dedup.options import options_from_args as dedup_options
-from pipeline.download.options import options_from_args as download_options
 from pipeline.errors import UserInputError
 from pipeline.orchestration import airflow_args as aa
-from pipeline.score.options import options_from_args as score_options
 from pipeline.train.options import options_from_args as train_options
+from tests.stages import build_options as build_options
+from tests.stages import dedup_options as dedup_options
+from tests.stages import download_options as download_options
+from tests.stages import score_options as score_options
 
 BASE = {"dataset": "/data/corpus", "urls": "/lists/part0.parquet", "model": "ViT-B-32", "pretrained": "tag"}
 

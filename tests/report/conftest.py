@@ -10,15 +10,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.build.job import run as build
-from pipeline.build.options import options_from_args as build_options
-from pipeline.dedup.job import run as dedup
-from pipeline.dedup.options import options_from_args as dedup_options
-from pipeline.score.job import run as score
-from pipeline.score.options import options_from_args as score_options
 from pipeline.train.loop import train
 from pipeline.train.options import options_from_args as train_options
 from tests.score import conftest as score_fixtures
+from tests.stages import build as build
+from tests.stages import build_options as build_options
+from tests.stages import dedup as dedup
+from tests.stages import dedup_options as dedup_options
+from tests.stages import score as score
+from tests.stages import score_options as score_options
 
 # The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py).
 random_checkpoint = score_fixtures.random_checkpoint

@@ -13,8 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.build.job import run as build
-from pipeline.build.options import options_from_args as build_options
 from pipeline.dataset import Dataset
 from pipeline.report.collect import (
     SIZE_EDGES,
@@ -25,10 +23,13 @@ from pipeline.report.collect import (
     collect_training,
 )
 from pipeline.score.distribution import BINS
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.shards.raw_writer import SampleRecord
 from pipeline.train.metrics import MetricsLogger
 from schemas import RAW_SHARD_SCHEMA
+from testkit.raw_shards import write_raw_shard
 from tests.report.conftest import Pipeline, all_scores, stage_copy
+from tests.stages import build as build
+from tests.stages import build_options as build_options
 
 
 def raw_row(index: int, status: str, error: str | None = None, size: tuple[int, int] | None = None) -> dict:
@@ -57,15 +58,13 @@ def test_download_outcomes_by_class_and_status(tmp_path: Path) -> None:
     }
     index = 0
     for shard, rows in plan.items():
-        writer = RawShardWriter(dataset, shard, "jpg")
+        records = []
         for status, error, size in rows:
-            writer.add(SampleRecord(raw_row(index, status, error, size), jpeg(64, 48) if size else None))
+            records.append(SampleRecord(raw_row(index, status, error, size), jpeg(64, 48) if size else None))
             index += 1
-        writer.commit()
+        write_raw_shard(dataset, shard, records)
     # A shard without its stats marker is incomplete: not counted.
-    unfinished = RawShardWriter(dataset, 2, "jpg")
-    unfinished.add(SampleRecord(raw_row(99, "failed", "dns_error")))
-    unfinished.commit()
+    write_raw_shard(dataset, 2, [SampleRecord(raw_row(99, "failed", "dns_error"))])
     (tmp_path / "raw" / "00002_stats.json").unlink()
 
     downloads, sizes = collect_downloads(dataset)
@@ -89,9 +88,7 @@ def test_download_outcomes_by_class_and_status(tmp_path: Path) -> None:
 
 def test_a_download_without_successes_has_no_size_figure(tmp_path: Path) -> None:
     dataset = Dataset(str(tmp_path))
-    writer = RawShardWriter(dataset, 0, "jpg")
-    writer.add(SampleRecord(raw_row(0, "failed", "undecodable")))
-    writer.commit()
+    write_raw_shard(dataset, 0, [SampleRecord(raw_row(0, "failed", "undecodable"))])
     downloads, sizes = collect_downloads(dataset)
     assert [o.name for o in downloads.outcomes] == ["undecodable"]
     assert isinstance(sizes, Missing) and "every row failed" in sizes.note

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.score.job import run
-from pipeline.score.options import options_from_args
 from pipeline.score.quality import roc_auc, scores_with_labels
 from pipeline.synthetic.scenes import random_scene, render
 from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
+from tests.stages import score as run
+from tests.stages import score_options as options_from_args
 
 
 def test_roc_auc_matches_its_definition() -> None:

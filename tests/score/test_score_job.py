@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 
 from pipeline.errors import UserInputError
-from pipeline.score.job import check_inputs, run
-from pipeline.score.options import options_from_args
+from tests.stages import check_inputs
+from tests.stages import score as run
+from tests.stages import score_options as options_from_args
 
 
 def score_options(dataset: Path, checkpoint: Path, *extra: str):
@@ -124,20 +125,21 @@ def test_bad_models_and_checkpoints_fail_before_spark(
     dataset: Path, random_checkpoint: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(UserInputError, match="no such checkpoint"):
-        check_inputs(score_options(dataset, tmp_path / "missing.pt"))
+        check_inputs("score", score_options(dataset, tmp_path / "missing.pt"))
     with pytest.raises(UserInputError, match="not an open_clip model"):
         check_inputs(
+            "score",
             options_from_args(
                 ["--dataset", str(dataset), "--model", "NoSuchModel", "--pretrained", str(random_checkpoint)]
-            )
+            ),
         )
     wrong = tmp_path / "wrong.pt"
     torch.save({"not_a_clip_weight": torch.zeros(3)}, wrong)
     with pytest.raises(UserInputError, match="cannot load corpusforge-tiny"):
-        check_inputs(score_options(dataset, wrong))
+        check_inputs("score", score_options(dataset, wrong))
     pickled = tmp_path / "pickled.pt"
     torch.save({"state_dict": copy.deepcopy(Path("x"))}, pickled)  # arbitrary objects need unpickling code
     with pytest.raises(UserInputError, match="cannot load"):
-        check_inputs(score_options(dataset, pickled))
+        check_inputs("score", score_options(dataset, pickled))
     with pytest.raises(UserInputError, match="no complete raw shards"):
-        check_inputs(score_options(tmp_path / "empty", random_checkpoint))
+        check_inputs("score", score_options(tmp_path / "empty", random_checkpoint))

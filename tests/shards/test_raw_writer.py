@@ -1,4 +1,4 @@
-"""The commit protocol of raw shards."""
+"""Raw shards committed through the shard runner: tar, parquet, then the stats marker."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.dataset import Dataset
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, is_complete
+from pipeline.runner import ShardCommit, run_shard
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
 from pipeline.shards.tar_writer import TarWriter
 from schemas import RAW_SHARD_SCHEMA, check_schema
+from testkit.raw_shards import write_raw_shard
 
 
 def row(uid: str, index: int, status: str = "success", **extra: object) -> dict:
@@ -32,12 +34,16 @@ def row(uid: str, index: int, status: str = "success", **extra: object) -> dict:
 
 def test_commit_writes_tar_parquet_then_stats(tmp_path: Path) -> None:
     dataset = Dataset(str(tmp_path))
-    writer = RawShardWriter(dataset, 7, "jpg")
-    writer.add(SampleRecord(row("b" * 32, 1, extra='{"label": "x"}'), b"img"))
-    writer.add(SampleRecord(row("a" * 32, 0, "failed", error_class="http_error", error_message="HTTP 404")))
-    assert not is_complete(dataset, 7)
-    stats = writer.commit()
-    assert is_complete(dataset, 7)
+    assert not dataset.raw.shard(7).is_complete()
+    stats = write_raw_shard(
+        dataset,
+        7,
+        [
+            SampleRecord(row("b" * 32, 1, extra='{"label": "x"}'), b"img"),
+            SampleRecord(row("a" * 32, 0, "failed", error_class="http_error", error_message="HTTP 404")),
+        ],
+    )
+    assert dataset.raw.shard(7).is_complete() and dataset.raw.complete_indices() == [7]
     assert stats["rows"] == 2 and stats["successes"] == 1 and stats["errors"] == {"http_error": 1}
     with tarfile.open(tmp_path / "raw" / "00007.tar") as tar:
         names = tar.getnames()
@@ -54,13 +60,33 @@ def test_commit_writes_tar_parquet_then_stats(tmp_path: Path) -> None:
     ]
 
 
-def test_abort_leaves_no_trace(tmp_path: Path) -> None:
+def test_a_failed_shard_leaves_no_trace(tmp_path: Path) -> None:
     dataset = Dataset(str(tmp_path))
-    writer = RawShardWriter(dataset, 0, "jpg")
-    writer.add(SampleRecord(row("c" * 32, 0), b"img"))
-    writer.abort()
+
+    def work(commit: ShardCommit) -> dict:
+        writer = RawShardWriter(commit, dataset.raw.shard(0), "jpg")
+        writer.add(SampleRecord(row("c" * 32, 0), b"img"))
+        raise RuntimeError("the task died")
+
+    with pytest.raises(RuntimeError, match="the task died"):
+        run_shard(dataset.storage, dataset.raw.shard(0).output, "x", work)
     assert list((tmp_path / "raw").iterdir()) == []
-    assert not is_complete(dataset, 0)
+    assert not dataset.raw.shard(0).is_complete()
+
+
+def test_stored_images_come_back_in_tar_order(tmp_path: Path) -> None:
+    dataset = Dataset(str(tmp_path))
+    records = [
+        SampleRecord(row("b" * 32, 0), b"first"),
+        SampleRecord(row("c" * 32, 1, "failed", error_class="http_error"), None),
+        SampleRecord(row("a" * 32, 2), b"second"),
+    ]
+    write_raw_shard(dataset, 3, records, "webp")
+    shard = dataset.raw.shard(3)
+    assert list(shard.images("webp")) == [("b" * 32, b"first"), ("a" * 32, b"second")]
+    assert list(shard.images("jpg")) == []  # txt and json members are never images
+    assert list(shard.images("webp", {"a" * 32})) == [("a" * 32, b"second")]
+    assert [r["uid"] for r in shard.successes(["uid"])] == ["b" * 32, "a" * 32]
 
 
 def test_tar_keys_must_be_safe(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline.image.phash import thumbnail
 from pipeline.synthetic.scenes import random_scene, render
-from pipeline.synthetic.transforms import (
+from testkit.transforms import (
     HARD,
     MILD,
     NEAR_UNIFORM_KINDS,

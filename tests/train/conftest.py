@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.train.scene_shards import write_scene_shards as write_shards
+from testkit.scene_shards import write_scene_shards as write_shards
 
 
 @pytest.fixture(scope="session")

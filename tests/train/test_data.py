@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 from pipeline.errors import UserInputError
 from pipeline.score.model import register_configs
 from pipeline.train.data import Position, StreamConfig, TrainStream, check_layout, epoch_shards
-from pipeline.train.scene_shards import write_scene_shards as write_shards
 from pipeline.train.shardlist import expand_shards
 from pipeline.train.tario import Counters, read_shard
+from testkit.scene_shards import write_scene_shards as write_shards
 
 
 @pytest.fixture(scope="module")

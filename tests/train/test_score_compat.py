@@ -11,18 +11,19 @@ import pytest
 
 from pipeline.dataset import Dataset
 from pipeline.score.model import load_model
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.shards.raw_writer import SampleRecord
 from pipeline.submit import run_job
 from pipeline.synthetic.scenes import random_scene, render
 from pipeline.train.loop import train
 from pipeline.train.options import options_from_args
 from schemas import RAW_SHARD_SCHEMA
+from testkit.raw_shards import write_raw_shard
 
 
 def raw_dataset(root: Path, samples: int = 12) -> Path:
     """One committed raw shard of synthetic scenes, as the download job writes it."""
     rng = random.Random(5)
-    writer = RawShardWriter(Dataset(str(root)), 0, "jpg")
+    records = []
     for i in range(samples):
         scene = random_scene(rng)
         buffer = io.BytesIO()
@@ -32,8 +33,8 @@ def raw_dataset(root: Path, samples: int = 12) -> Path:
         row.update(
             status="success", stored_bytes=len(buffer.getvalue()), original_bytes=len(buffer.getvalue())
         )
-        writer.add(SampleRecord(row, buffer.getvalue()))
-    writer.commit()
+        records.append(SampleRecord(row, buffer.getvalue()))
+    write_raw_shard(Dataset(str(root)), 0, records)
     return root
 
 

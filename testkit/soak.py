@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.submit import spark_submit_command
-from pipeline.synthetic.soak_server import RETRY_AFTER_SECONDS, SOAK_FAULTS, SoakServer
+from testkit.soak_server import RETRY_AFTER_SECONDS, SOAK_FAULTS, SoakServer
 
 log = logging.getLogger(__name__)
 
