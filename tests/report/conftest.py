@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.synthetic.world import generate_world, held_out_spec
 from pipeline.train.loop import train
 from pipeline.train.options import options_from_args as train_options
 from tests.score import conftest as score_fixtures
@@ -100,9 +101,7 @@ def pipeline(spark, world: Path, scored: Path, tmp_path_factory: pytest.TempPath
                 "--eval-every",
                 "2",
                 "--eval-world",
-                str(root / "eval_world"),
-                "--eval-world-images",
-                "24",
+                str(generate_world(root / "eval_world", held_out_spec(images=24))),
                 "--eval-batch-size",
                 "12",
                 "--shuffle-buffer",

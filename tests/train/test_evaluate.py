@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import UserInputError
+from pipeline.synthetic.world import generate_world, held_out_spec
 from pipeline.train.evaluate import (
     folder_eval_set,
     load_templates,
@@ -38,15 +39,18 @@ def test_recall_at_k_counts_the_rank_of_the_true_caption() -> None:
     assert metrics["t/image_to_text_R@5"] == 1.0
 
 
-def test_world_eval_set_is_generated_once_with_labels_and_true_captions(tmp_path: Path) -> None:
-    first = world_eval_set(tmp_path / "world", images=12, seed=3)
+def test_world_eval_set_reads_labels_and_true_captions(tmp_path: Path) -> None:
+    world = generate_world(tmp_path / "world", held_out_spec(images=12, seed=3))
+    first = world_eval_set(world)
     assert len(first.images) == len(first.labels) == len(first.captions) == 12
     assert len(first.classnames) == 32 and all(0 <= label < 32 for label in first.labels)
-    mtime = (tmp_path / "world" / "world.parquet").stat().st_mtime_ns
-    again = world_eval_set(tmp_path / "world", images=50, seed=9)  # reuses what is there
-    assert again.captions == first.captions
-    assert (tmp_path / "world" / "world.parquet").stat().st_mtime_ns == mtime
+    assert all(Path(image).is_file() for image in first.images)
+    assert world_eval_set(world).captions == first.captions
+    # The trainer never draws a world itself: a missing one is a clear error naming the fix.
+    with pytest.raises(UserInputError, match=r"no world\.json or world\.parquet in it; .*corpusforge synth"):
+        world_eval_set(tmp_path / "missing")
     (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "world.json").write_text("{}")
     (tmp_path / "broken" / "world.parquet").write_text("nope")
     with pytest.raises(UserInputError, match="not a readable synthetic world"):
         world_eval_set(tmp_path / "broken")

@@ -13,6 +13,7 @@ import torch
 
 from pipeline.errors import UserInputError
 from pipeline.synthetic.scenes import Scene, render
+from pipeline.synthetic.world import generate_world, held_out_spec
 from pipeline.train.loop import train, weights_digest
 from pipeline.train.options import options_from_args
 
@@ -132,9 +133,7 @@ def test_zero_shot_and_retrieval_evaluation_during_and_after_training(
         "--eval-every",
         "2",
         "--eval-world",
-        str(tmp_path / "world"),
-        "--eval-world-images",
-        "24",
+        str(generate_world(tmp_path / "world", held_out_spec(images=24))),
         "--zeroshot-dir",
         str(folder),
         "--zeroshot-templates",
