@@ -98,8 +98,8 @@ def _fill(
                 image,
             )
         )
-    uids.append(row["uid"])
-    values.append(rng.uniform(-0.1, 0.45))
+        uids.append(row["uid"])
+        values.append(rng.uniform(-0.1, 0.45))
 
 
 def _row(uid: str, row_index: int, url: str, caption: str) -> dict:
