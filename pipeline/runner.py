@@ -96,12 +96,19 @@ class ShardCommit:
         self._temps.clear()
 
 
-def completed(storage: Storage, output: ShardOutput, inputs: str) -> dict[str, Any] | None:
-    """The marker of a unit committed from the same inputs with all its files, else None."""
+def completed(
+    storage: Storage, output: ShardOutput, inputs: str, accept_legacy: bool = False
+) -> dict[str, Any] | None:
+    """The marker of a unit committed from the same inputs with all its files, else None.
+
+    ``accept_legacy``: a marker without a fingerprint (written before markers had one) also
+    counts, for stages whose driver has already checked the inputs another way.
+    """
     if not storage.exists(*output.marker):
         return None
     marker = storage.read_json(*output.marker)
-    if marker.get(FINGERPRINT_KEY) != inputs:
+    fingerprint_ok = marker.get(FINGERPRINT_KEY) == inputs
+    if not fingerprint_ok and not (accept_legacy and FINGERPRINT_KEY not in marker):
         return None
     if not all(storage.exists(*parts) for parts in output.files):
         return None
@@ -113,13 +120,15 @@ def run_shard(
     output: ShardOutput,
     inputs: str,
     work: Callable[[ShardCommit], dict[str, Any]],
+    accept_legacy: bool = False,
 ) -> dict[str, Any]:
     """Produce one unit unless it is complete for ``inputs``; returns its marker and ``resumed``.
 
     ``work`` writes every file of ``output`` through the commit it is given and returns the
     marker's content (counts, digests); ``fingerprint`` and ``seconds`` are added here.
+    ``accept_legacy`` as in :func:`completed`.
     """
-    done = completed(storage, output, inputs)
+    done = completed(storage, output, inputs, accept_legacy)
     if done is not None:
         return {**done, "resumed": True}
     started = time.time()

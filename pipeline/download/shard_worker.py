@@ -33,6 +33,11 @@ from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
 
+# Raw shards committed before markers held a fingerprint are kept, as that design kept them: a
+# re-download can lose images whose URLs have died since. The job has already refused other
+# stored-sample options (raw/_options.json) and another URL list (the input manifest).
+LEGACY = True
+
 
 @dataclass(frozen=True)
 class DownloadShard(ShardStep[int, None]):
@@ -54,7 +59,7 @@ class DownloadShard(ShardStep[int, None]):
 
     def completed(self, task: int) -> dict[str, Any] | None:
         dataset = Dataset(self.options.dataset)
-        return completed(dataset.storage, dataset.raw.shard(task).output, f"{self.inputs}:{task}")
+        return completed(dataset.storage, dataset.raw.shard(task).output, f"{self.inputs}:{task}", LEGACY)
 
     def process(self, task: int, state: None) -> dict[str, Any]:
         dataset = Dataset(self.options.dataset)
@@ -70,7 +75,7 @@ class DownloadShard(ShardStep[int, None]):
                 writer.close()
             return writer.finish()
 
-        return run_shard(dataset.storage, shard.output, f"{self.inputs}:{task}", work)
+        return run_shard(dataset.storage, shard.output, f"{self.inputs}:{task}", work, LEGACY)
 
 
 def download_shard(shard: int, options: DownloadOptions, inputs: str = "") -> dict[str, Any]:
