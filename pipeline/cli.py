@@ -7,136 +7,82 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cli_options import add_options, option, options_from_namespace, section
+from pipeline.demo_options import DemoOptions
 from pipeline.errors import UserInputError
 from pipeline.logs import setup_logging
-from pipeline.report.options import add_arguments as add_report_arguments
-from pipeline.train.options import add_arguments as add_train_arguments
+from pipeline.report.options import ReportOptions
+from pipeline.synthetic.world import WorldSpec, generate_world
+from pipeline.train.options import TrainerOptions
 
 log = logging.getLogger("corpusforge")
 
 
+@dataclass(frozen=True)
+class SynthOptions:
+    """``corpusforge synth``: the folder to draw a synthetic world into, and its parameters."""
+
+    out: Path = option(help="folder of the world", parse=Path)
+    world: WorldSpec = section(WorldSpec, None)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``corpusforge serve``: a synthetic world served on 127.0.0.1."""
+
+    world: Path = option(help="folder written by corpusforge synth", parse=Path)
+    port: int = option(8000, help="port on 127.0.0.1")
+    faults_per_kind: int = option(0, help="URLs of each fault kind added to the written URL lists")
+    slow_seconds: float = option(3.0, help="how long the slow fault URLs stall")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="corpusforge", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    """The ``corpusforge`` command line: every option comes from its options dataclass."""
+    parser = argparse.ArgumentParser(prog="corpusforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser(
-        "demo",
-        help="run the pipeline on the synthetic world",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    demo.add_argument("--workdir", type=Path, default=Path("demo_output"))
-    demo.add_argument("--images", type=int, default=1000)
-    demo.add_argument("--faults-per-kind", type=int, default=2)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--master", default="local[2]")
-    demo.add_argument(
-        "--scorer-pairs", type=int, default=2000, help="clean pairs to train the CLIP scorer on"
-    )
-    demo.add_argument("--scorer-steps", type=int, default=250, help="training steps of the CLIP scorer")
-    demo.add_argument(
-        "--top-fraction", type=float, default=0.75, help="best-scored fraction kept in the final shards"
-    )
-    demo.add_argument("--train-steps", type=int, default=300, help="steps of the pretraining run")
-
-    synth = sub.add_parser(
-        "synth", help="generate a synthetic world", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--images", type=int, default=1000)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--mismatch-fraction", type=float, default=0.2)
-    synth.add_argument("--benchmark-images", type=int, default=50)
-    synth.add_argument("--planted-duplicates", type=int, default=20)
-
-    serve = sub.add_parser(
-        "serve",
-        help="serve a synthetic world on 127.0.0.1 (with fault URLs)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    serve.add_argument("--world", type=Path, required=True)
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--faults-per-kind", type=int, default=0)
-    serve.add_argument("--slow-seconds", type=float, default=3.0)
-
+    commands = {
+        "demo": ("run the pipeline on the synthetic world", DemoOptions),
+        "synth": ("generate a synthetic world", SynthOptions),
+        "serve": ("serve a synthetic world on 127.0.0.1 (with fault URLs)", ServeOptions),
+        "report": ("write DIR/report/index.html: figures of every stage that has run", ReportOptions),
+    }
+    for name, (text, options_type) in commands.items():
+        command = sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
+        add_options(command, options_type)
     train = sub.add_parser(
         "train",
         help="contrastive (CLIP) training on WebDataset shards; torchrun for several processes",
         description="Contrastive (CLIP) training on WebDataset shards. Several processes: "
         "torchrun --nproc_per_node N -m pipeline.cli train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_train_arguments(train)
-
-    report = sub.add_parser(
-        "report",
-        help="write DIR/report/index.html: figures of every stage that has run",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_report_arguments(report)
+    add_options(train, TrainerOptions)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            from pipeline.demo import DemoOptions, run_demo
+            from pipeline.demo import run_demo
 
-            report = run_demo(
-                DemoOptions(
-                    workdir=args.workdir,
-                    images=args.images,
-                    faults_per_kind=args.faults_per_kind,
-                    seed=args.seed,
-                    master=args.master,
-                    scorer_pairs=args.scorer_pairs,
-                    scorer_steps=args.scorer_steps,
-                    top_fraction=args.top_fraction,
-                    train_steps=args.train_steps,
-                )
-            )
+            report = run_demo(options_from_namespace(DemoOptions, args))
             print(f"demo finished: open the report at {report}")
         elif args.command == "train":
-            _train(args)
+            _train(options_from_namespace(TrainerOptions, args))
         elif args.command == "report":
             from pipeline.report.command import format_result, write_report
-            from pipeline.report.options import options_from_namespace as report_options
 
-            print(format_result(write_report(report_options(args))))
+            print(format_result(write_report(options_from_namespace(ReportOptions, args))))
         elif args.command == "synth":
-            from pipeline.synthetic.world import WorldSpec, generate_world
-
-            generate_world(
-                args.out,
-                WorldSpec(
-                    images=args.images,
-                    seed=args.seed,
-                    mismatch_fraction=args.mismatch_fraction,
-                    benchmark_images=args.benchmark_images,
-                    planted_duplicates=args.planted_duplicates,
-                ),
-            )
+            synth = options_from_namespace(SynthOptions, args)
+            generate_world(synth.out, synth.world)
         elif args.command == "serve":
-            from pipeline.synthetic.server import WorldServer
-            from pipeline.synthetic.world import write_url_lists
-
-            if not (args.world / "world.parquet").exists():
-                raise UserInputError(f"{args.world} is not a synthetic world (run corpusforge synth)")
-            with WorldServer(args.world, port=args.port, slow_seconds=args.slow_seconds) as server:
-                lists = write_url_lists(args.world, server.base_url, args.faults_per_kind)
-                log.info(
-                    "serving %s at %s; URL lists: %s",
-                    args.world,
-                    server.base_url,
-                    ", ".join(str(p) for p in lists.values()),
-                )
-                while True:
-                    time.sleep(3600)
+            _serve(options_from_namespace(ServeOptions, args))
     except UserInputError as exc:
         log.error("%s", exc)
         return 2
@@ -145,11 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> None:
-    from pipeline.train.loop import train
-    from pipeline.train.options import options_from_namespace
+def _serve(options: ServeOptions) -> None:
+    from pipeline.synthetic.server import WorldServer
+    from pipeline.synthetic.world import write_url_lists
 
-    summary = train(options_from_namespace(args))
+    if not (options.world / "world.parquet").exists():
+        raise UserInputError(f"{options.world} is not a synthetic world (run corpusforge synth)")
+    with WorldServer(options.world, port=options.port, slow_seconds=options.slow_seconds) as server:
+        lists = write_url_lists(options.world, server.base_url, options.faults_per_kind)
+        log.info(
+            "serving %s at %s; URL lists: %s",
+            options.world,
+            server.base_url,
+            ", ".join(str(p) for p in lists.values()),
+        )
+        while True:
+            time.sleep(3600)
+
+
+def _train(options: TrainerOptions) -> None:
+    from pipeline.train.loop import train
+
+    summary = train(options)
     if os.environ.get("RANK", "0") == "0":
         evals = " ".join(f"{k}={v:.3f}" for k, v in summary["eval"].items())
         print(

@@ -10,14 +10,13 @@ labelled pictures (``corpusforge train``) and write the report (``corpusforge re
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import random
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.dataset import Dataset
+from pipeline.demo_options import DemoOptions
 from pipeline.report.command import write_report
 from pipeline.report.options import ReportOptions
 from pipeline.score.quality import roc_auc, scores_with_labels
@@ -27,23 +26,9 @@ from pipeline.synthetic.scenes import random_scene, render
 from pipeline.synthetic.world import WorldSpec, generate_world, held_out_spec
 from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
 from pipeline.train.loop import train
-from pipeline.train.options import add_arguments as add_train_arguments
-from pipeline.train.options import options_from_namespace as train_options_from_namespace
+from pipeline.train.options import options_from_args as train_options_from_args
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    workdir: Path
-    images: int = 1000
-    faults_per_kind: int = 2
-    seed: int = 0
-    master: str = "local[2]"
-    scorer_pairs: int = 2000
-    scorer_steps: int = 250
-    top_fraction: float = 0.75
-    train_steps: int = 300
 
 
 def run_demo(options: DemoOptions) -> Path:
@@ -113,18 +98,16 @@ def run_demo(options: DemoOptions) -> Path:
 
 def pretrain(options: DemoOptions, dataset: Path) -> Path:
     """Pretrain corpusforge-tiny on the final shards, with zero-shot eval on a held-out world."""
-    sizes = json.loads((dataset / "final" / "sizes.json").read_text())
-    last = len(sizes) - 1
+    final = Dataset(str(dataset)).final
+    shards = len(final.storage.read_json(*final.sizes_file))
     output = options.workdir / "train"
     eval_world = options.workdir / "eval_world"
     if not (eval_world / "world.parquet").exists():
         generate_world(eval_world, held_out_spec())
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    args = parser.parse_args(
+    trainer_options = train_options_from_args(
         [
             "--shards",
-            str(dataset / "final" / f"{{000000..{last:06d}}}.tar"),
+            final.pattern(shards),
             "--model",
             "corpusforge-tiny",
             "--steps",
@@ -143,7 +126,7 @@ def pretrain(options: DemoOptions, dataset: Path) -> Path:
     )
     if output.exists():
         shutil.rmtree(output)
-    summary = train(train_options_from_namespace(args))
+    summary = train(trainer_options)
     evaluation = summary.get("eval", {})
     log.info(
         "pretraining finished after %d steps: zero-shot top-1 %.3f, top-5 %.3f on held-out labelled pictures",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
-from pipeline.cli_options import add_options, option
-from pipeline.cli_options import options_from_namespace as build
+from pipeline.cli_options import option
 from pipeline.errors import UserInputError
 
 
@@ -26,12 +24,3 @@ class ReportOptions:
         if not 1 <= self.samples <= 100:
             raise UserInputError(f"--samples must be between 1 and 100, got {self.samples}")
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``corpusforge report`` options; every one shows its default in --help."""
-    add_options(p, ReportOptions)
-
-
-def options_from_namespace(a: argparse.Namespace) -> ReportOptions:
-    """Frozen options from parsed arguments (raises UserInputError on a bad value)."""
-    return build(ReportOptions, a)

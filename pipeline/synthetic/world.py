@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance, ImageFilter
 from tqdm import tqdm
 
+from pipeline.cli_options import option
 from pipeline.synthetic.scenes import all_labels, random_scene, render
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,14 @@ FAULTS = (
 class WorldSpec:
     """Parameters of a synthetic world."""
 
-    images: int = 1000
-    seed: int = 0
-    mismatch_fraction: float = 0.2
-    benchmark_images: int = 50
-    planted_duplicates: int = 20  # transformed copies of benchmark images put in the corpus
-    min_side: int = 256
-    max_side: int = 640
-    quality: int = 90
+    images: int = option(1000, help="pictures in the corpus")
+    seed: int = option(0, help="random seed (the same seed draws the same world)")
+    mismatch_fraction: float = option(0.2, help="share of captions deliberately swapped")
+    benchmark_images: int = option(50, help="benchmark pictures drawn beside the corpus")
+    planted_duplicates: int = option(20, help="transformed copies of benchmark pictures put in the corpus")
+    min_side: int = option(256, help="smallest width of a picture, in pixels")
+    max_side: int = option(640, help="largest width and height of a picture, in pixels")
+    quality: int = option(90, help="JPEG quality of the served files")
 
 
 def held_out_spec(images: int = 200, seed: int = 1234) -> WorldSpec:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from pipeline.cli_options import add_options, option, options_parser, parse_options
-from pipeline.cli_options import options_from_namespace as build
+from pipeline.cli_options import option, options_parser, parse_options
 from pipeline.errors import UserInputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -144,21 +143,11 @@ class TrainerOptions:
 
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Every option of ``corpusforge train``, with help and default."""
-    add_options(p, TrainerOptions)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``corpusforge train`` command line on its own."""
     return options_parser(
         TrainerOptions, "corpusforge train", "Contrastive (CLIP) training on WebDataset shards."
     )
-
-
-def options_from_namespace(a: argparse.Namespace) -> TrainerOptions:
-    """Frozen options from parsed arguments (raises ``UserInputError`` on bad values)."""
-    return build(TrainerOptions, a)
 
 
 def options_from_args(argv: list[str] | None = None) -> TrainerOptions:
