@@ -78,6 +78,7 @@ class ScoreShard(ShardStep[int, LoadedModel]):
         return (self.options.model, self.options.pretrained, _task_device(self.options.device))
 
     def setup(self) -> LoadedModel:
+        _use_task_cores(self.options.task_cpus)
         return load_model(self.options.model, self.options.pretrained, _task_device(self.options.device))
 
     def teardown(self, state: LoadedModel) -> None:
@@ -123,6 +124,24 @@ class ScoreShard(ShardStep[int, LoadedModel]):
         return run_shard(
             dataset.storage, scores.output(options.save_embeddings), self._inputs(dataset, task), work
         )
+
+
+def _use_task_cores(cpus: int) -> None:
+    """Inside a Spark task, let torch use the cores the task was given (``--task-cpus``).
+
+    Spark sizes a Python worker's OMP_NUM_THREADS from ``spark.task.cpus``, not from the stage's
+    resource profile, so a step asking for more cores must say so to torch itself.
+    """
+    try:
+        from pyspark import TaskContext
+    except ImportError:
+        return
+    if TaskContext.get() is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != cpus:
+        torch.set_num_threads(cpus)
 
 
 def _task_device(device: str) -> str:
@@ -177,16 +196,35 @@ def _embed(
             following = next(batches, None)
             pending = _submit(pool, following, loaded)  # the next batch decodes meanwhile
             tokens = loaded.tokenizer([caption for _, _, caption in batch])
+            real = len(batch)
+            pixels = _padded(pixels, options.batch_size).to(loaded.device)
+            tokens = _padded(tokens, options.batch_size).to(loaded.device)
             with torch.inference_mode(), torch.autocast("cuda", enabled=loaded.device.startswith("cuda")):
-                image = loaded.model.encode_image(pixels.to(loaded.device), normalize=True)
-                text = loaded.model.encode_text(tokens.to(loaded.device), normalize=True)
+                image = loaded.model.encode_image(pixels, normalize=True)
+                text = loaded.model.encode_text(tokens, normalize=True)
             uids.extend(uid for uid, _, _ in batch)
-            images_out.append(image.float().cpu().numpy())
-            texts_out.append(text.float().cpu().numpy())
+            images_out.append(image[:real].float().cpu().numpy())
+            texts_out.append(text[:real].float().cpu().numpy())
             batch = following
     if not images_out:
         return uids, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return uids, np.concatenate(images_out), np.concatenate(texts_out)
+
+
+def _padded(batch: Any, size: int) -> Any:
+    """``batch`` filled up to ``size`` rows with copies of its last row.
+
+    Matrix kernels round differently for different batch shapes, and which samples land in a
+    shard's short last batch depends on the order downloads finished in. With every forward
+    pass the same shape, a pair's score is the same bits whatever the order (one extra
+    partial batch of work per shard at most).
+    """
+    import torch
+
+    missing = size - batch.shape[0]
+    if missing <= 0:
+        return batch
+    return torch.cat([batch, batch[-1:].expand(missing, *batch.shape[1:])])
 
 
 def _submit(pool: ThreadPoolExecutor, batch: list | None, loaded: LoadedModel) -> list[Future]:
