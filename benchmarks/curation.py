@@ -18,7 +18,8 @@
 
 The world, dataset, scorer, shards and training runs are cached under benchmarks/_work/curation/
 (keyed by their parameters; ``--fresh`` starts over); results go to
-benchmarks/_work/curation/results.json, training logs to .../runs/ARM/seed_S/train.log.
+benchmarks/_work/curation/results.json, training logs to .../runs/ARM/seed_S/train.log. The
+held-out eval world (``pipeline.synthetic.world.held_out_spec``) is generated there once too.
 """
 
 from __future__ import annotations
@@ -37,23 +38,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
+from harness.jobs import run_spark_job
+from harness.paths import REPO, WORK, shown
+from harness.table import pct, text_table
 
-from pipeline.build.records import SELECTION_DIR
-from pipeline.build.shard_plan import FINAL_DIR
+from pipeline.dataset import Dataset
 from pipeline.demo import DemoOptions, train_scorer
 from pipeline.logs import setup_logging
 from pipeline.score.model import load_model
 from pipeline.score.quality import roc_auc, scores_with_labels
-from pipeline.shards.raw_writer import RAW_DIR
-from pipeline.submit import REPO_ROOT, run_job
 from pipeline.synthetic.download import download_world
-from pipeline.synthetic.world import WorldSpec, generate_world
+from pipeline.synthetic.world import WorldSpec, generate_world, held_out_spec
 from pipeline.train.contrastive import TrainOptions
 from pipeline.train.evaluate import EvalSet, evaluate, world_eval_set
 
 log = logging.getLogger("benchmarks.curation")
-WORK = Path(__file__).parent / "_work" / "curation"
+CURATION = WORK / "curation"
+KEY_FILE = "_curation_key.json"  # this benchmark's cache marker, in each folder it caches
 ZEROSHOT = "world/zeroshot_top1"
 FAR_ABOVE_CHANCE = 5.0  # every seed of the filtered arm must reach this multiple of chance
 REUSED: list[str] = []  # cached products this invocation reused (so its wall time is not a full run's)
@@ -113,7 +114,7 @@ def parse_args() -> Setup:
     p.add_argument("--eval-seed", type=int, default=1234, help="seed of the held-out eval world")
     p.add_argument("--evals", type=int, default=4, help="evaluations per run (a learning curve)")
     p.add_argument("--master", default="local[2]", help="Spark master of the jobs")
-    p.add_argument("--workdir", type=Path, default=WORK, help="cache and results folder")
+    p.add_argument("--workdir", type=Path, default=CURATION, help="cache and results folder")
     p.add_argument("--fresh", action="store_true", help="delete the work folder first")
     a = p.parse_args()
     if a.fresh and a.workdir.exists():
@@ -152,7 +153,7 @@ def parse_args() -> Setup:
 
 def cached(folder: Path, key: dict[str, Any]) -> bool:
     """True when ``folder`` holds a finished product of ``key``; otherwise empty it for a rebuild."""
-    marker = folder / "_curation_key.json"
+    marker = folder / KEY_FILE
     if marker.exists() and json.loads(marker.read_text()) == key:
         REUSED.append(str(folder))
         return True
@@ -163,7 +164,7 @@ def cached(folder: Path, key: dict[str, Any]) -> bool:
 
 def mark(folder: Path, key: dict[str, Any]) -> None:
     """Record that ``folder`` now holds the finished product of ``key`` (written last)."""
-    (folder / "_curation_key.json").write_text(json.dumps(key, indent=2))
+    (folder / KEY_FILE).write_text(json.dumps(key, indent=2))
 
 
 def prepare_dataset(s: Setup) -> tuple[Path, dict[str, Any]]:
@@ -196,7 +197,7 @@ def prepare_dataset(s: Setup) -> tuple[Path, dict[str, Any]]:
             ["--samples-per-shard", str(per_raw_shard), "--image-size", str(s.image_size)],
             master=s.master,
         )
-        run_job(
+        run_spark_job(
             "score",
             ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(scorer)],
             master=s.master,
@@ -231,7 +232,7 @@ def top_fraction_table(scores: np.ndarray, matched: np.ndarray) -> list[dict[str
 
 
 def build_arm(s: Setup, dataset: Path, name: str, score_args: list[str]) -> dict[str, Any]:
-    """Build final shards with ``score_args`` and move them to WORKDIR/arms/NAME (cached)."""
+    """Build final shards with ``score_args`` and move them to WORKDIR/arms/NAME/final (cached)."""
     folder = s.workdir / "arms" / name
     args = [
         "--dataset", str(dataset),
@@ -240,44 +241,51 @@ def build_arm(s: Setup, dataset: Path, name: str, score_args: list[str]) -> dict
         "--min-shards", str(max(1, s.workers)),
         "--overwrite",
     ]  # fmt: skip
-    key = {"dataset": json.loads((dataset / "_curation_key.json").read_text()), "args": args[2:]}
+    key = {"dataset": json.loads((dataset / KEY_FILE).read_text()), "args": args[2:]}
+    source, arm = Dataset(str(dataset)), Dataset(str(folder))  # the arm holds only final/
     if not cached(folder, key):
-        run_job("build_shards", args, master=s.master)
-        folder.mkdir(parents=True)
-        shutil.move(str(dataset / FINAL_DIR), str(folder / FINAL_DIR))
+        run_spark_job("build_shards", args, master=s.master)
+        arm.storage.makedirs()
+        source.storage.rename(source.final.path, arm.final.path)
         mark(folder, key)
-    final = folder / FINAL_DIR
-    sizes = json.loads((final / "sizes.json").read_text())
-    kept = mismatch_rate(dataset, final)
+    sizes = arm.storage.read_json(*arm.final.sizes_file)
     return {
         "name": name,
         "build_args": score_args,
         "shards": len(sizes),
-        "pattern": str(final / f"{{000000..{len(sizes) - 1:06d}}}.tar"),
+        "pattern": arm.final.pattern(len(sizes)),
         "samples": sum(sizes.values()),
-        "mismatched_kept": kept,
+        "mismatched_kept": mismatch_rate(source, arm),
     }
 
 
-def mismatch_rate(dataset: Path, final: Path) -> float:
-    """Fraction of the kept samples whose caption is mismatched (world labels kept in raw/)."""
+def mismatch_rate(dataset: Dataset, arm: Dataset) -> float:
+    """Fraction of the arm's kept samples whose caption is mismatched (world labels kept in raw/)."""
     matched: dict[str, bool] = {}
-    for path in sorted((dataset / RAW_DIR).glob("*.parquet")):
-        for row in pq.read_table(path, columns=["uid", "status", "extra"]).to_pylist():
-            if row["status"] == "success":
-                matched[row["uid"]] = bool(json.loads(row["extra"])["matched"])
+    for shard in dataset.raw.complete_shards():
+        for row in shard.successes(["uid", "extra"]):
+            matched[row["uid"]] = bool(json.loads(row["extra"])["matched"])
     kept = [
         row["uid"]
-        for path in sorted((final / SELECTION_DIR).glob("*.parquet"))
-        for row in pq.read_table(path, columns=["uid", "reason"]).to_pylist()
+        for index in arm.final.selection_indices()
+        for row in arm.final.selection(index).read(["uid", "reason"]).to_pylist()
         if row["reason"] is None
     ]
     return sum(not matched[uid] for uid in kept) / len(kept)
 
 
 def eval_world(s: Setup) -> Path:
-    """The held-out eval world's folder (the trainer generates it there on first use)."""
+    """The held-out eval world's folder (see :func:`prepare_eval_world`)."""
     return s.workdir / f"eval_world_{s.eval_images}_{s.eval_seed}"
+
+
+def prepare_eval_world(s: Setup) -> EvalSet:
+    """Generate the held-out, clean, labelled eval world once (cached); return it as an eval set."""
+    folder, spec = eval_world(s), held_out_spec(s.eval_images, s.eval_seed)
+    if not cached(folder, asdict(spec)):
+        generate_world(folder, spec)
+        mark(folder, asdict(spec))
+    return world_eval_set(folder)
 
 
 def train_run(s: Setup, arm: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -294,14 +302,12 @@ def train_run(s: Setup, arm: dict[str, Any], seed: int) -> dict[str, Any]:
         "--threads", str(s.threads),
         "--seed", str(seed),
         "--eval-world", str(eval_world(s)),
-        "--eval-world-images", str(s.eval_images),
-        "--eval-world-seed", str(s.eval_seed),
         "--eval-every", str(max(1, s.steps // s.evals)),
         "--save-every", "0",
         "--no-tensorboard",
         "--output", str(out),
     ]  # fmt: skip
-    arm_key = json.loads((s.workdir / "arms" / arm["name"] / "_curation_key.json").read_text())
+    arm_key = json.loads((s.workdir / "arms" / arm["name"] / KEY_FILE).read_text())
     key = {"arm": arm_key, "argv": argv}
     if not cached(out, key):
         out.mkdir(parents=True)
@@ -310,7 +316,7 @@ def train_run(s: Setup, arm: dict[str, Any], seed: int) -> dict[str, Any]:
         with open(out / "train.log", "w") as handle:
             code = subprocess.run(
                 [sys.executable, "-m", "pipeline.cli", "train", *argv],
-                cwd=REPO_ROOT,
+                cwd=REPO,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 check=False,
@@ -355,6 +361,7 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
+    """Prepare (or reuse) every product, train both arms on every seed, print and save the results."""
     s = parse_args()
     setup_logging()
     s.workdir.mkdir(parents=True, exist_ok=True)
@@ -364,7 +371,7 @@ def main() -> None:
         build_arm(s, dataset, "unfiltered", []),
         build_arm(s, dataset, "filtered", ["--top-fraction", str(s.top_fraction)]),
     ]
-    eval_set = world_eval_set(eval_world(s), s.eval_images, s.eval_seed)
+    eval_set = prepare_eval_world(s)
     classes = len(eval_set.classnames)
     chance = 1 / classes
     scorer["zeroshot_top1"] = scorer_zeroshot(Path(scorer["checkpoint"]), eval_set)
@@ -399,7 +406,6 @@ def main() -> None:
 
 def print_table(s: Setup, r: dict[str, Any]) -> None:
     """The human summary: one row per arm, seeds as columns."""
-    seeds = " ".join(f"{'seed ' + str(x):>8}" for x in s.seeds)
     print(
         f"\nzero-shot top-1 on {s.eval_images} held-out images, {r['eval_classes']} classes "
         f"(chance {100 * r['chance']:.1f}%); {s.steps} steps x {s.batch_size} per run; "
@@ -409,23 +415,34 @@ def print_table(s: Setup, r: dict[str, Any]) -> None:
         f"(the scorer itself, {s.scorer_steps} steps x {TrainOptions().batch_size} on {s.scorer_pairs} "
         f"clean pairs outside both budgets: {100 * r['scorer']['zeroshot_top1']:.1f}%)"
     )
-    head = f"{'arm':<22} {'samples':>7} {'mism.':>6} {'epochs':>6}"
-    print(f"{head} {seeds} {'mean':>7} {'max-min':>7} {'std':>6}")
+    rows = []
     for arm in r["arms"]:
-        label = arm["name"] + (f" (top {s.top_fraction:g})" if arm["build_args"] else " (all)")
-        accs = " ".join(f"{100 * run['zeroshot_top1']:>7.1f}%" for run in arm["runs"])
         st = arm["stats"]
-        data = f"{arm['samples']:>7} {100 * arm['mismatched_kept']:>5.1f}% {arm['epochs']:>6.1f}"
-        print(
-            f"{label:<22} {data} {accs} "
-            f"{100 * st['mean']:>6.1f}% {100 * st['range']:>6.1f}% {100 * st['std']:>5.1f}%"
+        rows.append(
+            (
+                arm["name"] + (f" (top {s.top_fraction:g})" if arm["build_args"] else " (all)"),
+                arm["samples"],
+                pct(arm["mismatched_kept"], 1),
+                f"{arm['epochs']:.1f}",
+                *(pct(run["zeroshot_top1"], 1) for run in arm["runs"]),
+                pct(st["mean"], 1),
+                pct(st["range"], 1),
+                pct(st["std"], 1),
+            )
         )
+    columns = ("arm", "samples", "mism.", "epochs", *(f"seed {x}" for x in s.seeds), "mean", "max-min", "std")
+    print(text_table(columns, rows))
     print("top fraction F by this scorer: mismatched among the kept, matched pairs kept")
-    for row in r["scorer"]["top_fractions"]:
-        print(
-            f"  F = {row['top_fraction']:<4g} {100 * row['mismatched_kept']:>5.1f}% "
-            f"{100 * row['matched_kept']:>5.1f}%"
+    print(
+        text_table(
+            ("F", "mismatched kept", "matched kept"),
+            [
+                (f"{row['top_fraction']:g}", pct(row["mismatched_kept"], 1), pct(row["matched_kept"], 1))
+                for row in r["scorer"]["top_fractions"]
+            ],
+            indent=2,
         )
+    )
     t = r["target"]
     print(
         f"filtered - unfiltered: {100 * t['gap']:+.1f} points vs seed spread {100 * t['seed_spread']:.1f} "
@@ -434,7 +451,7 @@ def print_table(s: Setup, r: dict[str, Any]) -> None:
         f"target {'MET' if t['met'] else 'NOT met'}"
     )
     reused = f", {len(r['reused_from_cache'])} cached products reused" if r["reused_from_cache"] else ""
-    print(f"{r['wall_s'] / 60:.1f} min{reused}; results in {s.workdir / 'results.json'}")
+    print(f"{r['wall_s'] / 60:.1f} min{reused}; results in {shown(s.workdir / 'results.json')}")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,38 @@
-"""Dedup speed: our pHash against imagehash, and our exact Hamming matching against FAISS.
+"""Dedup speed: our hashing against imagehash, and our exact Hamming matching against FAISS.
 
-    .venv/bin/pip install faiss-cpu        # once, benchmark only (not a corpusforge dependency)
+    .venv/bin/pip install faiss-cpu        # optional, benchmark only (not a corpusforge dependency)
     .venv/bin/python benchmarks/dedup.py [--part hash|match|all] [--max-distance 8] ...
 
 Part ``hash`` (single core: the process is pinned to one CPU while it runs):
 
-1. builds (once, cached in benchmarks/_work/dedup/photos_v1_<N>) --images photo-like JPEGs of
-   1-2 megapixels: half from scikit-image's bundled sample photographs (random crop, resized up,
-   sensor-like grain), half synthetic scenes (pipeline.synthetic.scenes, blurred, unevenly lit,
+1. builds (once, cached in benchmarks/_work/dedup/photos_seed<S>) --images photo-like JPEGs of
+   1-3 megapixels (harness.photos): every other one from a scikit-image sample photograph
+   (cropped, resized up, sensor-like grain), the others synthetic scenes (blurred, unevenly lit,
    textured, grainy), quality 80-92, so that files have photo-like sizes;
 2. for --rounds rounds, interleaved, times each method over all files, file read and decode
-   included: ``imagehash.phash(PIL.Image.open(path))``, ours
-   ``phash_bytes(path.read_bytes())`` (fast mode: the C extension ``_jpegdc`` for these baseline
-   JPEGs), the same function with the extension switched off (its Pillow path, what ours was
-   before the extension), and two references: libjpeg-turbo's 1/8-scale greyscale decode
-   (``draft("L", 1/8 scale)`` + ``load()``, what any pHash built on libjpeg-turbo must pay) and
-   imagehash's full decode;
-   the best round of each counts, in CPU seconds of this thread (robust to other processes
-   on a shared machine) and in wall seconds;
-3. checks the fast mode's distance to imagehash on these files, and that the exact mode is
-   bit-identical; times both again on the first 30 files re-encoded at each of --qualities
-   (the ratio depends on how much entropy-coded data a pixel carries); prints the table and
-   writes benchmarks/_work/dedup_hash_results.json.
+   included, with the download job's default image options (``ImageOptions()``):
+
+   - the peer, ``imagehash.phash(PIL.Image.open(path))``;
+   - ours, the pHash the jobs compute for a file: ``phash(stored_image(data, options)[0])``
+     (the download job's check, reduced decode and resize, then ``pipeline.image.phash.phash``,
+     whose thumbnail and DCT run in the C extension ``_phash`` when it is built), and the same
+     with the extension switched off (numpy);
+   - the dedup job's whole per-benchmark-image work, ``pipeline.dedup.benchmark_hashes.hash_image``
+     (the same decode and resize, pHash of the picture, of its mirror and of its centre, complexity
+     and colour signature);
+   - two references: libjpeg-turbo's 1/8-scale greyscale decode (``draft("L", 1/8 scale)`` +
+     ``load()``) and Pillow's full decode;
+
+   and, on the stored 256 px pictures already in memory, the pHash alone (what the download job
+   adds per image on top of its decode and resize), with and without the C extension, and
+   imagehash on the same pictures. The best round of each counts, in CPU seconds of this thread
+   (robust to other processes on a shared machine) and in wall seconds;
+3. checks the bits: ``phash(exact=True)`` of the decoded file against imagehash (the same
+   definition, bit-identical), the C extension against numpy and the fast mode against the exact
+   mode on the stored pictures, and how far the stored picture's pHash is from imagehash's hash
+   of the original file; times imagehash and ours again per source and on the first 30 files
+   re-encoded at each of --qualities (the ratio depends on how much entropy-coded data a pixel
+   carries); prints the table and writes benchmarks/_work/dedup_hash_results.json.
 
 Part ``match``:
 
@@ -37,7 +48,8 @@ Part ``match``:
    the whole corpus (it is brute force: its time is proportional to the number of queries);
 3. asserts that both return the identical (query, index, distance) set on that fraction, and
    that every planted pair within d is found; prints the table and writes
-   benchmarks/_work/dedup_match_results.json.
+   benchmarks/_work/dedup_match_results.json. Without faiss installed, ours runs alone (the
+   planted pairs are still checked).
 
 Nothing leaves the machine; FAISS is imported only here.
 """
@@ -45,26 +57,38 @@ Nothing leaves the machine; FAISS is imported only here.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
-import math
 import os
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness.paths import WORK, shown, work_dir
+from harness.photos import PHOTO, CorpusEntry, PhotoSpec, load_corpus
+from harness.table import text_table
+from harness.timing import Timing, best_of_rounds, one_core
+from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "benchmarks" / "_work"
-PHOTOS_VERSION = 1  # bump when the generator changes so cached photos are rebuilt
-TARGET_HASH_RATIO = 10.0
+import pipeline.image.phash as phash_module
+from pipeline.dedup.benchmark_hashes import hash_image
+from pipeline.dedup.hamming import HammingIndex, hamming_distance, plan_bands
+from pipeline.image import ImageOptions
+from pipeline.image.phash import phash
+from pipeline.image.process import stored_image
+from pipeline.logs import setup_logging
+from pipeline.synthetic.scenes import random_scene, render
+
 CLUSTER_FLIPS = 12
+PHOTOS = PhotoSpec(long_side=(1200, 1700), max_aspect=1.5, min_short_side=800, photo_every=2)
+IMAGE = ImageOptions()  # the download job's defaults: what the stored pictures are made with
+RATIO_ROUNDS = 3  # rounds of the per-source and per-quality ratios
 
 log = logging.getLogger("benchmarks.dedup")
 
@@ -93,11 +117,11 @@ class Options:
 def parse_options(argv: list[str] | None = None) -> Options:
     """Options from the command line."""
     parser = argparse.ArgumentParser(
-        description="Dedup speed: pHash vs imagehash, Hamming matching vs FAISS (see the module docstring).",
+        description="Dedup speed: hashing vs imagehash, Hamming matching vs FAISS (see the docstring).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--part", choices=("hash", "match", "all"), default="all", help="what to measure")
-    parser.add_argument("--images", type=int, default=200, help="JPEGs of 1-2 MP for the hashing part")
+    parser.add_argument("--images", type=int, default=200, help="JPEGs of 1-3 MP for the hashing part")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per hashing method (best counts)")
     parser.add_argument(
         "--qualities",
@@ -137,6 +161,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         parser.error("--faiss-fraction must be in (0, 1]")
     if args.planted + args.clustered_corpus > args.corpus or args.clustered_benchmark > args.benchmark:
         parser.error("planted and clustered hashes must fit in --corpus / --benchmark")
+    if args.images < 1 or args.rounds < 1:
+        parser.error("--images and --rounds must be >= 1")
     return Options(
         part=args.part,
         images=args.images,
@@ -156,246 +182,163 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
 
 
-# --------------------------------------------------------------------------- photos
-
-
-def _sample_photos() -> list[Any]:
-    """scikit-image's bundled colour photographs of at least 256 px (no download)."""
-    import skimage
-    from PIL import Image
-
-    folder = Path(skimage.__file__).parent / "data"
-    photos = []
-    for path in sorted([*folder.glob("*.png"), *folder.glob("*.jpg")]):
-        with Image.open(path) as image:
-            if image.mode in ("RGB", "RGBA") and min(image.size) >= 256 and "chessboard" not in path.name:
-                photos.append(image.convert("RGB"))
-    return photos
-
-
-def make_photo(index: int, seed: int, samples: list[Any]) -> tuple[bytes, str, int, int]:
-    """A photo-like JPEG of 1-2 MP: a sample photograph or a synthetic scene, with grain."""
-    from PIL import Image, ImageChops, ImageFilter
-
-    from pipeline.synthetic.scenes import random_scene, render
-
-    rng = random.Random(seed * 1_000_003 + index)
-    nrng = np.random.default_rng(seed * 1_000_003 + index)
-    pixels = rng.uniform(1.0e6, 2.0e6)
-    aspect = 2 ** rng.uniform(-0.6, 0.6)
-    width = round(math.sqrt(pixels * aspect))
-    height = round(pixels / width)
-    if index % 2 == 0:
-        source = "sample photo"
-        photo = samples[(index // 2) % len(samples)]
-        w, h = photo.size
-        cw, ch = round(w * rng.uniform(0.6, 1.0)), round(h * rng.uniform(0.6, 1.0))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        image = photo.crop((x, y, x + cw, y + ch)).resize((width, height), Image.Resampling.BICUBIC)
-    else:
-        source = "synthetic scene"
-        image = render(random_scene(rng), (width, height), rng)
-        image = image.filter(ImageFilter.BoxBlur(rng.uniform(0.5, 2.0)))
-        light = nrng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-        image = Image.blend(
-            image, Image.fromarray(light).resize((width, height), Image.Resampling.BICUBIC), 0.3
-        )
-        texture = nrng.integers(96, 160, (max(2, height // 24), max(2, width // 24), 3), dtype=np.uint8)
-        texture_image = Image.fromarray(texture).resize((width, height), Image.Resampling.BILINEAR)
-        image = ImageChops.add(image, texture_image, 1.0, -128)
-    # Sensor-like grain: without it, enlarged or drawn pictures compress far better than photos.
-    grain = np.clip(128 + nrng.normal(0, rng.uniform(2.0, 6.0), (height, width, 3)), 0, 255)
-    image = ImageChops.add(image, Image.fromarray(grain.astype(np.uint8)), 1.0, -128)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=rng.randint(80, 92))
-    return out.getvalue(), source, width, height
-
-
-def build_photos(count: int, seed: int) -> list[dict[str, Any]]:
-    """Make sure the cached folder holds ``count`` photos; return their index entries."""
-    from tqdm import tqdm
-
-    folder = WORK / "dedup" / f"photos_v{PHOTOS_VERSION}_seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    index_path = folder / "index.json"
-    entries: dict[int, dict[str, Any]] = {}
-    if index_path.exists():
-        entries = {e["index"]: e for e in json.loads(index_path.read_text())}
-    missing = [i for i in range(count) if i not in entries or not (folder / f"{i:05d}.jpg").exists()]
-    if missing:
-        samples = _sample_photos()
-        for i in tqdm(missing, desc="photos", unit="img"):
-            data, source, width, height = make_photo(i, seed, samples)
-            path = folder / f"{i:05d}.jpg"
-            path.with_suffix(".tmp").write_bytes(data)
-            path.with_suffix(".tmp").replace(path)
-            entries[i] = {"index": i, "path": str(path), "source": source, "width": width, "height": height}
-            entries[i]["bytes"] = len(data)
-        index_path.write_text(json.dumps([entries[i] for i in sorted(entries)]))
-    return [entries[i] for i in range(count)]
-
-
 # --------------------------------------------------------------------------- part 1: hashing
 
 
-def _hash_methods() -> dict[str, Callable[[Path], Any]]:
+def extension_built() -> bool:
+    """True when the C extension ``pipeline.image._phash`` is built (phash() then uses it)."""
+    return phash_module._phash is not None
+
+
+@contextmanager
+def without_extension() -> Iterator[None]:
+    """phash() without the C extension for the block: its numpy path, the same bits."""
+    saved, phash_module._phash = phash_module._phash, None
+    try:
+        yield
+    finally:
+        phash_module._phash = saved
+
+
+def imagehash_phash(image: Image.Image) -> int:
+    """The peer: imagehash's pHash as an unsigned 64-bit integer."""
     import imagehash
-    from PIL import Image
 
-    import pipeline.image.phash as phash_module
-    from pipeline.image.phash import phash_bytes
+    return int(str(imagehash.phash(image)), 16)
 
-    if phash_module._jpegdc is None:
-        raise SystemExit("the C extension pipeline.image._jpegdc is not built: run `make venv` first")
 
-    def imagehash_phash(path: Path) -> int:
-        return int(str(imagehash.phash(Image.open(path))), 16)
+def ours_phash(path: Path) -> int:
+    """The pHash the jobs compute for a file: the download job's stored picture, then phash()."""
+    return phash(stored_image(path.read_bytes(), IMAGE)[0])
 
-    def ours(path: Path) -> int:
-        return phash_bytes(path.read_bytes())
 
-    def ours_pillow_path(path: Path) -> int:
-        extension, phash_module._jpegdc = phash_module._jpegdc, None
-        try:
-            return phash_bytes(path.read_bytes())
-        finally:
-            phash_module._jpegdc = extension
+def decode_floor(path: Path) -> tuple[int, int]:
+    """libjpeg-turbo's 1/8-scale greyscale decode: what any pHash of the decoded file must pay."""
+    with Image.open(path) as image:
+        image.draft("L", (image.width // 8, image.height // 8))
+        image.load()
+        return image.size
 
-    def floor(path: Path) -> tuple[int, int]:
-        with Image.open(path) as image:
-            image.draft("L", (64, 64))
-            image.load()
-            return image.size
 
-    def full_decode(path: Path) -> tuple[int, int]:
-        with Image.open(path) as image:
-            image.load()
-            return image.size
+def full_decode(path: Path) -> tuple[int, int]:
+    """Pillow's full decode of the file."""
+    with Image.open(path) as image:
+        image.load()
+        return image.size
 
-    return {
-        "imagehash": imagehash_phash,
-        "ours": ours,
-        "ours_pillow_path": ours_pillow_path,
-        "decode_floor": floor,
+
+def file_methods() -> dict[str, Callable[[Path], object]]:
+    """Per-file methods (file read and decode included), by name; the C-extension-off variant too."""
+    methods: dict[str, Callable[[Path], object]] = {
+        "imagehash": lambda path: imagehash_phash(Image.open(path)),
+        "ours_phash": ours_phash,
+        "ours_hash_image": lambda path: hash_image(path.read_bytes(), IMAGE),
+        "decode_floor": decode_floor,
         "full_decode": full_decode,
     }
+    if extension_built():
+
+        def ours_phash_numpy(path: Path) -> int:
+            with without_extension():
+                return ours_phash(path)
+
+        methods["ours_phash_numpy"] = ours_phash_numpy
+    return methods
 
 
-def measure_hashing(options: Options) -> dict[str, Any]:
-    """Time each hashing method over the same files on one core; best round per method."""
-    from PIL import Image
+FILE_LABELS = {
+    "imagehash": "imagehash.phash(Image.open(path))",
+    "ours_phash": "ours: phash(stored_image(bytes))",
+    "ours_phash_numpy": "  the same without the C extension",
+    "ours_hash_image": "ours: dedup hash_image(bytes) (5 features)",
+    "decode_floor": "  libjpeg-turbo 1/8 grey decode only",
+    "full_decode": "  full decode only (PIL load)",
+}
+STORED_LABELS = {
+    "stored_phash": "phash(stored picture)",
+    "stored_phash_numpy": "  the same without the C extension",
+    "stored_imagehash": "imagehash.phash(stored picture)",
+}
 
-    from pipeline.image.phash import phash_bytes
 
-    entries = build_photos(options.images, options.seed)
-    paths = [Path(e["path"]) for e in entries]
-    methods = _hash_methods()
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})  # single core: no method gets a second one
-    try:
-        for path in paths[:5]:  # warm the page cache and the imports
-            for method in methods.values():
-                method(path)
-        times: dict[str, dict[str, list[float]]] = {name: {"cpu": [], "wall": []} for name in methods}
-        for round_index in range(options.rounds):
-            for name, method in methods.items():
-                load = os.getloadavg()[0]
-                cpu, wall = time.thread_time(), time.perf_counter()
-                for path in paths:
-                    method(path)
-                times[name]["cpu"].append(time.thread_time() - cpu)
-                times[name]["wall"].append(time.perf_counter() - wall)
-                log.info(
-                    "round %d %-12s %.2f ms/image CPU (load average %.1f)",
-                    round_index + 1,
-                    name,
-                    1e3 * times[name]["cpu"][-1] / len(paths),
-                    load,
-                )
-    finally:
-        os.sched_setaffinity(0, cpus)
-    per_image = {
-        name: {kind: min(values) / len(paths) for kind, values in t.items()} for name, t in times.items()
+def _over(paths: list[Path], method: Callable[[Path], object]) -> Callable[[], object]:
+    return lambda: [method(path) for path in paths]
+
+
+def time_files(
+    paths: list[Path], methods: dict[str, Callable[[Path], object]], rounds: int
+) -> dict[str, Timing]:
+    """Best-of-rounds timing per file of ``methods`` over ``paths``, on one core."""
+    for path in paths[:3]:  # warm the page cache and the imports
+        for method in methods.values():
+            method(path)
+    with one_core():
+        timings = best_of_rounds({name: _over(paths, m) for name, m in methods.items()}, rounds)
+    return {name: t.per(len(paths)) for name, t in timings.items()}
+
+
+def time_stored(stored: list[Image.Image], rounds: int) -> dict[str, Timing]:
+    """Best-of-rounds timing per picture of the pHash alone on the stored pictures, on one core."""
+
+    def numpy_path() -> list[int]:
+        with without_extension():
+            return [phash(image) for image in stored]
+
+    methods: dict[str, Callable[[], object]] = {
+        "stored_phash": lambda: [phash(image) for image in stored],
+        "stored_imagehash": lambda: [imagehash_phash(image) for image in stored],
     }
-    # Accuracy on the same files: the fast mode's distance to imagehash, and the exact mode.
-    distances, exact_equal, same_as_pillow_path = [], 0, 0
-    by_source: dict[str, list[int]] = {}
-    for entry, path in zip(entries, paths, strict=True):
-        data = path.read_bytes()
-        theirs = methods["imagehash"](path)
-        ours_hash = phash_bytes(data)
-        distance = bin(ours_hash ^ theirs).count("1")
-        distances.append(distance)
-        same_as_pillow_path += ours_hash == methods["ours_pillow_path"](path)
-        by_source.setdefault(entry["source"], []).append(distance)
-        exact_equal += phash_bytes(data, exact=True) == theirs
-    per_source = {}
-    for source in sorted({e["source"] for e in entries}):
-        chosen = [p for e, p in zip(entries, paths, strict=True) if e["source"] == source]
-        per_source[source] = _source_ratio(chosen, methods, entries, source, by_source[source])
-    ours, theirs = per_image["ours"], per_image["imagehash"]
+    if extension_built():
+        methods["stored_phash_numpy"] = numpy_path
+    with one_core():
+        timings = best_of_rounds(methods, rounds)
+    return {name: t.per(len(stored)) for name, t in timings.items()}
+
+
+def check_bits(paths: list[Path], stored: list[Image.Image]) -> dict[str, Any]:
+    """How our hashes relate to imagehash's and to each other on these files."""
+    exact_equal = extension_equal = fast_equal = 0
+    distances = []
+    for path, picture in zip(paths, stored, strict=True):
+        with Image.open(path) as original:
+            original.load()
+            theirs = imagehash_phash(original)
+            exact_equal += phash(original, exact=True) == theirs
+        fast = phash(picture)
+        with without_extension():
+            extension_equal += fast == phash(picture)
+        fast_equal += fast == phash(picture, exact=True)
+        distances.append(int(hamming_distance(np.uint64(fast), np.uint64(theirs))))
+    n = len(paths)
     return {
-        "files": len(paths),
-        "megapixels_mean": float(np.mean([e["width"] * e["height"] for e in entries]) / 1e6),
-        "bytes_mean": float(np.mean([e["bytes"] for e in entries])),
-        "bits_per_pixel_mean": float(np.mean([8 * e["bytes"] / (e["width"] * e["height"]) for e in entries])),
-        "rounds": options.rounds,
-        "seconds_per_image": per_image,
-        "ratio_cpu": theirs["cpu"] / ours["cpu"],
-        "ratio_wall": theirs["wall"] / ours["wall"],
-        "ratio_pillow_path_cpu": theirs["cpu"] / per_image["ours_pillow_path"]["cpu"],
-        "ceiling_cpu": theirs["cpu"] / per_image["decode_floor"]["cpu"],
-        "ours_over_floor_cpu": ours["cpu"] / per_image["decode_floor"]["cpu"],
-        "fast_distance_mean": float(np.mean(distances)),
-        "fast_distance_max": int(max(distances)),
-        "exact_identical": f"{exact_equal}/{len(paths)}",
-        "extension_identical_to_pillow_path": f"{same_as_pillow_path}/{len(paths)}",
-        "per_source": per_source,
-        "per_quality": [_quality_ratio(paths[:30], q, methods) for q in options.qualities],
-        "target_ratio": TARGET_HASH_RATIO,
-        "pillow": Image.__version__,
+        "exact_mode_identical_to_imagehash": f"{exact_equal}/{n}",
+        "extension_identical_to_numpy": f"{extension_equal}/{n}" if extension_built() else "not built",
+        "fast_identical_to_exact_on_stored": f"{fast_equal}/{n}",
+        "stored_vs_original_imagehash_bits_mean": float(np.mean(distances)),
+        "stored_vs_original_imagehash_bits_max": int(max(distances)),
     }
 
 
-def _source_ratio(
-    paths: list[Path],
-    methods: dict[str, Callable[[Path], Any]],
-    entries: list[dict[str, Any]],
-    source: str,
-    distances: list[int],
-) -> dict[str, Any]:
-    """Ratio (CPU, best of 3) of imagehash and ours over one source's files."""
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})
-    try:
-        spent = {}
-        for name in ("imagehash", "ours"):
-            rounds = []
-            for _ in range(3):
-                start = time.thread_time()
-                for path in paths:
-                    methods[name](path)
-                rounds.append(time.thread_time() - start)
-            spent[name] = min(rounds) / len(paths)
-    finally:
-        os.sched_setaffinity(0, cpus)
-    chosen = [e for e in entries if e["source"] == source]
+def _ratio(paths: list[Path], methods: dict[str, Callable[[Path], object]]) -> dict[str, float]:
+    """imagehash and ours on ``paths`` (one core, best of RATIO_ROUNDS): CPU ms each and the ratio."""
+    chosen = {name: methods[name] for name in ("imagehash", "ours_phash")}
+    timings = time_files(paths, chosen, RATIO_ROUNDS)
     return {
-        "files": len(paths),
-        "bits_per_pixel_mean": float(np.mean([8 * e["bytes"] / (e["width"] * e["height"]) for e in chosen])),
-        "ratio_cpu": spent["imagehash"] / spent["ours"],
-        "fast_distance_mean": float(np.mean(distances)),
+        "imagehash_cpu_ms": 1e3 * timings["imagehash"].cpu_s,
+        "ours_cpu_ms": 1e3 * timings["ours_phash"].cpu_s,
+        "ratio_cpu": timings["imagehash"].cpu_s / timings["ours_phash"].cpu_s,
     }
 
 
-def _quality_ratio(
-    paths: list[Path], quality: int, methods: dict[str, Callable[[Path], Any]]
-) -> dict[str, Any]:
-    """Ratio (CPU, best of 3) on ``paths`` re-encoded at one JPEG quality, from memory."""
-    from PIL import Image
+def _bits_per_pixel(entries: list[CorpusEntry]) -> float:
+    return float(np.mean([8 * e.bytes / (e.width * e.height) for e in entries]))
 
-    folder = WORK / "dedup" / f"quality_{quality}"
-    folder.mkdir(parents=True, exist_ok=True)
+
+def per_quality(
+    paths: list[Path], quality: int, methods: dict[str, Callable[[Path], object]]
+) -> dict[str, Any]:
+    """The ratio on ``paths`` re-encoded at one JPEG quality."""
+    folder = work_dir("dedup", f"quality_{quality}")
     encoded, pixels = [], 0
     for path in paths:
         with Image.open(path) as image:
@@ -403,73 +346,144 @@ def _quality_ratio(
             image.save(out, "JPEG", quality=quality)
             encoded.append(out)
             pixels += image.width * image.height
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})
-    try:
-        spent = {}
-        for name in ("imagehash", "ours"):
-            rounds = []
-            for _ in range(3):
-                start = time.thread_time()
-                for path in encoded:
-                    methods[name](path)
-                rounds.append(time.thread_time() - start)
-            spent[name] = min(rounds) / len(encoded)
-    finally:
-        os.sched_setaffinity(0, cpus)
     return {
         "quality": quality,
         "files": len(encoded),
         "bits_per_pixel_mean": 8 * sum(p.stat().st_size for p in encoded) / pixels,
-        "imagehash_cpu_s": spent["imagehash"],
-        "ours_cpu_s": spent["ours"],
-        "ratio_cpu": spent["imagehash"] / spent["ours"],
+        **_ratio(encoded, methods),
     }
+
+
+def measure_hashing(options: Options) -> dict[str, Any]:
+    """Time each hashing method over the same files on one core; best round per method."""
+    entries = load_corpus(
+        WORK / "dedup" / f"photos_seed{options.seed}",
+        options.images,
+        options.seed,
+        PHOTOS,
+        os.cpu_count() or 1,
+    )
+    paths = [e.path for e in entries]
+    methods = file_methods()
+    per_file = time_files(paths, methods, options.rounds)
+    stored = [stored_image(path.read_bytes(), IMAGE)[0] for path in paths]
+    per_stored = time_stored(stored, options.rounds)
+    per_source = {}
+    for source in sorted({e.source for e in entries}):
+        chosen = [e for e in entries if e.source == source]
+        per_source[source] = {
+            "files": len(chosen),
+            "bits_per_pixel_mean": _bits_per_pixel(chosen),
+            **_ratio([e.path for e in chosen], methods),
+        }
+    theirs, ours = per_file["imagehash"], per_file["ours_phash"]
+    result = {
+        "files": len(paths),
+        "megapixels_mean": float(np.mean([e.megapixels for e in entries])),
+        "bytes_mean": float(np.mean([e.bytes for e in entries])),
+        "bits_per_pixel_mean": _bits_per_pixel(entries),
+        "photos": sum(e.source == PHOTO for e in entries),
+        "rounds": options.rounds,
+        "image_options": {"image_size": IMAGE.image_size, "resize_mode": IMAGE.resize_mode.value},
+        "extension_built": extension_built(),
+        "seconds_per_image": {name: asdict(t) for name, t in per_file.items()},
+        "seconds_per_stored_picture": {name: asdict(t) for name, t in per_stored.items()},
+        "ratio_cpu": theirs.cpu_s / ours.cpu_s,
+        "ratio_wall": theirs.wall_s / ours.wall_s,
+        "ratio_hash_image_cpu": theirs.cpu_s / per_file["ours_hash_image"].cpu_s,
+        "ceiling_cpu": theirs.cpu_s / per_file["decode_floor"].cpu_s,
+        "ours_over_decode_floor_cpu": ours.cpu_s / per_file["decode_floor"].cpu_s,
+        "bits": check_bits(paths, stored),
+        "per_source": per_source,
+        "per_quality": [per_quality(paths[:30], q, methods) for q in options.qualities],
+        "pillow": Image.__version__,
+    }
+    if extension_built():
+        result["ratio_numpy_cpu"] = theirs.cpu_s / per_file["ours_phash_numpy"].cpu_s
+        result["extension_speedup_stored_cpu"] = (
+            per_stored["stored_phash_numpy"].cpu_s / per_stored["stored_phash"].cpu_s
+        )
+    return result
 
 
 def format_hashing(result: dict[str, Any]) -> str:
-    """The hashing table."""
-    rows = [
-        f"pHash of {result['files']} JPEGs ({result['megapixels_mean']:.2f} MP, "
-        f"{result['bytes_mean'] / 1024:.0f} KB, {result['bits_per_pixel_mean']:.2f} bits/pixel on average), "
-        "one core, file read + decode + hash, best of "
-        f"{result['rounds']} rounds",
-        f"{'method':34s} {'CPU ms/img':>10s} {'wall ms/img':>11s} {'img/s (CPU)':>11s}",
+    """The hashing tables and ratios."""
+    lines = [
+        f"Hashing {result['files']} JPEGs ({result['megapixels_mean']:.2f} MP, "
+        f"{result['bytes_mean'] / 1024:.0f} KB, {result['bits_per_pixel_mean']:.2f} bits/pixel on average, "
+        f"{result['photos']} from photographs), one core, file read + decode + hash, best of "
+        f"{result['rounds']} rounds; stored pictures: {result['image_options']['image_size']} px, "
+        f"{result['image_options']['resize_mode']}",
     ]
-    labels = {
-        "imagehash": "imagehash.phash(Image.open(path))",
-        "ours": "ours phash_bytes (fast)",
-        "ours_pillow_path": "  ours without the C extension",
-        "decode_floor": "  libjpeg-turbo 1/8 grey decode only",
-        "full_decode": "  full decode only (PIL load)",
-    }
-    for name, label in labels.items():
-        t = result["seconds_per_image"][name]
-        rows.append(f"{label:34s} {1e3 * t['cpu']:10.2f} {1e3 * t['wall']:11.2f} {1 / t['cpu']:11.1f}")
-    rows.append(
-        f"ratio ours vs imagehash: {result['ratio_cpu']:.2f}x CPU, {result['ratio_wall']:.2f}x wall "
-        f"(target {result['target_ratio']:.0f}x); without the C extension "
-        f"{result['ratio_pillow_path_cpu']:.2f}x; ceiling of any pHash on libjpeg-turbo's decode "
-        f"(imagehash / its 1/8 decode): {result['ceiling_cpu']:.2f}x; "
-        f"ours = {result['ours_over_floor_cpu']:.2f} x that decode"
+
+    def rows(timings: dict[str, dict[str, float]], labels: dict[str, str]) -> list[tuple[str, ...]]:
+        return [
+            (
+                label,
+                f"{1e3 * timings[name]['cpu_s']:.2f}",
+                f"{1e3 * timings[name]['wall_s']:.2f}",
+                f"{1 / timings[name]['cpu_s']:.1f}",
+            )
+            for name, label in labels.items()
+            if name in timings
+        ]
+
+    columns = ("method", "CPU ms/img", "wall ms/img", "img/s (CPU)")
+    lines.append(text_table(columns, rows(result["seconds_per_image"], FILE_LABELS)))
+    lines.append("")
+    lines.append(text_table(columns, rows(result["seconds_per_stored_picture"], STORED_LABELS)))
+    lines.append("")
+    lines.append(
+        f"imagehash / ours: {result['ratio_cpu']:.2f}x CPU, {result['ratio_wall']:.2f}x wall; "
+        f"imagehash / hash_image {result['ratio_hash_image_cpu']:.2f}x CPU; ceiling of any pHash on "
+        f"libjpeg-turbo's 1/8 decode (imagehash / that decode) {result['ceiling_cpu']:.2f}x; "
+        f"ours = {result['ours_over_decode_floor_cpu']:.2f} x that decode"
     )
-    for q in result["per_quality"]:
-        rows.append(
-            f"  re-encoded at quality {q['quality']}: {q['files']} files, {q['bits_per_pixel_mean']:.2f} "
-            f"bits/pixel, imagehash {1e3 * q['imagehash_cpu_s']:.2f} ms, "
-            f"ours {1e3 * q['ours_cpu_s']:.2f} ms, ratio {q['ratio_cpu']:.2f}x CPU"
+    if result["extension_built"]:
+        lines.append(
+            f"without the C extension: imagehash / ours {result['ratio_numpy_cpu']:.2f}x CPU; the extension "
+            f"makes the pHash of a stored picture {result['extension_speedup_stored_cpu']:.2f}x faster"
         )
-    for source, s in result["per_source"].items():
-        rows.append(
-            f"  {source}: {s['files']} files, {s['bits_per_pixel_mean']:.2f} bits/pixel, "
-            f"ratio {s['ratio_cpu']:.2f}x CPU, fast-mode distance {s['fast_distance_mean']:.2f}"
+    else:
+        lines.append("the C extension pipeline.image._phash is not built: ours ran its numpy path")
+    quality_rows = [
+        (
+            f"quality {q['quality']}",
+            q["files"],
+            f"{q['bits_per_pixel_mean']:.2f}",
+            f"{q['imagehash_cpu_ms']:.2f}",
+            f"{q['ours_cpu_ms']:.2f}",
+            f"{q['ratio_cpu']:.2f}x",
         )
-    rows.append(
-        f"fast mode vs imagehash: mean {result['fast_distance_mean']:.2f} bits, max "
-        f"{result['fast_distance_max']}; exact mode bit-identical: {result['exact_identical']}; "
-        f"C extension identical to the Pillow path: {result['extension_identical_to_pillow_path']}"
+        for q in result["per_quality"]
+    ]
+    source_rows = [
+        (
+            source,
+            s["files"],
+            f"{s['bits_per_pixel_mean']:.2f}",
+            f"{s['imagehash_cpu_ms']:.2f}",
+            f"{s['ours_cpu_ms']:.2f}",
+            f"{s['ratio_cpu']:.2f}x",
+        )
+        for source, s in result["per_source"].items()
+    ]
+    lines.append("")
+    lines.append(
+        text_table(
+            ("files", "count", "bits/pixel", "imagehash CPU ms", "ours CPU ms", "ratio"),
+            quality_rows + source_rows,
+        )
     )
-    return "\n".join(rows)
+    bits = result["bits"]
+    lines.append(
+        f"bits: exact mode identical to imagehash {bits['exact_mode_identical_to_imagehash']}; C extension "
+        f"identical to numpy {bits['extension_identical_to_numpy']}; fast identical to exact on the stored "
+        f"pictures {bits['fast_identical_to_exact_on_stored']}; stored picture's pHash vs imagehash of "
+        f"the original: mean {bits['stored_vs_original_imagehash_bits_mean']:.2f} bits, max "
+        f"{bits['stored_vs_original_imagehash_bits_max']}"
+    )
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- part 2: matching
@@ -489,9 +503,6 @@ def _flips(rng: np.random.Generator, count: int, low: int, high: int) -> tuple[n
 
 def scene_centres(count: int, seed: int) -> np.ndarray:
     """pHashes of rendered synthetic scenes: realistic, non-uniform cluster centres."""
-    from pipeline.image.phash import phash
-    from pipeline.synthetic.scenes import random_scene, render
-
     rng = random.Random(seed)
     return np.array(
         [phash(render(random_scene(rng), (160, 160), rng)) for _ in range(count)], dtype=np.uint64
@@ -536,8 +547,6 @@ def make_hash_sets(options: Options) -> dict[str, Any]:
 
 def run_ours(benchmark: np.ndarray, corpus: np.ndarray, d: int) -> dict[str, Any]:
     """Build a HammingIndex over the benchmark hashes and search every corpus hash (one thread)."""
-    from pipeline.dedup.hamming import HammingIndex, plan_bands
-
     cpu, wall = time.process_time(), time.perf_counter()
     plan = plan_bands(benchmark.size, corpus.size, d)  # as the dedup job plans it, knowing both sizes
     index = HammingIndex(benchmark.view(np.int64), d, plan)  # signed, as stored in parquet
@@ -554,6 +563,15 @@ def run_ours(benchmark: np.ndarray, corpus: np.ndarray, d: int) -> dict[str, Any
         "cpu_s": total_cpu,
         "matches": int(q.size),
     }
+
+
+def faiss_available() -> bool:
+    """True when ``faiss`` (faiss-cpu, optional) can be imported."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def run_faiss(benchmark: np.ndarray, queries: np.ndarray, d: int, threads: int) -> dict[str, Any]:
@@ -578,56 +596,68 @@ def run_faiss(benchmark: np.ndarray, queries: np.ndarray, d: int, threads: int) 
     }
 
 
+def compare_with_faiss(
+    options: Options, benchmark: np.ndarray, corpus: np.ndarray, d: int, pairs: tuple[np.ndarray, ...]
+) -> dict[str, Any]:
+    """FAISS on the first --faiss-fraction of the corpus, extrapolated; identical matches asserted."""
+    n_faiss = max(1, round(options.faiss_fraction * corpus.size))
+    theirs = run_faiss(benchmark, corpus[:n_faiss], d, options.faiss_threads)
+    log.info("d=%d faiss on %d queries: %.1f s wall", d, n_faiss, theirs["wall_s"])
+    q, i, dist = pairs
+    within = q < n_faiss
+    identical = all(
+        np.array_equal(a, b)
+        for a, b in zip((q[within], i[within], dist[within]), theirs.pop("pairs"), strict=True)
+    )
+    if not identical:
+        raise RuntimeError(f"d={d}: our matches differ from FAISS's on the first {n_faiss} corpus hashes")
+    scale = corpus.size / n_faiss
+    return {
+        **theirs,
+        "queries": n_faiss,
+        "threads": options.faiss_threads,
+        "extrapolated_wall_s": theirs["wall_s"] * scale,
+        "extrapolated_cpu_s": theirs["cpu_s"] * scale,
+        "identical_on_faiss_queries": identical,
+        "matches_on_faiss_queries": int(within.sum()),
+    }
+
+
 def measure_matching(options: Options) -> dict[str, Any]:
-    """Ours on the whole corpus, FAISS on a fraction (extrapolated), identical matches asserted."""
+    """Ours on the whole corpus, FAISS (when installed) on a fraction; planted pairs asserted."""
     started = time.perf_counter()
     sets = make_hash_sets(options)
     log.info("hash sets ready in %.1f s", time.perf_counter() - started)
     benchmark, corpus = sets["benchmark"], sets["corpus"]
-    n_faiss = max(1, round(options.faiss_fraction * corpus.size))
+    with_faiss = faiss_available()
+    if not with_faiss:
+        log.warning("faiss is not installed (.venv/bin/pip install faiss-cpu): measuring ours alone")
     results = []
     for d in (options.max_distance, *options.also_distances):
         ours = run_ours(benchmark, corpus, d)
         log.info(
             "d=%d ours: %.1f s wall (%d matches, plan %s)", d, ours["wall_s"], ours["matches"], ours["plan"]
         )
-        theirs = run_faiss(benchmark, corpus[:n_faiss], d, options.faiss_threads)
-        log.info("d=%d faiss on %d queries: %.1f s wall", d, n_faiss, theirs["wall_s"])
-        q, i, dist = ours.pop("pairs")
-        within = q < n_faiss
-        identical = all(
-            np.array_equal(a, b)
-            for a, b in zip((q[within], i[within], dist[within]), theirs.pop("pairs"), strict=True)
-        )
-        if not identical:
-            raise RuntimeError(f"d={d}: our matches differ from FAISS's on the first {n_faiss} corpus hashes")
+        pairs = ours.pop("pairs")
+        q, i, _ = pairs
         # Every planted near-duplicate within d must be among our matches.
         planted = sets["planted_flips"] <= d
-        pair_keys = q * benchmark.size + i
         wanted = sets["planted_rows"][planted] * benchmark.size + sets["planted_of"][planted]
-        found = int(np.isin(wanted, pair_keys).sum())
+        found = int(np.isin(wanted, q * benchmark.size + i).sum())
         if found != int(planted.sum()):
             raise RuntimeError(f"d={d}: {int(planted.sum()) - found} planted near-duplicates were missed")
-        scale = corpus.size / n_faiss
-        faiss_wall, faiss_cpu = theirs["wall_s"] * scale, theirs["cpu_s"] * scale
-        results.append(
-            {
-                "max_distance": d,
-                "ours": ours,
-                "faiss": {
-                    **theirs,
-                    "queries": n_faiss,
-                    "threads": options.faiss_threads,
-                    "extrapolated_wall_s": faiss_wall,
-                    "extrapolated_cpu_s": faiss_cpu,
-                },
-                "identical_on_faiss_queries": identical,
-                "matches_on_faiss_queries": int(within.sum()),
-                "planted_within_d_found": f"{found}/{int(planted.sum())}",
-                "ratio_wall": faiss_wall / ours["wall_s"],
-                "ratio_cpu": faiss_cpu / ours["cpu_s"],
-            }
-        )
+        row: dict[str, Any] = {
+            "max_distance": d,
+            "ours": ours,
+            "planted_within_d_found": f"{found}/{int(planted.sum())}",
+            "faiss": None,
+        }
+        if with_faiss:
+            theirs = compare_with_faiss(options, benchmark, corpus, d, pairs)
+            row["faiss"] = theirs
+            row["ratio_wall"] = theirs["extrapolated_wall_s"] / ours["wall_s"]
+            row["ratio_cpu"] = theirs["extrapolated_cpu_s"] / ours["cpu_s"]
+        results.append(row)
     return {"corpus": corpus.size, "benchmark": benchmark.size, "results": results}
 
 
@@ -635,34 +665,49 @@ def format_matching(result: dict[str, Any], options: Options) -> str:
     """The matching table."""
     share = options.faiss_fraction
     scope = f"measured on {share:.1%} of the corpus, extrapolated linearly" if share < 1 else "whole corpus"
-    rows = [
+    header = (
         f"{result['corpus']:,} corpus x {result['benchmark']:,} benchmark hashes; ours: 1 thread, "
-        f"index build included; FAISS IndexBinaryFlat: {options.faiss_threads} threads, {scope}",
-        f"{'d':>3s} {'plan':>7s} {'index MB':>8s} {'ours CPU s':>10s} {'wall s':>7s} {'(build)':>7s} "
-        f"{'FAISS CPU s':>11s} {'wall s':>7s} {'ratio CPU':>9s} {'wall':>5s} {'matches':>9s} identical",
-    ]
+        f"index build included; FAISS IndexBinaryFlat: {options.faiss_threads} threads, {scope}"
+    )
+    columns = ("d", "plan", "index MB", "ours CPU s", "wall s", "(build)", "FAISS CPU s", "wall s")
+    columns += ("ratio CPU", "wall", "matches", "identical", "planted found")
+    rows = []
     for r in result["results"]:
         ours, faiss = r["ours"], r["faiss"]
-        plan = f"{len(ours['plan']['bands'])} x r{ours['plan']['radius']}"
+        theirs: tuple[str, ...] = ("-",) * 5
+        if faiss is not None:
+            theirs = (
+                f"{faiss['extrapolated_cpu_s']:.0f}",
+                f"{faiss['extrapolated_wall_s']:.0f}",
+                f"{r['ratio_cpu']:.1f}x",
+                f"{r['ratio_wall']:.0f}x",
+                f"{faiss['identical_on_faiss_queries']} ({faiss['matches_on_faiss_queries']:,} pairs)",
+            )
         rows.append(
-            f"{r['max_distance']:3d} {plan:>7s} {ours['index_mb']:8.0f} {ours['cpu_s']:10.1f} "
-            f"{ours['wall_s']:7.1f} {ours['build_wall_s']:7.1f} {faiss['extrapolated_cpu_s']:11.0f} "
-            f"{faiss['extrapolated_wall_s']:7.0f} {r['ratio_cpu']:8.1f}x {r['ratio_wall']:4.0f}x "
-            f"{ours['matches']:9,d} {r['identical_on_faiss_queries']} "
-            f"({r['matches_on_faiss_queries']:,} pairs; planted {r['planted_within_d_found']})"
+            (
+                r["max_distance"],
+                f"{len(ours['plan']['bands'])} x r{ours['plan']['radius']}",
+                f"{ours['index_mb']:.0f}",
+                f"{ours['cpu_s']:.1f}",
+                f"{ours['wall_s']:.1f}",
+                f"{ours['build_wall_s']:.1f}",
+                *theirs[:4],
+                f"{ours['matches']:,}",
+                theirs[4],
+                r["planted_within_d_found"],
+            )
         )
-    return "\n".join(rows)
+    return header + "\n" + text_table(columns, rows, align="r" * 11 + "ll")
 
 
 # --------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the parts asked for; print their tables and save the raw results."""
     options = parse_options(argv)
-    from pipeline.logs import setup_logging
-
     setup_logging()
-    WORK.mkdir(parents=True, exist_ok=True)
+    work_dir()
     machine = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -675,12 +720,12 @@ def main(argv: list[str] | None = None) -> int:
         hashing = measure_hashing(options)
         out = WORK / "dedup_hash_results.json"
         out.write_text(json.dumps({"options": asdict(options), "machine": machine, **hashing}, indent=2))
-        summaries.append(format_hashing(hashing) + f"\n(raw: {out.relative_to(ROOT)})")
+        summaries.append(format_hashing(hashing) + f"\n(raw: {shown(out)})")
     if options.part in ("match", "all"):
         matching = measure_matching(options)
         out = WORK / "dedup_match_results.json"
         out.write_text(json.dumps({"options": asdict(options), "machine": machine, **matching}, indent=2))
-        summaries.append(format_matching(matching, options) + f"\n(raw: {out.relative_to(ROOT)})")
+        summaries.append(format_matching(matching, options) + f"\n(raw: {shown(out)})")
     print("\n\n".join(summaries))
     return 0
 

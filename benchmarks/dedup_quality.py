@@ -6,7 +6,7 @@
    synthetic scenes and near-uniform images (solid colours, flat colours with noise, faint
    gradients, blank pages).
 2. Planted copies: every benchmark image through each edit of
-   ``pipeline.synthetic.transforms.TRANSFORMS`` (resize 0.5x, JPEG q30, blur r2, colour shift,
+   ``testkit.transforms.TRANSFORMS`` (resize 0.5x, JPEG q30, blur r2, colour shift,
    text band, 5% and 15% crop, greyscale, mirror).
 3. Distinct corpus: thousands of other pictures (synthetic scenes of another seed, small windows
    of the photographs, 1/f photo-like textures, near-uniform images). Every (benchmark, distinct)
@@ -35,11 +35,12 @@ import math
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from harness.paths import WORK, shown
+from harness.table import markdown_table, pct
 from PIL import Image
 from tqdm import tqdm
 
@@ -52,12 +53,13 @@ from pipeline.dedup.complexity import (
     complexity,
 )
 from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
+from pipeline.dedup.hamming import hamming_distance
 from pipeline.image import ImageOptions, process_image
-from pipeline.image.phash import from_signed64, phash, thumbnail
+from pipeline.image.phash import from_signed64, thumbnail
 from pipeline.image.process import stored_image
 from pipeline.logs import setup_logging
 from pipeline.synthetic.scenes import random_scene, render
-from pipeline.synthetic.transforms import (
+from testkit.transforms import (
     MILD,
     NEAR_UNIFORM_KINDS,
     TRANSFORMS,
@@ -68,8 +70,7 @@ from pipeline.synthetic.transforms import (
 )
 
 log = logging.getLogger("benchmarks.dedup_quality")
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "_work" / "dedup_quality.json"
+RESULTS = WORK / "dedup_quality.json"
 SERVED_QUALITY = 90  # benchmark files and web copies are JPEG q90, like the synthetic world's
 MAX_D = 16
 # Centre-hash distances tried (-1: no centre hash); pairs beyond MAX_CENTRE_D never match by centre.
@@ -89,6 +90,25 @@ KINDS = ("complexity", "whole_image")  # the job's (content without border), the
 BENCH_GROUPS = ("photo", "scene", "near_uniform")
 CORPUS_GROUPS = ("photo", "scene", "texture", "near_uniform")
 BUCKET_EDGES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, math.inf)
+
+
+@dataclass(frozen=True)
+class Sets:
+    """How many pictures of each kind the benchmark set and the distinct corpus hold."""
+
+    seed: int
+    benchmark_windows: int
+    benchmark_scenes: int
+    benchmark_uniform: int
+    distinct_scenes: int
+    distinct_crops: int
+    distinct_textures: int
+    distinct_uniform: int
+
+    @property
+    def distinct_count(self) -> int:
+        """Pictures of the distinct corpus."""
+        return self.distinct_scenes + self.distinct_crops + self.distinct_textures + self.distinct_uniform
 
 
 @dataclass
@@ -124,42 +144,38 @@ def _size(rng: random.Random, min_side: int = 256, max_side: int = 640) -> tuple
     return width, max(min_side // 2, min(max_side, int(width / aspect)))
 
 
-def benchmark_set(args: argparse.Namespace, photos: dict[str, Image.Image]) -> list[Item]:
+def benchmark_set(sets: Sets, photos: dict[str, Image.Image]) -> list[Item]:
     """Whole photographs, large windows of them, synthetic scenes and near-uniform images."""
-    rng = random.Random(args.seed)
+    rng = random.Random(sets.seed)
     items = [Item("photo", f"photo:{name}", image) for name, image in photos.items()]
     big = [name for name, image in photos.items() if min(image.size) >= 300]
-    for i in range(args.benchmark_windows):
+    for i in range(sets.benchmark_windows):
         name = big[i % len(big)]
         items.append(Item("photo", f"photo:{name}", random_window(photos[name], rng, 0.5, 0.8)))
-    for _ in range(args.benchmark_scenes):
+    for _ in range(sets.benchmark_scenes):
         scene = random_scene(rng)
         items.append(Item("scene", f"scene:{scene}", render(scene, _size(rng), rng)))
-    for i in range(args.benchmark_uniform):
+    for i in range(sets.benchmark_uniform):
         kind = NEAR_UNIFORM_KINDS[i % len(NEAR_UNIFORM_KINDS)]
         items.append(Item("near_uniform", f"uniform:b{i}", near_uniform(kind, rng, _size(rng, 200, 640))))
     return items
 
 
-def distinct_set(args: argparse.Namespace, photos: dict[str, Image.Image]) -> Iterator[Item]:
+def distinct_set(sets: Sets, photos: dict[str, Image.Image]) -> Iterator[Item]:
     """Other pictures, one at a time: scenes of another seed, small photo windows, textures, flats."""
-    rng = random.Random(10_000 + args.seed)
-    for _ in range(args.distinct_scenes):
+    rng = random.Random(10_000 + sets.seed)
+    for _ in range(sets.distinct_scenes):
         scene = random_scene(rng)
         yield Item("scene", f"scene:{scene}", render(scene, _size(rng), rng))
     names = sorted(photos)
-    for i in range(args.distinct_crops):
+    for i in range(sets.distinct_crops):
         name = names[i % len(names)]
         yield Item("photo", f"photo:{name}", random_window(photos[name], rng, 0.25, 0.5))
-    for i in range(args.distinct_textures):
+    for i in range(sets.distinct_textures):
         yield Item("texture", f"texture:{i}", photo_texture(rng, _size(rng, 200, 512)))
-    for i in range(args.distinct_uniform):
+    for i in range(sets.distinct_uniform):
         kind = NEAR_UNIFORM_KINDS[i % len(NEAR_UNIFORM_KINDS)]
         yield Item("near_uniform", f"uniform:d{i}", near_uniform(kind, rng, _size(rng, 200, 640)))
-
-
-def distinct_count(args: argparse.Namespace) -> int:
-    return args.distinct_scenes + args.distinct_crops + args.distinct_textures + args.distinct_uniform
 
 
 # --------------------------------------------------------------------------- features
@@ -177,15 +193,17 @@ def _whole_image(image: Image.Image) -> float:
 
 
 def benchmark_row(data: bytes, options: ImageOptions) -> tuple[int, int, int, float, float, np.ndarray]:
-    """What the dedup job records for a benchmark file (hashes of the image it would have stored)."""
+    """What the dedup job records for a benchmark file (its own ``hash_image``), and the whole-image
+    complexity of the picture it would have stored, for comparison."""
+    row = hash_image(data, options)
     stored, _ = stored_image(data, options)
     return (
-        phash(stored),
-        phash(stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
-        centre_phash(stored, options.border_color),
-        complexity(stored, options.border_color),
+        from_signed64(row["phash"]),
+        from_signed64(row["phash_flipped"]),
+        from_signed64(row["phash_centre"]),
+        row["complexity"],
         _whole_image(stored),
-        colour_signature(stored, options.border_color),
+        np.frombuffer(row["colour_signature"], dtype=np.uint8).reshape(8, 8, 3),
     )
 
 
@@ -279,11 +297,6 @@ class Pairs:
         return match
 
 
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bit differences of uint64 hashes, broadcast."""
-    return np.bitwise_count(a ^ b).astype(np.int16)
-
-
 def _signature_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise ``signature_distance`` (mean absolute difference) of two (n, 8, 8, 3) stacks."""
     return np.abs(a.astype(np.int16) - b.astype(np.int16)).reshape(len(a), -1).mean(axis=1)
@@ -295,9 +308,9 @@ def make_pairs(bench: FeatureTable, corpus: FeatureTable, b_idx: np.ndarray, c_i
     return Pairs(
         bench=b_idx,
         corpus=c_idx,
-        distance=hamming(bench.phash[b_idx], corpus.phash[c_idx]),
-        distance_flipped=hamming(bench.phash_flipped[b_idx], corpus.phash[c_idx]),
-        distance_centre=hamming(bench.phash_centre[b_idx], corpus.phash_centre[c_idx]),
+        distance=hamming_distance(bench.phash[b_idx], corpus.phash[c_idx]),
+        distance_flipped=hamming_distance(bench.phash_flipped[b_idx], corpus.phash[c_idx]),
+        distance_centre=hamming_distance(bench.phash_centre[b_idx], corpus.phash_centre[c_idx]),
         signature=_signature_distances(b_sig, c_sig),
         signature_mirrored=_signature_distances(b_sig[:, :, ::-1], c_sig),
         min_complexity={
@@ -325,29 +338,24 @@ class Measured:
     distinct_by_bucket: dict[str, np.ndarray]  # kind -> all distinct pairs per BUCKET_EDGES bucket
 
 
-def measure(args: argparse.Namespace, options: ImageOptions) -> tuple[Measured, dict[str, Any]]:
+def measure(sets: Sets, options: ImageOptions) -> tuple[Measured, dict[str, Any]]:
     """Build both image sets, hash them through the job's code paths and pair them up."""
     photos = bundled_photos()
-    bench_items = benchmark_set(args, photos)
+    bench_items = benchmark_set(sets, photos)
     n = len(bench_items)
     bench = featurize(bench_items, n, "benchmark", options)
-    for i in range(0, n, 25):  # the same numbers as the job's own benchmark hashing
-        row = hash_image(served(bench_items[i].image), options)
-        assert from_signed64(row["phash"]) == bench.phash[i] and row["complexity"] == bench.complexity[i]
-        assert row["colour_signature"] == bench.signature[i].tobytes()
-        assert from_signed64(row["phash_centre"]) == bench.phash_centre[i]
     index = np.arange(n)
     copies = {}
     for name, transform in TRANSFORMS.items():
         planted = [Item(b.group, b.source, transform(b.image.convert("RGB"))) for b in bench_items]
         copies[name] = make_pairs(bench, featurize(planted, n, f"copies {name}", options), index, index)
-    corpus = featurize(distinct_set(args, photos), distinct_count(args), "distinct corpus", options)
+    corpus = featurize(distinct_set(sets, photos), sets.distinct_count, "distinct corpus", options)
 
     same_source = bench.sources[:, None] == corpus.sources[None, :]
     near = (
-        (hamming(bench.phash[:, None], corpus.phash[None, :]) <= MAX_D)
-        | (hamming(bench.phash_flipped[:, None], corpus.phash[None, :]) <= MAX_D)
-        | (hamming(bench.phash_centre[:, None], corpus.phash_centre[None, :]) <= MAX_CENTRE_D)
+        (hamming_distance(bench.phash[:, None], corpus.phash[None, :]) <= MAX_D)
+        | (hamming_distance(bench.phash_flipped[:, None], corpus.phash[None, :]) <= MAX_D)
+        | (hamming_distance(bench.phash_centre[:, None], corpus.phash_centre[None, :]) <= MAX_CENTRE_D)
     )
     b_idx, c_idx = np.nonzero(near & ~same_source)
     buckets = {}
@@ -569,10 +577,6 @@ _SHORT = {
 }
 
 
-def _pct(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
-
-
 def rule_text(rule: dict[str, Any]) -> str:
     """A rule in words."""
     if rule["min_complexity"] == 0:
@@ -588,24 +592,24 @@ def rule_text(rule: dict[str, Any]) -> str:
     return f"d <= {rule['max_distance']}{centre}, {guard}{flip}"
 
 
+def _pct(value: float | None, digits: int = 3) -> str:
+    return pct(value, digits, missing="-")
+
+
 def sweep_table(rows: list[dict[str, Any]], first: str = "max_distance") -> str:
     """Markdown table, one row per rule: FPR, dropped share, recall per edit as 'photo / scene'."""
-    lines = [
-        f"| {'d' if first == 'max_distance' else first} | FPR | false pairs | corpus dropped | "
-        + " | ".join(_SHORT[n] for n in TRANSFORMS)
-        + " |",
-        "|" + " ---: |" * (4 + len(TRANSFORMS)),
-    ]
-    for r in rows:
-        recalls = [f"{r['recall'][n]['photo']:.2f} / {r['recall'][n]['scene']:.2f}" for n in TRANSFORMS]
-        cells = [
-            str(r["rule"][first]),
+    columns = ["d" if first == "max_distance" else first, "FPR", "false pairs", "corpus dropped"]
+    body = [
+        [
+            r["rule"][first],
             _pct(r["fpr"]),
-            str(r["false_pairs"]),
+            r["false_pairs"],
             _pct(r["corpus_dropped"], 1),
+            *(f"{r['recall'][n]['photo']:.2f} / {r['recall'][n]['scene']:.2f}" for n in TRANSFORMS),
         ]
-        lines.append("| " + " | ".join(cells + recalls) + " |")
-    return "\n".join(lines)
+        for r in rows
+    ]
+    return markdown_table([*columns, *(_SHORT[n] for n in TRANSFORMS)], body)
 
 
 def grid_table(grid: list[dict[str, Any]], d: int, kind: str, centre: int) -> str:
@@ -616,28 +620,23 @@ def grid_table(grid: list[dict[str, Any]], d: int, kind: str, centre: int) -> st
         if r["rule"]["max_distance"] == d and r["rule"]["kind"] == kind and r["rule"]["centre"] == centre
     }
     signatures = (10.0, 15.0, 20.0, 25.0, 30.0, 40.0)
-    lines = [
-        "| min complexity | " + " | ".join(f"sig <= {s:g}" for s in signatures) + " |",
-        "| ---: |" + " ---: |" * len(signatures),
-    ]
+    body = []
     for min_c in (2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0, math.inf):
         key_c = None if math.isinf(min_c) else min_c
-        cells = []
-        for s in signatures:
-            r = rows[(key_c, s)]
-            cells.append(f"{_pct(r['fpr'])} / {_ps(r, 'colour_shift'):.2f} / {_ps(r, 'grayscale'):.2f}")
-        lines.append(f"| {'always' if key_c is None else f'{min_c:g}'} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = [
+            f"{_pct(r['fpr'])} / {_ps(r, 'colour_shift'):.2f} / {_ps(r, 'grayscale'):.2f}"
+            for r in (rows[(key_c, s)] for s in signatures)
+        ]
+        body.append(["always" if key_c is None else f"{min_c:g}", *cells])
+    columns = ["min complexity", *(f"sig <= {s:g}" for s in signatures)]
+    return markdown_table(columns, body, align="r" * len(columns))
 
 
 def bucket_table(measured: Measured, distances: tuple[int, ...]) -> str:
     """Markdown table: FPR without guard by the pair's smaller complexity, job's vs whole image."""
     names = {"complexity": "complexity (job)", "whole_image": "whole-image complexity"}
     fprs = ", ".join(f"FPR d<={d}" for d in distances)
-    lines = [
-        "| smaller complexity | " + " | ".join(f"{names[k]}: pairs, {fprs}" for k in KINDS) + " |",
-        "| --- |" + " ---: |" * len(KINDS),
-    ]
+    body = []
     for i, (lo, hi) in enumerate(zip(BUCKET_EDGES[:-1], BUCKET_EDGES[1:], strict=True)):
         cells = []
         for kind in KINDS:
@@ -649,38 +648,41 @@ def bucket_table(measured: Measured, distances: tuple[int, ...]) -> str:
                 for d in distances
             ]
             cells.append(f"{total}, " + ", ".join(rates))
-        lines.append(f"| {lo:g}-{hi:g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([f"{lo:g}-{hi:g}", *cells])
+    return markdown_table(["smaller complexity", *(f"{names[k]}: pairs, {fprs}" for k in KINDS)], body)
 
 
 def group_table(results: list[dict[str, Any]]) -> str:
     """Markdown table: recall per edit and benchmark group, FPR of that group's benchmark images."""
-    lines = [
-        "| rule | benchmark group | " + " | ".join(_SHORT[n] for n in TRANSFORMS) + " | FPR |",
-        "| --- | --- |" + " ---: |" * (len(TRANSFORMS) + 1),
+    body = [
+        [
+            rule_text(r["rule"]),
+            g,
+            *(f"{r['recall'][n][g]:.2f}" for n in TRANSFORMS),
+            _pct(r["fpr_by_benchmark_group"][g]),
+        ]
+        for r in results
+        for g in BENCH_GROUPS
     ]
-    for r in results:
-        for g in BENCH_GROUPS:
-            cells = [f"{r['recall'][n][g]:.2f}" for n in TRANSFORMS]
-            fpr = _pct(r["fpr_by_benchmark_group"][g])
-            lines.append(f"| {rule_text(r['rule'])} | {g} | " + " | ".join(cells) + f" | {fpr} |")
-    return "\n".join(lines)
+    columns = ["rule", "benchmark group", *(_SHORT[n] for n in TRANSFORMS), "FPR"]
+    return markdown_table(columns, body, align="ll" + "r" * (len(TRANSFORMS) + 1))
 
 
 def corpus_table(results: list[dict[str, Any]]) -> str:
     """Markdown table: FPR and share of distinct images dropped, per corpus group."""
-    lines = [
-        "| rule | " + " | ".join(f"{g}: FPR, dropped" for g in CORPUS_GROUPS) + " | all: FPR, dropped |",
-        "| --- |" + " ---: |" * (len(CORPUS_GROUPS) + 1),
-    ]
-    for r in results:
-        cells = [
-            f"{_pct(r['fpr_by_corpus_group'][g])}, {_pct(r['corpus_dropped_by_group'][g], 1)}"
-            for g in CORPUS_GROUPS
+    body = [
+        [
+            rule_text(r["rule"]),
+            *(
+                f"{_pct(r['fpr_by_corpus_group'][g])}, {_pct(r['corpus_dropped_by_group'][g], 1)}"
+                for g in CORPUS_GROUPS
+            ),
+            f"{_pct(r['fpr'])}, {_pct(r['corpus_dropped'], 1)}",
         ]
-        cells.append(f"{_pct(r['fpr'])}, {_pct(r['corpus_dropped'], 1)}")
-        lines.append(f"| {rule_text(r['rule'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for r in results
+    ]
+    columns = ["rule", *(f"{g}: FPR, dropped" for g in CORPUS_GROUPS), "all: FPR, dropped"]
+    return markdown_table(columns, body)
 
 
 # --------------------------------------------------------------------------- main
@@ -690,7 +692,8 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
     """Keeps the module docstring's layout and shows every option's default."""
 
 
-def main() -> None:
+def parse_sets(argv: list[str] | None = None) -> Sets:
+    """The image sets' sizes from the command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     add = parser.add_argument
     add("--seed", type=int, default=0, help="seed of both image sets")
@@ -701,11 +704,16 @@ def main() -> None:
     add("--distinct-crops", type=int, default=1500, help="distinct small windows of the photos")
     add("--distinct-textures", type=int, default=1000, help="distinct 1/f photo-like textures")
     add("--distinct-uniform", type=int, default=1000, help="distinct near-uniform images")
-    args = parser.parse_args()
+    return Sets(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure, sweep, choose the defaults; print the tables and write the results."""
+    sets = parse_sets(argv)
     setup_logging()
     started = time.perf_counter()
     options = ImageOptions()
-    measured, setup = measure(args, options)
+    measured, setup = measure(sets, options)
     log.info("hashed everything in %.0f s; sweeping rules", time.perf_counter() - started)
 
     grid = sweep(measured)
@@ -737,7 +745,7 @@ def main() -> None:
     ]
     result = {
         "setup": setup,
-        "options": vars(args),
+        "options": asdict(sets),
         "image_options": {
             "image_size": options.image_size,
             "resize_mode": str(options.resize_mode),
@@ -796,7 +804,7 @@ def main() -> None:
         f"Chosen: {rule_text(chosen['rule'])}: FPR {_pct(chosen['fpr'])} ({chosen['false_pairs']} of "
         f"{measured.distinct_total} pairs), distinct images dropped {_pct(chosen['corpus_dropped'], 2)}; "
         f"rule checked against ComplexityGuard on {checked} pairs\n"
-        f"Results: {RESULTS} ({result['seconds']:.0f} s)"
+        f"Results: {shown(RESULTS)} ({result['seconds']:.0f} s)"
     )
 
 

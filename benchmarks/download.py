@@ -4,14 +4,19 @@
 
 One run (see docs/benchmarks.md, "Download"):
 
-1. builds (once, cached under benchmarks/_work/corpus) a corpus of photo-like JPEGs, 400-2000 px on
-   the long side with random aspect ratios, plus a URL list (parquet, columns URL and TEXT);
+1. builds (once, cached under benchmarks/_work/corpus) a corpus of photo-like JPEGs
+   (harness.photos), 400-2000 px on the long side with random aspect ratios, plus a URL list
+   (parquet, columns URL and TEXT);
 2. serves it from nginx on 127.0.0.1 (a free port, keep-alive on, access log off);
 3. runs img2dataset 1.47.0 from its own venv (benchmarks/_work/img2dataset-venv, created on first use)
    with every --i2d-threads value and keeps the best;
 4. runs ``spark-submit --master local[2] jobs/download.py`` (``--master`` to change) with the same
    output settings;
-5. measures the CPU floor: pipeline.image.process_image over the same bytes from memory on all cores;
+5. measures the CPU floor: the fastest known way to turn the same bytes (from memory, on all cores)
+   into the same output (256 px, border, JPEG q95): Pillow's reduced DCT decode (``Image.draft``)
+   + ``reduce``/``resize`` + encode, and OpenCV's reduced decode (``IMREAD_REDUCED_COLOR_2/4/8``)
+   + ``INTER_AREA`` resize + encode where ``cv2`` is installed; the faster one is the floor.
+   Our own ``pipeline.image.process_image`` is timed the same way, as a separate row;
 6. prints a table with the ratios and the targets, and writes benchmarks/_work/download_results.json.
 
 Nothing leaves the machine: every request goes to 127.0.0.1. nginx must be installed
@@ -27,162 +32,130 @@ import logging
 import multiprocessing
 import os
 import platform
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "benchmarks" / "_work"
-VENV = ROOT / ".venv"
+import numpy as np
+from harness.jobs import run_spark_job
+from harness.net import LOOPBACK_ENV, free_port, loopback_opener
+from harness.paths import BENCHMARKS, WORK
+from harness.photos import CorpusEntry, PhotoSpec, load_corpus
+from harness.table import pct, text_table
+from harness.timing import best_run, busy_since, cpu_times, wait_for_quiet
+from PIL import Image
+
+from pipeline.dataset import Dataset
+from pipeline.image import EncodeFormat, ImageOptions, ResizeMode, process_image
+from pipeline.logs import setup_logging
+
 I2D_VERSION = "1.47.0"
-I2D_CONSTRAINTS = ROOT / "benchmarks" / "img2dataset-constraints.txt"
-CORPUS_VERSION = 1  # bump when the generator changes so cached corpora are rebuilt
+I2D_CONSTRAINTS = BENCHMARKS / "img2dataset-constraints.txt"
 TARGET_VS_I2D = 2.0
 TARGET_VS_FLOOR = 0.7
+PHOTOS = PhotoSpec(long_side=(400, 2000), max_aspect=2.0, min_short_side=200)
+# What both tools store (img2dataset's flags say the same): the job's defaults, written out.
+OUTPUT = ImageOptions(
+    image_size=256, resize_mode=ResizeMode.BORDER, encode_format=EncodeFormat.JPEG, encode_quality=95
+)
 # Environment of the img2dataset runs: no update checks, no telemetry, nothing but loopback traffic.
 QUIET_ENV = {
     "NO_ALBUMENTATIONS_UPDATE": "1",
     "WANDB_MODE": "disabled",
     "WANDB_DISABLED": "true",
     "HF_HUB_OFFLINE": "1",
-    "no_proxy": "127.0.0.1,localhost",
-    "NO_PROXY": "127.0.0.1,localhost",
+    **LOOPBACK_ENV,
 }
 
 log = logging.getLogger("benchmarks.download")
 
 
-# --------------------------------------------------------------------------- corpus
+@dataclass(frozen=True)
+class Options:
+    """The command line of one benchmark run."""
+
+    images: int
+    samples_per_shard: int
+    repeat: int
+    i2d_threads: tuple[int, ...]
+    ours_args: tuple[str, ...]
+    master: str
+    nginx_workers: int
+    wait_quiet: float
+    seed: int
+    work: Path
+    skip_img2dataset: bool
+    skip_ours: bool
+    skip_floor: bool
+    profile_images: int
 
 
-_NOISE: dict[int, Any] = {}
-NOISE_SIDE = 2000
-NOISE_SIGMAS = (3, 5, 7)
-
-
-def _noise_tiles() -> dict[int, Any]:
-    """Per-process grain images (mean 128), cropped per picture: far cheaper than fresh noise."""
-    if not _NOISE:
-        import numpy as np
-        from PIL import Image
-
-        rng = np.random.default_rng(12345)
-        for sigma in NOISE_SIGMAS:
-            grain = np.clip(128 + rng.normal(0, sigma, (NOISE_SIDE, NOISE_SIDE, 3)), 0, 255)
-            _NOISE[sigma] = Image.fromarray(grain.astype(np.uint8))
-    return _NOISE
-
-
-def make_photo(index: int, seed: int) -> tuple[bytes, str, int, int]:
-    """A photo-like JPEG: a synthetic scene, blurred, lit unevenly, textured and grainy.
-
-    The blur, low- and mid-frequency shading and sensor-like grain give the JPEGs photo-like sizes
-    (tens to hundreds of KB) instead of the few KB of flat synthetic drawings.
-    """
-    import numpy as np
-    from PIL import Image, ImageChops, ImageFilter
-
-    from pipeline.synthetic.scenes import random_scene, render
-
-    rng = random.Random(seed * 1_000_003 + index)
-    nrng = np.random.default_rng(seed * 1_000_003 + index)
-    long_side = rng.randint(400, 2000)
-    aspect = 2 ** rng.uniform(-1.0, 1.0)  # 1:2 .. 2:1
-    if aspect >= 1:
-        width, height = long_side, max(200, round(long_side / aspect))
-    else:
-        width, height = max(200, round(long_side * aspect)), long_side
-    scene = random_scene(rng)
-    image = render(scene, (width, height), rng)
-    image = image.filter(ImageFilter.BoxBlur(rng.uniform(0.5, 2.0)))
-    light = nrng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    image = Image.blend(image, Image.fromarray(light).resize((width, height), Image.BICUBIC), 0.3)
-    texture = nrng.integers(96, 160, (max(2, height // 24), max(2, width // 24), 3), dtype=np.uint8)
-    image = ImageChops.add(image, Image.fromarray(texture).resize((width, height), Image.BILINEAR), 1.0, -128)
-    x, y = rng.randint(0, NOISE_SIDE - width), rng.randint(0, NOISE_SIDE - height)
-    grain = _noise_tiles()[rng.choice(NOISE_SIGMAS)].crop((x, y, x + width, y + height))
-    image = ImageChops.add(image, grain, 1.0, -128)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=rng.randint(80, 92))
-    return out.getvalue(), scene.caption, width, height
-
-
-def _generate_one(job: tuple[int, int, str]) -> dict[str, Any]:
-    index, seed, folder = job
-    data, caption, width, height = make_photo(index, seed)
-    path = Path(folder) / image_name(index)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return {"index": index, "caption": caption, "width": width, "height": height, "bytes": len(data)}
-
-
-def image_name(index: int) -> str:
-    return f"{index:06d}.jpg"
-
-
-def build_corpus(corpus: Path, count: int, seed: int, processes: int) -> list[dict[str, Any]]:
-    """Make sure ``corpus/images`` holds images 0..count-1; return their index entries.
-
-    The index (``corpus/index.json``) records every generated image; a rerun generates only the
-    images it lacks, so asking for more images than last time extends the corpus.
-    """
-    images = corpus / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    index_path = corpus / "index.json"
-    entries: dict[int, dict[str, Any]] = {}
-    if index_path.exists():
-        saved = json.loads(index_path.read_text())
-        if saved.get("version") == CORPUS_VERSION and saved.get("seed") == seed:
-            entries = {e["index"]: e for e in saved["images"]}
-        else:
-            log.info("corpus generator or seed changed: regenerating")
-    missing = [i for i in range(count) if i not in entries or not (images / image_name(i)).exists()]
-    if missing:
-        log.info("generating %d of %d images with %d processes", len(missing), count, processes)
-        started = time.time()
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(processes) as pool:
-            jobs = [(i, seed, str(images)) for i in missing]
-            for done, entry in enumerate(pool.imap_unordered(_generate_one, jobs, chunksize=16), 1):
-                entries[entry["index"]] = entry
-                if done % 1000 == 0:
-                    log.info("  %d/%d images (%.0f s)", done, len(missing), time.time() - started)
-        index_path.write_text(
-            json.dumps(
-                {"version": CORPUS_VERSION, "seed": seed, "images": [entries[i] for i in sorted(entries)]}
-            )
-        )
-        log.info("generated %d images in %.0f s", len(missing), time.time() - started)
-    else:
-        log.info("corpus cached: %d images in %s", count, images)
-    chosen = [entries[i] for i in range(count)]
-    sizes = sorted(e["bytes"] for e in chosen)
-    log.info(
-        "corpus: %d images, %.0f MB, JPEG size median %.0f KB (p10 %.0f KB, p90 %.0f KB), mean %.2f MP",
-        count,
-        sum(sizes) / 1e6,
-        sizes[len(sizes) // 2] / 1024,
-        sizes[len(sizes) // 10] / 1024,
-        sizes[len(sizes) * 9 // 10] / 1024,
-        sum(e["width"] * e["height"] for e in chosen) / count / 1e6,
+def parse_options(argv: list[str] | None = None) -> Options:
+    """Options from the command line."""
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    return chosen
+    p.add_argument("--images", type=int, default=10_000, help="images in the corpus and URL list")
+    p.add_argument("--samples-per-shard", type=int, default=1000, help="for both tools")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of every measurement; the best counts")
+    p.add_argument("--i2d-threads", default="32,64,128", help="img2dataset thread_count values to try")
+    p.add_argument(
+        "--ours-args",
+        default="--concurrency 64 --per-host-concurrency 64",
+        help="extra jobs/download.py options (one host serves everything, hence per-host 64)",
+    )
+    p.add_argument(
+        "--master",
+        default="local[2]",
+        help="spark-submit --master of our job (task slots: the Python processes that download)",
+    )
+    p.add_argument("--nginx-workers", type=int, default=1)
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=300,
+        help="seconds to wait before each measurement for other processes to leave the CPUs idle",
+    )
+    p.add_argument("--seed", type=int, default=0, help="corpus seed")
+    p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--skip-img2dataset", action="store_true")
+    p.add_argument("--skip-ours", action="store_true")
+    p.add_argument("--skip-floor", action="store_true")
+    p.add_argument("--profile-images", type=int, default=300, help="images for the per-step profile; 0: none")
+    a = p.parse_args(argv)
+    if a.images < 1 or a.repeat < 1:
+        p.error("--images and --repeat must be >= 1")
+    return Options(
+        images=a.images,
+        samples_per_shard=a.samples_per_shard,
+        repeat=a.repeat,
+        i2d_threads=tuple(int(t) for t in a.i2d_threads.split(",") if t.strip()),
+        ours_args=tuple(a.ours_args.split()),
+        master=a.master,
+        nginx_workers=a.nginx_workers,
+        wait_quiet=a.wait_quiet,
+        seed=a.seed,
+        work=a.work.resolve(),
+        skip_img2dataset=a.skip_img2dataset,
+        skip_ours=a.skip_ours,
+        skip_floor=a.skip_floor,
+        profile_images=a.profile_images,
+    )
 
 
-def write_url_list(path: Path, entries: list[dict[str, Any]], port: int) -> None:
+def write_url_list(path: Path, entries: list[CorpusEntry], port: int) -> None:
+    """The input of both tools: one row per picture, its URL on the nginx server and its caption."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    urls = [f"http://127.0.0.1:{port}/images/{image_name(e['index'])}" for e in entries]
-    pq.write_table(pa.table({"URL": urls, "TEXT": [e["caption"] for e in entries]}), path)
+    urls = [f"http://127.0.0.1:{port}/images/{e.name}" for e in entries]
+    pq.write_table(pa.table({"URL": urls, "TEXT": [e.caption for e in entries]}), path)
 
 
 # --------------------------------------------------------------------------- nginx
@@ -222,12 +195,6 @@ http {{
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Nginx:
     """nginx in the foreground (``daemon off``) on 127.0.0.1, stopped by ``stop()``."""
 
@@ -237,6 +204,7 @@ class Nginx:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, probe_path: str) -> None:
+        """Start nginx on a free port and wait until it serves ``probe_path``."""
         binary = shutil.which("nginx") or next(
             (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
         )
@@ -256,74 +224,33 @@ class Nginx:
             stderr=subprocess.PIPE,
         )
         url = f"http://127.0.0.1:{self.port}/{probe_path}"
-        deadline = time.time() + 15
+        deadline = time.monotonic() + 15
         while True:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
                 raise RuntimeError(f"nginx exited with {self.process.returncode}: {err.strip()}")
             try:
-                with _loopback_opener().open(url, timeout=2) as response:
+                with loopback_opener().open(url, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 pass
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"nginx did not serve {url} within 15 s; see {self.prefix}/error.log")
             time.sleep(0.1)
 
     def stop(self) -> None:
+        """Graceful shutdown of master and workers (killed after 10 s)."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGQUIT)  # graceful shutdown of master and workers
+        self.process.send_signal(signal.SIGQUIT)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         log.info("nginx stopped")
-
-
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine from /proc/stat (0, 0 where there is none)."""
-    try:
-        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def _busy_since(start: tuple[float, float]) -> float | None:
-    """Share of all cores busy (any process, nginx included) since ``start``."""
-    busy, total = _cpu_times()
-    return round((busy - start[0]) / (total - start[1]), 3) if total > start[1] else None
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float | None:
-    """Wait (up to ``max_wait`` s) until other processes leave the cores idle; return the last busy share.
-
-    On a shared machine another user's tests or builds skew every number, so each measurement
-    starts on a quiet machine where possible, and the background load is recorded with it.
-    """
-    deadline = time.time() + max_wait
-    warned = False
-    while True:
-        start = _cpu_times()
-        time.sleep(2.0)
-        busy = _busy_since(start)
-        if busy is None or busy < threshold:
-            return busy
-        if time.time() >= deadline:
-            log.warning("machine still %.0f%% busy with other work: this measurement is skewed", 100 * busy)
-            return busy
-        if not warned:
-            log.warning("machine %.0f%% busy with other work: waiting up to %.0f s", 100 * busy, max_wait)
-            warned = True
-
-
-def _loopback_opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
 
 # --------------------------------------------------------------------------- img2dataset
@@ -363,6 +290,7 @@ def _i2d_version(python: Path) -> str | None:
 def run_img2dataset(
     exe: Path, urls: Path, output: Path, threads: int, samples_per_shard: int, logfile: Path
 ) -> dict[str, Any]:
+    """One img2dataset run (2 processes, ``threads`` threads each) with the same output settings."""
     if output.exists():
         shutil.rmtree(output)
     cmd = [
@@ -375,10 +303,10 @@ def run_img2dataset(
         f"--output_folder={output}",
         "--processes_count=2",
         f"--thread_count={threads}",
-        "--image_size=256",
-        "--resize_mode=border",
-        "--encode_format=jpg",
-        "--encode_quality=95",
+        f"--image_size={OUTPUT.image_size}",
+        f"--resize_mode={OUTPUT.resize_mode.value}",
+        f"--encode_format={OUTPUT.encode_format.value}",
+        f"--encode_quality={OUTPUT.encode_quality}",
         f"--number_sample_per_shard={samples_per_shard}",
         "--distributor=multiprocessing",
         "--enable_wandb=False",
@@ -386,17 +314,16 @@ def run_img2dataset(
         "--timeout=20",
     ]
     log.info("img2dataset, %d threads: %s", threads, " ".join(cmd))
-    started, cpu = time.perf_counter(), _cpu_times()
+    started, cpu = time.perf_counter(), cpu_times()
     with logfile.open("w") as out:
         rc = subprocess.run(
             cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **QUIET_ENV}
         ).returncode
-    wall, busy = time.perf_counter() - started, _busy_since(cpu)
+    wall, busy = time.perf_counter() - started, busy_since(cpu)
     if rc != 0:
         raise RuntimeError(f"img2dataset exited with {rc}; see {logfile}")
-    stats = [json.loads(p.read_text()) for p in sorted(output.glob("*_stats.json"))]
+    stats = [json.loads(p.read_text()) for p in sorted(output.glob("*_stats.json"))]  # img2dataset's own
     successes = sum(s.get("successes", 0) for s in stats)
-    count = sum(s.get("count", 0) for s in stats)
     errors: dict[str, int] = {}
     for s in stats:
         for message, n in (s.get("status_dict") or {}).items():
@@ -406,7 +333,7 @@ def run_img2dataset(
         "threads": threads,
         "wall_seconds": round(wall, 2),
         "cpu_busy": busy,
-        "rows": count,
+        "rows": sum(s.get("count", 0) for s in stats),
         "successes": successes,
         "images_per_second": round(successes / wall, 2),
         "shards": len(stats),
@@ -416,7 +343,7 @@ def run_img2dataset(
         "img2dataset, %d threads: %d/%d in %.1f s = %.1f images/s",
         threads,
         successes,
-        count,
+        result["rows"],
         wall,
         result["images_per_second"],
     )
@@ -427,72 +354,49 @@ def run_img2dataset(
 
 
 def run_ours(
-    urls: Path, dataset: Path, samples_per_shard: int, master: str, extra: list[str], logfile: Path
+    urls: Path, dataset: Path, samples_per_shard: int, master: str, extra: tuple[str, ...], logfile: Path
 ) -> dict[str, Any]:
+    """``spark-submit jobs/download.py`` into a fresh dataset; wall rate and the job's own summary."""
     if dataset.exists():
         shutil.rmtree(dataset)
-    cmd = [
-        str(VENV / "bin" / "spark-submit"),
-        "--master",
-        master,
-        str(ROOT / "jobs" / "download.py"),
-        "--urls",
-        str(urls),
-        "--dataset",
-        str(dataset),
-        "--allow-network",
-        "127.0.0.1/32",
-        "--image-size",
-        "256",
-        "--resize-mode",
-        "border",
-        "--encode-format",
-        "jpg",
-        "--encode-quality",
-        "95",
-        "--samples-per-shard",
-        str(samples_per_shard),
+    args = [
+        "--urls", str(urls),
+        "--dataset", str(dataset),
+        "--allow-network", "127.0.0.1/32",
+        "--image-size", str(OUTPUT.image_size),
+        "--resize-mode", OUTPUT.resize_mode.value,
+        "--encode-format", OUTPUT.encode_format.value,
+        "--encode-quality", str(OUTPUT.encode_quality),
+        "--samples-per-shard", str(samples_per_shard),
         *extra,
-    ]
-    env = {
-        **os.environ,
-        "PYSPARK_PYTHON": str(VENV / "bin" / "python"),
-        "PYSPARK_DRIVER_PYTHON": str(VENV / "bin" / "python"),
-        "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "no_proxy": "127.0.0.1,localhost",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "SPARK_LOCAL_IP": "127.0.0.1",  # driver and executor talk over loopback only
-    }
-    log.info("ours: %s", " ".join(cmd))
-    started, cpu = time.perf_counter(), _cpu_times()
-    with logfile.open("w") as out:
-        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
-    wall, busy = time.perf_counter() - started, _busy_since(cpu)
-    if rc != 0:
-        raise RuntimeError(f"spark-submit exited with {rc}; see {logfile}")
-    summary = json.loads((dataset / "raw" / "_summary.json").read_text())
+    ]  # fmt: skip
+    run = run_spark_job("download", args, master=master, log_path=logfile)
+    summary = Dataset(str(dataset)).raw.summary()
+    if summary is None:
+        raise RuntimeError(f"the download job wrote no summary into {dataset}; see {logfile}")
+    successes = summary.get("successes", 0)
     result = {
-        "wall_seconds": round(wall, 2),
-        "cpu_busy": busy,
+        "wall_seconds": run.wall_s,
+        "cpu_busy": run.cpu_busy,
         "job_seconds": summary.get("seconds"),
         "rows": summary.get("rows"),
-        "successes": summary.get("successes"),
-        "images_per_second": round(summary.get("successes", 0) / wall, 2),
+        "successes": successes,
+        "images_per_second": round(successes / run.wall_s, 2),
         "job_images_per_second": summary.get("images_per_second"),
         # ingest / duplicates / download, where the job reports them; the rest of the wall time is
         # Spark start-up and shutdown.
         "phase_seconds": summary.get("phase_seconds"),
-        "outside_job_seconds": round(wall - (summary.get("seconds") or 0), 2),
+        "outside_job_seconds": round(run.wall_s - (summary.get("seconds") or 0), 2),
         "shards": summary.get("shards"),
         "errors": summary.get("errors", {}),
         "master": master,
-        "args": extra,
+        "args": list(extra),
     }
     log.info(
         "ours: %d/%d in %.1f s wall (%.1f s in job) = %.1f images/s wall, %s images/s in job",
-        result["successes"],
+        successes,
         result["rows"],
-        wall,
+        run.wall_s,
         result["job_seconds"] or 0,
         result["images_per_second"],
         result["job_images_per_second"],
@@ -503,60 +407,178 @@ def run_ours(
 # --------------------------------------------------------------------------- CPU floor
 
 
-_FLOOR_DATA: list[bytes] = []
+def fitted_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The picture's size inside ``size`` x ``size`` (the border mode's, before padding)."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _floor_one(i: int) -> tuple[int, float]:
-    """(1 if stored else 0, CPU seconds of this call): CPU time is what other load hardly skews."""
-    from pipeline.image import ImageOptions, ResizeMode, process_image
+def pillow_floor(data: bytes, options: ImageOptions = OUTPUT) -> bytes:
+    """Decode at the smallest DCT scale that still covers the target, reduce, resize, pad, encode.
 
-    options = ImageOptions(image_size=256, resize_mode=ResizeMode.BORDER, encode_quality=95)
+    ``Image.draft`` makes libjpeg-turbo decode at 1/2, 1/4 or 1/8 scale; ``reduce`` then averages
+    whole pixel blocks where a factor of 2 or more is left (non-JPEG input), and one BOX resize
+    (the job's area filter) reaches the exact size.
+    """
+    with Image.open(io.BytesIO(data)) as opened:
+        target = fitted_size(*opened.size, options.image_size)
+        opened.draft("RGB", target)
+        opened.load()
+        image = opened if opened.mode == "RGB" else opened.convert("RGB")
+        factor = min(image.width // target[0], image.height // target[1])
+        if factor >= 2:
+            image = image.reduce(factor)
+        if image.size != target:
+            image = image.resize(target, Image.Resampling.BOX)
+    size = options.image_size
+    if target != (size, size):
+        canvas = Image.new("RGB", (size, size), options.border_color)
+        canvas.paste(image, ((size - target[0]) // 2, (size - target[1]) // 2))
+        image = canvas
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=options.encode_quality)
+    return out.getvalue()
+
+
+def opencv_available() -> bool:
+    """True when ``cv2`` (opencv-python-headless, optional) can be imported."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def opencv_floor(data: bytes, options: ImageOptions = OUTPUT) -> bytes:
+    """OpenCV's reduced decode (``IMREAD_REDUCED_COLOR_8/4/2``), ``INTER_AREA`` resize, pad, encode.
+
+    The reduction is the largest that still covers the target (read from the header with Pillow,
+    which parses only the header here).
+    """
+    import cv2
+
+    with Image.open(io.BytesIO(data)) as header:
+        width, height = header.size
+    target = fitted_size(width, height, options.image_size)
+    factor = next((f for f in (8, 4, 2) if width // f >= target[0] and height // f >= target[1]), 1)
+    flags = {
+        8: cv2.IMREAD_REDUCED_COLOR_8,
+        4: cv2.IMREAD_REDUCED_COLOR_4,
+        2: cv2.IMREAD_REDUCED_COLOR_2,
+        1: cv2.IMREAD_COLOR,
+    }
+    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags[factor])
+    if pixels is None:
+        raise ValueError("OpenCV cannot decode the image")
+    if (pixels.shape[1], pixels.shape[0]) != target:
+        pixels = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA)
+    size = options.image_size
+    top, left = (size - target[1]) // 2, (size - target[0]) // 2
+    if target != (size, size):
+        blue_green_red = tuple(reversed(options.border_color))
+        pixels = cv2.copyMakeBorder(
+            pixels, top, size - target[1] - top, left, size - target[0] - left,
+            cv2.BORDER_CONSTANT, value=blue_green_red,
+        )  # fmt: skip
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, options.encode_quality])
+    if not ok:
+        raise ValueError("OpenCV cannot encode the image")
+    return encoded.tobytes()
+
+
+def ours_process_image(data: bytes, options: ImageOptions = OUTPUT) -> bytes:
+    """Our own per-image work in the download job (check, decode, resize, encode, sha256, pHash)."""
+    return process_image(data, options).data
+
+
+FLOORS: dict[str, Callable[[bytes, ImageOptions], bytes]] = {"pillow": pillow_floor}
+if opencv_available():
+    FLOORS["opencv"] = opencv_floor
+CONVERTERS: dict[str, Callable[[bytes, ImageOptions], bytes]] = {
+    **FLOORS,
+    "process_image": ours_process_image,
+}
+LABELS = {
+    "pillow": "Pillow draft + reduce/resize + encode",
+    "opencv": "OpenCV IMREAD_REDUCED + INTER_AREA + encode",
+    "process_image": "ours: pipeline.image.process_image",
+}
+
+_POOL_DATA: list[bytes] = []  # inherited by the pool's forked workers: nothing is copied
+
+
+def _convert_one(job: tuple[str, int]) -> tuple[int, float]:
+    """(1 if converted else 0, CPU seconds of this call): CPU time is what other load hardly skews."""
+    name, i = job
     started = time.thread_time()
     try:
-        process_image(_FLOOR_DATA[i], options)
-    except Exception:  # a SampleError counts as a failure, like in the job
+        CONVERTERS[name](_POOL_DATA[i], OUTPUT)
+    except Exception:  # an undecodable image counts as a failure, as in the job
         return 0, time.thread_time() - started
     return 1, time.thread_time() - started
 
 
-def _floor_warm(_: int) -> int:
-    import pipeline.image  # noqa: F401  (import cost outside the timed part)
+def _warm(_: int) -> int:
+    """Import and initialise every converter in a worker, outside the timed part."""
+    if "opencv" in CONVERTERS:
+        import cv2
 
+        cv2.setNumThreads(0)  # one thread per process, like the other converters
+    for convert in CONVERTERS.values():
+        convert(_POOL_DATA[0], OUTPUT)
     return os.getpid()
 
 
-def cpu_floor(files: list[Path], processes: int) -> dict[str, Any]:
-    """process_image over bytes already in memory: workers inherit them by fork, nothing is copied."""
-    _FLOOR_DATA[:] = [p.read_bytes() for p in files]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(processes) as pool:
-        pool.map(_floor_warm, range(processes * 4))
-        started, cpu = time.perf_counter(), _cpu_times()
-        outcomes = list(pool.imap_unordered(_floor_one, range(len(files)), chunksize=8))
-        seconds, busy = time.perf_counter() - started, _busy_since(cpu)
-    _FLOOR_DATA.clear()
-    ok = sum(o for o, _ in outcomes)
-    cpu_seconds = sum(c for _, c in outcomes)
-    result = {
-        "processes": processes,
-        "seconds": round(seconds, 2),
-        "cpu_busy": busy,
-        "successes": ok,
-        "images_per_second": round(ok / seconds, 2),
-        "cpu_ms_per_image": round(1000 * cpu_seconds / len(files), 3),
-        # What Pool(processes) reaches on otherwise idle cores: hardly skewed by other users' load.
-        "images_per_second_from_cpu_time": round(ok * processes / cpu_seconds, 2) if cpu_seconds else None,
-    }
-    log.info(
-        "CPU floor: %d images in %.1f s on %d processes = %.1f images/s (%.2f CPU-ms/image: %s/s idle)",
-        ok,
-        seconds,
-        processes,
-        result["images_per_second"],
-        result["cpu_ms_per_image"],
-        result["images_per_second_from_cpu_time"],
-    )
-    return result
+def check_outputs(data: bytes) -> dict[str, tuple[int, int]]:
+    """Every converter's output size on one image: they must all store the same picture size."""
+    sizes = {}
+    for name, convert in CONVERTERS.items():
+        with Image.open(io.BytesIO(convert(data, OUTPUT))) as image:
+            sizes[name] = image.size
+    if len(set(sizes.values())) != 1:
+        raise RuntimeError(f"the converters store different sizes: {sizes}")
+    return sizes
+
+
+def convert_rates(files: list[Path], processes: int) -> list[dict[str, Any]]:
+    """Every converter over the same bytes in memory on ``Pool(processes)``: one result each."""
+    _POOL_DATA[:] = [p.read_bytes() for p in files]
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pool.map(_warm, range(processes * 4))
+            for name in CONVERTERS:
+                started, cpu = time.perf_counter(), cpu_times()
+                jobs = [(name, i) for i in range(len(files))]
+                outcomes = list(pool.imap_unordered(_convert_one, jobs, chunksize=8))
+                seconds, busy = time.perf_counter() - started, busy_since(cpu)
+                ok = sum(o for o, _ in outcomes)
+                cpu_seconds = sum(c for _, c in outcomes)
+                results[name] = {
+                    "method": name,
+                    "processes": processes,
+                    "seconds": round(seconds, 2),
+                    "cpu_busy": busy,
+                    "successes": ok,
+                    "images_per_second": round(ok / seconds, 2),
+                    "cpu_ms_per_image": round(1000 * cpu_seconds / len(files), 3),
+                    # What Pool(processes) reaches on otherwise idle cores: hardly skewed by other load.
+                    "images_per_second_from_cpu_time": (
+                        round(ok * processes / cpu_seconds, 2) if cpu_seconds else None
+                    ),
+                }
+                log.info(
+                    "%s: %d images in %.1f s on %d processes = %.1f images/s (%.2f CPU-ms/image)",
+                    name,
+                    ok,
+                    seconds,
+                    processes,
+                    results[name]["images_per_second"],
+                    results[name]["cpu_ms_per_image"],
+                )
+    finally:
+        _POOL_DATA.clear()
+    return list(results.values())
 
 
 def stage_profile(files: list[Path]) -> dict[str, float] | None:
@@ -566,25 +588,22 @@ def stage_profile(files: list[Path]) -> dict[str, float] | None:
 
         from pipeline.image.decode import decode_rgb, open_checked
         from pipeline.image.encode import encode
-        from pipeline.image.options import ImageOptions, ResizeMode
         from pipeline.image.phash import phash
         from pipeline.image.resize import resize
     except ImportError as exc:
         log.warning("no stage profile: %s", exc)
         return None
-    options = ImageOptions(image_size=256, resize_mode=ResizeMode.BORDER, encode_quality=95)
     totals = dict.fromkeys(("open", "decode", "resize", "encode", "sha256", "phash"), 0.0)
-    n = 0
     for path in files:
         data = path.read_bytes()
         t0 = time.perf_counter()
-        image = open_checked(data, options)
+        image = open_checked(data, OUTPUT)
         t1 = time.perf_counter()
-        rgb, original = decode_rgb(image, options)
+        rgb, original = decode_rgb(image, OUTPUT)
         t2 = time.perf_counter()
-        stored = resize(rgb, original, options)
+        stored = resize(rgb, original, OUTPUT)
         t3 = time.perf_counter()
-        encode(stored, options)
+        encode(stored, OUTPUT)
         t4 = time.perf_counter()
         hashlib.sha256(data).hexdigest()
         t5 = time.perf_counter()
@@ -592,8 +611,7 @@ def stage_profile(files: list[Path]) -> dict[str, float] | None:
         t6 = time.perf_counter()
         for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
             totals[key] += dt
-        n += 1
-    profile = {key: round(1000 * value / n, 3) for key, value in totals.items()}
+    profile = {key: round(1000 * value / len(files), 3) for key, value in totals.items()}
     profile["total"] = round(sum(profile.values()), 3)
     log.info("process_image per image, single core (ms): %s", profile)
     return profile
@@ -602,17 +620,17 @@ def stage_profile(files: list[Path]) -> dict[str, float] | None:
 # --------------------------------------------------------------------------- report
 
 
-def format_table(results: dict[str, Any]) -> str:
-    best_i2d = results.get("img2dataset_best")
-    ours = results.get("ours_best")
-    floor = results.get("cpu_floor_best")
+def format_report(results: dict[str, Any]) -> str:
+    """The result table, the thread counts img2dataset was tried with, and the ratios."""
+    i2d, ours = results.get("img2dataset_best"), results.get("ours_best")
+    floor, own = results.get("cpu_floor_best"), results.get("process_image_best")
     rows: list[tuple[str, str, str]] = []
-    if best_i2d:
+    if i2d:
         rows.append(
             (
-                f"img2dataset {I2D_VERSION} ({best_i2d['threads']} threads x 2 processes)",
-                f"{best_i2d['images_per_second']:.1f}",
-                f"{best_i2d['wall_seconds']:.1f} s wall, {_pct(best_i2d['cpu_busy'])} CPU busy",
+                f"img2dataset {I2D_VERSION} ({i2d['threads']} threads x 2 processes)",
+                f"{i2d['images_per_second']:.1f}",
+                f"{i2d['wall_seconds']:.1f} s wall, {pct(i2d['cpu_busy'])} CPU busy",
             )
         )
     if ours:
@@ -620,7 +638,7 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 f"ours, spark-submit {ours.get('master', 'local[2]')} (wall)",
                 f"{ours['images_per_second']:.1f}",
-                f"{ours['wall_seconds']:.1f} s wall, {_pct(ours['cpu_busy'])} CPU busy",
+                f"{ours['wall_seconds']:.1f} s wall, {pct(ours['cpu_busy'])} CPU busy",
             )
         )
         rows.append(
@@ -630,26 +648,28 @@ def format_table(results: dict[str, Any]) -> str:
                 f"{ours['job_seconds']:.1f} s in job",
             )
         )
-    if floor:
+    for run in results.get("cpu_floor_by_method", {}).values():
+        best = "best: " if floor and run["method"] == floor["method"] else ""
         rows.append(
             (
-                "CPU floor (process_image, Pool(2))",
-                f"{floor['images_per_second']:.1f}",
-                f"{floor['seconds']:.1f} s, {_pct(floor['cpu_busy'])} CPU busy",
+                f"CPU floor, {LABELS[run['method']]}, Pool({run['processes']})",
+                f"{run['images_per_second']:.1f}",
+                f"{best}{run['seconds']:.1f} s, {pct(run['cpu_busy'])} CPU busy, "
+                f"{run['cpu_ms_per_image']:.2f} CPU-ms/image",
             )
         )
-        if floor.get("images_per_second_from_cpu_time"):
-            rows.append(
-                (
-                    "CPU floor from CPU time (cores / CPU-s per image)",
-                    f"{floor['images_per_second_from_cpu_time']:.1f}",
-                    f"{floor['cpu_ms_per_image']:.2f} CPU-ms/image",
-                )
+    if own:
+        rows.append(
+            (
+                f"{LABELS['process_image']}, Pool({own['processes']}) (not a floor)",
+                f"{own['images_per_second']:.1f}",
+                f"{own['seconds']:.1f} s, {own['cpu_ms_per_image']:.2f} CPU-ms/image",
             )
-    width = max(len(r[0]) for r in rows) if rows else 10
+        )
     lines = [f"Download benchmark: {results['images']} images, {results['cpus']} CPUs", ""]
-    lines.append(f"  {'':<{width}}  {'images/s':>9}  time")
-    lines += [f"  {name:<{width}}  {ips:>9}  {note}" for name, ips, note in rows]
+    lines.append(text_table(("", "images/s", "time"), rows, align="lrl", indent=2))
+    if not results.get("opencv"):
+        lines.append("  (OpenCV floor not measured: cv2 is not installed; see benchmarks/README.md)")
     if results.get("img2dataset"):
         tried = ", ".join(f"{r['threads']}: {r['images_per_second']:.1f}" for r in results["img2dataset"])
         lines.append(f"  (img2dataset images/s by thread_count: {tried})")
@@ -669,139 +689,22 @@ def format_table(results: dict[str, Any]) -> str:
         )
     if "ours_in_job_vs_cpu_floor" in ratios:
         lines.append(
-            f"  (in-job / CPU floor  {100 * ratios['ours_in_job_vs_cpu_floor']:5.1f}%, "
-            f"in-job / img2dataset {ratios['ours_in_job_vs_img2dataset']:.2f}x)"
+            f"  (in-job / CPU floor  {100 * ratios['ours_in_job_vs_cpu_floor']:5.1f}%"
+            + (
+                f", in-job / img2dataset {ratios['ours_in_job_vs_img2dataset']:.2f}x)"
+                if "ours_in_job_vs_img2dataset" in ratios
+                else ")"
+            )
         )
+    if "process_image_vs_cpu_floor" in ratios:
+        lines.append(f"  (process_image / CPU floor {100 * ratios['process_image_vs_cpu_floor']:5.1f}%)")
     return "\n".join(lines)
 
 
-def _pct(share: float | None) -> str:
-    return "?" if share is None else f"{100 * share:.0f}%"
-
-
-def best(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return max(runs, key=lambda r: r["images_per_second"]) if runs else None
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument("--images", type=int, default=10_000, help="images in the corpus and URL list")
-    p.add_argument("--samples-per-shard", type=int, default=1000, help="for both tools")
-    p.add_argument("--repeat", type=int, default=1, help="rounds of every measurement; the best counts")
-    p.add_argument("--i2d-threads", default="32,64,128", help="img2dataset thread_count values to try")
-    p.add_argument(
-        "--ours-args",
-        default="--concurrency 64 --per-host-concurrency 64",
-        help="extra jobs/download.py options (one host serves everything, hence per-host 64)",
-    )
-    p.add_argument(
-        "--master",
-        default="local[2]",
-        help="spark-submit --master of our job (task slots: the Python processes that download)",
-    )
-    p.add_argument("--nginx-workers", type=int, default=1)
-    p.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=300,
-        help="seconds to wait before each measurement for other processes to leave the CPUs idle",
-    )
-    p.add_argument("--seed", type=int, default=0, help="corpus seed")
-    p.add_argument("--work", type=Path, default=WORK)
-    p.add_argument("--skip-img2dataset", action="store_true")
-    p.add_argument("--skip-ours", action="store_true")
-    p.add_argument("--skip-floor", action="store_true")
-    p.add_argument("--profile-images", type=int, default=300, help="images for the per-step profile; 0: none")
-    args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
-    )
-    if args.images < 1 or args.repeat < 1:
-        p.error("--images and --repeat must be >= 1")
-
-    work: Path = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    cpus = os.cpu_count() or 1
-    if not (VENV / "bin" / "spark-submit").exists() and not args.skip_ours:
-        log.error("%s not found: create the project venv first (make venv)", VENV / "bin" / "spark-submit")
-        return 1
-    i2d_exe = None if args.skip_img2dataset else ensure_img2dataset(work / "img2dataset-venv")
-
-    corpus = work / "corpus"
-    entries = build_corpus(corpus, args.images, args.seed, processes=cpus)
-    files = [corpus / "images" / image_name(e["index"]) for e in entries]
-    results: dict[str, Any] = {
-        "images": args.images,
-        "cpus": cpus,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "python": platform.python_version(),
-        "samples_per_shard": args.samples_per_shard,
-        "corpus_bytes": sum(e["bytes"] for e in entries),
-        "corpus_megapixels_mean": round(
-            sum(e["width"] * e["height"] for e in entries) / len(entries) / 1e6, 3
-        ),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "img2dataset": [],
-        "ours": [],
-        "cpu_floor": [],
-    }
-    runs = work / "runs"
-    runs.mkdir(exist_ok=True)
-    nginx = Nginx(corpus, work / "nginx", args.nginx_workers)
-    thread_counts = [int(t) for t in args.i2d_threads.split(",") if t.strip()]
-
-    def quiet(measure: Any, *measure_args: Any) -> dict[str, Any]:
-        background = wait_for_quiet(args.wait_quiet)
-        result = measure(*measure_args)
-        result["background_busy_before"] = background
-        return result
-
-    try:
-        nginx.start(f"images/{image_name(entries[0]['index'])}")
-        urls = work / f"urls_{args.images}.parquet"
-        write_url_list(urls, entries, nginx.port)
-        for round_ in range(1, args.repeat + 1):
-            log.info("round %d of %d", round_, args.repeat)
-            if i2d_exe is not None:
-                for threads in thread_counts:
-                    log_path = runs / f"img2dataset_t{threads}_r{round_}.log"
-                    results["img2dataset"].append(
-                        quiet(
-                            run_img2dataset,
-                            i2d_exe,
-                            urls,
-                            runs / "img2dataset",
-                            threads,
-                            args.samples_per_shard,
-                            log_path,
-                        )
-                    )
-            if not args.skip_ours:
-                log_path = runs / f"ours_r{round_}.log"
-                results["ours"].append(
-                    quiet(
-                        run_ours,
-                        urls,
-                        runs / "ours",
-                        args.samples_per_shard,
-                        args.master,
-                        args.ours_args.split(),
-                        log_path,
-                    )
-                )
-            if not args.skip_floor:
-                results["cpu_floor"].append(quiet(cpu_floor, files, cpus))
-    finally:
-        nginx.stop()
-    if args.profile_images and not args.skip_floor:
-        results["process_image_ms"] = stage_profile(files[: args.profile_images])
-
-    results["img2dataset_best"] = best(results["img2dataset"])
-    results["ours_best"] = best(results["ours"])
-    results["cpu_floor_best"] = best(results["cpu_floor"])
-    i2d, ours, floor = results["img2dataset_best"], results["ours_best"], results["cpu_floor_best"]
+def ratios_of(results: dict[str, Any]) -> dict[str, float]:
+    """Ours against img2dataset and against the floor (best run of each)."""
+    i2d, ours = results["img2dataset_best"], results["ours_best"]
+    floor, own = results["cpu_floor_best"], results["process_image_best"]
     ratios: dict[str, float] = {}
     if ours and i2d:
         ratios["ours_vs_img2dataset"] = round(ours["images_per_second"] / i2d["images_per_second"], 3)
@@ -813,12 +716,115 @@ def main(argv: list[str] | None = None) -> int:
         ratios["ours_in_job_vs_cpu_floor"] = round(
             ours["job_images_per_second"] / floor["images_per_second"], 3
         )
-    results["ratios"] = ratios
+    if own and floor:
+        ratios["process_image_vs_cpu_floor"] = round(own["images_per_second"] / floor["images_per_second"], 3)
+    return ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurements of :func:`parse_options`'s choice; print and save the results."""
+    options = parse_options(argv)
+    setup_logging()
+    work = options.work
+    work.mkdir(parents=True, exist_ok=True)
+    cpus = os.cpu_count() or 1
+    i2d_exe = None if options.skip_img2dataset else ensure_img2dataset(work / "img2dataset-venv")
+
+    corpus = work / "corpus"
+    entries = load_corpus(corpus, options.images, options.seed, PHOTOS, processes=cpus)
+    files = [e.path for e in entries]
+    results: dict[str, Any] = {
+        "images": options.images,
+        "cpus": cpus,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "pillow": Image.__version__,
+        "opencv": None,
+        "samples_per_shard": options.samples_per_shard,
+        "corpus_bytes": sum(e.bytes for e in entries),
+        "corpus_megapixels_mean": round(sum(e.megapixels for e in entries) / len(entries), 3),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "img2dataset": [],
+        "ours": [],
+        "cpu_floor": [],
+        "process_image": [],
+    }
+    if "opencv" in FLOORS:
+        import cv2
+
+        results["opencv"] = cv2.__version__
+    if not options.skip_floor:
+        results["output_sizes"] = check_outputs(files[0].read_bytes())
+    runs = work / "runs"
+    runs.mkdir(exist_ok=True)
+    nginx = Nginx(corpus, work / "nginx", options.nginx_workers)
+
+    def quiet(measure: Callable[..., Any], *measure_args: Any) -> list[dict[str, Any]]:
+        """Run ``measure`` once the machine is quiet; its run(s), with the load seen before."""
+        background = wait_for_quiet(options.wait_quiet)
+        result = measure(*measure_args)
+        measured = result if isinstance(result, list) else [result]
+        for run in measured:
+            run["background_busy_before"] = background
+        return measured
+
+    urls = work / f"urls_{options.images}.parquet"
+    try:
+        if i2d_exe is not None or not options.skip_ours:
+            nginx.start(f"images/{entries[0].name}")
+            write_url_list(urls, entries, nginx.port)
+        for round_ in range(1, options.repeat + 1):
+            log.info("round %d of %d", round_, options.repeat)
+            if i2d_exe is not None:
+                for threads in options.i2d_threads:
+                    log_path = runs / f"img2dataset_t{threads}_r{round_}.log"
+                    results["img2dataset"].extend(
+                        quiet(
+                            run_img2dataset,
+                            i2d_exe,
+                            urls,
+                            runs / "img2dataset",
+                            threads,
+                            options.samples_per_shard,
+                            log_path,
+                        )
+                    )
+            if not options.skip_ours:
+                results["ours"].extend(
+                    quiet(
+                        run_ours,
+                        urls,
+                        runs / "ours",
+                        options.samples_per_shard,
+                        options.master,
+                        options.ours_args,
+                        runs / f"ours_r{round_}.log",
+                    )
+                )
+            if not options.skip_floor:
+                for run in quiet(convert_rates, files, cpus):
+                    results["process_image" if run["method"] == "process_image" else "cpu_floor"].append(run)
+    finally:
+        nginx.stop()
+    if options.profile_images and not options.skip_floor:
+        results["process_image_ms"] = stage_profile(files[: options.profile_images])
+
+    results["img2dataset_best"] = best_run(results["img2dataset"])
+    results["ours_best"] = best_run(results["ours"])
+    # The floor is the faster of the floors on these images (best round of each).
+    results["cpu_floor_by_method"] = {
+        name: best_run([r for r in results["cpu_floor"] if r["method"] == name])
+        for name in FLOORS
+        if any(r["method"] == name for r in results["cpu_floor"])
+    }
+    results["cpu_floor_best"] = best_run(list(results["cpu_floor_by_method"].values()))
+    results["process_image_best"] = best_run(results["process_image"])
+    results["ratios"] = ratios_of(results)
     results["targets"] = {"ours_vs_img2dataset": TARGET_VS_I2D, "ours_vs_cpu_floor": TARGET_VS_FLOOR}
     out = work / "download_results.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     log.info("results written to %s", out)
-    print(format_table(results))
+    print(format_report(results))
     return 0
 
 

@@ -33,16 +33,26 @@ import logging
 import os
 import platform
 import shutil
-import tarfile
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "benchmarks" / "_work" / "score"
-RESULTS = ROOT / "benchmarks" / "_work" / "score_results.json"
+from harness.jobs import run_spark_job
+from harness.paths import WORK as ALL_WORK
+from harness.paths import shown
+from harness.table import text_table
+
+from pipeline.dataset import Dataset
+from pipeline.logs import setup_logging
+
+WORK = ALL_WORK / "score"
+RESULTS = ALL_WORK / "score_results.json"
 SAMPLES_PER_SHARD = 500
 TARGET_VS_MODEL = 0.85
+IMAGE_EXTS = ("jpg", "webp")
 
 log = logging.getLogger("benchmarks.score")
 
@@ -52,13 +62,11 @@ log = logging.getLogger("benchmarks.score")
 
 def build_dataset(images: int) -> Path:
     """Raw shards of a synthetic world of ``images`` pictures (cached: reruns reuse them)."""
-    from pipeline.submit import run_job
-    from pipeline.synthetic.server import WorldServer
-    from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists
+    from pipeline.synthetic.download import download_world
+    from pipeline.synthetic.world import WorldSpec, generate_world
 
     dataset = WORK / f"dataset_{images}"
-    marker = dataset / "_benchmark_complete.json"
-    if marker.is_file():
+    if Dataset(str(dataset)).raw.summary() is not None:  # written last by a finished download
         log.info("reusing dataset %s", dataset)
         return dataset
     world = WORK / f"world_{images}"
@@ -66,24 +74,9 @@ def build_dataset(images: int) -> Path:
         generate_world(world, WorldSpec(images=images, seed=0, benchmark_images=0, planted_duplicates=0))
     if dataset.exists():
         shutil.rmtree(dataset)
-    with WorldServer(world) as server:
-        lists = write_url_lists(world, server.base_url, out=WORK / f"urls_{images}")
-        started = time.perf_counter()
-        run_job(
-            "download",
-            [
-                "--urls",
-                str(lists["parquet"]),
-                "--dataset",
-                str(dataset),
-                "--allow-network",
-                "127.0.0.1/32",
-                "--samples-per-shard",
-                str(SAMPLES_PER_SHARD),
-            ],
-        )
+    started = time.perf_counter()
+    download_world(world, dataset, ["--samples-per-shard", str(SAMPLES_PER_SHARD)])
     log.info("downloaded %d images in %.1f s", images, time.perf_counter() - started)
-    marker.write_text(json.dumps({"images": images, "samples_per_shard": SAMPLES_PER_SHARD}))
     return dataset
 
 
@@ -104,30 +97,14 @@ def make_checkpoint(model: str) -> Path:
     return path
 
 
-def read_samples(dataset: Path) -> list[tuple[bytes, str]]:
-    """(image bytes, caption) of every image in the raw tars, in shard and tar order."""
-    samples: list[tuple[bytes, str]] = []
-    for tar_path in sorted((dataset / "raw").glob("*.tar")):
-        samples.extend(_tar_samples(tar_path))
-    return samples
-
-
-def _tar_samples(tar_path: Path) -> list[tuple[bytes, str]]:
-    images: dict[str, bytes] = {}
-    captions: dict[str, str] = {}
-    order: list[str] = []
-    with tarfile.open(tar_path, mode="r|") as tar:
-        for member in tar:
-            key, _, ext = member.name.partition(".")
-            handle = tar.extractfile(member)
-            if handle is None:
-                continue
-            if ext in ("jpg", "webp"):
-                images[key] = handle.read()
-                order.append(key)
-            elif ext == "txt":
-                captions[key] = handle.read().decode("utf-8")
-    return [(images[k], captions.get(k, "")) for k in order]
+def iter_samples(dataset: Path) -> Iterator[tuple[bytes, str]]:
+    """(image bytes, caption) of every stored sample, in raw shard and tar order."""
+    wanted = {*IMAGE_EXTS, "txt"}
+    for shard in Dataset(str(dataset)).raw.complete_shards():
+        for sample in shard.tar.samples(lambda ext: ext in wanted):
+            image = next((sample.members[e] for e in IMAGE_EXTS if e in sample.members), None)
+            if image is not None:
+                yield image, sample.members.get("txt", b"").decode("utf-8")
 
 
 # --------------------------------------------------------------------------- measurements
@@ -175,15 +152,12 @@ def naive_loop(loaded: Any, dataset: Path, batch_size: int, limit: int) -> dict:
     started = time.perf_counter()
     with torch.inference_mode():
         batch: list[tuple[bytes, str]] = []
-        for tar_path in sorted((dataset / "raw").glob("*.tar")):
-            for sample in _tar_samples(tar_path):
-                batch.append(sample)
-                if len(batch) == batch_size:
-                    flush(batch)
-                    done += len(batch)
-                    batch = []
-                if limit and done >= limit:
-                    break
+        for sample in iter_samples(dataset):
+            batch.append(sample)
+            if len(batch) == batch_size:
+                flush(batch)
+                done += len(batch)
+                batch = []
             if limit and done >= limit:
                 break
         if batch and not (limit and done >= limit):
@@ -210,8 +184,6 @@ def preprocess_only(loaded: Any, samples: list[tuple[bytes, str]], batch_size: i
 def probe_workers(master: str) -> list[dict]:
     """Torch threads and OMP_NUM_THREADS as the Python workers of ``master`` see them."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    import sys
-
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
@@ -244,41 +216,34 @@ def probe_workers(master: str) -> list[dict]:
 
 
 def score_job(
-    dataset: Path, model: str, checkpoint: Path, batch_size: int, variant: str, extra: list
+    dataset: Path, model: str, checkpoint: Path, batch_size: int, variant: str, extra: tuple[str, ...]
 ) -> dict:
     """``spark-submit jobs/score.py --overwrite``: in-job rate (summary) and wall rate.
 
     ``variant`` is a master, optionally followed by ``+KEY=VALUE`` Spark confs
     (``local[2]+spark.task.cpus=2``).
     """
-    import subprocess
-    import sys
-
-    from pipeline.submit import spark_submit_command
-
     master, *confs = variant.split("+")
     args = ["--dataset", str(dataset), "--model", model, "--pretrained", str(checkpoint)]
     args += ["--batch-size", str(batch_size), "--device", "cpu", "--overwrite", *extra]
-    command = spark_submit_command("score", args, master)
-    for conf in reversed(confs):
-        command[3:3] = ["--conf", conf]  # after "--master MASTER", as spark-submit options
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-    log.info("running %s", " ".join(command))
-    started = time.perf_counter()
-    subprocess.run(command, env=env, check=True)
-    wall = time.perf_counter() - started
-    summary = json.loads((dataset / "scores" / "_summary.json").read_text())
-    shards = [json.loads(p.read_text()) for p in sorted((dataset / "scores").glob("*_stats.json"))]
+    run = run_spark_job("score", args, master=master, confs=confs)
+    scores = Dataset(str(dataset)).scores
+    summary = scores.summary()
+    if summary is None:
+        raise RuntimeError(f"the score job wrote no summary in {scores.display()}")
+    shards = [scores.shard(i).stats() for i in scores.complete_indices()]
     scored = summary["scored_this_run"]
-    log.info("score job %s: %d images, %.1f s in job, %.1f s wall", variant, scored, summary["seconds"], wall)
+    log.info(
+        "score job %s: %d images, %.1f s in job, %.1f s wall", variant, scored, summary["seconds"], run.wall_s
+    )
     return {
         "master": variant,
-        "extra_args": extra,
+        "extra_args": list(extra),
         "images": scored,
         "job_seconds": summary["seconds"],
         "job_images_per_second": summary["samples_per_second"],
-        "wall_seconds": round(wall, 2),
-        "wall_images_per_second": round(scored / wall, 2),
+        "wall_seconds": run.wall_s,
+        "wall_images_per_second": round(scored / run.wall_s, 2),
         "shard_seconds": [s["seconds"] for s in shards],
     }
 
@@ -287,25 +252,26 @@ def score_job(
 
 
 def table(results: dict) -> str:
+    """The result table: images/s of each run, against the model-only limit and the naive loop."""
     limit = results["model_only"]["images_per_second"]
     naive = results.get("naive", {}).get("images_per_second")
-    lines = [
+    title = (
         f"score throughput: {results['config']['model']}, batch {results['config']['batch_size']}, "
-        f"{results['machine']['cpus']} CPU cores, {results['config']['images']} images",
-        f"{'':46} {'images/s':>9} {'/model-only':>12} {'/naive':>8}",
+        f"{results['machine']['cpus']} CPU cores, {results['config']['images']} images"
+    )
+    rates = [
+        (f"model only ({results['machine']['torch_threads']} torch threads)", limit),
+        ("naive loop (1 thread + torch)", naive),
     ]
-
-    def row(name: str, rate: float | None) -> None:
-        if rate is None:
-            return
-        vs_naive = f"{rate / naive:8.2f}" if naive else f"{'-':>8}"
-        lines.append(f"{name:46} {rate:9.2f} {rate / limit:12.2f} {vs_naive}")
-
-    row(f"model only ({results['machine']['torch_threads']} torch threads)", limit)
-    row("naive loop (1 thread + torch)", naive)
     for job in results.get("jobs", []):
-        row(f"ours {job['master']}, in job", job["job_images_per_second"])
-        row(f"ours {job['master']}, spark-submit wall", job["wall_images_per_second"])
+        rates.append((f"ours {job['master']}, in job", job["job_images_per_second"]))
+        rates.append((f"ours {job['master']}, spark-submit wall", job["wall_images_per_second"]))
+    rows = [
+        (name, f"{rate:.2f}", f"{rate / limit:.2f}", f"{rate / naive:.2f}" if naive else "-")
+        for name, rate in rates
+        if rate is not None
+    ]
+    lines = [title, text_table(("", "images/s", "/model-only", "/naive"), rows)]
     if results.get("jobs"):
         best = results["jobs"][0]["job_images_per_second"] / limit
         verdict = "met" if best >= TARGET_VS_MODEL else "NOT met"
@@ -316,7 +282,25 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Options:
+    """The command line."""
+
+    images: int
+    model: str
+    batch_size: int
+    threads: int
+    model_batches: int
+    naive_images: int
+    masters: tuple[str, ...]
+    job_args: tuple[str, ...]
+    skip_job: bool
+    skip_naive: bool
+    skip_probe: bool
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    """Options from the command line."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -340,10 +324,25 @@ def main() -> None:
     parser.add_argument("--skip-job", action="store_true", help="only the in-process measurements")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-probe", action="store_true", help="do not probe the Spark workers' threads")
-    args = parser.parse_args()
+    a = parser.parse_args(argv)
+    return Options(
+        images=a.images,
+        model=a.model,
+        batch_size=a.batch_size,
+        threads=a.threads,
+        model_batches=a.model_batches,
+        naive_images=a.naive_images,
+        masters=tuple(m for m in a.masters.split(",") if m.strip()),
+        job_args=tuple(a.job_args.split()),
+        skip_job=a.skip_job,
+        skip_naive=a.skip_naive,
+        skip_probe=a.skip_probe,
+    )
 
-    from pipeline.logs import setup_logging
 
+def main(argv: list[str] | None = None) -> None:
+    """Build the inputs (cached), run the measurements asked for, print and save the table."""
+    args = parse_options(argv)
     setup_logging()
     import open_clip
     import torch
@@ -353,7 +352,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     dataset = build_dataset(args.images)
     checkpoint = make_checkpoint(args.model)
-    samples = read_samples(dataset)
+    samples = list(iter_samples(dataset))
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {
         "config": {
@@ -361,7 +360,7 @@ def main() -> None:
             "model": args.model,
             "pretrained": "random init (seed 0)",
             "batch_size": args.batch_size,
-            "dataset": str(dataset.relative_to(ROOT)),
+            "dataset": shown(dataset),
             "samples_per_shard": SAMPLES_PER_SHARD,
         },
         "machine": {
@@ -385,8 +384,8 @@ def main() -> None:
         results["naive"] = naive_loop(loaded, dataset, args.batch_size, args.naive_images)
     if not args.skip_job:
         results["jobs"] = [
-            score_job(dataset, args.model, checkpoint, args.batch_size, master, args.job_args.split())
-            for master in args.masters.split(",")
+            score_job(dataset, args.model, checkpoint, args.batch_size, master, args.job_args)
+            for master in args.masters
         ]
     limit = results["model_only"]["images_per_second"]
     results["ratios"] = {
@@ -396,6 +395,7 @@ def main() -> None:
         for ref, rate in (("model_only", limit), ("naive", results.get("naive", {}).get("images_per_second")))
         if rate
     }
+    results["options"] = asdict(args)
     RESULTS.write_text(json.dumps(results, indent=2))
     log.info("results in %s", RESULTS)
     print(table(results))

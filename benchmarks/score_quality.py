@@ -1,7 +1,7 @@
 """Quality check of CLIP filtering on the synthetic world (issue: score job).
 
 1. Train corpusforge-tiny with the bundled contrastive trainer on clean synthetic pairs (a seed
-   set separate from the corpus).
+   set separate from the corpus: ``pipeline.demo.train_scorer``).
 2. Generate a corpus world with 20% mismatched captions, serve it on 127.0.0.1, download it with
    ``spark-submit jobs/download.py`` and score it with ``spark-submit jobs/score.py``.
 3. Report the ROC AUC of clip_score separating matched from mismatched pairs (target >= 0.95)
@@ -15,52 +15,70 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import shutil
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
+from harness.jobs import run_spark_job
+from harness.paths import WORK, shown
 
+from pipeline.demo import DemoOptions, train_scorer
 from pipeline.logs import setup_logging
 from pipeline.score.quality import roc_auc, scores_with_labels
-from pipeline.submit import run_job
 from pipeline.synthetic.download import download_world
-from pipeline.synthetic.scenes import random_scene, render
 from pipeline.synthetic.world import WorldSpec, generate_world
-from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
 
 log = logging.getLogger("benchmarks.score_quality")
-WORK = Path(__file__).parent / "_work" / "score_quality"
+FOLDER = WORK / "score_quality"
+RESULTS = WORK / "score_quality_results.json"
+TARGET_AUC = 0.95
+MISMATCH_FRACTION = 0.2
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Options:
+    """The command line."""
+
+    images: int
+    train_images: int
+    steps: int
+    seed: int
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    """Options from the command line."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--images", type=int, default=1000, help="corpus images (20%% mismatched captions)")
     parser.add_argument("--train-images", type=int, default=3000, help="clean pairs to train the scorer")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=int, default=300, help="training steps of the scorer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the corpus world and the scorer's pairs")
+    a = parser.parse_args(argv)
+    return Options(images=a.images, train_images=a.train_images, steps=a.steps, seed=a.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the scorer, download and score the world, print the AUC and what thresholds keep."""
+    options = parse_options(argv)
     setup_logging()
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
+    if FOLDER.exists():
+        shutil.rmtree(FOLDER)
+    FOLDER.mkdir(parents=True)
 
-    rng = random.Random(1000 + args.seed)
-    scenes = [random_scene(rng) for _ in range(args.train_images)]
-    images = [render(s, (rng.randint(200, 480), rng.randint(200, 480)), rng) for s in scenes]
-    model = train_clip(images, [s.caption for s in scenes], TrainOptions(steps=args.steps, seed=args.seed))
-    checkpoint = save_checkpoint(model, WORK / "scorer.pt")
-
+    checkpoint = train_scorer(
+        DemoOptions(
+            workdir=FOLDER, scorer_pairs=options.train_images, scorer_steps=options.steps, seed=options.seed
+        )
+    )
     world = generate_world(
-        WORK / "world", WorldSpec(images=args.images, seed=args.seed, mismatch_fraction=0.2)
+        FOLDER / "world",
+        WorldSpec(images=options.images, seed=options.seed, mismatch_fraction=MISMATCH_FRACTION),
     )
-    dataset = WORK / "dataset"
+    dataset = FOLDER / "dataset"
     download_world(world, dataset, ["--samples-per-shard", "250"])
-    run_job(
-        "score", ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(checkpoint)]
-    )
+    score_args = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(checkpoint)]
+    run_spark_job("score", score_args)
     scores, matched = scores_with_labels(str(dataset))
     auc = roc_auc(scores, matched)
     kept = {
@@ -71,17 +89,16 @@ def main() -> None:
         for t in np.quantile(scores, [0.1, 0.2, 0.3])
     }
     result = {
+        "options": asdict(options),
         "images": int(len(scores)),
         "mismatched": int((~matched).sum()),
         "roc_auc": round(auc, 4),
-        "train_images": args.train_images,
-        "steps": args.steps,
         "kept_at_threshold": kept,
     }
-    (WORK.parent / "score_quality_results.json").write_text(json.dumps(result, indent=2))
+    RESULTS.write_text(json.dumps(result, indent=2))
     print(
-        f"ROC AUC of clip_score, matched vs mismatched: {auc:.4f} (target >= 0.95) "
-        f"on {len(scores)} pairs, {(~matched).sum()} mismatched"
+        f"ROC AUC of clip_score, matched vs mismatched: {auc:.4f} (target >= {TARGET_AUC}) "
+        f"on {len(scores)} pairs, {(~matched).sum()} mismatched; results in {shown(RESULTS)}"
     )
     for threshold, fractions in kept.items():
         print(

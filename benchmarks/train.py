@@ -40,12 +40,19 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "benchmarks" / "_work"
+from harness.paths import BENCHMARKS, REPO, WORK, shown
+from harness.table import text_table
+
+from pipeline.dataset import final_shard_name
+from pipeline.logs import setup_logging
+from testkit.scene_shards import write_scene_shards
+
 VENV = WORK / "open_clip_train-venv"
+MODEL_CONFIGS = REPO / "pipeline" / "score" / "model_configs"
 OC_PACKAGES = [
     "open-clip-torch==3.3.0",
     "webdataset>=0.2.5,<=0.2.86",
@@ -58,7 +65,31 @@ BATCH_TIME = re.compile(r"Batch \(t\): ([0-9.]+),")
 log = logging.getLogger("benchmarks.train")
 
 
-def parse_args() -> argparse.Namespace:
+@dataclass(frozen=True)
+class Options:
+    """The command line: the same settings for both trainers."""
+
+    shards: int
+    per_shard: int
+    image_side: int
+    batch_size: int
+    workers: int
+    threads: int
+    log_every: int
+    repeats: int
+
+    @property
+    def samples(self) -> int:
+        """Samples in one epoch."""
+        return self.shards * self.per_shard
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.samples // self.batch_size
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    """Options from the command line."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shards", type=int, default=8, help="training shards")
     p.add_argument("--per-shard", type=int, default=256, help="samples per shard")
@@ -70,19 +101,22 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--repeats", type=int, default=1, help="rounds (each runs every trainer for 1 and 2 epochs)"
     )
-    return p.parse_args()
+    a = p.parse_args(argv)
+    if a.shards * a.per_shard < a.batch_size:
+        p.error("--shards x --per-shard must hold at least one batch")
+    return Options(**vars(a))
 
 
-def make_shards(args: argparse.Namespace) -> Path:
-    from pipeline.train.scene_shards import write_scene_shards
-
+def make_shards(args: Options) -> str:
+    """The shards' brace pattern; written once (cached under benchmarks/_work/train/)."""
     folder = WORK / "train" / f"shards-{args.shards}x{args.per_shard}-{args.image_side}px"
     if not (folder / "sizes.json").exists():
         write_scene_shards(folder, args.shards, args.per_shard, seed=0, side=args.image_side)
-    return folder
+    return f"{folder}/{{{final_shard_name(0)}..{final_shard_name(args.shards - 1)}}}.tar"
 
 
 def ensure_venv() -> Path:
+    """The open_clip_train venv's python (created on first use)."""
     python = VENV / "bin" / "python"
     marker = VENV / ".installed"
     if marker.exists():
@@ -97,18 +131,20 @@ def ensure_venv() -> Path:
 
 
 def env_for(threads: int) -> dict[str, str]:
+    """Both trainers: OMP_NUM_THREADS = --threads, no GPU."""
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": ""}
 
 
-def run_ours(args: argparse.Namespace, shards: Path, name: str, epochs: int, *extra: str) -> dict[str, Any]:
+def run_ours(args: Options, shards: str, name: str, epochs: int, *extra: str) -> dict[str, Any]:
+    """``corpusforge train`` for ``epochs`` epochs' steps: rate from metrics.jsonl, wall and CPU seconds."""
     out = WORK / "train" / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
-    steps = epochs * (args.shards * args.per_shard // args.batch_size)
+    steps = epochs * args.steps_per_epoch
     command = [
         str(Path(sys.executable).with_name("corpusforge")),
         "train",
         "--shards",
-        f"{shards}/{{000000..{args.shards - 1:06d}}}.tar",
+        shards,
         "--output",
         str(out),
         "--model",
@@ -143,21 +179,20 @@ def run_ours(args: argparse.Namespace, shards: Path, name: str, epochs: int, *ex
     return {"samples_per_s": rate, "wall_s": wall, "cpu_s": cpu, "epochs": epochs}
 
 
-def run_open_clip(
-    args: argparse.Namespace, python: Path, shards: Path, name: str, epochs: int
-) -> dict[str, Any]:
+def run_open_clip(args: Options, python: Path, shards: str, name: str, epochs: int) -> dict[str, Any]:
+    """open_clip_train's ``main`` for ``epochs`` epochs: rate from its ``Batch (t)`` lines."""
     logs = WORK / "train" / "runs"
     shutil.rmtree(logs / name, ignore_errors=True)
     command = [
         str(python),
-        str(REPO / "benchmarks" / "open_clip_train_tiny.py"),
-        str(REPO / "pipeline" / "score" / "model_configs"),
+        str(BENCHMARKS / "open_clip_train_tiny.py"),
+        str(MODEL_CONFIGS),
         "--train-data",
-        f"{shards}/{{000000..{args.shards - 1:06d}}}.tar",
+        shards,
         "--dataset-type",
         "webdataset",
         "--train-num-samples",
-        str(args.shards * args.per_shard),
+        str(args.samples),
         "--model",
         "corpusforge-tiny",
         "--batch-size",
@@ -190,8 +225,7 @@ def run_open_clip(
     wall, cpu = _run(command, logs / f"{name}.log", env_for(args.threads))
     text = (logs / f"{name}.log").read_text()
     intervals = [float(t) for t in BATCH_TIME.findall(text)]
-    steps = args.shards * args.per_shard // args.batch_size
-    counts = _interval_steps(steps, args.log_every) * epochs
+    counts = _interval_steps(args.steps_per_epoch, args.log_every) * epochs
     if len(intervals) != len(counts):
         raise RuntimeError(
             f"open_clip_train printed {len(intervals)} log lines, not {len(counts)}; see its log"
@@ -226,19 +260,21 @@ def _run(command: list[str], log_path: Path, env: dict[str, str]) -> tuple[float
 TRAINERS = ("ours", "ours --no-jpeg-draft", "open_clip_train")
 
 
-def run(args: argparse.Namespace, trainer: str, python: Path, shards: Path, i: int, epochs: int) -> dict:
+def run(args: Options, trainer: str, python: Path, shards: str, i: int, epochs: int) -> dict:
+    """Round ``i`` of one trainer for ``epochs`` epochs."""
     name = f"{trainer.replace(' --', '-')}-{epochs}ep-{i}"
     if trainer == "open_clip_train":
         return run_open_clip(args, python, shards, name, epochs)
     return run_ours(args, shards, name, epochs, *trainer.split()[1:])
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    """Every trainer for 1 and 2 epochs per round; print the rates and the ratios."""
+    args = parse_args(argv)
+    setup_logging()
     shards = make_shards(args)
     python = ensure_venv()
-    samples = args.shards * args.per_shard
+    samples = args.samples
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TRAINERS}
     marginal: dict[str, list[float]] = {t: [] for t in TRAINERS}
     for i in range(args.repeats):
@@ -257,24 +293,34 @@ def main() -> None:
         "cpu_no_jpeg_draft": cpu_rate["ours --no-jpeg-draft"] / cpu_rate["open_clip_train"],
     }
     results = {
-        "setup": {**vars(args), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "setup": {**asdict(args), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "runs": runs,
         "samples_per_cpu_s": marginal,
         "median_samples_per_s": wall_rate,
         "median_samples_per_cpu_s": cpu_rate,
         "ratios": ratio,
     }
-    (WORK / "train_results.json").write_text(json.dumps(results, indent=2))
+    out = WORK / "train_results.json"
+    out.write_text(json.dumps(results, indent=2))
     print(
         f"\nCLIP training throughput, corpusforge-tiny, batch {args.batch_size}, {samples} samples an "
         f"epoch, {args.workers} loader workers, OMP_NUM_THREADS={args.threads}, CPU fp32, "
-        f"{args.repeats} round(s)"
+        f"{args.repeats} round(s); raw: {shown(out)}"
     )
-    print(f"{'trainer':<24}{'samples/s (wall)':>18}{'samples per CPU-s':>20}   each run (wall; CPU)")
-    for t in TRAINERS:
-        each = ", ".join(f"{r['samples_per_s']:.1f}" for r in runs[t]) + "; "
-        each += ", ".join(f"{x:.1f}" for x in marginal[t])
-        print(f"{t:<24}{wall_rate[t]:>18.1f}{cpu_rate[t]:>20.1f}   {each}")
+    rows = [
+        (
+            t,
+            f"{wall_rate[t]:.1f}",
+            f"{cpu_rate[t]:.1f}",
+            ", ".join(f"{r['samples_per_s']:.1f}" for r in runs[t])
+            + "; "
+            + ", ".join(f"{x:.1f}" for x in marginal[t]),
+        )
+        for t in TRAINERS
+    ]
+    print(
+        text_table(("trainer", "samples/s (wall)", "samples per CPU-s", "each run (wall; CPU)"), rows, "lrrl")
+    )
     for key, value in ratio.items():
         print(
             f"ratio ours{' --no-jpeg-draft' if 'no_jpeg' in key else ''} / open_clip_train "

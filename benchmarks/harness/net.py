@@ -1,0 +1,26 @@
+"""Loopback networking for the benchmarks: every request they make goes to 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+LOOPBACK = "127.0.0.1"
+# For child processes (spark-submit, img2dataset): no proxy for loopback, Spark bound to loopback.
+LOOPBACK_ENV = {
+    "no_proxy": "127.0.0.1,localhost",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "SPARK_LOCAL_IP": LOOPBACK,
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def loopback_opener() -> urllib.request.OpenerDirector:
+    """A urllib opener that ignores proxy settings (a loopback request never goes through one)."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
