@@ -20,7 +20,7 @@ from tqdm import tqdm
 from pipeline.dataset import Dataset
 from pipeline.runner import ShardCommit, run_shard
 from pipeline.score.distribution import histogram
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, raw_row
 from pipeline.uid import make_uid
 from schemas.raw_shard import STATUS_FAILED, STATUS_SUCCESS
 from schemas.scores import SCORES_SCHEMA
@@ -103,26 +103,7 @@ def _fill(
 
 
 def _row(uid: str, row_index: int, url: str, caption: str) -> dict:
-    return {
-        "uid": uid,
-        "row_index": row_index,
-        "url": url,
-        "caption": caption,
-        "status": STATUS_FAILED,
-        "error_class": None,
-        "error_message": None,
-        "http_status": 200,
-        "final_url": url,
-        "original_width": None,
-        "original_height": None,
-        "width": None,
-        "height": None,
-        "original_bytes": None,
-        "stored_bytes": None,
-        "sha256": None,
-        "phash": None,
-        "extra": None,
-    }
+    return raw_row(uid=uid, row_index=row_index, url=url, caption=caption, http_status=200, final_url=url)
 
 
 def _noise_jpeg(rng: random.Random, side: int) -> bytes:

@@ -27,7 +27,7 @@ from pipeline.fetch import Fetcher
 from pipeline.image import ProcessedImage, process_image
 from pipeline.image.phash import to_signed64
 from pipeline.runner import ShardCommit, completed, run_shard
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, raw_row
 from pipeline.stage import Resources, ShardStep
 from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
 
@@ -191,23 +191,6 @@ async def _one_row(
 
 
 def _base_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "uid": row["uid"],
-        "row_index": row["row_index"],
-        "url": row["url"],
-        "caption": row["caption"],
-        "status": STATUS_FAILED,
-        "error_class": None,
-        "error_message": None,
-        "http_status": None,
-        "final_url": None,
-        "original_width": None,
-        "original_height": None,
-        "width": None,
-        "height": None,
-        "original_bytes": None,
-        "stored_bytes": None,
-        "sha256": None,
-        "phash": None,
-        "extra": row["extra"],
-    }
+    return raw_row(
+        uid=row["uid"], row_index=row["row_index"], url=row["url"], caption=row["caption"], extra=row["extra"]
+    )

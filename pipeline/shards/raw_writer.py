@@ -17,7 +17,7 @@ import pyarrow as pa
 from pipeline.dataset import RawShard
 from pipeline.runner import ShardCommit
 from pipeline.shards.tar_writer import TarWriter
-from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_SUCCESS
+from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_FAILED, STATUS_SUCCESS
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,15 @@ class RawShardWriter:
         """End and close the tar (idempotent; the runner deletes it if the shard is not committed)."""
         self._tar.close()
         self._handle.close()
+
+
+def raw_row(**fields: Any) -> dict[str, Any]:
+    """A raw parquet row: every column of the contract, None unless given, status ``failed``
+    until an outcome sets it."""
+    unknown = set(fields) - set(RAW_SHARD_SCHEMA.names)
+    if unknown:
+        raise KeyError(f"not columns of the raw shard schema: {sorted(unknown)}")
+    return {name: None for name in RAW_SHARD_SCHEMA.names} | {"status": STATUS_FAILED} | fields
 
 
 def shard_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.dataset import Dataset
 from pipeline.runner import ShardCommit, run_shard
-from pipeline.shards.raw_writer import RawShardWriter, SampleRecord
+from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, raw_row
 from pipeline.shards.tar_writer import TarWriter
 from schemas import RAW_SHARD_SCHEMA, check_schema
 from testkit.raw_shards import write_raw_shard
@@ -96,3 +96,10 @@ def test_tar_keys_must_be_safe(tmp_path: Path) -> None:
             with pytest.raises(ValueError, match="invalid WebDataset key"):
                 writer.write(bad, {"txt": b"x"})
         writer.close()
+
+
+def test_raw_row_holds_every_column_of_the_contract() -> None:
+    row = raw_row(uid="u", row_index=3, url="http://x/a.jpg", caption="a")
+    assert list(row) == RAW_SHARD_SCHEMA.names and row["status"] == "failed" and row["sha256"] is None
+    with pytest.raises(KeyError, match="not columns of the raw shard schema: \\['colour'\\]"):
+        raw_row(uid="u", colour="red")
