@@ -17,12 +17,12 @@ import threading
 import time
 import zlib
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from pipeline.synthetic.server import gzip_bomb, png_bomb
+from pipeline.synthetic.server import LoopbackServer, gzip_bomb, png_bomb
 
 log = logging.getLogger(__name__)
 
@@ -86,49 +86,26 @@ def double_gzip_bomb() -> bytes:
     return gzip.compress(gzip_bomb(), compresslevel=9)
 
 
-class HostileServer(ThreadingHTTPServer):
+class HostileServer(LoopbackServer):
     """Serves :data:`HOSTILE_ROUTES` on 127.0.0.1; use as a context manager."""
 
-    daemon_threads = True
+    thread_name = "hostile-server"
 
     def __init__(self, port: int = 0, drip_seconds: float = 0.2, drip_limit: float = 60.0) -> None:
-        super().__init__(("127.0.0.1", port), _HostileHandler)
+        super().__init__(_HostileHandler, port)
         self.drip_seconds = drip_seconds
         self.drip_limit = drip_limit  # endless responses stop after this long, client or not
         self.requests: Counter[str] = Counter()
         self.bytes_sent: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> HostileServer:
+    def prepare(self) -> None:
         for build in (gzip_bomb, deflate_bomb, double_gzip_bomb, jpeg_bomb):
             build()  # not while a client's deadline runs
-        self._thread = threading.Thread(target=self.serve_forever, name="hostile-server", daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self._stopping.set()
-        self.shutdown()
-        self.server_close()
-
-    def __enter__(self) -> HostileServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        log.debug("client %s went away", client_address, exc_info=True)
+        super().stop()
 
     def seen(self, path: str) -> None:
         with self._lock:

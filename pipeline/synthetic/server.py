@@ -18,6 +18,7 @@ import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -49,31 +50,35 @@ def gzip_bomb() -> bytes:
     return gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=6)
 
 
-class WorldServer(ThreadingHTTPServer):
-    """Serves ``root`` on 127.0.0.1; start with :meth:`start`, stop with :meth:`stop`."""
+class LoopbackServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 in a background thread: ``with Server(...) as server``.
+
+    Subclasses build what their responses need in :meth:`prepare` (before the first client's
+    deadline runs) and handle their routes with ``handler``.
+    """
 
     daemon_threads = True
-    request_queue_size = 256
+    thread_name = "loopback-server"
 
-    def __init__(self, root: str | Path, port: int = 0, slow_seconds: float = 3.0) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.root = Path(root).resolve()
-        self.slow_seconds = slow_seconds
-        self.requests: Counter[str] = Counter()
-        # (monotonic time, path, User-Agent) of every request, for politeness checks.
-        self.request_log: list[tuple[float, str, str]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), handler)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+    def port(self) -> int:
+        return int(self.server_address[1])
 
-    def start(self) -> WorldServer:
-        gzip_bomb()  # build it now, not while a client's deadline runs
-        self._thread = threading.Thread(target=self.serve_forever, name="world-server", daemon=True)
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        """Work to do before serving (nothing by default)."""
+
+    def start(self) -> Self:
+        self.prepare()
+        self._thread = threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
@@ -81,7 +86,7 @@ class WorldServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
-    def __enter__(self) -> WorldServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -90,6 +95,26 @@ class WorldServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients that give up mid-response (timeouts, caps) are part of the tests, not errors.
         log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class WorldServer(LoopbackServer):
+    """Serves ``root`` on 127.0.0.1; start with :meth:`start`, stop with :meth:`stop`."""
+
+    request_queue_size = 256
+    thread_name = "world-server"
+
+    def __init__(self, root: str | Path, port: int = 0, slow_seconds: float = 3.0) -> None:
+        super().__init__(_Handler, port)
+        self.root = Path(root).resolve()
+        self.slow_seconds = slow_seconds
+        self.requests: Counter[str] = Counter()
+        # (monotonic time, path, User-Agent) of every request, for politeness checks.
+        self.request_log: list[tuple[float, str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def prepare(self) -> None:
+        gzip_bomb()  # build it now, not while a client's deadline runs
 
     def enter(self, path: str, user_agent: str) -> int:
         with self._lock:
