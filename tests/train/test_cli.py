@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,24 @@ def test_the_other_subcommands_still_parse() -> None:
     assert parser.parse_args(["demo"]).command == "demo"
     assert parser.parse_args(["synth", "--out", "w"]).command == "synth"
     assert parser.parse_args(["serve", "--world", "w"]).command == "serve"
+
+
+@pytest.mark.parametrize("command", ["demo", "synth", "serve", "train", "report"])
+def test_every_subcommand_shows_each_default_once(command: str) -> None:
+    sub = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    text = " ".join(sub.format_help().split())
+    assert "(default: None)" not in text
+    for action in sub._actions:
+        if action.help and "(default:" in action.help:
+            assert action.help.count("(default:") == 1, action.help
+            assert " ".join(action.help.split()) in text
+
+
+def test_synth_draws_the_world_its_options_describe(tmp_path: Path) -> None:
+    code = main(["synth", "--out", str(tmp_path / "w"), "--images", "6", "--benchmark-images", "2",
+                 "--planted-duplicates", "1", "--max-side", "96", "--min-side", "64"])  # fmt: skip
+    assert code == 0
+    spec = json.loads((tmp_path / "w" / "world.json").read_text())["spec"]
+    assert (spec["images"], spec["benchmark_images"], spec["max_side"]) == (6, 2, 96)
+    assert spec["mismatch_fraction"] == 0.2  # a default, from WorldSpec
+    assert main(["synth", "--out", str(tmp_path / "x"), "--images", "many"]) == 2
