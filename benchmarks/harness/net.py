@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
+
+from testkit.net import free_port
+
+__all__ = ["LOOPBACK", "LOOPBACK_ENV", "free_port", "loopback_opener"]
 
 LOOPBACK = "127.0.0.1"
 # For child processes (spark-submit, img2dataset): no proxy for loopback, Spark bound to loopback.
@@ -12,13 +15,6 @@ LOOPBACK_ENV = {
     "NO_PROXY": "127.0.0.1,localhost",
     "SPARK_LOCAL_IP": LOOPBACK,
 }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def loopback_opener() -> urllib.request.OpenerDirector:

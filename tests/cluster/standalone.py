@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pyspark
 
 from pipeline.submit import job_script, spark_submit_command
+from testkit.net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,6 @@ DAEMON_MEMORY = "256m"
 # The client compiler only, and a serial collector: short test jobs on 2 cores spend less CPU on
 # the JIT and GC threads than with the server defaults (a job's time roughly halves).
 JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def node_pids(marker: str) -> list[int]:

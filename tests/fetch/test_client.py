@@ -11,6 +11,7 @@ import pytest
 from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher, FetchOptions
 from pipeline.synthetic.server import WorldServer
+from testkit.net import free_port
 
 ALLOW = ("127.0.0.1/32",)
 
@@ -185,9 +186,7 @@ def test_concurrency_caps_requests_in_flight_across_hosts(world: Path) -> None:
 
 
 def test_connection_refused_is_a_connect_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    port = free_port()  # nothing listens there
     exc = fails(f"http://127.0.0.1:{port}/x.jpg", retries=2)
     assert exc.error_class is ErrorClass.CONNECT_ERROR
 
