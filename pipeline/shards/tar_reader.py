@@ -1,7 +1,8 @@
 """One reader of WebDataset tars: member names, streamed members and samples, ranged reads.
 
-Every tar corpusforge reads goes through here: raw shards (score, dedup, build_shards, the
-report), benchmark tars, final shards (the trainer). A member ``KEY.EXT`` belongs to the sample
+Every tar the stages read goes through here: raw shards (score, dedup, build_shards, the
+report), benchmark tars and the benchmarks' checks. (The trainer streams final shards with its
+own skip-and-count policy, :mod:`pipeline.train.tario`.) A member ``KEY.EXT`` belongs to the sample
 ``KEY`` by WebDataset's rule: the key is the name up to the first dot of its last path
 component (``dir/a.b.jpg`` is key ``dir/a``, extension ``b.jpg``). Absolute names and names with
 a ``..`` component are refused; what to do with a refused member or a damaged tar is the

@@ -139,11 +139,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         path = unquote(urlsplit(self.path).path)
         seen = self.server.enter(path, self.headers.get("User-Agent", ""))
+        self._in_flight = True
         try:
             self._route(path, seen)
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        """The request stops counting as in flight (once). Called before a response's last bytes
+        go out: once the client has them it may send its next request, which must not find this
+        one still counted."""
+        if self._in_flight:
+            self._in_flight = False
             self.server.leave()
 
     def _route(self, path: str, seen: int) -> None:
@@ -170,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        self._leave()
         self.end_headers()
         self.wfile.write(body)
 
