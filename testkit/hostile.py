@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 import struct
 import threading
 import time
 import zlib
 from collections import Counter
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from pipeline.synthetic.server import LoopbackServer, gzip_bomb, png_bomb
-
-log = logging.getLogger(__name__)
+from pipeline.synthetic.server import LoopbackHandler, LoopbackServer, gzip_bomb, png_bomb
 
 _CHUNK = b"\0" * 65536
 # What each route does; the values are the failure a safe client must report.
@@ -120,12 +116,8 @@ class HostileServer(LoopbackServer):
         return not self._stopping.is_set()
 
 
-class _HostileHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _HostileHandler(LoopbackHandler):
     server: HostileServer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         parts = urlsplit(self.path)
@@ -138,17 +130,6 @@ class _HostileHandler(BaseHTTPRequestHandler):
                 handler(parse_qs(parts.query))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
 
     def _stream(self, path: str, piece: bytes, chunked: bool, pause: float = 0.0) -> None:
         started = time.monotonic()

@@ -97,6 +97,30 @@ class LoopbackServer(ThreadingHTTPServer):
         log.debug("connection from %s ended abruptly", client_address, exc_info=True)
 
 
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, quiet logs and one way to send a whole response."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def response_ready(self) -> None:
+        """Called when a response's headers are set, just before any of it goes out."""
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.response_ready()
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class WorldServer(LoopbackServer):
     """Serves ``root`` on 127.0.0.1; start with :meth:`start`, stop with :meth:`stop`."""
 
@@ -129,12 +153,8 @@ class WorldServer(LoopbackServer):
             self.in_flight -= 1
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: WorldServer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         path = unquote(urlsplit(self.path).path)
@@ -147,10 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self._leave()
 
+    def response_ready(self) -> None:
+        # Stop counting the request before its response goes out: once the client has it, it
+        # may send its next request, which must not find this one still counted.
+        self._leave()
+
     def _leave(self) -> None:
-        """The request stops counting as in flight (once). Called before a response's last bytes
-        go out: once the client has them it may send its next request, which must not find this
-        one still counted."""
+        """The request stops counting as in flight (once)."""
         if self._in_flight:
             self._in_flight = False
             self.server.leave()
@@ -170,18 +193,6 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None:
             return self._send(400, f"unknown fault {fault}".encode(), "text/plain")
         handler(body, "/".join(parts), seen)
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self._leave()
-        self.end_headers()
-        self.wfile.write(body)
 
     def _redirect(self, location: str) -> None:
         self._send(302, b"", "text/plain", {"Location": location})
