@@ -398,7 +398,7 @@ class DedupFolder(StageFolder):
         return ShardOutput(files=(self.matches.parts,), marker=self.summary_file)
 
     def centre(self, index: int) -> CentreHashesShard:
-        return CentreHashesShard(self.storage, f"{self.folder}/{CENTRE_DIR}", index, shard_name(index))
+        return CentreHashesShard(self.storage, self.centre_folder, index, shard_name(index))
 
     @property
     def centre_folder(self) -> str:

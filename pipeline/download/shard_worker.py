@@ -33,11 +33,6 @@ from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
 
-# Raw shards committed before markers held a fingerprint are kept, as that design kept them: a
-# re-download can lose images whose URLs have died since. The job has already refused other
-# stored-sample options (raw/_options.json) and another URL list (the input manifest).
-LEGACY = True
-
 
 @dataclass(frozen=True)
 class DownloadShard(ShardStep[int, None]):
@@ -45,6 +40,10 @@ class DownloadShard(ShardStep[int, None]):
 
     ``inputs`` is the fingerprint of what every raw shard depends on (the input manifest and
     the options that shape stored samples); the shard index is added per shard.
+
+    Raw shards committed before markers held a fingerprint are kept (``accept_legacy``), as that
+    design kept them: a re-download can lose images whose URLs have died since, and the job has
+    already refused other stored-sample options (raw/_options.json) and another URL list.
     """
 
     options: DownloadOptions
@@ -59,7 +58,8 @@ class DownloadShard(ShardStep[int, None]):
 
     def completed(self, task: int) -> dict[str, Any] | None:
         dataset = Dataset(self.options.dataset)
-        return completed(dataset.storage, dataset.raw.shard(task).output, f"{self.inputs}:{task}", LEGACY)
+        output = dataset.raw.shard(task).output
+        return completed(dataset.storage, output, f"{self.inputs}:{task}", accept_legacy=True)
 
     def process(self, task: int, state: None) -> dict[str, Any]:
         dataset = Dataset(self.options.dataset)
@@ -75,7 +75,7 @@ class DownloadShard(ShardStep[int, None]):
                 writer.close()
             return writer.finish()
 
-        return run_shard(dataset.storage, shard.output, f"{self.inputs}:{task}", work, LEGACY)
+        return run_shard(dataset.storage, shard.output, f"{self.inputs}:{task}", work, accept_legacy=True)
 
 
 def download_shard(shard: int, options: DownloadOptions, inputs: str = "") -> dict[str, Any]:

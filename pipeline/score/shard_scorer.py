@@ -56,10 +56,10 @@ class ScoreShard(ShardStep[int, LoadedModel]):
     def resources(self) -> Resources:
         return Resources(cpus=self.options.task_cpus, gpus=self.options.task_gpus)
 
-    def _inputs(self, dataset: Dataset, shard: int) -> str:
+    def _inputs(self, raw_token: str) -> str:
         o = self.options
         return fingerprint(
-            raw=dataset.raw.shard(shard).token(),
+            raw=raw_token,
             model=o.model,
             pretrained=o.pretrained,
             embeddings=o.save_embeddings,
@@ -71,7 +71,7 @@ class ScoreShard(ShardStep[int, LoadedModel]):
         return completed(
             dataset.storage,
             dataset.scores.shard(task).output(self.options.save_embeddings),
-            self._inputs(dataset, task),
+            self._inputs(dataset.raw.shard(task).token()),
         )
 
     def setup_key(self) -> tuple[str, str, str]:
@@ -122,7 +122,7 @@ class ScoreShard(ShardStep[int, LoadedModel]):
             }
 
         return run_shard(
-            dataset.storage, scores.output(options.save_embeddings), self._inputs(dataset, task), work
+            dataset.storage, scores.output(options.save_embeddings), self._inputs(token), work
         )
 
 
