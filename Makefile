@@ -41,21 +41,24 @@ check-java:
 	  echo "Java 17+ is required by Spark. Install it with: sudo apt-get install -y openjdk-17-jre-headless"; \
 	  exit 1; }
 
-# Headless Chromium renders the report page in tests/report/ (every figure must load). Installed
-# here when missing: as root, or with sudo, on Debian/Ubuntu; anywhere else the message says how.
-.PHONY: check-chromium
-test test-fast: check-chromium
-check-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  hint="Headless Chromium is required by tests/report. Install it with: sudo apt-get install -y chromium"; \
-	  if ! command -v apt-get >/dev/null 2>&1; then echo "$$hint (or your system's chromium package)"; exit 1; \
+# Debian programs the tests run for real: headless Chromium renders the report page
+# (tests/report) and tinyproxy is the egress proxy of tests/fetch. Installed here when missing:
+# as root, or with sudo, on Debian/Ubuntu; anywhere else the message says how.
+DEBIAN_TOOLS := chromium tinyproxy
+.PHONY: check-debian-tools
+test test-fast: check-debian-tools
+check-debian-tools:
+	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	  [ -z "$$missing" ] && exit 0; \
+	  hint="The tests need these Debian packages:$$missing. Install them with: sudo apt-get install -y$$missing"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "$$hint (or your system's packages)"; exit 1; \
 	  elif [ "$$(id -u)" -eq 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
 	  else echo "$$hint"; exit 1; fi; \
-	  echo "Installing chromium (Debian package) for tests/report"; \
-	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  echo "Installing$$missing (Debian packages) for the tests"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
 	    || { echo "$$hint"; exit 1; }; \
-	  command -v chromium >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; }
+	  for tool in $$missing; do command -v $$tool >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
 
 test: venv venv-airflow check-java
 	$(VENV)/bin/ruff check .
