@@ -22,6 +22,26 @@ import fsspec
 TEMP_MARK = ".tmp."
 
 
+def storage_url(text: str) -> str:
+    """``text`` (a path or fsspec URL) if its file system can be used here, else ``ValueError``.
+
+    Used as the parser of every path option, so that ``--dataset s3://...`` without s3fs fails
+    at once with the package to install, not in the middle of a Spark job.
+    """
+    for part in text.split("::"):  # chained URLs: simplecache::s3://...
+        protocol = fsspec.core.split_protocol(part)[0]
+        if protocol is None:
+            continue
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ImportError as exc:
+            hint = " (pip install 'corpusforge[s3]')" if protocol in ("s3", "s3a") else ""
+            raise ValueError(f"the {protocol}:// file system is not installed: {exc}{hint}") from exc
+        except ValueError as exc:
+            raise ValueError(f"unknown file system {protocol!r}: {exc}") from exc
+    return text
+
+
 class Storage:
     """A folder (``url``, any fsspec URL) and the file system it lives on."""
 
@@ -55,21 +75,30 @@ class Storage:
         return Storage("/".join([self.url.rstrip("/"), *parts]))
 
     # -- reading ----------------------------------------------------------------------------
+    # Object-store file systems (s3fs, gcsfs) cache folder listings per process; executors and
+    # other jobs write behind this process's back, so every question about what exists asks
+    # the store itself. (Local disk has no cache: invalidating it costs nothing.)
+    def _fresh(self, path: str) -> str:
+        self.fs.invalidate_cache(path)
+        return path
+
     def exists(self, *parts: str) -> bool:
-        return self.fs.exists(self.path(*parts))
+        return self.fs.exists(self._fresh(self.path(*parts)))
 
     def isdir(self, *parts: str) -> bool:
-        return self.fs.isdir(self.path(*parts))
+        return self.fs.isdir(self._fresh(self.path(*parts)))
 
     def size(self, *parts: str) -> int:
         return int(self.fs.size(self.path(*parts)))
 
     def names(self, *folder: str) -> list[str]:
         """Base names of the entries of a folder (sorted; empty when it does not exist)."""
-        path = self.path(*folder)
+        path = self._fresh(self.path(*folder))
         if not self.fs.exists(path):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False))
+        # Object stores may list a folder's own marker object ("raw/") among its entries.
+        entries = (p.rstrip("/") for p in self.fs.ls(path, detail=False))
+        return sorted(p.rsplit("/", 1)[-1] for p in entries if p != path.rstrip("/"))
 
     def open(self, *parts: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         return self.fs.open(self.path(*parts), mode, **kwargs)

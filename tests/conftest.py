@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from pipeline.download.options import DownloadOptions  # noqa: E402
 from pipeline.submit import spark_submit_command  # noqa: E402
 from pipeline.synthetic.server import WorldServer  # noqa: E402
 from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists  # noqa: E402
+from testkit.s3 import SeaweedS3  # noqa: E402
 from tests.stages import download  # noqa: E402
 from tests.stages import download_options as options_from_args  # noqa: E402
 
@@ -84,6 +87,35 @@ def spark() -> Iterator[object]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) on 127.0.0.1, started on first use and stopped at the end."""
+    with SeaweedS3(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """An empty bucket on the test S3 server; this process's AWS variables point at it."""
+
+    name: str
+    env: dict[str, str]  # the AWS variables, for spark-submit and other children
+    fs: Any  # an s3fs file system without listing cache
+
+    def url(self, *parts: str) -> str:
+        """``s3://BUCKET/PARTS`` as a user writes it."""
+        return "/".join([f"s3://{self.name}", *parts])
+
+
+@pytest.fixture
+def s3(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
+    """A fresh bucket on the session's S3 server, with the AWS variables set for this test."""
+    env = s3_server.environment()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return S3Bucket(s3_server.new_bucket(), env, s3_server.filesystem())
 
 
 @pytest.fixture(scope="session")

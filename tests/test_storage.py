@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.storage import TEMP_MARK, Storage
+from pipeline.storage import TEMP_MARK, Storage, storage_url
 
 
 def test_paths_and_display_name_what_the_user_gave(tmp_path: Path) -> None:
@@ -71,3 +71,42 @@ def test_remove_deletes_folders_and_ignores_missing_ones(tmp_path: Path) -> None
     storage.remove("a")
     storage.remove("a")
     assert not (tmp_path / "a").exists()
+
+
+def test_a_path_option_without_its_file_system_package_is_refused_at_once(capsys) -> None:
+    from tests.stages import download_options
+
+    assert storage_url("s3://bucket/data") == "s3://bucket/data"  # s3fs is a dev dependency
+    assert storage_url("/local/data") == "/local/data"
+    with pytest.raises(ValueError, match=r"gcs:// file system is not installed.*gcsfs"):
+        storage_url("gcs://bucket/data")
+    with pytest.raises(ValueError, match="unknown file system 'nosuch'"):
+        storage_url("nosuch://bucket/data")
+    # On the command line the message names the option, before any Spark work.
+    with pytest.raises(SystemExit):
+        download_options(["--urls", "list.parquet", "--dataset", "gcs://bucket/data"])
+    assert "--dataset: 'gcs://bucket/data': the gcs:// file system is not installed" in capsys.readouterr().err
+
+
+def test_storage_on_a_real_s3_server_writes_atomically_and_sees_others_writes(s3) -> None:
+    storage = Storage(s3.url("dataset"))
+    assert storage.display("raw", "00000.tar") == s3.url("dataset", "raw", "00000.tar")
+    assert storage.names("raw") == [] and not storage.exists("raw", "00000.tar")
+    storage.write_bytes(b"tar bytes", "raw", "00000.tar")
+    storage.write_json({"shard": 0}, "raw", "00000.done.json")
+    assert storage.read_bytes("raw", "00000.tar") == b"tar bytes"
+    # Another writer (an executor, another job) adds a file: this process's listing shows it.
+    s3.fs.pipe(f"{s3.name}/dataset/raw/00001.tar", b"other")
+    assert storage.names("raw") == ["00000.done.json", "00000.tar", "00001.tar"]
+    assert storage.exists("raw", "00001.tar")
+    # A failed write leaves nothing behind, not even its temporary.
+    with pytest.raises(ValueError, match="boom"), storage.atomic("raw", "00002.tar") as handle:
+        handle.write(b"partial")
+        raise ValueError("boom")
+    assert storage.names("raw") == ["00000.done.json", "00000.tar", "00001.tar"]
+    # A dead writer's temporary is removed; complete objects stay.
+    s3.fs.pipe(f"{s3.name}/dataset/raw/.00003.tar{TEMP_MARK}abc", b"half")
+    assert storage.remove_temporaries("raw") == 1
+    assert storage.names("raw") == ["00000.done.json", "00000.tar", "00001.tar"]
+    storage.remove("raw")
+    assert storage.names("raw") == []

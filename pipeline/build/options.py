@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.cli_options import option
 from pipeline.errors import UserInputError
+from pipeline.storage import storage_url
 
 _SCORE = "CLIP score (needs scores/ from jobs/score.py; pick at most one)"
 _DEDUP = "dedup (dedup/matches.parquet from jobs/dedup.py)"
@@ -19,7 +20,7 @@ _OUTPUT = "output"
 class BuildOptions:
     """Everything the build_shards job needs; immutable so it can be shipped to executors."""
 
-    dataset: str = option(help="dataset root with raw/ (and scores/, dedup/)")
+    dataset: str = option(parse=storage_url, help="dataset root with raw/ (and scores/, dedup/)")
     min_clip_score: float | None = option(
         None, parse=float, help="keep samples with clip_score >= X (LAION: 0.28)", group=_SCORE
     )

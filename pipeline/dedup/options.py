@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pipeline.cli_options import option
 from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
 from pipeline.errors import UserInputError
+from pipeline.storage import storage_url
 
 # Chosen by the quality check (docs/benchmarks.md, "Dedup quality").
 DEFAULT_MAX_DISTANCE = 10
@@ -18,7 +19,7 @@ DEFAULT_NEAR_DUPLICATE_DISTANCE = 4
 class DedupOptions:
     """Everything the dedup job needs; immutable so it can be shipped to executors."""
 
-    dataset: str = option(help="dataset root with raw/ shards (any fsspec URL)")
+    dataset: str = option(parse=storage_url, help="dataset root with raw/ shards (any fsspec URL)")
     benchmarks: tuple[str, ...] = option(
         (),
         flag="--benchmark",

@@ -9,13 +9,14 @@ from pipeline.errors import UserInputError
 from pipeline.fetch.options import FetchOptions
 from pipeline.image.options import ImageOptions
 from pipeline.ingest.options import IngestOptions
+from pipeline.storage import storage_url
 
 
 @dataclass(frozen=True)
 class DownloadOptions:
     """Everything the download job needs; immutable so it can be shipped to executors."""
 
-    dataset: str = option(help="dataset root folder (any fsspec URL)")
+    dataset: str = option(parse=storage_url, help="dataset root folder (any fsspec URL)")
     ingest: IngestOptions = section(IngestOptions, None, required=True)
     fetch: FetchOptions = section(FetchOptions, "network")
     image: ImageOptions = section(ImageOptions, "image")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.cli_options import comma_strings, option, show_commas
 from pipeline.errors import UserInputError
+from pipeline.storage import storage_url
 
 FORMATS = ("auto", "parquet", "csv", "tsv", "jsonl", "txt")
 HEADER_MODES = ("auto", "yes", "no")
@@ -15,7 +16,7 @@ HEADER_MODES = ("auto", "yes", "no")
 class IngestOptions:
     """Where the URL list is and how to read it."""
 
-    urls: str = option(help="URL list file or folder (any fsspec URL)")
+    urls: str = option(parse=storage_url, help="URL list file or folder (any fsspec URL)")
     input_format: str = option("auto", choices=FORMATS, help="auto: from the file extension", group="input")
     # None: "url", else URL / image_url / a column of URLs (no header)
     url_col: str | None = option(

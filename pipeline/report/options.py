@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from pipeline.cli_options import option
 from pipeline.errors import UserInputError
+from pipeline.storage import storage_url
 
 
 @dataclass(frozen=True)
 class ReportOptions:
     """What ``corpusforge report`` reads and how many pairs it shows."""
 
-    dataset: str = option(help="dataset root the jobs wrote to (any fsspec URL)")
+    dataset: str = option(parse=storage_url, help="dataset root the jobs wrote to (any fsspec URL)")
     train_dir: str | None = option(
         None,
         help="the --output folder of `corpusforge train` (metrics.jsonl or metrics.csv, summary.json)",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.cli_options import comma_floats, option, show_commas
 from pipeline.errors import UserInputError
+from pipeline.storage import storage_url
 
 DEFAULT_THRESHOLDS = (0.2, 0.25, 0.28, 0.3, 0.32, 0.35)
 DEFAULT_TOP_FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.7)
@@ -15,7 +16,7 @@ DEFAULT_TOP_FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.7)
 class ScoreOptions:
     """Everything the score job needs; immutable so it can be shipped to executors."""
 
-    dataset: str = option(help="dataset root with raw/ shards (any fsspec URL)")
+    dataset: str = option(parse=storage_url, help="dataset root with raw/ shards (any fsspec URL)")
     model: str = option(help="open_clip model name, e.g. ViT-B-32 or corpusforge-tiny")
     pretrained: str = option(help="open_clip pretrained tag (needs the hub) or a local checkpoint path")
     batch_size: int = option(256, help="pairs per forward pass")
