@@ -21,6 +21,8 @@ class ErrorClass(StrEnum):
     DNS_ERROR = "dns_error"
     ADDRESS_REFUSED = "address_refused"
     CONNECT_ERROR = "connect_error"
+    TLS_ERROR = "tls_error"
+    PROXY_ERROR = "proxy_error"
     CONNECTION_RESET = "connection_reset"
     TIMEOUT = "timeout"
     HTTP_ERROR = "http_error"

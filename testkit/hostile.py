@@ -3,8 +3,10 @@
 Every route misbehaves in one way (see :data:`HOSTILE_ROUTES`); ``/redirect?to=URL`` sends the
 client to any location, so tests can aim redirects at other loopback forms (``127.0.0.2``,
 ``2130706433``, ``0x7f.2``, ``[::1]``) or at names that a stubbed resolver maps to private ranges.
-It listens on 127.0.0.1 only and records every path it was asked for, so a test can prove that a
-refused target was never contacted. Used by tests/fetch/test_hostile.py and the download tests.
+It listens on 127.0.0.1 only and records every path it was asked for (and the request's headers),
+so a test can prove that a refused target was never contacted, or that a proxy forwarded a
+request. Used by tests/fetch/test_hostile.py and the download tests; testkit/tls.py serves it
+over TLS.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class HostileServer(LoopbackServer):
         self.drip_seconds = drip_seconds
         self.drip_limit = drip_limit  # endless responses stop after this long, client or not
         self.requests: Counter[str] = Counter()
+        self.request_headers: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
         self.bytes_sent: Counter[str] = Counter()
         self._stopping = threading.Event()
 
@@ -103,9 +106,10 @@ class HostileServer(LoopbackServer):
         self._stopping.set()
         super().stop()
 
-    def seen(self, path: str) -> None:
+    def seen(self, path: str, headers: dict[str, str] | None = None) -> None:
         with self._lock:
             self.requests[path] += 1
+            self.request_headers.append((path, headers or {}))
 
     def sent(self, path: str, count: int) -> None:
         with self._lock:
@@ -121,7 +125,7 @@ class _HostileHandler(LoopbackHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         parts = urlsplit(self.path)
-        self.server.seen(parts.path)
+        self.server.seen(parts.path, dict(self.headers.items()))
         handler = getattr(self, "_route_" + parts.path.strip("/").replace(".", "_"), None)
         try:
             if handler is None:

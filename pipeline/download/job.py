@@ -40,8 +40,9 @@ class DownloadStage(Stage[DownloadOptions]):
     description = "Download, resize and shard the images of a URL-caption list."
 
     def check_inputs(self, options: DownloadOptions) -> None:
-        """Fail fast, before Spark starts, when the URL list cannot be found or read."""
+        """Fail fast, before Spark starts, when the URL list or the CA bundle cannot be read."""
         list_input_files(options.ingest.urls, options.ingest.input_format)
+        options.fetch.check_environment()
 
     def run(self, executor: SparkExecutor, options: DownloadOptions) -> dict[str, Any]:
         """Download every shard not yet complete; return (and write) the job summary."""

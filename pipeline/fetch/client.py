@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import logging
+import os
 import random
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -22,8 +25,10 @@ from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch.address_policy import AddressPolicy
 from pipeline.fetch.http11 import ConnectionPool, Response, Retryable, Target, parse_target, request
 from pipeline.fetch.options import FetchOptions
+from pipeline.fetch.proxy import ProxySettings
 from pipeline.fetch.resolver import GetAddrInfo, PolicyResolver
 from pipeline.fetch.robots import is_opted_out
+from pipeline.fetch.tls import client_context
 from pipeline.uid import normalise_url
 
 log = logging.getLogger(__name__)
@@ -53,9 +58,17 @@ class FetchResult:
 class Fetcher:
     """Fetches image bytes; use as ``async with Fetcher(options) as f: await f.fetch(url)``."""
 
-    def __init__(self, options: FetchOptions, getaddrinfo: GetAddrInfo | None = None) -> None:
+    def __init__(
+        self,
+        options: FetchOptions,
+        getaddrinfo: GetAddrInfo | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """``environ`` (default: this process's environment) is where proxy variables are read."""
         self.options = options
         self.policy = AddressPolicy.from_strings(options.allow_networks)
+        # Once per fetcher, not per request: a run without a proxy pays nothing for the feature.
+        self.proxies = ProxySettings.resolve(options.proxy, os.environ if environ is None else environ)
         self._resolver = PolicyResolver(self.policy, options.dns_ttl, getaddrinfo=getaddrinfo)
         self._pool: ConnectionPool | None = None
         self._slots = asyncio.Semaphore(options.concurrency)  # requests in flight, all hosts
@@ -68,7 +81,14 @@ class Fetcher:
         )
 
     async def __aenter__(self) -> Fetcher:
-        self._pool = ConnectionPool(self._resolve, self.options.connect_timeout, self.options.concurrency)
+        opts = self.options
+        self._pool = ConnectionPool(
+            self._resolve,
+            opts.connect_timeout,
+            opts.concurrency,
+            tls=functools.partial(client_context, opts.ca_bundle, opts.ignore_ssl_certificate),
+            proxies=self.proxies,
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

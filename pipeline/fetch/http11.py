@@ -8,8 +8,15 @@ image crawler needs, on plain asyncio protocols:
 
 - ``GET`` over HTTP/1.1 (HTTP/1.0 answers accepted), http and https, keep-alive reuse per
   (scheme, host, port), at most ``max_idle`` idle connections kept;
+- https: the certificate verified by the pool's TLS context (``pipeline.fetch.tls``), SNI for
+  names; the handshake has its own ``connect_timeout``, and every failure of it (a refused
+  certificate, a stall, a peer that hangs up) is ``TLS_ERROR`` naming the host and the reason;
 - connections go to the addresses the pool's ``resolve`` callable returned after checking them, so the
   address that was checked is the one used;
+- through a proxy (``pipeline.fetch.proxy``), the target is resolved and checked all the same
+  before anything is sent to the proxy; an http target is asked for in absolute form on a
+  connection to the proxy, an https target through a ``CONNECT`` tunnel with TLS to the target
+  inside it; a proxy that cannot be reached or refuses is ``PROXY_ERROR`` naming the proxy;
 - bodies framed by Content-Length, chunked encoding or connection close, each held to a byte
   cap while it arrives; ``gzip``/``deflate`` content codings (also stacked) decoded under the
   same cap; any other coding (``br``, ``zstd``) refused, since nothing here can bound it;
@@ -24,6 +31,7 @@ closes its connection, so no half-read response is ever reused.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 import zlib
@@ -32,6 +40,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from pipeline.errors import ErrorClass, SampleError
+from pipeline.fetch.proxy import Proxy, ProxySettings
+from pipeline.fetch.tls import handshake_error
 
 MAX_HEAD_BYTES = 64 * 1024  # status line and all header lines together
 MAX_LINE_BYTES = 16 * 1024  # any one of them
@@ -66,6 +76,12 @@ class Target:
     def host_header(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == _DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        """``host:port`` (the port always given), as a ``CONNECT`` request names its target."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 def parse_target(scheme: str, host: str, port: int | None, path: str, query: str) -> Target:
@@ -116,6 +132,7 @@ class _Stream(asyncio.Protocol):
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.closed = False  # end of stream, or the connection is gone
+        self.tls = False
         self._want = 0
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -186,16 +203,22 @@ class _Stream(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            if self.tls:
+                # No TLS shutdown (close_notify, then waiting for the peer's): HTTP framing says
+                # where a body ends, and a graceful close would outlive the event loop.
+                self.transport.abort()
+            else:
+                self.transport.close()
 
 
 class Connection:
     """A connection to one (scheme, host, port), reusable for another request when ``reusable``."""
 
-    def __init__(self, key: tuple[str, str, int], stream: _Stream) -> None:
+    def __init__(self, key: tuple[str, str, int], stream: _Stream, forward: Proxy | None = None) -> None:
         self.key = key
         self.stream = stream
         self.reusable = False
+        self.forward = forward  # the proxy an http request is sent to in absolute form, if any
 
     def send(self, data: bytes) -> None:
         if self.stream.closed or self.stream.transport is None:
@@ -222,15 +245,29 @@ Resolve = Callable[[str, int], Awaitable[Sequence[tuple[int, str]]]]
 
 class ConnectionPool:
     """Opens connections (through ``resolve``, which returns checked ``(family, address)`` pairs)
-    and keeps idle keep-alive ones for reuse."""
+    and keeps idle keep-alive ones for reuse.
 
-    def __init__(self, resolve: Resolve, connect_timeout: float, max_idle: int) -> None:
+    ``tls`` builds the TLS context on the first https connection; ``proxies`` (None: every
+    connection is direct) says which targets go through which proxy.
+    """
+
+    def __init__(
+        self,
+        resolve: Resolve,
+        connect_timeout: float,
+        max_idle: int,
+        tls: Callable[[], ssl.SSLContext] = ssl.create_default_context,
+        proxies: ProxySettings | None = None,
+    ) -> None:
         self._resolve = resolve
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._idle_count = 0
+        self._tls = tls
         self._ssl: ssl.SSLContext | None = None
+        self._proxies = proxies
+        self._proxy_addresses: dict[tuple[str, int], list[tuple[int, str]]] = {}
 
     async def acquire(self, target: Target) -> Connection:
         """An idle connection to ``target``'s origin, or a new one."""
@@ -273,40 +310,156 @@ class ConnectionPool:
                 return
 
     async def _open(self, key: tuple[str, str, int], target: Target) -> Connection:
+        # The target's addresses are checked whether or not a proxy will connect to it.
         addresses = await self._resolve(target.host, target.port)
-        loop = asyncio.get_running_loop()
-        context = self._ssl_context() if target.scheme == "https" else None
-        last: OSError | None = None
-        for family, address in addresses:
+        proxy = self._proxies.proxy_for(target.scheme, target.host, target.port) if self._proxies else None
+        if proxy is None:
             try:
-                async with asyncio.timeout(self._connect_timeout):
-                    _, stream = await loop.create_connection(
-                        _Stream,
-                        address,
-                        target.port,
-                        family=family,
-                        ssl=context,
-                        server_hostname=target.host if context else None,
-                    )
+                stream = await self._tcp(addresses, target.port)
             except TimeoutError as exc:
                 raise Retryable(
                     ErrorClass.TIMEOUT, f"no connection to {target.host} within {self._connect_timeout:g}s"
                 ) from exc
-            except ssl.SSLError as exc:
-                raise SampleError(ErrorClass.CONNECT_ERROR, f"TLS with {target.host} failed: {exc}") from exc
+            except OSError as exc:
+                raise SampleError(
+                    ErrorClass.CONNECT_ERROR, f"cannot connect to {target.host}: {exc}"
+                ) from exc
+            connection = Connection(key, stream)
+        else:
+            stream = await self._connect_proxy(proxy)
+            connection = Connection(key, stream, None if target.scheme == "https" else proxy)
+        if target.scheme == "https":
+            try:
+                if proxy is not None:
+                    await self._tunnel(stream, proxy, target)
+                await self._start_tls(stream, target)
+            except BaseException:
+                stream.close()
+                raise
+        return connection
+
+    async def _tcp(self, addresses: Sequence[tuple[int, str]], port: int) -> _Stream:
+        """A TCP connection to the first of ``addresses`` that answers; TimeoutError or the last
+        OSError when none does."""
+        loop = asyncio.get_running_loop()
+        last: OSError | None = None
+        for family, address in addresses:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    _, stream = await loop.create_connection(_Stream, address, port, family=family)
+            except TimeoutError:
+                raise
             except OSError as exc:
                 last = exc
                 continue
             sock = stream.transport.get_extra_info("socket") if stream.transport else None
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return Connection(key, stream)
-        raise SampleError(ErrorClass.CONNECT_ERROR, f"cannot connect to {target.host}: {last}")
+            return stream
+        raise last or OSError("no address to connect to")
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    async def _connect_proxy(self, proxy: Proxy) -> _Stream:
+        """A TCP connection to ``proxy`` (an address the operator chose: not held to the policy)."""
+        try:
+            addresses = self._proxy_addresses.get((proxy.host, proxy.port))
+            if addresses is None:
+                addresses = await _lookup(proxy.host, proxy.port)
+                self._proxy_addresses[(proxy.host, proxy.port)] = addresses
+            return await self._tcp(addresses, proxy.port)
+        except TimeoutError as exc:
+            raise Retryable(
+                ErrorClass.PROXY_ERROR,
+                f"no connection to proxy {proxy.display} within {self._connect_timeout:g}s",
+            ) from exc
+        except OSError as exc:
+            raise SampleError(
+                ErrorClass.PROXY_ERROR, f"cannot connect to proxy {proxy.display}: {exc}"
+            ) from exc
+
+    async def _tunnel(self, stream: _Stream, proxy: Proxy, target: Target) -> None:
+        """Ask ``proxy`` for a tunnel to ``target`` (``CONNECT``); return once it is open."""
+        lines = [f"CONNECT {target.authority} HTTP/1.1", f"Host: {target.authority}"]
+        if proxy.authorization:
+            lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        what = f"proxy {proxy.display}"
+        try:
+            if stream.transport is None:
+                raise ConnectionResetError("not connected")
+            stream.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            async with asyncio.timeout(self._connect_timeout):
+                status = 100
+                while 100 <= status < 200:
+                    status, _, _ = await _read_head(stream, what)
+        except TimeoutError as exc:
+            raise Retryable(
+                ErrorClass.PROXY_ERROR,
+                f"{what} did not answer CONNECT {target.authority} within {self._connect_timeout:g}s",
+            ) from exc
+        except (SampleError, OSError) as exc:
+            reason = exc.message if isinstance(exc, SampleError) else str(exc)
+            raise Retryable(
+                ErrorClass.PROXY_ERROR, f"{what} failed on CONNECT {target.authority}: {reason}"
+            ) from exc
+        if not 200 <= status < 300:
+            explained = _PROXY_STATUS.get(status, "")
+            error = Retryable if status in (502, 503, 504) else SampleError
+            raise error(
+                ErrorClass.PROXY_ERROR,
+                f"{what} refused CONNECT {target.authority}: HTTP {status}{explained}",
+            )
+        if stream.buffer:
+            raise SampleError(ErrorClass.PROXY_ERROR, f"{what} sent data before the tunnel's TLS handshake")
+
+    async def _start_tls(self, stream: _Stream, target: Target) -> None:
+        """TLS on ``stream`` with the target (certificate checked for ``target.host``, SNI for names)."""
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        return self._ssl
+            self._ssl = self._tls()
+        loop = asyncio.get_running_loop()
+        try:
+            if stream.transport is None or stream.closed:
+                raise ConnectionResetError("closed before the handshake")
+            async with asyncio.timeout(self._connect_timeout):
+                transport = await loop.start_tls(
+                    stream.transport,
+                    stream,
+                    self._ssl,
+                    server_hostname=target.host,
+                    # asyncio's own limit stays out of the way of the one above
+                    ssl_handshake_timeout=self._connect_timeout + 10,
+                )
+        except TimeoutError as exc:
+            raise Retryable(
+                ErrorClass.TLS_ERROR,
+                f"TLS handshake with {target.host} stalled: no answer within {self._connect_timeout:g}s",
+            ) from exc
+        except ssl.SSLError as exc:
+            raise handshake_error(target.host, exc) from exc
+        except OSError as exc:
+            raise Retryable(
+                ErrorClass.TLS_ERROR, f"TLS handshake with {target.host} failed: connection closed ({exc})"
+            ) from exc
+        if transport is None:
+            raise Retryable(
+                ErrorClass.TLS_ERROR, f"TLS handshake with {target.host} failed: connection closed"
+            )
+        stream.transport = transport  # type: ignore[assignment]
+        stream.tls = True
+
+
+_PROXY_STATUS = {
+    403: " (forbidden: the proxy does not allow this target or port)",
+    407: " (proxy authentication required: wrong or missing credentials in the proxy URL)",
+}
+_PROXY_STATUS[401] = _PROXY_STATUS[407]  # tinyproxy's answer to wrong credentials
+
+
+async def _lookup(host: str, port: int) -> list[tuple[int, str]]:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys((family, sockaddr[0]) for family, _, _, _, sockaddr in infos))
+    return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, host)]
 
 
 @dataclass
@@ -352,7 +505,13 @@ class Response:
 
 async def request(connection: Connection, target: Target, headers: Sequence[tuple[str, str]]) -> Response:
     """Send ``GET target`` on ``connection`` and read the response head (the body is left unread)."""
-    lines = [f"GET {target.path} HTTP/1.1", f"Host: {target.host_header}"]
+    forward = connection.forward
+    if forward is None:
+        lines = [f"GET {target.path} HTTP/1.1", f"Host: {target.host_header}"]
+    else:  # to a proxy: the absolute form, and its credentials
+        lines = [f"GET http://{target.host_header}{target.path} HTTP/1.1", f"Host: {target.host_header}"]
+        if forward.authorization:
+            lines.append(f"Proxy-Authorization: {forward.authorization}")
     lines += [f"{name}: {value}" for name, value in headers]
     connection.reusable = False
     try:
@@ -363,6 +522,12 @@ async def request(connection: Connection, target: Target, headers: Sequence[tupl
                 break  # 100 Continue and other interim answers precede the real one
     except (ConnectionResetError, BrokenPipeError) as exc:
         raise Retryable(ErrorClass.CONNECTION_RESET, f"connection reset by {target.host}") from exc
+    if forward is not None and status in (401, 407) and _from_proxy(status, forward, fields):
+        raise SampleError(
+            ErrorClass.PROXY_ERROR,
+            f"proxy {forward.display} refused GET http://{target.host_header}{target.path[:200]}: "
+            f"HTTP {status}{_PROXY_STATUS[status]}",
+        )
     head = Headers(fields)
     tokens = {t.strip().lower() for value in head.getall("connection") for t in value.split(",")}
     keep_alive = "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
@@ -375,6 +540,15 @@ async def request(connection: Connection, target: Target, headers: Sequence[tupl
     if status in (204, 304) or status == 101:
         length = 0
     return Response(status, head, connection, keep_alive, length)
+
+
+def _from_proxy(status: int, proxy: Proxy, fields: list[tuple[str, str]]) -> bool:
+    """Whether a 401 or 407 on a connection to ``proxy`` is the proxy's own answer.
+
+    407 always is. A 401 is when credentials were sent to the proxy and the answer has no ``Via``
+    (a proxy adds one to what it forwards): tinyproxy answers wrong credentials with 401.
+    """
+    return status == 407 or (proxy.authorization is not None and all(name != "via" for name, _ in fields))
 
 
 async def _read_head(stream: _Stream, host: str) -> tuple[int, str, list[tuple[str, str]]]:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 from dataclasses import dataclass
 
 from pipeline import __version__
 from pipeline.cli_options import comma_strings, option, show_commas
 from pipeline.errors import UserInputError
 from pipeline.fetch.address_policy import AddressPolicy
+from pipeline.fetch.proxy import (
+    FROM_ENVIRONMENT,
+    NO_PROXY_VALUES,
+    ProxySettings,
+    parse_proxy,
+    without_credentials,
+)
 from pipeline.fetch.robots import DEFAULT_DISALLOWED_DIRECTIVES
+from pipeline.fetch.tls import client_context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,22 @@ class FetchOptions:
         metavar="CIDR",
         help="permit a non-public network, e.g. 127.0.0.1/32 for a local server",
     )
+    ca_bundle: str = option(
+        "",
+        metavar="PATH",
+        help="PEM file of the CA certificates that https servers are verified against, instead of the "
+        "system store (which honours SSL_CERT_FILE); must be readable on every executor",
+    )
+    ignore_ssl_certificate: bool = option(
+        False, help="do not verify https certificates (insecure: any server can pose as any host)"
+    )
+    proxy: str = option(
+        FROM_ENVIRONMENT,
+        metavar="URL",
+        help="http:// proxy for http and https URLs (user:password@ for credentials); 'env': "
+        "HTTP_PROXY/HTTPS_PROXY/ALL_PROXY of each executor's environment; 'none': no proxy. "
+        "NO_PROXY applies either way",
+    )
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host_concurrency", "max_bytes"):
@@ -49,6 +78,10 @@ class FetchOptions:
             if getattr(self, name) <= 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         AddressPolicy.from_strings(self.allow_networks)  # raises on a malformed network
+        if self.ca_bundle and self.ignore_ssl_certificate:
+            raise UserInputError("--ca-bundle and --ignore-ssl-certificate contradict each other: pick one")
+        if self.proxy.strip().lower() not in (FROM_ENVIRONMENT, *NO_PROXY_VALUES):
+            parse_proxy(self.proxy, "--proxy")  # raises on a malformed URL
         if not all(" " <= c <= "~" for c in self.user_agent_token):
             raise UserInputError(
                 f"--user-agent-token must be printable ASCII (it is sent as a header): "
@@ -57,6 +90,23 @@ class FetchOptions:
         for name in ("max_redirects", "retries", "backoff_base", "max_retry_wait", "dns_ttl"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+
+    def __repr__(self) -> str:
+        # Like the generated one, but a proxy's credentials never reach a log line.
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["proxy"] = without_credentials(self.proxy)
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def check_environment(self) -> None:
+        """Check what only this machine can refuse (run on the driver before any work): the
+        ``--ca-bundle`` file and the proxy variables; log the proxies and the TLS setting in effect.
+
+        Executors read their own environment and files; on a cluster they should match the driver's.
+        """
+        client_context(self.ca_bundle, self.ignore_ssl_certificate)  # raises on an unreadable bundle
+        proxies = ProxySettings.resolve(self.proxy, os.environ)
+        if proxies is not None:
+            log.info("proxies: %s", proxies.describe())
 
     @property
     def user_agent(self) -> str:
