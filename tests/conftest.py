@@ -118,6 +118,16 @@ def s3(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
     return S3Bucket(s3_server.new_bucket(), env, s3_server.filesystem())
 
 
+@pytest.fixture(params=["local", "s3"])
+def storage_root(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """Where a test's lists and datasets live, and the variables its jobs need: a local folder,
+    then a bucket on the real S3 server (tests that take it run once on each)."""
+    if request.param == "local":
+        return str(tmp_path / "store"), {}
+    bucket: S3Bucket = request.getfixturevalue("s3")
+    return bucket.url(), bucket.env
+
+
 @pytest.fixture(scope="session")
 def executor(spark: object) -> object:
     """The stages' Spark executor over the session's Spark."""

@@ -85,7 +85,8 @@ def test_a_path_option_without_its_file_system_package_is_refused_at_once(capsys
     # On the command line the message names the option, before any Spark work.
     with pytest.raises(SystemExit):
         download_options(["--urls", "list.parquet", "--dataset", "gcs://bucket/data"])
-    assert "--dataset: 'gcs://bucket/data': the gcs:// file system is not installed" in capsys.readouterr().err
+    refusal = "--dataset: 'gcs://bucket/data': the gcs:// file system is not installed"
+    assert refusal in capsys.readouterr().err
 
 
 def test_storage_on_a_real_s3_server_writes_atomically_and_sees_others_writes(s3) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.stages import build as run
+from pipeline.storage import Storage
 from pipeline.submit import spark_submit_command
 from testkit.raw_shards import fabricate_dataset
 from tests.build.conftest import build_options, read_json
@@ -24,10 +25,10 @@ pytestmark = pytest.mark.slow
 ARGS = ("--top-fraction", "0.8", "--min-caption-length", "3", "--samples-per-shard", "4", "--seed", "9")
 
 
-def _start(dataset: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+def _start(dataset: Storage, log: Path, extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **extra_env, "PYSPARK_PYTHON": sys.executable}
     handle = open(log, "ab")  # noqa: SIM115 - closed with the process
-    command = spark_submit_command("build_shards", ["--dataset", str(dataset), *ARGS], master="local[1]")
+    command = spark_submit_command("build_shards", ["--dataset", dataset.url, *ARGS], master="local[1]")
     return subprocess.Popen(command, env=env, stdout=handle, stderr=handle, start_new_session=True)
 
 
@@ -37,8 +38,8 @@ def _kill_tree(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _markers(dataset: Path) -> int:
-    return len(list((dataset / "final").glob("*_stats.json")))
+def _markers(dataset: Storage) -> int:
+    return sum(name.endswith("_stats.json") for name in dataset.names("final"))
 
 
 def _wait_for(predicate, process: subprocess.Popen, limit: float = 300.0) -> None:
@@ -49,32 +50,39 @@ def _wait_for(predicate, process: subprocess.Popen, limit: float = 300.0) -> Non
         time.sleep(0.02)
 
 
-def test_killed_builds_resume_to_the_uninterrupted_result(spark, tmp_path: Path) -> None:
-    dataset = tmp_path / "dataset"
-    fabricate_dataset(dataset, shards=4, samples_per_shard=100, seed=2)
+def test_killed_builds_resume_to_the_uninterrupted_result(spark, tmp_path: Path, storage_root) -> None:
+    root, env = storage_root
+    local = tmp_path / "dataset"
+    fabricate_dataset(local, shards=4, samples_per_shard=40, seed=2)
     reference = tmp_path / "reference"
-    shutil.copytree(dataset, reference)
+    shutil.copytree(local, reference)
+    dataset = Storage(f"{root}/dataset")
+    dataset.fs.put(str(local), dataset.root, recursive=True)  # no-op copy when root is local
     log = tmp_path / "spark.log"
     # Kill during the selection (options recorded, no shard yet), then while shards are written.
     moments = [
-        lambda: (dataset / "final" / "_options.json").exists(),
+        lambda: dataset.exists("final", "_options.json"),
         lambda: _markers(dataset) >= 3,
     ]
     for moment in moments:
-        process = _start(dataset, log)
+        process = _start(dataset, log, env)
         _wait_for(moment, process)
         assert process.poll() is None, f"job ended before it could be killed:\n{log.read_text()[-3000:]}"
         _kill_tree(process)
-    assert not (dataset / "final" / "manifest.json").exists()
+    assert not dataset.exists("final", "manifest.json")
     partial = _markers(dataset)
-    final = _start(dataset, log)
+    final = _start(dataset, log, env)
     assert final.wait(timeout=600) == 0, log.read_text()[-3000:]
 
-    summary = read_json(dataset / "final" / "_summary.json")
+    assert not [n for n in dataset.names("final") if ".tmp." in n], "temporary files were left behind"
+    # What the job wrote, wherever it lives, checked on a local copy.
+    result = tmp_path / "result"
+    shutil.rmtree(result, ignore_errors=True)
+    dataset.fs.get(dataset.root + "/", str(result), recursive=True)
+    summary = read_json(result / "final" / "_summary.json")
     assert partial >= 3 and summary["shards_resumed"] == partial < summary["shards"]
-    assert not list((dataset / "final").rglob("*.tmp.*")), "temporary files were left behind"
-    expected = expected_reasons(dataset, {}, min_caption=3, top_fraction=0.8)
-    check_final(dataset, expected, seed=9, per_shard=4, keep_cols=False)
+    expected = expected_reasons(result, {}, min_caption=3, top_fraction=0.8)
+    check_final(result, expected, seed=9, per_shard=4, keep_cols=False)
     # The same shards, byte for byte, as one uninterrupted in-process build.
     run(spark, build_options(reference, *ARGS))
-    assert read_json(dataset / "final" / "manifest.json") == read_json(reference / "final" / "manifest.json")
+    assert read_json(result / "final" / "manifest.json") == read_json(reference / "final" / "manifest.json")

@@ -49,17 +49,8 @@ def _wait_for(predicate, process: subprocess.Popen, limit: float = 120.0) -> Non
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["local", "s3"])
-def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    """Where the list and the dataset live: local disk, or a bucket on a real S3 server."""
-    if request.param == "local":
-        return str(tmp_path), {}
-    bucket = request.getfixturevalue("s3")
-    return bucket.url(), bucket.env
-
-
-def test_killed_runs_resume_to_the_same_samples(world: Path, tmp_path: Path, place) -> None:
-    root, env = place
+def test_killed_runs_resume_to_the_same_samples(world: Path, tmp_path: Path, storage_root) -> None:
+    root, env = storage_root
     with WorldServer(world, slow_seconds=0.15) as server:
         # Every URL is slow, so the job is mid-shard most of the time.
         lists = write_url_lists(world, f"{server.base_url}/fault/slow", out=tmp_path / "lists")
