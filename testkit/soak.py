@@ -4,7 +4,9 @@
 ``spark-submit jobs/download.py`` on it, samples the peak memory of the job's Python processes
 while it runs, and checks the outputs: every input row exactly once with the status its fault
 implies, status counts adding up, every success once in the tars, no opted-out image stored, and
-the server's politeness figures (requests in flight per host, waits after ``Retry-After``).
+the server's politeness figures (requests in flight per host, waits after ``Retry-After``). A
+quarter of the hosts (``https_hosts``) serve over https with a test CA passed as ``--ca-bundle``,
+faults and all, so every promise is checked over TLS too.
 Used by tests/download/test_soak.py (CI size) and benchmarks/soak.py (100 000 rows).
 """
 
@@ -30,6 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline.submit import spark_submit_command
 from testkit.soak_server import RETRY_AFTER_SECONDS, SOAK_FAULTS, SoakServer
+from testkit.tls import LocalCA
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,9 @@ class SoakConfig:
     master: str = "local[2]"
     parallel_tasks: int = 2  # Spark tasks running at once (cores of the master)
     seed: int = 0
+    # The first hosts serve over https with a test CA the job trusts through --ca-bundle: 4 of 16
+    # hosts, so a quarter of the rows, faults included.
+    https_hosts: int = 4
 
 
 def fault_of(index: int, config: SoakConfig) -> str:
@@ -77,6 +83,11 @@ def fault_of(index: int, config: SoakConfig) -> str:
     if (value % 1_000_000) / 1_000_000 >= config.failure_fraction:
         return "ok"
     return _KINDS[(value >> 32) % len(_KINDS)]
+
+
+def is_https(index: int, config: SoakConfig) -> bool:
+    """Whether row ``index`` is fetched over https (as :meth:`SoakServer.host` hands it out)."""
+    return 1 + index % config.hosts <= config.https_hosts
 
 
 def write_soak_list(path: Path, config: SoakConfig, server: SoakServer) -> Path:
@@ -143,7 +154,11 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     dataset = workdir / "dataset"
     marker = uuid.uuid4().hex
-    with SoakServer(hosts=config.hosts, stall_seconds=3 * config.timeout) as server:
+    ca = LocalCA()
+    bundle = ca.write_bundle(workdir / "ca.pem")
+    addresses = [f"127.0.0.{h}" for h in range(1, config.https_hosts + 1)]
+    tls = ca.write_server_files(workdir, *addresses) if config.https_hosts else None
+    with SoakServer(config.hosts, 3 * config.timeout, tls, config.https_hosts) as server:
         urls = write_soak_list(workdir / "urls.parquet", config, server)
         args = [
             "--urls", str(urls),
@@ -158,6 +173,8 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
             "--concurrency", str(config.concurrency),
             "--per-host-concurrency", str(config.per_host_concurrency),
             "--resize-mode", "no",  # the images are small; the soak is about the network side
+            "--ca-bundle", str(bundle),  # the https hosts' CA
+            "--proxy", "none",  # loopback only, whatever proxy the environment names
         ]  # fmt: skip
         env = {
             **os.environ,
@@ -203,12 +220,15 @@ def check_outputs(dataset: Path, config: SoakConfig, server_stats: dict[str, Any
     by_fault: Counter[str] = Counter()
     optout_uids: set[str] = set()
     success_uids: set[str] = set()
+    https: Counter[str] = Counter()
     for uid, index, status, error in zip(
         rows["uid"], rows["row_index"], rows["status"], rows["error_class"], strict=True
     ):
         fault = fault_of(index, config)
         by_fault[fault] += 1
         statuses[status] += 1
+        if is_https(index, config):
+            https[status] += 1
         if (status, error) != EXPECTED[fault]:
             wrong.append({"row": index, "fault": fault, "status": status, "error_class": error})
         if fault == "optout":
@@ -242,6 +262,9 @@ def check_outputs(dataset: Path, config: SoakConfig, server_stats: dict[str, Any
         "retry_after": server_stats["retry_gaps"],
         "retry_after_unanswered": server_stats["retry_after_unanswered"],
         "server_requests": server_stats["requests"],
+        "https_rows": sum(https.values()),
+        "https_successes": https["success"],
+        "server_tls_requests": server_stats["tls_requests"],
     }
 
 
@@ -258,6 +281,8 @@ def problems(report: dict[str, Any]) -> list[str]:
         found.append(f"status counts {report['status']} do not add up to {report['rows']}")
     if report["max_in_flight_per_host"] > report["per_host_cap"]:
         found.append(f"{report['max_in_flight_per_host']} requests in flight to one host")
+    if report["https_rows"] and not (report["https_successes"] and report["server_tls_requests"]):
+        found.append(f"{report['https_rows']} https rows, but none fetched over TLS")
     gaps = report["retry_after"]
     if gaps["count"] and gaps["min"] < RETRY_AFTER_SECONDS:
         found.append(f"a retry came {gaps['min']:.2f}s after Retry-After: {RETRY_AFTER_SECONDS}")

@@ -7,6 +7,10 @@ client's per-host limits, and measures politeness from its own side: requests in
 (the most ever), the wait before each retry of a 503 that asked for ``Retry-After``, and which
 opted-out images it served. ``/_stats`` returns those figures as JSON.
 
+Given a certificate (``tls``: chain and key PEM files), the first ``https_hosts`` addresses also
+serve the same routes over TLS on a second port (:meth:`SoakServer.host` hands those hosts out
+as https), and the server counts the requests that came over TLS.
+
 It runs in a child process (:class:`SoakServer`), so its CPU use does not slow the caller's.
 """
 
@@ -19,10 +23,12 @@ import logging
 import multiprocessing
 import random
 import socket
+import ssl
 import struct
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -74,10 +80,12 @@ class _State:
         self.first_503: dict[str, float] = {}
         self.retry_gaps: list[float] = []
         self.optout_served: set[int] = set()
+        self.tls_requests = 0
 
     def stats(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
+            "tls_requests": self.tls_requests,
             "max_in_flight_per_host": dict(self.max_in_flight),
             "retry_after_seconds": RETRY_AFTER_SECONDS,
             "retry_gaps": {
@@ -108,6 +116,8 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     kind = request.match_info["kind"]
     index = int(request.match_info["index"])
     state.requests[kind] += 1
+    if request.secure:
+        state.tls_requests += 1
     image = state.images[index % len(state.images)]
     if kind == "ok":
         return web.Response(body=image, content_type="image/jpeg")
@@ -167,58 +177,88 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response(request.app["state"].stats())
 
 
-async def _run(hosts: int, port: int, stall_seconds: float, ready: Any, stop: Any) -> None:
+async def _run(
+    hosts: int, stall_seconds: float, tls: tuple[str, str] | None, https_hosts: int, ready: Any, stop: Any
+) -> None:
     app = web.Application(middlewares=[_count_in_flight])
     app["state"] = _State(stall_seconds)
     app.router.add_get("/_stats", _stats)
     app.router.add_get(r"/{kind}/{index:\d+}.jpg", _serve)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
-    first = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
-    await first.start()
-    port = first._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    for h in range(2, hosts + 1):
-        await web.TCPSite(runner, f"127.0.0.{h}", port, backlog=1024).start()
-    ready.send(port)
+    port = await _sites(runner, range(1, hosts + 1), None)
+    tls_port = 0
+    if tls is not None and https_hosts:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        tls_port = await _sites(runner, range(1, https_hosts + 1), context)
+    ready.send((port, tls_port))
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, stop.wait)
     await runner.cleanup()
 
 
-def _main(hosts: int, port: int, stall_seconds: float, ready: Any, stop: Any) -> None:
+async def _sites(runner: web.AppRunner, hosts: range, context: ssl.SSLContext | None) -> int:
+    """Listen on 127.0.0.H for every H in ``hosts``, all on one port (the OS picks it); return it."""
+    port = 0
+    for h in hosts:
+        site = web.TCPSite(runner, f"127.0.0.{h}", port, backlog=1024, ssl_context=context)
+        await site.start()
+        port = port or site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return port
+
+
+def _main(
+    hosts: int, stall_seconds: float, tls: tuple[str, str] | None, https_hosts: int, ready: Any, stop: Any
+) -> None:
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-    asyncio.run(_run(hosts, port, stall_seconds, ready, stop))
+    asyncio.run(_run(hosts, stall_seconds, tls, https_hosts, ready, stop))
 
 
 class SoakServer:
     """The soak server in a child process, on ``hosts`` loopback addresses sharing one port."""
 
-    def __init__(self, hosts: int = 16, stall_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        hosts: int = 16,
+        stall_seconds: float = 10.0,
+        tls: tuple[str | Path, str | Path] | None = None,
+        https_hosts: int = 0,
+    ) -> None:
         if not 1 <= hosts <= 254:
             raise ValueError("hosts must be 1..254 (127.0.0.1 .. 127.0.0.254)")
+        if not 0 <= https_hosts <= hosts or (https_hosts and tls is None):
+            raise ValueError("https_hosts must be 0..hosts, and needs a certificate (tls)")
         self.hosts = hosts
+        self.https_hosts = https_hosts
         self.stall_seconds = stall_seconds
         self.port = 0
+        self.tls_port = 0
+        files = (str(tls[0]), str(tls[1])) if tls is not None else None
         context = multiprocessing.get_context("spawn")
         self._ready, child_end = context.Pipe(duplex=False)
         self._stop = context.Event()
         self._process = context.Process(
             target=_main,
-            args=(hosts, 0, stall_seconds, child_end, self._stop),
+            args=(hosts, stall_seconds, files, https_hosts, child_end, self._stop),
             name="soak-server",
             daemon=True,
         )
 
     def host(self, index: int) -> str:
-        """Base URL of host ``index`` (any integer; spread over the addresses)."""
-        return f"http://127.0.0.{1 + index % self.hosts}:{self.port}"
+        """Base URL of host ``index`` (any integer; spread over the addresses), https for the first
+        ``https_hosts`` addresses."""
+        address = 1 + index % self.hosts
+        if address <= self.https_hosts:
+            return f"https://127.0.0.{address}:{self.tls_port}"
+        return f"http://127.0.0.{address}:{self.port}"
 
     def start(self) -> SoakServer:
         self._process.start()
         if not self._ready.poll(60):
             self._process.kill()
             raise RuntimeError("the soak server did not start within 60 s")
-        self.port = self._ready.recv()
+        self.port, self.tls_port = self._ready.recv()
         return self
 
     def stats(self) -> dict[str, Any]:

@@ -39,6 +39,9 @@ def test_every_row_once_with_the_status_its_fault_implies(reports: dict[int, dic
     assert 0.27 <= report["failure_fraction"] <= 0.33
     assert set(report["faults"]) == {"ok", *report["server_requests"]} and len(report["faults"]) == 13
     assert report["stored_samples"] == report["status"]["success"]
+    # A quarter of the hosts serve https (the test CA via --ca-bundle): the same outcomes over TLS.
+    assert report["https_rows"] == rows // 4
+    assert report["server_tls_requests"] >= report["https_successes"] > 0
 
 
 def test_politeness_measured_at_the_server(reports: dict[int, dict]) -> None:
