@@ -31,6 +31,8 @@ def download_world(
             "--dataset", str(dataset),
             # The server is on loopback, which the safety defaults refuse otherwise.
             "--allow-network", "127.0.0.1/32",
+            # A proxy named in the environment could not reach this machine's loopback server.
+            "--proxy", "none",
             "--keep-cols", "label,matched,fault",
             *extra_args,
         ]  # fmt: skip
