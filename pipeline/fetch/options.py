@@ -30,12 +30,16 @@ class FetchOptions:
 
     concurrency: int = option(64, help="requests in flight per task")
     per_host_concurrency: int = option(8, help="connections per host and task")
-    connect_timeout: float = option(5.0, help="seconds")
+    connect_timeout: float = option(
+        5.0, help="seconds for the TCP connect; again for a proxy's CONNECT answer and the TLS handshake"
+    )
     # deadline per attempt: connect, redirects, headers and body
     total_timeout: float = option(20.0, flag="--timeout", help="deadline per attempt, seconds")
     max_bytes: int = option(16 * 1024 * 1024, help="largest body accepted (after Content-Encoding)")
     max_redirects: int = option(5, help="redirects followed per request")
-    retries: int = option(2, help="extra attempts for timeouts, resets, 429 and 5xx only")
+    retries: int = option(
+        2, help="extra attempts for timeouts (TLS handshake stalls too), resets, 429 and 5xx only"
+    )
     backoff_base: float = 0.5  # seconds, doubled per attempt
     max_retry_wait: float = option(30.0, help="a longer Retry-After gives up on the URL instead of waiting")
     dns_ttl: float = option(300.0, help="seconds a DNS answer is cached per executor (0: no cache)")
@@ -56,6 +60,7 @@ class FetchOptions:
     ca_bundle: str = option(
         "",
         metavar="PATH",
+        show=lambda path: path or "the system store",
         help="PEM file of the CA certificates that https servers are verified against, instead of the "
         "system store (which honours SSL_CERT_FILE); must be readable on every executor",
     )
