@@ -5,6 +5,11 @@ The score job loads it once per worker process through its step's ``setup``
 
 Besides every config open_clip ships, ``corpusforge-tiny`` (64 px ViT, 3 layers) is registered:
 it trains in minutes on a CPU and is what the tests and the demo use.
+
+``--pretrained`` is an open_clip tag or a checkpoint file: a local path or any fsspec URL
+(``s3://``, ``gs://``, ``hdfs://``, ...). A remote file is checked where it is, then copied once
+per machine to the local cache of :mod:`pipeline.remote_cache` (on Spark executors too) and
+loaded from there; a changed remote file is copied again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserInputError
+from pipeline.remote import exists
+from pipeline.remote_cache import stage
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +67,31 @@ def check_model(name: str, pretrained: str) -> None:
     if name not in open_clip.list_models():
         raise UserInputError(f"--model {name!r} is not an open_clip model; see open_clip.list_models()")
     if _looks_like_path(pretrained):
-        if not Path(pretrained).is_file():
+        if not exists(pretrained, "--pretrained"):
             raise UserInputError(f"--pretrained {pretrained}: no such checkpoint file")
     elif pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(name):
         tags = open_clip.list_pretrained_tags_by_model(name)
         raise UserInputError(f"--pretrained {pretrained!r} is not a tag of {name} (known: {tags}) nor a file")
 
 
+def weights_file(pretrained: str) -> str:
+    """What open_clip is given as ``pretrained``: a tag or local path as it is, a remote file's
+    local copy (staged to the cache on first use, see :mod:`pipeline.remote_cache`)."""
+    if not _looks_like_path(pretrained):
+        return pretrained
+    return str(stage(pretrained, "--pretrained"))
+
+
 def load_model(name: str, pretrained: str, device: str = "auto") -> LoadedModel:
-    """Load an open_clip model and its preprocessing, in eval mode."""
+    """Load an open_clip model and its preprocessing, in eval mode (a remote checkpoint through the cache)."""
     import open_clip
 
     device = resolve_device(device)
     check_model(name, pretrained)
+    weights = weights_file(pretrained)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained or None, device=device, weights_only=True
+            name, pretrained=weights or None, device=device, weights_only=True
         )
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise UserInputError(f"cannot load {name} with weights {pretrained!r}: {_short(exc)}") from exc

@@ -7,6 +7,10 @@ Three kinds of evaluation set, each prefixing its metric names:
 - ``folder``: any ImageFolder-style directory (class = sub-folder name), zero-shot only;
 - ``val``: held-out WebDataset shards, retrieval only.
 
+The world and the folder are read from local disk: the trainer checks remote ones where they
+are and copies them to the local cache first (:mod:`pipeline.remote_cache`); ``source`` is then
+the URL the user gave, which error messages name.
+
 Retrieval follows the Flickr30k/COCO protocol with one caption per image: image->text R@K is
 the fraction of images whose own caption is among the K most similar captions, and the reverse.
 """
@@ -25,6 +29,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
+from pipeline.remote import exists, url_to_fs
 from pipeline.train.data import decode_image
 from pipeline.train.tario import Counters, read_shard
 
@@ -54,9 +59,9 @@ class EvalSet:
 
 
 def check_world(folder: str | Path) -> None:
-    """Raise ``UserInputError`` unless ``folder`` holds a labelled image table."""
-    folder = Path(folder)
-    missing = [n for n in ("world.json", "world.parquet") if not (folder / n).is_file()]
+    """Raise ``UserInputError`` unless ``folder`` (a path or URL) holds a labelled image table."""
+    root = str(folder).rstrip("/")
+    missing = [n for n in ("world.json", "world.parquet") if not exists(f"{root}/{n}", "--eval-world")]
     if missing:
         raise UserInputError(
             f"--eval-world {folder}: no {' or '.join(missing)} in it; write a held-out world with "
@@ -64,8 +69,8 @@ def check_world(folder: str | Path) -> None:
         )
 
 
-def world_eval_set(folder: str | Path) -> EvalSet:
-    """The labelled image table in ``folder``: ``world.json`` (``labels``: the class names) and
+def world_eval_set(folder: str | Path, source: str | None = None) -> EvalSet:
+    """The labelled image table in local ``folder``: ``world.json`` (``labels``: the class names) and
     ``world.parquet`` (``file``, ``label``, ``true_caption`` per image), as ``corpusforge synth`` writes."""
     folder = Path(folder)
     check_world(folder)
@@ -73,7 +78,8 @@ def world_eval_set(folder: str | Path) -> EvalSet:
         classnames = json.loads((folder / "world.json").read_text())["labels"]
         rows = pq.read_table(folder / "world.parquet", columns=["file", "label", "true_caption"]).to_pylist()
     except (OSError, ValueError, KeyError) as exc:
-        raise UserInputError(f"--eval-world {folder}: not a readable synthetic world ({exc})") from exc
+        shown = source or folder
+        raise UserInputError(f"--eval-world {shown}: not a readable synthetic world ({exc})") from exc
     index = {name: i for i, name in enumerate(classnames)}
     return EvalSet(
         name="world",
@@ -85,11 +91,14 @@ def world_eval_set(folder: str | Path) -> EvalSet:
     )
 
 
-def folder_eval_set(folder: str | Path, templates: Sequence[str | Callable[[str], str]]) -> EvalSet:
-    """An ImageFolder-style directory: ``folder/CLASS/*.jpg``; ``_`` in class names reads as a space."""
+def folder_eval_set(
+    folder: str | Path, templates: Sequence[str | Callable[[str], str]], source: str | None = None
+) -> EvalSet:
+    """A local ImageFolder-style directory: ``folder/CLASS/*.jpg``; ``_`` in class names reads as a space."""
+    shown = source or folder
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserInputError(f"--zeroshot-dir {folder}: no such directory")
+        raise UserInputError(f"--zeroshot-dir {shown}: no such directory")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     images: list[Path | bytes] = []
     labels = []
@@ -100,7 +109,7 @@ def folder_eval_set(folder: str | Path, templates: Sequence[str | Callable[[str]
                 labels.append(i)
     if len(classes) < 2 or not images:
         raise UserInputError(
-            f"--zeroshot-dir {folder}: needs at least two class sub-folders with images "
+            f"--zeroshot-dir {shown}: needs at least two class sub-folders with images "
             f"(found {len(classes)} classes, {len(images)} images)"
         )
     return EvalSet(
@@ -141,19 +150,22 @@ def shard_eval_set(urls: list[str], max_samples: int) -> EvalSet:
 
 
 def load_templates(spec: str) -> Sequence[str | Callable[[str], str]]:
-    """``simple`` (7 prompts) or ``openai`` (80) from open_clip, or a file with one ``{}`` prompt a line."""
+    """``simple`` (7 prompts) or ``openai`` (80) from open_clip, or a file (path or URL) with one
+    ``{}`` prompt a line."""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
     if spec == "simple":
         return SIMPLE_IMAGENET_TEMPLATES
     if spec == "openai":
         return OPENAI_IMAGENET_TEMPLATES
-    path = Path(spec)
-    if not path.is_file():
+    if not exists(spec, "--zeroshot-templates"):
         raise UserInputError(f"--zeroshot-templates {spec!r}: not 'simple', 'openai' nor a file")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    fs, path = url_to_fs(spec, "--zeroshot-templates")
+    with fs.open(path, "r", encoding="utf-8") as handle:
+        text = handle.read()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines or not all("{}" in line for line in lines):
-        raise UserInputError(f"--zeroshot-templates {path}: every line needs a '{{}}' for the class name")
+        raise UserInputError(f"--zeroshot-templates {spec}: every line needs a '{{}}' for the class name")
     return lines
 
 

@@ -1,8 +1,9 @@
 """``corpusforge train``: the training run from options to checkpoints, metrics and a model file.
 
-Outputs in ``--output``: ``checkpoints/step_NNNNNNNN.pt`` (resumable), ``model.pt`` (the final
-weights as a plain state dict, for ``jobs/score.py --pretrained``), ``metrics.jsonl``,
-``metrics.csv``, ``tensorboard/`` and ``summary.json``.
+Outputs in ``--output`` (a local folder or any fsspec URL, see :mod:`pipeline.train.output`):
+``checkpoints/step_NNNNNNNN.pt`` (resumable), ``model.pt`` (the final weights as a plain state
+dict, for ``jobs/score.py --pretrained``), ``metrics.jsonl``, ``metrics.csv``, ``tensorboard/``
+and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tqdm import tqdm
 
 from pipeline.errors import UserInputError
-from pipeline.score.model import check_model, register_configs
+from pipeline.remote import exists
+from pipeline.remote_cache import stage
+from pipeline.score.model import check_model, register_configs, weights_file
 from pipeline.train.checkpoint import (
     FORMAT,
     atomic_save,
-    checkpoint_path,
     load_checkpoint,
     prune_checkpoints,
     resolve_resume,
+    save_checkpoint,
 )
-from pipeline.train.contrastive import save_checkpoint
 from pipeline.train.data import Position, StreamConfig, TrainStream, check_layout
 from pipeline.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
 from pipeline.train.evaluate import (
@@ -43,6 +45,7 @@ from pipeline.train.evaluate import (
 from pipeline.train.loss import clip_loss_module
 from pipeline.train.metrics import MetricsLogger
 from pipeline.train.options import TrainerOptions
+from pipeline.train.output import RunOutput
 from pipeline.train.schedule import cosine_lr, set_lr
 from pipeline.train.shardlist import check_shards_exist, expand_shards, shard_sizes
 from pipeline.train.step import StepContext, train_step
@@ -84,11 +87,14 @@ class _Run:
     def __init__(self, options: TrainerOptions, info: DistInfo) -> None:
         self.o = options
         self.info = info
-        self.out = Path(options.output)
-        self.checkpoints = self.out / "checkpoints"
+        self.output = RunOutput(options.output)
+        self.checkpoints = self.output.file("checkpoints")
         self.workers = max(1, options.workers)
         self.precision = resolve_precision(options.precision, info.device)
         self.eval_sets: list[EvalSet] | None = None
+        self.eval_world: Path | None = None  # local copies of remote evaluation folders
+        self.zeroshot_dir: Path | None = None
+        self.keys_file: IO[str] | None = None
 
     # -- set-up -------------------------------------------------------------------------------
     def _check_inputs(self) -> tuple[StreamConfig, list[str]]:
@@ -121,9 +127,14 @@ class _Run:
             check_shards_exist(val_urls, "--val-shards")
         if self.o.eval_world:
             check_world(self.o.eval_world)
-        if self.o.zeroshot_dir and not Path(self.o.zeroshot_dir).is_dir():
+        if self.o.zeroshot_dir and not exists(self.o.zeroshot_dir, "--zeroshot-dir", folder=True):
             raise UserInputError(f"--zeroshot-dir {self.o.zeroshot_dir}: no such directory")
         load_templates(self.o.zeroshot_templates)
+        if self.info.is_main:  # only rank 0 evaluates: it copies remote folders here, before training
+            if self.o.eval_world:
+                self.eval_world = stage(self.o.eval_world, "--eval-world")
+            if self.o.zeroshot_dir:
+                self.zeroshot_dir = stage(self.o.zeroshot_dir, "--zeroshot-dir")
         sizes = shard_sizes(urls)
         if sizes and self.info.is_main:
             log.info("%d shards, %d samples per sizes.json", len(urls), sum(sizes.values()))
@@ -134,9 +145,13 @@ class _Run:
         import torch
 
         torch.manual_seed(self.o.seed)  # the same initial weights on every rank
+        weights = weights_file(self.o.pretrained)  # a remote file: its local copy, one per machine
         try:
             model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-                self.o.model, pretrained=self.o.pretrained or None, device=self.info.device, weights_only=True
+                self.o.model,
+                pretrained=weights or None,
+                device=self.info.device,
+                weights_only=True,
             )
         except Exception as exc:  # noqa: BLE001 - hub, unpickling and shape errors have many types
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
@@ -198,10 +213,18 @@ class _Run:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.output.close()
+
+    def _run(self) -> dict[str, Any]:
         import torch
         from torch.utils.data import DataLoader
 
         config, val_urls = self._check_inputs()
+        if self.info.is_main:
+            self.output.remove_temporaries()
         if self.o.threads:
             torch.set_num_threads(self.o.threads)
         resume = resolve_resume(self.o.resume, self.checkpoints)
@@ -264,11 +287,15 @@ class _Run:
             self.info.world_size,
             self.o.grad_clip_norm,
         )
-        metrics = MetricsLogger(self.out, self.o.tensorboard) if self.info.is_main else None
+        metrics = None
+        if self.info.is_main:
+            for name in ("metrics.jsonl", "metrics.csv"):
+                self.output.appendable(name)
+            metrics = MetricsLogger(self.output.staging, self.o.tensorboard)
         keys_file = None
         if self.o.log_sample_keys:
-            (self.out / "sample_keys").mkdir(parents=True, exist_ok=True)
-            keys_file = open(self.out / "sample_keys" / f"rank_{self.info.rank}.txt", "a")  # noqa: SIM115
+            keys_path = self.output.appendable("sample_keys", f"rank_{self.info.rank}.txt")
+            self.keys_file = keys_file = open(keys_path, "a", encoding="utf-8")  # noqa: SIM115
         global_batch = self.o.batch_size * self.o.accum_freq * self.info.world_size
         progress = tqdm(
             total=self.o.steps,
@@ -309,6 +336,7 @@ class _Run:
             progress.close()
             if keys_file is not None:
                 keys_file.close()
+                self.keys_file = None
         if self.o.has_eval:
             evals = self._evaluate(step, model, preprocess_val, tokenizer, metrics, val_urls)
         return self._finish(
@@ -336,7 +364,8 @@ class _Run:
         samples, shards = self._corrupt_totals(positions)
         if metrics is None:
             return
-        metrics.log(
+        self._log(
+            metrics,
             step,
             {
                 "train/loss": loss,
@@ -348,6 +377,10 @@ class _Run:
             },
         )
 
+    def _log(self, metrics: MetricsLogger, step: int, values: dict[str, float]) -> None:
+        metrics.log(step, values)
+        self.output.sync(force=False)  # off local disk: uploads now and then, and at checkpoints
+
     def _save(
         self, step: int, model: Any, optimizer: Any, scaler: Any, positions: dict[int, Position], batches: int
     ) -> None:
@@ -355,7 +388,10 @@ class _Run:
 
         mine = {"batches": batches, "positions": {str(w): p.to_dict() for w, p in positions.items()}}
         ranks = all_gather_objects(self.info, mine)
+        if self.keys_file is not None:
+            self.keys_file.flush()
         if not self.info.is_main:
+            self.output.sync()  # this rank's sample keys
             return
         state = {
             "format": FORMAT,
@@ -375,7 +411,8 @@ class _Run:
             "rng": {"torch": torch.get_rng_state()},
             "options": asdict(self.o),
         }
-        path = atomic_save(state, checkpoint_path(self.checkpoints, step))
+        self.output.sync()  # metrics up to this step before the checkpoint that vouches for them
+        path = save_checkpoint(state, self.checkpoints)
         prune_checkpoints(self.checkpoints, self.o.keep_checkpoints)
         log.info("checkpoint %s", path)
 
@@ -402,7 +439,7 @@ class _Run:
                 self._autocast,
             )
             if metrics is not None:
-                metrics.log(step, results)
+                self._log(metrics, step, results)
             log.info("eval at step %d: %s", step, ", ".join(f"{k}={v:.3f}" for k, v in results.items()))
         barrier(self.info)
         return results
@@ -410,9 +447,11 @@ class _Run:
     def _eval_sets(self, val_urls: list[str]) -> list[EvalSet]:
         sets = []
         if self.o.eval_world:
-            sets.append(world_eval_set(self.o.eval_world))
+            sets.append(world_eval_set(self.eval_world or self.o.eval_world, self.o.eval_world))
         if self.o.zeroshot_dir:
-            sets.append(folder_eval_set(self.o.zeroshot_dir, load_templates(self.o.zeroshot_templates)))
+            templates = load_templates(self.o.zeroshot_templates)
+            folder = self.zeroshot_dir or self.o.zeroshot_dir
+            sets.append(folder_eval_set(folder, templates, self.o.zeroshot_dir))
         if val_urls:
             sets.append(shard_eval_set(val_urls, self.o.val_max_samples))
         return sets
@@ -445,14 +484,15 @@ class _Run:
             "corrupt_shards": corrupt_shards,
             "eval": evals,
             "weights_sha256_per_rank": digests,
-            "model_file": str(self.out / "model.pt"),
+            "model_file": self.output.file("model.pt"),
         }
         if self.info.is_main:
             if len(set(digests)) != 1:
                 log.error("weights differ between ranks: %s", digests)
-            save_checkpoint(model, self.out / "model.pt")
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            atomic_save(model.state_dict(), self.output.file("model.pt"))
+            self.output.write_bytes(json.dumps(summary, indent=2).encode("utf-8"), "summary.json")
             if metrics is not None:
                 metrics.close()
+        self.output.sync()
         barrier(self.info)
         return summary

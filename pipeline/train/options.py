@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.cli_options import option, options_parser, parse_options
 from pipeline.errors import UserInputError
+from pipeline.storage import storage_url
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DATA, _MODEL, _OPT = "data", "model", "optimisation"
@@ -18,14 +19,25 @@ class TrainerOptions:
     """Everything one training run needs (the same on every rank)."""
 
     shards: str = option(
+        parse=storage_url,
         help="WebDataset shards: brace patterns ('DIR/final/{000000..000099}.tar'), several joined "
         "with '::'; local paths or any fsspec URL",
         group=_DATA,
     )
     model: str = option("corpusforge-tiny", help="open_clip model config (or corpusforge-tiny)", group=_MODEL)
-    pretrained: str = option("", help="initial weights: open_clip tag or file ('' = random)", group=_MODEL)
-    output: str = option("train_output", help="folder for checkpoints, metrics and the model", group=_OUT)
-    val_shards: str = option("", help="held-out shards for retrieval eval", group=_DATA)
+    pretrained: str = option(
+        "",
+        parse=storage_url,
+        help="initial weights: open_clip tag or file, local or any fsspec URL ('' = random)",
+        group=_MODEL,
+    )
+    output: str = option(
+        "train_output",
+        parse=storage_url,
+        help="folder for checkpoints, metrics and the model: local or any fsspec URL (s3://bucket/run)",
+        group=_OUT,
+    )
+    val_shards: str = option("", parse=storage_url, help="held-out shards for retrieval eval", group=_DATA)
     resampled: bool = option(
         False, help="draw shards with replacement (endless stream; needs no shard per worker)", group=_DATA
     )
@@ -80,7 +92,12 @@ class TrainerOptions:
     seed: int = option(0, help="seed of weights, data order and augmentation", group=_OPT)
     save_every: int = option(500, help="checkpoint every N steps (0: end)", group=_OUT)
     keep_checkpoints: int = option(3, help="newest checkpoints kept (0: all)", group=_OUT)
-    resume: str = option("", help="'latest' (newest in OUTPUT/checkpoints, if any) or a path", group=_OUT)
+    resume: str = option(
+        "",
+        parse=storage_url,
+        help="'latest' (newest complete one in OUTPUT/checkpoints, if any) or a checkpoint path or URL",
+        group=_OUT,
+    )
     log_every: int = option(10, help="log metrics every N steps", group=_OUT)
     tensorboard: bool = option(
         True, toggle=True, help="also write TensorBoard events to OUTPUT/tensorboard", group=_OUT
@@ -91,14 +108,23 @@ class TrainerOptions:
     eval_every: int = option(0, help="evaluate every N steps (0: end)", group=_EVAL)
     eval_world: str = option(
         "",
+        parse=storage_url,
         help="labelled image table for zero-shot and retrieval eval: a folder with world.json (class "
-        "names) and world.parquet (file, label, true_caption), as `corpusforge synth` writes",
+        "names) and world.parquet (file, label, true_caption), as `corpusforge synth` writes (local or "
+        "any fsspec URL: copied to the local cache)",
         group=_EVAL,
     )
-    zeroshot_dir: str = option("", help="ImageFolder-style directory (class = sub-folder)", group=_EVAL)
+    zeroshot_dir: str = option(
+        "",
+        parse=storage_url,
+        help="ImageFolder-style directory (class = sub-folder), local or any fsspec URL (copied to the "
+        "local cache)",
+        group=_EVAL,
+    )
     zeroshot_templates: str = option(
         "simple",
-        help="'simple' (7 prompts), 'openai' (80) or a file with one '{}' prompt a line",
+        parse=storage_url,
+        help="'simple' (7 prompts), 'openai' (80) or a file (path or URL) with one '{}' prompt a line",
         group=_EVAL,
     )
     val_max_samples: int = option(5000, help="pairs read from --val-shards", group=_EVAL)
@@ -140,7 +166,6 @@ class TrainerOptions:
     @property
     def has_eval(self) -> bool:
         return bool(self.eval_world or self.zeroshot_dir or self.val_shards)
-
 
 
 def build_parser() -> argparse.ArgumentParser:

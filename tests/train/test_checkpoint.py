@@ -26,7 +26,7 @@ def minimal(step: int) -> dict:
 
 
 def test_atomic_save_leaves_only_the_final_file(tmp_path: Path) -> None:
-    path = atomic_save(minimal(3), checkpoint_path(tmp_path, 3))
+    path = Path(atomic_save(minimal(3), checkpoint_path(tmp_path, 3)))
     assert path.name == "step_00000003.pt"
     assert os.listdir(tmp_path) == [path.name]
     assert load_checkpoint(path)["step"] == 3
@@ -37,8 +37,8 @@ def test_latest_ignores_temporary_files_and_prune_keeps_the_newest(tmp_path: Pat
     for step in (5, 20, 10):
         atomic_save(minimal(step), checkpoint_path(tmp_path, step))
     (tmp_path / ".step_00000030.pt.tmp-123").write_bytes(b"half written")
-    assert latest_checkpoint(tmp_path).name == "step_00000020.pt"
-    assert resolve_resume("latest", tmp_path).name == "step_00000020.pt"
+    assert Path(latest_checkpoint(tmp_path)).name == "step_00000020.pt"
+    assert Path(resolve_resume("latest", tmp_path)).name == "step_00000020.pt"
     assert resolve_resume("", tmp_path) is None
     prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.glob("step_*")) == ["step_00000010.pt", "step_00000020.pt"]
