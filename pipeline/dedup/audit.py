@@ -3,6 +3,8 @@
 ``dedup/audit/index.html`` (static, opens from disk) shows PNG pages of columns: each column is
 one benchmark image on top (blue frame) and its closest corpus matches below it with their
 pHash distance; a table lists every match shown, and the page says how many were left out.
+It is written through the dataset's :class:`pipeline.storage.Storage` (local disk or any fsspec
+URL), each file atomically, ``index.html`` last.
 """
 
 from __future__ import annotations
@@ -126,5 +128,5 @@ image). {len(ids)} benchmark images shown.</p>
 {rows}
 </table></body></html>
 """
-    storage.write_bytes(page.encode("utf-8"), audit, "index.html")
-    return storage.path(audit, "index.html")
+    storage.write_bytes(page.encode("utf-8"), audit, "index.html")  # last: it names the pages
+    return storage.display(audit, "index.html")

@@ -2,7 +2,8 @@
 
 Each path becomes one :class:`BenchmarkSource` with a short unique name; every benchmark image
 gets the id ``NAME/MEMBER`` (member: the file's path inside the folder, or the tar's sample key),
-stable across runs as long as the source does not change.
+stable across runs as long as the source does not change. Paths are local or any fsspec URL
+(``s3://bucket/benchmarks/imagenet-val``); the executors that hash the images read them there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import fsspec
 
 from pipeline.errors import UserInputError
+from pipeline.remote import checked_url
 from pipeline.shards.tar_reader import TarReadError, TarStream
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ def resolve_sources(paths: tuple[str, ...]) -> list[BenchmarkSource]:
 
 
 def _resolve(path: str) -> BenchmarkSource:
-    fs, root = fsspec.core.url_to_fs(path)
+    fs, root = fsspec.core.url_to_fs(checked_url(path, "--benchmark"))
+    fs.invalidate_cache(root)  # object stores: a listing cached by this process may be stale
     if not fs.exists(root):
         raise UserInputError(f"--benchmark {path}: no such file or folder")
     protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
@@ -103,8 +106,11 @@ def _extension(path: str) -> str:
 
 
 def _stamp(fs: Any, path: str) -> tuple[str, int, str]:
+    """(file, size, what changes when the file does): the modification time on local disk and
+    HDFS, the ETag on object stores (S3's LastModified prints differently from a listing and from
+    a HEAD request, so it would make an unchanged source look changed)."""
     info = fs.info(path)
-    modified = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+    modified = info.get("mtime") or info.get("ETag") or info.get("LastModified") or ""
     return path, int(info.get("size") or 0), str(modified)
 
 

@@ -556,6 +556,7 @@ def collect_training(train_dir: str | None) -> Training | Missing:
         return Missing("no --train-dir given: pass the --output folder of `corpusforge train`")
     fs, root = fsspec.core.url_to_fs(train_dir)
     root = root.rstrip("/")
+    fs.invalidate_cache(root)  # s3fs/gcsfs listings cached before the trainer wrote are stale
     summary = None
     if fs.exists(f"{root}/{TRAIN_SUMMARY}"):
         with fs.open(f"{root}/{TRAIN_SUMMARY}", "r", encoding="utf-8") as handle:

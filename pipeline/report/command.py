@@ -1,7 +1,10 @@
 """``corpusforge report --dataset DIR``: read every stage's outputs, draw, write ``DIR/report/``.
 
-The report is written to a temporary folder and moved into place, so ``DIR/report/`` is always a
-complete page: ``index.html`` with its PNG figures in ``figures/``.
+On local disk the report is written to a temporary folder and moved into place, so
+``DIR/report/`` is always a complete page: ``index.html`` with its PNG figures in ``figures/``.
+Object stores have no folder rename: there every figure is written atomically first, then
+``index.html`` (so the page never names a figure that is not there yet), then figures the new
+page does not show are deleted. ``DIR`` and ``--train-dir`` are local paths or any fsspec URL.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
+from pipeline.remote import is_local
 from pipeline.report import figures as draw
 from pipeline.report.collect import (
     Missing,
@@ -26,6 +30,7 @@ from pipeline.report.collect import (
 )
 from pipeline.report.html import SECTIONS, render_page
 from pipeline.report.options import ReportOptions
+from pipeline.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +117,14 @@ def write_report(options: ReportOptions) -> ReportResult:
     pngs = render_figures(data, dataset)
     sources = {key: f"{FIGURES_DIR}/{key}.png" for key in pngs}
     page = render_page(data, sources)
-    storage, fs = dataset.storage, dataset.storage.fs
-    final = storage.path(dataset.report_folder)
-    temp = storage.temp_name(final)
-    try:
-        fs.makedirs(f"{temp}/{FIGURES_DIR}", exist_ok=True)
-        for key, png in pngs.items():
-            fs.pipe_file(f"{temp}/{sources[key]}", png)
-        fs.pipe_file(f"{temp}/{INDEX}", page.encode("utf-8"))
-        storage.remove(dataset.report_folder)
-        fs.mv(temp, final, recursive=True)
-    finally:
-        if fs.exists(temp):
-            fs.rm(temp, recursive=True)
+    files = {sources[key]: png for key, png in pngs.items()}
+    files[INDEX] = page.encode("utf-8")  # last: see _write_in_place
+    storage, local = dataset.storage, is_local(dataset.storage.url)
+    if local:
+        _write_and_rename(storage, dataset.report_folder, files)
+    else:
+        _write_in_place(storage.child(dataset.report_folder), files)
+    final = storage.path(dataset.report_folder) if local else storage.display(dataset.report_folder)
     sections = {}
     for key, _ in SECTIONS:
         section = getattr(data, key)
@@ -134,6 +134,34 @@ def write_report(options: ReportOptions) -> ReportResult:
             else "ok"
         )
     return ReportResult(index=f"{final}/{INDEX}", figures=tuple(sorted(sources.values())), sections=sections)
+
+
+def _write_and_rename(storage: Storage, folder: str, files: dict[str, bytes]) -> None:
+    """Local disk: every file into a temporary folder, which then replaces ``folder``."""
+    fs = storage.fs
+    final = storage.path(folder)
+    temp = storage.temp_name(final)
+    try:
+        fs.makedirs(f"{temp}/{FIGURES_DIR}", exist_ok=True)
+        for name, data in files.items():
+            fs.pipe_file(f"{temp}/{name}", data)
+        storage.remove(folder)
+        fs.mv(temp, final, recursive=True)
+    finally:
+        if fs.exists(temp):
+            fs.rm(temp, recursive=True)
+
+
+def _write_in_place(report: Storage, files: dict[str, bytes]) -> None:
+    """Object stores: each file atomically, in order (index.html last), then stale figures deleted."""
+    report.remove_temporaries()
+    report.remove_temporaries(FIGURES_DIR)
+    for name, data in files.items():
+        report.write_bytes(data, *name.split("/"))
+    shown = {name.rsplit("/", 1)[-1] for name in files if name.startswith(f"{FIGURES_DIR}/")}
+    for name in report.names(FIGURES_DIR):
+        if name not in shown:
+            report.remove(FIGURES_DIR, name)
 
 
 def format_result(result: ReportResult) -> str:

@@ -16,7 +16,9 @@ class ReportOptions:
     dataset: str = option(parse=storage_url, help="dataset root the jobs wrote to (any fsspec URL)")
     train_dir: str | None = option(
         None,
-        help="the --output folder of `corpusforge train` (metrics.jsonl or metrics.csv, summary.json)",
+        parse=storage_url,
+        help="the --output folder of `corpusforge train` (metrics.jsonl or metrics.csv, summary.json; "
+        "any fsspec URL)",
     )
     samples: int = option(12, help="kept and dropped pairs shown in each grid")
     seed: int = option(0, help="seed of the random choice of pairs shown")
