@@ -34,6 +34,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CORPUSFORGE_SOCKET_GUARD_LOG"] = str(log)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH")]))
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    # Tests fetch from loopback servers directly; a proxy set on the machine must not reroute
+    # them (tests of proxy support set these themselves).
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        os.environ.pop(name, None)
+        os.environ.pop(name.upper(), None)
     # Spark would otherwise bind to the host's first non-loopback interface.
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     os.environ.setdefault("CORPUSFORGE_LOG_LEVEL", "INFO")

@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.storage import Storage
 from pipeline.synthetic.server import WorldServer
 from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists
 
@@ -64,13 +65,15 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
-def _raw_row(row: dict[str, Any], tmp: str) -> dict[str, Any]:
-    """A raw parquet row without what depends on the test's temporary folder.
+def _raw_row(row: dict[str, Any], lists: str) -> dict[str, Any]:
+    """A raw parquet row without what depends on where the test's list file lives.
 
-    Messages of bad input rows name the list file; a row without a URL hashes its place in it.
+    Messages of bad input rows name the list file as a URL (``file:///tmp/...`` or
+    ``s3://bucket/...``); a row without a URL hashes its place in it.
     """
+    shown = lists if "://" in lists else f"file://{lists}"
     if row["error_message"]:
-        row["error_message"] = row["error_message"].replace(tmp, "<tmp>")
+        row["error_message"] = row["error_message"].replace(shown, "file://<tmp>")
     if row["url"] is None:
         row["uid"] = None
     return row
@@ -89,9 +92,9 @@ def _final_members(tar_path: Path) -> list[list[Any]]:
     return members
 
 
-def _record(dataset: Path, tmp: Path) -> dict[str, Any]:
+def _record(dataset: Path, lists: str) -> dict[str, Any]:
     raw = {
-        p.name: [_raw_row(r, str(tmp)) for r in _rows(p)]
+        p.name: [_raw_row(r, lists) for r in _rows(p)]
         for p in sorted((dataset / "raw").glob("[0-9]*.parquet"))
     }
     # Scores follow the raw tar's order, which is the order downloads finished in: sorted here.
@@ -144,31 +147,41 @@ def _close_scores(actual: dict[str, Any], expected: dict[str, Any]) -> None:
         assert worst <= SCORE_TOLERANCE, f"scores/{shard}: a score differs by {worst}"
 
 
-def test_the_chain_gives_the_outputs_of_the_previous_design(tmp_path: Path, spark_submit) -> None:
+def test_the_chain_gives_the_outputs_of_the_previous_design(
+    tmp_path: Path, spark_submit, storage_root: tuple[str, dict[str, str]]
+) -> None:
+    """Run once with everything on local disk, once with everything in a bucket on a real S3
+    server (list, benchmark folder, scorer weights, dataset): both give the same record."""
+    root, _ = storage_root  # the S3 variables are in this process's environment: jobs inherit them
     world = generate_world(
         tmp_path / "world",
         WorldSpec(images=90, seed=5, benchmark_images=8, planted_duplicates=5, min_side=200, max_side=400),
     )
-    dataset = tmp_path / "dataset"
+    store = Storage(root)
+    dataset = f"{root}/dataset"
     try:
         server = WorldServer(world, port=PORT, slow_seconds=1.0)
     except OSError as exc:
         pytest.fail(f"port {PORT} is taken ({exc}): the golden record's uids need this exact port")
     with server:
         lists = write_url_lists(world, server.base_url, faults_per_kind=1, bad_rows=True, out=tmp_path)
+        url_list = Path(lists["parquet"])
+        store.write_bytes(url_list.read_bytes(), url_list.name)
         download = spark_submit(
             "download",
-            *("--urls", str(lists["parquet"]), "--dataset", str(dataset)),
+            *("--urls", store.display(url_list.name), "--dataset", dataset),
             *("--allow-network", "127.0.0.1/32", "--timeout", "8", "--samples-per-shard", "40"),
             *("--keep-cols", "label,matched,fault"),
         )
         assert download.returncode == 0, download.stdout[-3000:]
+    store.fs.put(str(world / "benchmark"), store.path("benchmark"), recursive=True)
+    store.write_bytes(_scorer(tmp_path / "scorer.pt").read_bytes(), "scorer.pt")
     steps = [
-        ("score", "--model", "corpusforge-tiny", "--pretrained", str(_scorer(tmp_path / "scorer.pt"))),
+        ("score", "--model", "corpusforge-tiny", "--pretrained", store.display("scorer.pt")),
         (
             "dedup",
             "--benchmark",
-            str(world / "benchmark"),
+            store.display("benchmark"),
             "--max-distance",
             "8",
             "--centre-max-distance",
@@ -177,9 +190,13 @@ def test_the_chain_gives_the_outputs_of_the_previous_design(tmp_path: Path, spar
         ("build_shards", "--top-fraction", "0.75", "--samples-per-shard", "16", "--min-shards", "1"),
     ]
     for job, *args in steps:
-        result = spark_submit(job, "--dataset", str(dataset), *args)
+        result = spark_submit(job, "--dataset", dataset, *args)
         assert result.returncode == 0, result.stdout[-3000:]
-    record = json.loads(json.dumps(_record(dataset, tmp_path)))  # tuples as lists, as read back from the file
+    local = tmp_path / "result"
+    store.fs.get(store.path("dataset") + "/", str(local), recursive=True)
+    # Messages of bad rows name the list file: its folder is the test's, on disk or in the bucket.
+    record = _record(local, store.display())
+    record = json.loads(json.dumps(record))  # tuples as lists, as read back from the file
     if os.environ.get("CORPUSFORGE_WRITE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
