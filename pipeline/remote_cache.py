@@ -76,6 +76,8 @@ def stage(url: str, flag: str = "path") -> Path:
     name = root.rsplit("/", 1)[-1] or "root"
     target = home / version
     with _locked(home / ".lock"):
+        for stale in home.glob(".tmp-*"):  # left by a killed process: copies happen under the lock
+            shutil.rmtree(stale, ignore_errors=True)
         if target.is_dir() and _intact(target):
             log.info("%s %s: cached copy %s", flag, url, target / name)
             return target / name
@@ -84,7 +86,7 @@ def stage(url: str, flag: str = "path") -> Path:
             shutil.rmtree(target)
         _download(fs, root, entries, home, target, name, url, flag)
         for old in home.iterdir():
-            if old.name not in (target.name, ".lock") and not old.name.startswith(".tmp-"):
+            if old.name not in (target.name, ".lock"):
                 shutil.rmtree(old, ignore_errors=True)  # an older version of the remote object
     log.info("%s %s: staged to %s", flag, url, target / name)
     return target / name

@@ -47,6 +47,10 @@ def test_a_damaged_local_copy_is_staged_again(s3, cache: Path, caplog) -> None:
     assert stage(url).read_bytes() == b"the real bytes" and downloads(caplog) == 2
     (path.parent / MANIFEST).unlink()
     assert stage(url).read_bytes() == b"the real bytes" and downloads(caplog) == 3
+    dead = path.parent.parent / ".tmp-0123456789ab"  # a copy whose process was killed
+    (dead / "weights.pt").parent.mkdir()
+    (dead / "weights.pt").write_bytes(b"the re")
+    assert stage(url).read_bytes() == b"the real bytes" and downloads(caplog) == 3 and not dead.exists()
 
 
 def test_a_folder_staged_by_many_threads_at_once_is_downloaded_once(s3, cache: Path, caplog) -> None:

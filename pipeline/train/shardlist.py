@@ -39,6 +39,7 @@ def check_shards_exist(urls: list[str], flag: str = "--shards") -> None:
     missing = []
     for url in urls:
         fs, path = fsspec.core.url_to_fs(url)
+        fs.invalidate_cache(path)  # object stores: a listing this process cached may predate the shards
         if not fs.isfile(path):
             missing.append(url)
     if missing:
@@ -52,6 +53,7 @@ def shard_sizes(urls: list[str]) -> dict[str, int]:
     folders = sorted({url.rsplit("/", 1)[0] for url in urls if "/" in url})
     for folder in folders:
         fs, path = fsspec.core.url_to_fs(f"{folder}/sizes.json")
+        fs.invalidate_cache(path)
         if not fs.isfile(path):
             continue
         try:

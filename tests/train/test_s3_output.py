@@ -92,9 +92,10 @@ def test_checkpoints_on_s3_latest_pointer_prune_and_load(s3) -> None:
 
 
 def test_training_to_s3_then_resume_latest_ignores_a_half_written_checkpoint(shards: Path, s3) -> None:
+    s3.fs.put(str(shards), s3.url("final"), recursive=True)  # the shards on S3 too, read by 2 workers
     out = s3.url("runs", "1")
-    options = ("--model", MICRO, "--workers", "0", "--log-sample-keys", "--log-every", "1")
-    summary = run(shards, out, *options, "--steps", "3", "--tensorboard")
+    options = ("--model", MICRO, "--workers", "2", "--log-sample-keys", "--log-every", "1")
+    summary = run(s3.url("final"), out, *options, "--steps", "3", "--tensorboard")
     assert summary["steps"] == 3 and summary["model_file"] == f"{out}/model.pt"
     stored = names(s3, "runs", "1")
     assert [n for n in stored if not n.startswith("tensorboard/")] == [
@@ -121,7 +122,8 @@ def test_training_to_s3_then_resume_latest_ignores_a_half_written_checkpoint(sha
     # latest.json never named.
     s3.fs.pipe_file(f"{out}/checkpoints/.step_00000006.pt{TEMP_MARK}0123456789ab", b"half")
     s3.fs.pipe_file(f"{out}/checkpoints/step_00000006.pt", b"not vouched for")
-    resumed = run(shards, out, *options, "--steps", "6", "--resume", "latest", "--keep-checkpoints", "1")
+    again = ("--steps", "6", "--resume", "latest", "--keep-checkpoints", "1")
+    resumed = run(s3.url("final"), out, *options, *again)
     assert resumed["steps"] == 6 and resumed["steps_this_run"] == 3
     assert names(s3, "runs", "1", "checkpoints") == ["latest.json", "step_00000006.pt"]  # temporaries gone
     assert json.loads(s3.fs.cat_file(f"{out}/checkpoints/{LATEST}"))["step"] == 6
