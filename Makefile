@@ -72,6 +72,14 @@ test-fast: venv venv-airflow check-java
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# `make package`: corpusforge's wheel (with the C extension) and the packed executor environment
+# built from it, for spark-submit --archives build/package/corpusforge-env.tar.gz#environment
+# (docs/scaling.md, "Packed environment"). Options of tools/pack_env.py go in PACKAGE_OPTIONS,
+# e.g. PACKAGE_OPTIONS="--without torch,torchvision,open-clip-torch,tensorboard,matplotlib".
+.PHONY: package
+package: venv
+	$(PY) -m tools.pack_env $(PACKAGE_OPTIONS)
+
 demo: venv check-java
 	$(VENV)/bin/corpusforge demo --workdir demo_output
 

@@ -1,0 +1,1 @@
+"""Build and release tools run from a checkout (``make package``); never imported by ``pipeline/``."""
