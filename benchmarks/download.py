@@ -17,7 +17,10 @@ One run (see docs/benchmarks.md, "Download"):
    + ``reduce``/``resize`` + encode, and OpenCV's reduced decode (``IMREAD_REDUCED_COLOR_2/4/8``)
    + ``INTER_AREA`` resize + encode where ``cv2`` is installed; the faster one is the floor.
    Our own ``pipeline.image.process_image`` is timed the same way, as a separate row;
-6. prints a table with the ratios and the targets, and writes benchmarks/_work/download_results.json.
+6. with ``--s3``: runs our job a second time in each round with the dataset in a bucket on a
+   real S3 server (SeaweedFS from testkit.s3, on 127.0.0.1), so local disk and object storage
+   are compared in the same run;
+7. prints a table with the ratios and the targets, and writes benchmarks/_work/download_results.json.
 
 Nothing leaves the machine: every request goes to 127.0.0.1. nginx must be installed
 (``apt-get install -y nginx``); the script says so and exits 1 when it is not.
@@ -54,6 +57,8 @@ from PIL import Image
 from pipeline.dataset import Dataset
 from pipeline.image import EncodeFormat, ImageOptions, ResizeMode, process_image
 from pipeline.logs import setup_logging
+from pipeline.storage import Storage
+from testkit.s3 import SeaweedS3
 
 I2D_VERSION = "1.47.0"
 I2D_CONSTRAINTS = BENCHMARKS / "img2dataset-constraints.txt"
@@ -94,6 +99,7 @@ class Options:
     skip_ours: bool
     skip_floor: bool
     profile_images: int
+    s3: bool
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -128,6 +134,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--skip-ours", action="store_true")
     p.add_argument("--skip-floor", action="store_true")
     p.add_argument("--profile-images", type=int, default=300, help="images for the per-step profile; 0: none")
+    p.add_argument("--s3", action="store_true", help="also run ours into SeaweedFS S3 on loopback")
     a = p.parse_args(argv)
     if a.images < 1 or a.repeat < 1:
         p.error("--images and --repeat must be >= 1")
@@ -146,6 +153,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         skip_ours=a.skip_ours,
         skip_floor=a.skip_floor,
         profile_images=a.profile_images,
+        s3=a.s3,
     )
 
 
@@ -354,11 +362,11 @@ def run_img2dataset(
 
 
 def run_ours(
-    urls: Path, dataset: Path, samples_per_shard: int, master: str, extra: tuple[str, ...], logfile: Path
+    urls: Path, dataset: str, samples_per_shard: int, master: str, extra: tuple[str, ...], logfile: Path
 ) -> dict[str, Any]:
-    """``spark-submit jobs/download.py`` into a fresh dataset; wall rate and the job's own summary."""
-    if dataset.exists():
-        shutil.rmtree(dataset)
+    """``spark-submit jobs/download.py`` into a fresh dataset (a folder or any fsspec URL); wall
+    rate and the job's own summary."""
+    Storage(dataset).remove()
     args = [
         "--urls", str(urls),
         "--dataset", str(dataset),
@@ -371,7 +379,7 @@ def run_ours(
         *extra,
     ]  # fmt: skip
     run = run_spark_job("download", args, master=master, log_path=logfile)
-    summary = Dataset(str(dataset)).raw.summary()
+    summary = Dataset(dataset).raw.summary()
     if summary is None:
         raise RuntimeError(f"the download job wrote no summary into {dataset}; see {logfile}")
     successes = summary.get("successes", 0)
@@ -391,6 +399,7 @@ def run_ours(
         "errors": summary.get("errors", {}),
         "master": master,
         "args": list(extra),
+        "dataset": dataset.split("://")[0] if "://" in dataset else "local disk",
     }
     log.info(
         "ours: %d/%d in %.1f s wall (%.1f s in job) = %.1f images/s wall, %s images/s in job",
@@ -648,6 +657,22 @@ def format_report(results: dict[str, Any]) -> str:
                 f"{ours['job_seconds']:.1f} s in job",
             )
         )
+    s3 = results.get("ours_s3_best")
+    if s3:
+        rows.append(
+            (
+                "ours, dataset on S3 (SeaweedFS, loopback) (wall)",
+                f"{s3['images_per_second']:.1f}",
+                f"{s3['wall_seconds']:.1f} s wall, {pct(s3['cpu_busy'])} CPU busy",
+            )
+        )
+        rows.append(
+            (
+                "ours, dataset on S3, in job",
+                f"{s3['job_images_per_second']:.1f}",
+                f"{s3['job_seconds']:.1f} s in job",
+            )
+        )
     for run in results.get("cpu_floor_by_method", {}).values():
         best = "best: " if floor and run["method"] == floor["method"] else ""
         rows.append(
@@ -696,6 +721,11 @@ def format_report(results: dict[str, Any]) -> str:
                 else ")"
             )
         )
+    if "ours_s3_vs_local" in ratios:
+        lines.append(
+            f"  ours on S3 / ours on local disk   {ratios['ours_s3_vs_local']:.2f}x wall, "
+            f"{ratios['ours_s3_in_job_vs_local']:.2f}x in job"
+        )
     if "process_image_vs_cpu_floor" in ratios:
         lines.append(f"  (process_image / CPU floor {100 * ratios['process_image_vs_cpu_floor']:5.1f}%)")
     return "\n".join(lines)
@@ -710,6 +740,12 @@ def ratios_of(results: dict[str, Any]) -> dict[str, float]:
         ratios["ours_vs_img2dataset"] = round(ours["images_per_second"] / i2d["images_per_second"], 3)
         ratios["ours_in_job_vs_img2dataset"] = round(
             ours["job_images_per_second"] / i2d["images_per_second"], 3
+        )
+    s3 = results.get("ours_s3_best")
+    if ours and s3:
+        ratios["ours_s3_vs_local"] = round(s3["images_per_second"] / ours["images_per_second"], 3)
+        ratios["ours_s3_in_job_vs_local"] = round(
+            s3["job_images_per_second"] / ours["job_images_per_second"], 3
         )
     if ours and floor:
         ratios["ours_vs_cpu_floor"] = round(ours["images_per_second"] / floor["images_per_second"], 3)
@@ -769,7 +805,14 @@ def main(argv: list[str] | None = None) -> int:
         return measured
 
     urls = work / f"urls_{options.images}.parquet"
+    s3: SeaweedS3 | None = None
+    results["ours_s3"] = []
     try:
+        if options.s3 and not options.skip_ours:
+            shutil.rmtree(work / "seaweedfs", ignore_errors=True)
+            s3 = SeaweedS3(work / "seaweedfs").start()
+            os.environ.update(s3.environment())  # the jobs inherit them (harness.jobs.job_env)
+            bucket = s3.new_bucket("bench")
         if i2d_exe is not None or not options.skip_ours:
             nginx.start(f"images/{entries[0].name}")
             write_url_list(urls, entries, nginx.port)
@@ -794,23 +837,38 @@ def main(argv: list[str] | None = None) -> int:
                     quiet(
                         run_ours,
                         urls,
-                        runs / "ours",
+                        str(runs / "ours"),
                         options.samples_per_shard,
                         options.master,
                         options.ours_args,
                         runs / f"ours_r{round_}.log",
                     )
                 )
+                if s3 is not None:
+                    results["ours_s3"].extend(
+                        quiet(
+                            run_ours,
+                            urls,
+                            f"s3://{bucket}/ours",
+                            options.samples_per_shard,
+                            options.master,
+                            options.ours_args,
+                            runs / f"ours_s3_r{round_}.log",
+                        )
+                    )
             if not options.skip_floor:
                 for run in quiet(convert_rates, files, cpus):
                     results["process_image" if run["method"] == "process_image" else "cpu_floor"].append(run)
     finally:
         nginx.stop()
+        if s3 is not None:
+            s3.stop()
     if options.profile_images and not options.skip_floor:
         results["process_image_ms"] = stage_profile(files[: options.profile_images])
 
     results["img2dataset_best"] = best_run(results["img2dataset"])
     results["ours_best"] = best_run(results["ours"])
+    results["ours_s3_best"] = best_run(results["ours_s3"])
     # The floor is the faster of the floors on these images (best round of each).
     results["cpu_floor_by_method"] = {
         name: best_run([r for r in results["cpu_floor"] if r["method"] == name])
