@@ -84,6 +84,10 @@ class SeaweedS3:
         self.filesystem().mkdir(name)
         return name
 
+    def delete_bucket(self, name: str) -> None:
+        """Delete a bucket and everything in it (its volumes are freed for the next ones)."""
+        self.filesystem().rm(name, recursive=True)
+
     def start(self) -> Self:
         """Start the server and wait until its S3 gateway answers."""
         data = self.workdir / "data"
@@ -119,9 +123,10 @@ class SeaweedS3:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={config}",
-            # Small volumes: a test server must not preallocate gigabytes.
+            # Small volumes: a test server must not preallocate gigabytes. Each bucket takes
+            # volumes of its own (7 at a time), so a session with many buckets needs many.
             "-master.volumeSizeLimitMB=64",
-            "-volume.max=50",
+            "-volume.max=1000",
         ]
         self._log = (self.workdir / "weed.log").open("wb")
         self._process = subprocess.Popen(

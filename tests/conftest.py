@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Spark would otherwise bind to the host's first non-loopback interface.
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     os.environ.setdefault("CORPUSFORGE_LOG_LEVEL", "INFO")
+    # Remote inputs are staged into this session's own cache, never the user's ~/.cache.
+    os.environ["CORPUSFORGE_CACHE"] = tempfile.mkdtemp(prefix="corpusforge-test-cache-")
     socket_guard.install()
 
 
@@ -115,12 +118,15 @@ class S3Bucket:
 
 
 @pytest.fixture
-def s3(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
-    """A fresh bucket on the session's S3 server, with the AWS variables set for this test."""
+def s3(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+    """A fresh bucket on the session's S3 server, with the AWS variables set for this test;
+    deleted after it."""
     env = s3_server.environment()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return S3Bucket(s3_server.new_bucket(), env, s3_server.filesystem())
+    bucket = S3Bucket(s3_server.new_bucket(), env, s3_server.filesystem())
+    yield bucket
+    s3_server.delete_bucket(bucket.name)
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -24,6 +24,7 @@ class DedupOptions:
         (),
         flag="--benchmark",
         repeat=True,
+        parse=storage_url,
         metavar="PATH",
         help="benchmark images: a folder of images, WebDataset .tar file(s) or a folder of them, or a "
         "parquet of precomputed hashes (column phash: int64, uint64 or 16 hex digits; optional "

@@ -18,7 +18,9 @@ class ScoreOptions:
 
     dataset: str = option(parse=storage_url, help="dataset root with raw/ shards (any fsspec URL)")
     model: str = option(help="open_clip model name, e.g. ViT-B-32 or corpusforge-tiny")
-    pretrained: str = option(help="open_clip pretrained tag (needs the hub) or a local checkpoint path")
+    pretrained: str = option(
+        parse=storage_url, help="open_clip pretrained tag (needs the hub) or a checkpoint (path or URL)"
+    )
     batch_size: int = option(256, help="pairs per forward pass")
     device: str = option("auto", help="auto (GPU if visible, else CPU), cpu, cuda, cuda:N")
     loader_threads: int = option(2, help="threads decoding and preprocessing images")
