@@ -28,6 +28,8 @@ import hashlib
 import json
 import math
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.dataset import Dataset
 from pipeline.storage import Storage
 from pipeline.synthetic.server import WorldServer
 from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists
@@ -207,3 +210,33 @@ def test_the_chain_gives_the_outputs_of_the_previous_design(
     _close_scores(record["scores"], expected["scores"])
     for part in ("selection", "manifest", "final"):
         _close(record[part], expected[part], part)
+    if "://" in root:
+        _train_and_report_in_the_bucket(store, tmp_path)
+
+
+def _corpusforge(*args: str) -> None:
+    """``corpusforge ARGS`` as a user runs it (this environment, the bucket's variables included)."""
+    command = [str(Path(sys.executable).parent / "corpusforge"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+def _train_and_report_in_the_bucket(store: Storage, tmp_path: Path) -> None:
+    """The rest of the chain on S3: train from the final shards in the bucket into the bucket,
+    resume the run from there, and write the report into the bucket."""
+    final = Dataset(store.display("dataset")).final
+    shards = len(final.storage.read_json(*final.sizes_file))
+    run = store.display("runs", "1")
+    train = ("train", "--shards", final.pattern(shards), "--output", run, "--batch-size", "16")
+    train = (*train, "--workers", "1", "--device", "cpu", "--seed", "3")
+    _corpusforge(*train, "--steps", "4", "--save-every", "2")
+    first = store.read_json("runs", "1", "summary.json")
+    assert first["steps"] == 4
+    _corpusforge(*train, "--steps", "6", "--save-every", "2", "--resume", "latest")
+    resumed = store.read_json("runs", "1", "summary.json")
+    assert resumed["steps"] == 6 and resumed["steps_this_run"] == 2, resumed
+    checkpoints = store.names("runs", "1", "checkpoints")
+    assert "latest.json" in checkpoints and not [n for n in checkpoints if ".tmp." in n], checkpoints
+    _corpusforge("report", "--dataset", store.display("dataset"), "--train-dir", run)
+    page = store.read_bytes("dataset", "report", "index.html").decode()
+    assert "Training" in page and "build_shards" in page
