@@ -36,6 +36,7 @@ class _Cli:
     toggle: bool
     metavar: str | None
     group: str | None
+    const: str | None = None
 
 
 def option(
@@ -51,6 +52,7 @@ def option(
     toggle: bool = False,
     metavar: str | None = None,
     group: str | None = None,
+    const: str | None = None,
 ) -> Any:
     """A dataclass field that is also a command-line option.
 
@@ -59,10 +61,21 @@ def option(
     ``--help``. A bool field defaulting to False is a ``store_true`` flag; one defaulting to True
     is switched off by ``negate`` (e.g. ``--no-within-corpus``), or, with ``toggle``, gets both
     ``--x`` and ``--no-x``. ``repeat`` collects every occurrence into a tuple. ``group`` names
-    the ``--help`` section.
+    the ``--help`` section. ``const``: the option may be given without a value, and then means
+    this text (``--retry-failed`` alone, or ``--retry-failed timeout``).
     """
     meta = _Cli(
-        help, flag, tuple(choices) if choices else None, parse, show, repeat, negate, toggle, metavar, group
+        help,
+        flag,
+        tuple(choices) if choices else None,
+        parse,
+        show,
+        repeat,
+        negate,
+        toggle,
+        metavar,
+        group,
+        const,
     )
     if isinstance(default, list | dict | set):
         raise TypeError("mutable defaults are not allowed; use a tuple")
@@ -203,6 +216,17 @@ def add_options(
                 default=None,
                 metavar=metavar,
                 help=f"{meta.help} (repeatable; default: none)",
+            )
+        elif meta.const is not None:
+            where.add_argument(
+                flag,
+                dest=dest,
+                default=None,
+                nargs="?",
+                const=meta.const,
+                metavar=metavar,
+                choices=meta.choices,
+                help=f"{help_text}; alone: {meta.const}",
             )
         else:
             where.add_argument(

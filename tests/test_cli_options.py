@@ -8,7 +8,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline.cli_options import comma_floats, option, options_parser, parse_options, recorded, section
+from pipeline.cli_options import (
+    comma_floats,
+    comma_strings,
+    option,
+    options_parser,
+    parse_options,
+    recorded,
+    section,
+)
 from pipeline.errors import UserInputError
 
 
@@ -102,3 +110,17 @@ def test_recorded_options_are_plain_json_data() -> None:
 def test_mutable_defaults_are_refused() -> None:
     with pytest.raises(TypeError, match="mutable defaults"):
         option([], help="no")
+
+
+@dataclass(frozen=True)
+class WithConst:
+    retry: tuple[str, ...] = option((), help="classes to retry", parse=comma_strings, const="retryable")
+
+
+def test_an_option_with_const_takes_an_optional_value() -> None:
+    parser = options_parser(WithConst, "prog", "test")
+    assert parse_options(WithConst, parser, []).retry == ()
+    assert parse_options(WithConst, parser, ["--retry"]).retry == ("retryable",)
+    given = parse_options(WithConst, parser, ["--retry", "timeout,dns_error"])
+    assert given.retry == ("timeout", "dns_error")
+    assert "alone: retryable" in parser.format_help()
