@@ -17,6 +17,9 @@ class ErrorClass(StrEnum):
     MALFORMED_ROW = "malformed_row"
     DUPLICATE_PAIR = "duplicate_pair"
     DUPLICATE_URL = "duplicate_url"
+    # Rows of a list added with --append whose URL the dataset already holds (--append-skip-urls).
+    URL_ALREADY_STORED = "url_already_stored"
+    URL_ALREADY_FAILED = "url_already_failed"
     # Network.
     DNS_ERROR = "dns_error"
     ADDRESS_REFUSED = "address_refused"
