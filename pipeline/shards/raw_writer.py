@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
@@ -18,6 +19,8 @@ from pipeline.dataset import RawShard
 from pipeline.runner import ShardCommit
 from pipeline.shards.tar_writer import TarWriter
 from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_FAILED, STATUS_SUCCESS
+
+FAILED_HOSTS_KEPT = 20  # hosts with the most failed rows, per shard marker
 
 
 @dataclass(frozen=True)
@@ -45,17 +48,12 @@ class RawShardWriter:
         if row["status"] == STATUS_SUCCESS:
             if record.image is None:
                 raise ValueError(f"success without image bytes for {row['uid']}")
-            meta = {k: v for k, v in row.items() if k not in ("extra", "error_class", "error_message")}
-            if row.get("extra"):
-                meta.update(json.loads(row["extra"]))
-            self._tar.write(
-                row["uid"],
-                {
-                    self.image_ext: record.image,
-                    "txt": (row["caption"] or "").encode("utf-8"),
-                    "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"),
-                },
-            )
+            self._tar.write(row["uid"], sample_members(row, record.image, self.image_ext))
+        self._rows.append(row)
+
+    def copy(self, row: dict[str, Any], members: dict[str, bytes]) -> None:
+        """Record a success with the tar members it already has (a shard being rewritten)."""
+        self._tar.write(row["uid"], members)
         self._rows.append(row)
 
     def finish(self) -> dict[str, Any]:
@@ -75,6 +73,18 @@ class RawShardWriter:
         """End and close the tar (idempotent; the runner deletes it if the shard is not committed)."""
         self._tar.close()
         self._handle.close()
+
+
+def sample_members(row: dict[str, Any], image: bytes, image_ext: str) -> dict[str, bytes]:
+    """The tar members of a success: ``KEY.EXT`` (the image), ``KEY.txt``, ``KEY.json``."""
+    meta = {k: v for k, v in row.items() if k not in ("extra", "error_class", "error_message")}
+    if row.get("extra"):
+        meta.update(json.loads(row["extra"]))
+    return {
+        image_ext: image,
+        "txt": (row["caption"] or "").encode("utf-8"),
+        "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"),
+    }
 
 
 def raw_row(**fields: Any) -> dict[str, Any]:
@@ -97,4 +107,12 @@ def shard_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "successes": statuses.get(STATUS_SUCCESS, 0),
         "original_bytes": sum(r["original_bytes"] or 0 for r in rows if r["status"] == STATUS_SUCCESS),
         "stored_bytes": sum(r["stored_bytes"] or 0 for r in rows),
+        "failed_hosts": failed_hosts(rows),
     }
+
+
+def failed_hosts(rows: list[dict[str, Any]], top: int = FAILED_HOSTS_KEPT) -> dict[str, int]:
+    """Failed rows per URL host (``host[:port]``), the ``top`` most frequent (for the error-rate
+    warning: one host behind most failures)."""
+    hosts = Counter(urlsplit(r["url"]).netloc for r in rows if r["status"] == STATUS_FAILED and r["url"])
+    return dict(hosts.most_common(top))
