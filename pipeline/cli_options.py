@@ -37,6 +37,7 @@ class _Cli:
     metavar: str | None
     group: str | None
     const: str | None = None
+    aliases: tuple[str, ...] = ()
 
 
 def option(
@@ -53,6 +54,7 @@ def option(
     metavar: str | None = None,
     group: str | None = None,
     const: str | None = None,
+    aliases: Sequence[str] = (),
 ) -> Any:
     """A dataclass field that is also a command-line option.
 
@@ -62,7 +64,10 @@ def option(
     is switched off by ``negate`` (e.g. ``--no-within-corpus``), or, with ``toggle``, gets both
     ``--x`` and ``--no-x``. ``repeat`` collects every occurrence into a tuple. ``group`` names
     the ``--help`` section. ``const``: the option may be given without a value, and then means
-    this text (``--retry-failed`` alone, or ``--retry-failed timeout``).
+    this text (``--retry-failed`` alone, or ``--retry-failed timeout``). ``aliases``: other
+    spellings of the option (img2dataset's, e.g. ``--url_col``), accepted but kept out of the
+    option list: ``--help`` names them all in one line at the end. A bool option's alias also
+    takes an explicit value, as img2dataset's command line does (``--resize_only_if_bigger=True``).
     """
     meta = _Cli(
         help,
@@ -76,6 +81,7 @@ def option(
         metavar,
         group,
         const,
+        tuple(aliases),
     )
     if isinstance(default, list | dict | set):
         raise TypeError("mutable defaults are not allowed; use a tuple")
@@ -183,11 +189,13 @@ def add_options(
         where = target(meta.group)
         flag = _flag(field, meta)
         metavar = meta.metavar or (None if meta.choices else field.name.upper())
+        _add_aliases(parser, where, flag, dest, meta, default, metavar)
         if default is dataclasses.MISSING:
             where.add_argument(
                 flag,
                 dest=dest,
-                required=True,
+                # With aliases any spelling may be given: _value checks that one was.
+                required=not meta.aliases,
                 help=f"{meta.help} (required)",
                 metavar=metavar,
                 choices=meta.choices,
@@ -232,6 +240,59 @@ def add_options(
             where.add_argument(
                 flag, dest=dest, default=None, metavar=metavar, choices=meta.choices, help=help_text
             )
+    if not prefix and isinstance(parser, argparse.ArgumentParser):
+        _list_aliases(parser)
+
+
+_ALIASES = "_corpusforge_aliases"
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (any case), ``1``/``0``, ``yes``/``no``: img2dataset's boolean values."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def _add_aliases(
+    parser: Any, where: Any, flag: str, dest: str, meta: _Cli, default: Any, metavar: str | None
+) -> None:
+    """Hidden arguments for ``meta.aliases``, writing the same ``dest`` as ``flag``; they are
+    remembered on ``parser`` for the one-line list at the end of ``--help``."""
+    if not meta.aliases:
+        return
+    for alias in meta.aliases:
+        # SUPPRESS: an alias not given leaves the main option's default in place.
+        common = {"dest": dest, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+        if isinstance(default, bool):
+            where.add_argument(alias, nargs="?", const=True, type=parse_bool, metavar="BOOL", **common)
+        elif meta.repeat:
+            where.add_argument(alias, action="append", metavar=metavar, **common)
+        elif meta.const is not None:
+            where.add_argument(
+                alias, nargs="?", const=meta.const, metavar=metavar, choices=meta.choices, **common
+            )
+        else:
+            where.add_argument(alias, metavar=metavar, choices=meta.choices, **common)
+    negated = isinstance(default, bool) and default and not meta.toggle
+    shown = f"{meta.negate} when False" if negated else flag
+    known = getattr(parser, _ALIASES, None)
+    if known is None:
+        known = []
+        setattr(parser, _ALIASES, known)
+    known.extend((alias, shown) for alias in meta.aliases)
+
+
+def _list_aliases(parser: argparse.ArgumentParser) -> None:
+    """One line at the end of ``--help``: every alias and the option it stands for."""
+    known = getattr(parser, _ALIASES, None)
+    if not known:
+        return
+    line = "img2dataset aliases: " + ", ".join(f"{alias}={flag}" for alias, flag in known)
+    parser.epilog = f"{parser.epilog}\n\n{line}" if parser.epilog else line
 
 
 def _value(cls: type, namespace: argparse.Namespace, prefix: str) -> Any:
@@ -244,9 +305,12 @@ def _value(cls: type, namespace: argparse.Namespace, prefix: str) -> Any:
         if meta is None:
             continue
         dest = (prefix + field.name).replace(".", "__")
-        given = getattr(namespace, dest)
+        given = getattr(namespace, dest, None)
         default = _default_of(field)
         if given is None:
+            if default is dataclasses.MISSING and meta.aliases:
+                spellings = " or ".join((_flag(field, meta), *meta.aliases))
+                raise UserInputError(f"the following arguments are required: {spellings}")
             continue  # not given: the dataclass default applies
         if isinstance(default, bool):
             values[field.name] = given
