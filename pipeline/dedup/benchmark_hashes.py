@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_sources import (
     FOLDER,
@@ -32,7 +31,7 @@ from pipeline.dedup.centre import centre_phash
 from pipeline.dedup.complexity import colour_signature, complexity
 from pipeline.errors import SampleError, UserInputError
 from pipeline.executor import SparkExecutor
-from pipeline.image.options import ImageOptions
+from pipeline.image.options import ImageOptions, image_record
 from pipeline.image.phash import phash, to_signed64
 from pipeline.image.process import stored_image
 from pipeline.runner import ShardCommit, fingerprint, run_shard
@@ -195,7 +194,7 @@ def _fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> str:
     return fingerprint(
         hashing_version=HASHING_VERSION,
         schema=BENCHMARK_HASHES_SCHEMA.metadata[b"corpusforge.schema_version"].decode(),
-        image=recorded(image),
+        image=image_record(image),
         sources=[
             {"path": s.path, "name": s.name, "kind": s.kind, "files": [list(f) for f in s.fingerprint]}
             for s in sources

@@ -8,13 +8,16 @@ from typing import Any
 
 from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
+from pipeline.download.append import all_duplicates, append_to_dataset, appended_fingerprints, first_list
 from pipeline.download.duplicates import mark_duplicates
 from pipeline.download.input_shards import prepare_input_shards
 from pipeline.download.options import DownloadOptions
+from pipeline.download.retry import finish_replacements
 from pipeline.download.shard_worker import DownloadShard
-from pipeline.download.summary import format_summary, summarise
+from pipeline.download.summary import format_summary, retry_and_append_summary, summarise, warnings_summary
 from pipeline.errors import UserInputError
 from pipeline.executor import SparkExecutor
+from pipeline.image.options import image_record
 from pipeline.ingest import list_input_files
 from pipeline.runner import fingerprint
 from pipeline.stage import Stage
@@ -27,7 +30,7 @@ def output_options(options: DownloadOptions) -> dict[str, Any]:
     """The options that shape stored samples (``raw/_options.json``): a dataset never mixes them."""
     return recorded(
         {
-            "image": options.image,
+            "image": image_record(options.image),
             "skip_duplicate_urls": options.skip_duplicate_urls,
             "disallowed_header_directives": options.fetch.disallowed_header_directives,
         }
@@ -57,24 +60,34 @@ class DownloadStage(Stage[DownloadOptions]):
         wanted = _check_output_options(dataset, options)
         phases: dict[str, float] = {}
         clock = time.time()
-        manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
+        if options.append and dataset.input.manifest() is not None:
+            manifest = append_to_dataset(
+                executor, dataset, options.ingest, options.samples_per_shard, options.append_skip_urls
+            )
+        else:
+            manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
         shard_count = manifest["shard_count"]
         phases["ingest"], clock = time.time() - clock, time.time()
-        duplicates = mark_duplicates(
-            executor, dataset, shard_count, options.samples_per_shard, manifest["rows"]
-        )
+        first_shards, first_rows = first_list(manifest)  # lists added with --append are marked already
+        duplicates = mark_duplicates(executor, dataset, first_shards, options.samples_per_shard, first_rows)
+        duplicates = all_duplicates(duplicates, manifest)
         phases["duplicates"], clock = time.time() - clock, time.time()
+        # Shard rewrites (--retry-failed) a killed run left half done are finished first: their
+        # new files still have temporary names.
+        finish_replacements(dataset)
         # No task runs yet, so every temporary file left in raw/ belongs to a dead writer.
         removed = dataset.raw.remove_temporaries()
         if removed:
             log.info("removed %d partial files of an interrupted run", removed)
-        step = DownloadShard(
-            options,
-            fingerprint(signature=manifest["signature"], output=wanted, raw_schema=RAW_SHARD_VERSION),
-        )
+        inputs = fingerprint(signature=manifest["signature"], output=wanted, raw_schema=RAW_SHARD_VERSION)
+        step = DownloadShard(options, inputs, appended_fingerprints(manifest, inputs))
         stats = executor.map(step, range(shard_count))
         phases["download"] = time.time() - clock
         summary = summarise(stats, manifest, duplicates, time.time() - started)
+        summary.update(retry_and_append_summary(stats, manifest, options.retry_failed))
+        summary.update(warnings_summary(stats, options.warnings))
+        for warning in summary["warnings"]:
+            log.warning("unusual error rate: %s", warning["message"])
         summary["phase_seconds"] = {name: round(value, 2) for name, value in phases.items()}
         dataset.raw.write_summary(summary)
         log.info(

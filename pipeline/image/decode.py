@@ -61,7 +61,7 @@ def target_scale(width: int, height: int, options: ImageOptions) -> float:
     """Scale factor the resize step will apply to an image of this size (1.0 for mode ``no``)."""
     if options.resize_mode is ResizeMode.NO:
         return 1.0
-    if options.resize_mode is ResizeMode.BORDER:
+    if options.resize_mode in (ResizeMode.BORDER, ResizeMode.KEEP_RATIO_LARGEST):
         scale = options.image_size / max(width, height)
     else:  # KEEP_RATIO and CENTER_CROP both bring the shorter side to image_size
         scale = options.image_size / min(width, height)

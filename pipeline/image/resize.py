@@ -5,13 +5,14 @@ from __future__ import annotations
 from PIL import Image
 
 from pipeline.image.decode import target_scale
-from pipeline.image.options import DownscaleFilter, ImageOptions, ResizeMode
+from pipeline.image.options import ImageOptions, ResampleFilter, ResizeMode
 
-_DOWNSCALE = {
-    DownscaleFilter.AREA: Image.Resampling.BOX,
-    DownscaleFilter.BILINEAR: Image.Resampling.BILINEAR,
-    DownscaleFilter.BICUBIC: Image.Resampling.BICUBIC,
-    DownscaleFilter.LANCZOS: Image.Resampling.LANCZOS,
+_RESAMPLE = {
+    ResampleFilter.AREA: Image.Resampling.BOX,
+    ResampleFilter.NEAREST: Image.Resampling.NEAREST,
+    ResampleFilter.BILINEAR: Image.Resampling.BILINEAR,
+    ResampleFilter.BICUBIC: Image.Resampling.BICUBIC,
+    ResampleFilter.LANCZOS: Image.Resampling.LANCZOS,
 }
 
 
@@ -28,7 +29,7 @@ def resize(image: Image.Image, original_size: tuple[int, int], options: ImageOpt
     height = max(1, round(original_size[1] * scale))
     if (width, height) != image.size:
         downscale = width < image.size[0]
-        resample = _DOWNSCALE[options.downscale_filter] if downscale else Image.Resampling.BICUBIC
+        resample = _RESAMPLE[options.downscale_filter if downscale else options.upscale_filter]
         image = image.resize((width, height), resample)
     size = options.image_size
     if options.resize_mode is ResizeMode.CENTER_CROP:
