@@ -663,7 +663,8 @@ def format_report(results: dict[str, Any]) -> str:
             (
                 "ours, dataset on S3 (SeaweedFS, loopback) (wall)",
                 f"{s3['images_per_second']:.1f}",
-                f"{s3['wall_seconds']:.1f} s wall, {pct(s3['cpu_busy'])} CPU busy",
+                f"{s3['wall_seconds']:.1f} s wall, {pct(s3['cpu_busy'])} CPU busy, of which the "
+                f"S3 server {s3.get('s3_server_cpu_seconds', 0):.1f} CPU-s",
             )
         )
         rows.append(
@@ -845,17 +846,19 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 if s3 is not None:
-                    results["ours_s3"].extend(
-                        quiet(
-                            run_ours,
-                            urls,
-                            f"s3://{bucket}/ours",
-                            options.samples_per_shard,
-                            options.master,
-                            options.ours_args,
-                            runs / f"ours_s3_r{round_}.log",
-                        )
+                    server_cpu = s3.cpu_seconds()
+                    measured = quiet(
+                        run_ours,
+                        urls,
+                        f"s3://{bucket}/ours",
+                        options.samples_per_shard,
+                        options.master,
+                        options.ours_args,
+                        runs / f"ours_s3_r{round_}.log",
                     )
+                    # The S3 server shares this machine's cores: how much of them it took.
+                    measured[0]["s3_server_cpu_seconds"] = round(s3.cpu_seconds() - server_cpu, 2)
+                    results["ours_s3"].extend(measured)
             if not options.skip_floor:
                 for run in quiet(convert_rates, files, cpus):
                     results["process_image" if run["method"] == "process_image" else "cpu_floor"].append(run)

@@ -152,6 +152,13 @@ class SeaweedS3:
         self.stop()
         raise RuntimeError(f"SeaweedFS S3 did not answer within {self.start_timeout:g}s: {self.log_tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        if self._process is None:
+            return 0.0
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the server logged."""
         path = self.workdir / "weed.log"
