@@ -35,6 +35,14 @@ class ErrorClass(StrEnum):
     BAD_CONTENT_TYPE = "bad_content_type"
     OPTED_OUT = "opted_out"
     PROTOCOL_ERROR = "protocol_error"
+    # Opt-outs the host declares, and the operator's block lists (docs/download.md, "Opt-outs").
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    ROBOTS_UNREACHABLE = "robots_unreachable"
+    TDM_RESERVED = "tdm_reserved"
+    BLOCKED_URL = "blocked_url"
+    BLOCKED_DOMAIN = "blocked_domain"
+    BLOCKED_SHA256 = "blocked_sha256"
+    BLOCKED_PHASH = "blocked_phash"
     # Image.
     UNDECODABLE = "undecodable"
     IMAGE_TOO_LARGE = "image_too_large"
