@@ -14,6 +14,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from pipeline.dataset import Dataset
@@ -47,23 +48,50 @@ def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_s
     folder = dataset.input
     manifest = folder.manifest()
     if manifest is not None:
-        if manifest.get("signature") != signature:
+        if signature not in list_signatures(manifest):
             raise UserInputError(
                 f"{dataset.url} was started from a different URL list or different ingest options "
-                f"(recorded in {dataset.display(*folder.manifest_file)}); use a new --dataset or pass "
-                "--overwrite"
+                f"(recorded in {dataset.display(*folder.manifest_file)}); use a new --dataset, pass "
+                "--append to add this list to it, or --overwrite"
             )
         log.info("reusing %d input shards from an earlier run", manifest["shard_count"])
         return manifest
     folder.makedirs()
     folder.remove_temporaries()
+    shard, rows, errors = write_input_shards(dataset, options, samples_per_shard)
+    manifest = {
+        "signature": signature,
+        "shard_count": shard,
+        "rows": rows,
+        "ingest_errors": dict(sorted(errors.items())),
+    }
+    dataset.storage.write_json(manifest, *folder.manifest_file)
+    log.info("URL list: %d rows in %d shards, %d unusable rows", rows, shard, sum(errors.values()))
+    return manifest
+
+
+def list_signatures(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The signatures of the lists in the dataset: the first, then each added with --append."""
+    return [manifest["signature"], *(part["signature"] for part in manifest.get("appended", []))]
+
+
+def write_input_shards(
+    dataset: Dataset, options: IngestOptions, samples_per_shard: int, first_shard: int = 0, first_row: int = 0
+) -> tuple[int, int, Counter[str]]:
+    """Cut the list into shards ``first_shard``, ... (rows numbered from ``first_row``: a list added
+    with --append); returns the end shard index, the rows and the ingest error counts."""
+    folder = dataset.input
     errors: Counter[str] = Counter()
     rows = 0
-    shard = 0
+    shard = first_shard
     pending: list[pa.Table] = []
     pending_rows = 0
     with tqdm(desc="reading URL list", unit=" rows", unit_scale=True, mininterval=2) as progress:
         for table in iter_canonical_batches(options):
+            if first_row:
+                index = table.schema.get_field_index("row_index")
+                shifted = pc.add(table.column(index), pa.scalar(first_row, pa.int64()))
+                table = table.set_column(index, table.schema.field(index), shifted)
             rows += table.num_rows
             progress.update(table.num_rows)
             errors.update(e for e in table.column("ingest_error").to_pylist() if e is not None)
@@ -80,15 +108,7 @@ def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_s
         if pending_rows:
             dataset.storage.write_parquet(pa.concat_tables(pending), *folder.shard(shard).table_file.parts)
             shard += 1
-    manifest = {
-        "signature": signature,
-        "shard_count": shard,
-        "rows": rows,
-        "ingest_errors": dict(sorted(errors.items())),
-    }
-    dataset.storage.write_json(manifest, *folder.manifest_file)
-    log.info("URL list: %d rows in %d shards, %d unusable rows", rows, shard, sum(errors.values()))
-    return manifest
+    return shard, rows, errors
 
 
 def read_input_shard(dataset: Dataset, shard: int) -> pa.Table:

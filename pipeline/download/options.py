@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.cli_options import option, section
+from pipeline.cli_options import comma_strings, option, section
+from pipeline.download.error_rates import ErrorRateOptions
+from pipeline.download.retry_classes import RETRYABLE, RETRYABLE_TOKEN, parse_retry_classes
 from pipeline.errors import UserInputError
 from pipeline.fetch.options import FetchOptions
 from pipeline.image.options import ImageOptions
 from pipeline.ingest.options import IngestOptions
 from pipeline.storage import storage_url
+
+APPEND_SKIP_URLS = ("stored", "failed")
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,52 @@ class DownloadOptions:
     overwrite: bool = option(
         False, help="delete the dataset's download outputs first instead of resuming", group="output"
     )
+    # -- retry, append, error-rate warnings (docs/download.md) ---------------------------------
+    retry_failed: tuple[str, ...] = option(
+        (),
+        parse=comma_strings,
+        show=lambda classes: ",".join(classes) or "off",
+        const=RETRYABLE_TOKEN,
+        metavar="CLASSES",
+        help="fetch again the failed rows of complete shards whose class is in CLASSES (comma-separated: "
+        "error classes, http_error:NNN, http_error:5xx, retryable = "
+        + ",".join(RETRYABLE)
+        + ") and rewrite those shards in place",
+        group="retry and append",
+    )
+    append: bool = option(
+        False,
+        help="add --urls to the dataset as new input shards after the existing ones (pairs already in "
+        "the dataset are skipped); the same list again adds nothing",
+        group="retry and append",
+    )
+    append_skip_urls: tuple[str, ...] = option(
+        (),
+        parse=comma_strings,
+        show=lambda which: ",".join(which) or "none",
+        metavar="WHICH",
+        help="with --append, also skip rows whose URL the dataset already holds: 'stored' (a success), "
+        "'failed' (failed with a class --retry-failed would not retry), or both",
+        group="retry and append",
+    )
+    warnings: ErrorRateOptions = section(ErrorRateOptions, "error-rate warnings")
 
     def __post_init__(self) -> None:
         if self.samples_per_shard < 1:
             raise UserInputError(f"--samples-per-shard must be >= 1, got {self.samples_per_shard}")
         if self.decode_threads < 0:
             raise UserInputError(f"--decode-threads must be >= 0, got {self.decode_threads}")
+        if self.retry_failed:
+            parse_retry_classes(self.retry_failed)  # refuses an unknown class
+        unknown = set(self.append_skip_urls) - set(APPEND_SKIP_URLS)
+        if unknown:
+            raise UserInputError(
+                f"--append-skip-urls takes {' and/or '.join(APPEND_SKIP_URLS)}, not "
+                f"{', '.join(sorted(unknown))}"
+            )
+        if self.append_skip_urls and not self.append:
+            raise UserInputError("--append-skip-urls applies to the list added with --append; pass --append")
+        if self.overwrite and (self.append or self.retry_failed):
+            raise UserInputError(
+                "--overwrite deletes the dataset: it cannot be combined with --append or --retry-failed"
+            )

@@ -22,16 +22,26 @@ from pipeline.dataset import Dataset
 from pipeline.download.duplicates import read_shard_duplicates
 from pipeline.download.input_shards import read_input_shard
 from pipeline.download.options import DownloadOptions
+from pipeline.download.retry import retry_shard
+from pipeline.download.retry_classes import parse_retry_classes
 from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher
 from pipeline.image import ProcessedImage, process_image
 from pipeline.image.phash import to_signed64
+from pipeline.replace import roll_forward
 from pipeline.runner import ShardCommit, completed, run_shard
 from pipeline.shards.raw_writer import RawShardWriter, SampleRecord, raw_row
 from pipeline.stage import Resources, ShardStep
 from schemas.raw_shard import STATUS_FAILED, STATUS_SKIPPED, STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
+
+_SKIP_REASONS = {
+    ErrorClass.DUPLICATE_PAIR: "an earlier input row has the same URL and caption",
+    ErrorClass.DUPLICATE_URL: "an earlier input row has the same URL",
+    ErrorClass.URL_ALREADY_STORED: "the dataset already stores this URL (--append-skip-urls stored)",
+    ErrorClass.URL_ALREADY_FAILED: "this URL failed for good in the dataset (--append-skip-urls failed)",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class DownloadShard(ShardStep[int, None]):
 
     options: DownloadOptions
     inputs: str
+    #: (first shard, fingerprint) of each list added with --append: its shards' inputs.
+    appended: tuple[tuple[int, str], ...] = ()
 
     name = "corpusforge-download"
     description = "downloading shards"
@@ -56,14 +68,34 @@ class DownloadShard(ShardStep[int, None]):
     def resources(self) -> Resources:
         return Resources(cpus=max(1, self.options.decode_threads))
 
+    def shard_inputs(self, task: int) -> str:
+        """The fingerprint of shard ``task``: its list's (the first, or one added with --append)."""
+        inputs = self.inputs
+        for first, appended in self.appended:
+            if task >= first:
+                inputs = appended
+        return f"{inputs}:{task}"
+
     def completed(self, task: int) -> dict[str, Any] | None:
         dataset = Dataset(self.options.dataset)
         output = dataset.raw.shard(task).output
-        return completed(dataset.storage, output, f"{self.inputs}:{task}", accept_legacy=True)
+        marker = completed(dataset.storage, output, self.shard_inputs(task), accept_legacy=True)
+        # With --retry-failed, a complete shard with failures of a class to retry runs (its task
+        # reads the rows to tell which, e.g. by HTTP status).
+        retry = self.options.retry_failed
+        if marker is not None and retry and parse_retry_classes(retry).may_match(marker.get("errors", {})):
+            return None
+        return marker
 
     def process(self, task: int, state: None) -> dict[str, Any]:
         dataset = Dataset(self.options.dataset)
         shard = dataset.raw.shard(task)
+        inputs = self.shard_inputs(task)
+        if self.options.retry_failed:
+            roll_forward(dataset.storage, shard.output)  # a rewrite an earlier attempt left half done
+            marker = completed(dataset.storage, shard.output, inputs, accept_legacy=True)
+            if marker is not None:
+                return retry_shard(dataset, shard, marker, inputs, self.options)
 
         def work(commit: ShardCommit) -> dict[str, Any]:
             rows = read_input_shard(dataset, task).to_pylist()
@@ -75,7 +107,7 @@ class DownloadShard(ShardStep[int, None]):
                 writer.close()
             return writer.finish()
 
-        return run_shard(dataset.storage, shard.output, f"{self.inputs}:{task}", work, accept_legacy=True)
+        return run_shard(dataset.storage, shard.output, inputs, work, accept_legacy=True)
 
 
 def download_shard(shard: int, options: DownloadOptions, inputs: str = "") -> dict[str, Any]:
@@ -146,14 +178,13 @@ async def _one_row(
             }
         )
     duplicate = duplicates.get(row["row_index"])
-    if duplicate == ErrorClass.DUPLICATE_PAIR or (duplicate and options.skip_duplicate_urls):
+    if duplicate and (duplicate != ErrorClass.DUPLICATE_URL or options.skip_duplicate_urls):
         return SampleRecord(
             {
                 **out,
                 "status": STATUS_SKIPPED,
                 "error_class": duplicate,
-                "error_message": "an earlier input row has the same "
-                + ("URL and caption" if duplicate == ErrorClass.DUPLICATE_PAIR else "URL"),
+                "error_message": _SKIP_REASONS[duplicate],
             }
         )
     try:
