@@ -98,8 +98,12 @@ def section(cls: type, title: str | None, required: bool = False) -> Any:
 
 
 def comma_strings(text: str) -> tuple[str, ...]:
-    """``a, b,,c`` -> ``("a", "b", "c")``."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    """``a, b,,c`` -> ``("a", "b", "c")``; img2dataset's list syntax ``['a','b']`` too."""
+    body = text.strip()
+    if len(body) >= 2 and body[0] + body[-1] in ("[]", "()"):
+        body = body[1:-1]
+    parts = (part.strip().strip("'\"").strip() for part in body.split(","))
+    return tuple(part for part in parts if part)
 
 
 def comma_floats(text: str) -> tuple[float, ...]:

@@ -52,3 +52,12 @@ def test_help_lists_aliases_in_one_line_only() -> None:
     assert line.startswith("--url_list=--urls, --thread_count=--count")
     assert "--keep_it=--no-keep when False" in line
     assert "--resize_only_if_bigger=--only-bigger" in line
+
+
+def test_comma_strings_take_img2dataset_list_syntax() -> None:
+    from pipeline.cli_options import comma_strings
+
+    assert comma_strings("a, b,,c") == ("a", "b", "c")
+    assert comma_strings("['a', \"b\"]") == ("a", "b")
+    assert comma_strings("(noai,noindex)") == ("noai", "noindex")
+    assert comma_strings("[]") == ()

@@ -32,7 +32,7 @@ _EXTENSIONS = {
     ".tsv": "tsv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
-    ".json": "jsonl",
+    ".json": "json",  # a JSON array (img2dataset's json) or, starting with "{", JSON lines
     ".txt": "txt",
 }
 _CSV_FIELD_LIMIT = 1 << 20
@@ -73,7 +73,7 @@ def list_input_files(urls: str, input_format: str = "auto") -> list[str]:
         )
         if not found:
             raise UserInputError(
-                f"--urls {urls!r} holds no URL list files (.parquet .csv .tsv .jsonl .txt, or .gz)"
+                f"--urls {urls!r} holds no URL list files (.parquet .csv .tsv .json .jsonl .txt, or .gz)"
             )
     else:
         found = [path]
@@ -113,6 +113,8 @@ def _iter_raw_rows(
             yield from _read_delimited(file, "," if fmt == "csv" else "\t", options)
         elif fmt == "jsonl":
             yield from _read_jsonl(file, options)
+        elif fmt == "json":
+            yield from _read_json(file, options)
         elif fmt == "txt":
             yield from _read_text(file, options)
         else:
@@ -234,6 +236,83 @@ def _read_jsonl(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap |
             if columns is None:
                 columns = resolve_columns(list(obj), options, file)
             yield columns, RawRow(row_number, obj)
+
+
+_JSON_CHUNK = 1 << 20  # characters read at a time from a JSON array
+
+
+def _read_json(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap | None, RawRow]]:
+    """A JSON array of objects, as img2dataset's ``json`` input (pandas.read_json) reads it, but
+    streamed one element at a time; a file whose first character is not ``[`` is JSON lines."""
+    with _open_text(file) as text:
+        head = text.read(_JSON_CHUNK)
+        if head.lstrip().startswith("["):
+            yield from _json_array_rows(file, options, text, head)
+            return
+    yield from _read_jsonl(file, options)
+
+
+def _json_array_rows(
+    file: str, options: IngestOptions, text: io.TextIOBase, head: str
+) -> Iterator[tuple[ColumnMap | None, RawRow]]:
+    columns: ColumnMap | None = None
+    for row_number, value in enumerate(_array_elements(text, head, file), start=1):
+        if not isinstance(value, dict):
+            error = SampleError(ErrorClass.MALFORMED_ROW, f"{file} element {row_number}: not a JSON object")
+            yield columns, RawRow(row_number, None, error)
+            continue
+        if columns is None:
+            columns = resolve_columns(list(value), options, file)
+        yield columns, RawRow(row_number, value)
+
+
+def _array_elements(text: io.TextIOBase, buffer: str, file: str) -> Iterator[object]:
+    """The elements of the JSON array that ``buffer`` (then ``text``) holds, decoded one by one.
+
+    A malformed array cannot be resynchronised, so it stops the job naming the element, as an
+    unreadable file does.
+    """
+    decoder = json.JSONDecoder()
+    eof = False
+    pos = buffer.index("[") + 1
+    expect_value = True  # after "[" or ",": an element (or "]" right after "[")
+    count = 0
+
+    def more() -> bool:
+        nonlocal buffer, pos, eof
+        chunk = text.read(_JSON_CHUNK)
+        buffer, pos = buffer[pos:] + chunk, 0
+        eof = not chunk
+        return bool(chunk)
+
+    while True:
+        while pos < len(buffer) and buffer[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(buffer):
+            if more():
+                continue
+            raise UserInputError(f"{file}: the JSON array ends without ']' after {count} elements")
+        char = buffer[pos]
+        if char == "]" and (count == 0 or not expect_value):
+            return
+        if not expect_value:
+            if char != ",":
+                raise UserInputError(f"{file}: expected ',' or ']' after JSON array element {count}")
+            pos += 1
+            expect_value = True
+            continue
+        try:
+            value, end = decoder.raw_decode(buffer, pos)
+        except (ValueError, RecursionError) as exc:
+            if not eof and more():
+                continue  # the element may continue in the next chunk
+            raise UserInputError(f"{file}: invalid JSON in array element {count + 1}: {exc}") from exc
+        if end >= len(buffer) and not eof and more():
+            continue  # a number or literal cut at the chunk's end: decode it again, whole
+        pos = end
+        count += 1
+        expect_value = False
+        yield value
 
 
 def _read_text(file: str, options: IngestOptions) -> Iterator[tuple[ColumnMap | None, RawRow]]:
