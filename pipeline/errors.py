@@ -49,6 +49,10 @@ class ErrorClass(StrEnum):
     IMAGE_TOO_SMALL = "image_too_small"
     ASPECT_RATIO = "aspect_ratio"
     ENCODE_ERROR = "encode_error"
+    # --verify-hash: the downloaded bytes do not have the digest the URL list gives.
+    HASH_MISMATCH = "hash_mismatch"
+    # Imported from img2dataset: a failure whose message maps to no class above (kept verbatim).
+    IMPORTED_ERROR = "imported_error"
     # A bug or an input no rule foresaw; logged with a traceback, never fatal to the shard.
     UNEXPECTED = "unexpected_error"
 
