@@ -295,7 +295,7 @@ def _list_aliases(parser: argparse.ArgumentParser) -> None:
     known = getattr(parser, _ALIASES, None)
     if not known:
         return
-    line = "img2dataset aliases: " + ", ".join(f"{alias}={flag}" for alias, flag in known)
+    line = "img2dataset aliases: " + ", ".join(f"{alias}={flag}" for alias, flag in known) + "."
     parser.epilog = f"{parser.epilog}\n\n{line}" if parser.epilog else line
 
 

@@ -51,7 +51,7 @@ def test_help_lists_aliases_in_one_line_only() -> None:
     line = " ".join(text.split("img2dataset aliases:")[1].split())
     assert line.startswith("--url_list=--urls, --thread_count=--count")
     assert "--keep_it=--no-keep when False" in line
-    assert "--resize_only_if_bigger=--only-bigger" in line
+    assert "--resize_only_if_bigger=--only-bigger" in line and line.endswith("--col=--cols.")
 
 
 def test_comma_strings_take_img2dataset_list_syntax() -> None:

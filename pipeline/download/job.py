@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
 from pipeline.download.append import all_duplicates, append_to_dataset, appended_fingerprints, first_list
 from pipeline.download.duplicates import mark_duplicates
+from pipeline.download.img2dataset_flags import add_img2dataset_flags
 from pipeline.download.input_shards import prepare_input_shards
 from pipeline.download.options import DownloadOptions
 from pipeline.download.retry import finish_replacements
@@ -41,6 +43,12 @@ class DownloadStage(Stage[DownloadOptions]):
     name = "download"
     options_type = DownloadOptions
     description = "Download, resize and shard the images of a URL-caption list."
+
+    def parser(self) -> argparse.ArgumentParser:
+        """The options' command line, plus img2dataset's flags that have no option here."""
+        parser = super().parser()
+        add_img2dataset_flags(parser)
+        return parser
 
     def check_inputs(self, options: DownloadOptions) -> None:
         """Fail fast, before Spark starts, when the URL list or the CA bundle cannot be read."""

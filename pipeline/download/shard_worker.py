@@ -190,6 +190,8 @@ async def _one_row(
     try:
         fetched = await fetcher.fetch(row["url"])
         out.update(http_status=fetched.status, final_url=fetched.final_url, original_bytes=len(fetched.body))
+        if options.hash_check is not None:  # --verify-hash
+            options.hash_check.check(row, fetched.body)
         image = await process(fetched.body)
     except SampleError as exc:
         out.update(
