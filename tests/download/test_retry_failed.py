@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
+import subprocess
+import sys
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -141,3 +144,54 @@ def test_retry_failed_redoes_only_retryable_rows_and_rewrites_shards_in_place(
     assert all(flaky.seen(u) == seen_gone[u] + 1 for u in groups["gone"])
     final = check_accounting(dataset, 23)
     assert sum(r["status"] == "success" for r in final.values()) == 20
+
+
+KILLED_RETRY = """
+import os, pickle, sys
+from pipeline.download.shard_worker import DownloadShard
+from pipeline.storage import Storage
+
+options, inputs, renames = pickle.loads(bytes.fromhex(sys.argv[1]))
+done = 0
+rename = Storage.rename
+
+def dying_rename(self, source, final):
+    global done
+    done += 1
+    if done > renames:
+        os._exit(17)  # killed: no clean-up runs
+    rename(self, source, final)
+
+Storage.rename = dying_rename
+DownloadShard(options, inputs).process(0, None)
+"""
+
+
+def test_a_retry_killed_mid_rewrite_is_finished_by_the_next_run(
+    spark, flaky: FlakyServer, download_options, tmp_path: Path
+) -> None:
+    good = [flaky.url("ok", f"k{i}.jpg") for i in range(3)]
+    failing = [flaky.url("flaky/503", f"k{i}.jpg") for i in range(3)]
+    urls = write_list(tmp_path / "list.csv", [(u, f"caption {i}") for i, u in enumerate(good + failing)])
+    dataset = tmp_path / "dataset"
+    run(spark, download_options(urls, "--retries", "0"))
+    marker = json.loads((dataset / "raw" / "00000_stats.json").read_text())
+    assert marker["successes"] == 3
+    flaky.down = False
+    # A retry killed after its journal and the new tar are in place (renames: journal, tar).
+    options = download_options(urls, "--retries", "0", "--retry-failed")
+    inputs = marker["fingerprint"].rsplit(":", 1)[0]
+    payload = pickle.dumps((options, inputs, 2)).hex()
+    child = subprocess.run([sys.executable, "-c", KILLED_RETRY, payload], capture_output=True, timeout=120)
+    assert child.returncode == 17, child.stderr.decode()[-2000:]
+    assert not (dataset / "raw" / "00000_stats.json").exists()  # readers see an incomplete shard
+    assert (dataset / "raw" / ".00000_replace.json").exists()
+    # The next run, even a plain one, finishes the rewrite before anything else.
+    summary = run(spark, download_options(urls, "--retries", "0"))
+    assert summary["successes"] == 6 and summary["shards_resumed"] == 1
+    check_accounting(dataset, 6)
+    finished = json.loads((dataset / "raw" / "00000_stats.json").read_text())
+    assert finished["fingerprint"] == marker["fingerprint"] and finished["retries"][0]["recovered"] == {
+        "http_error": 3
+    }
+    assert not list((dataset / "raw").glob(".*"))
