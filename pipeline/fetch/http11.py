@@ -472,34 +472,41 @@ class Response:
     keep_alive: bool
     content_length: int | None
 
-    async def read(self, cap: int) -> bytes:
+    async def read(self, cap: int, truncate: bool = False) -> bytes:
         """The whole body, decoded; ``SampleError(TOO_LARGE)`` as soon as more than ``cap`` bytes arrive.
 
         The cap holds for the bytes on the wire and again for every decoded stage, so neither an
-        endless stream nor a compression bomb is ever held in memory past it.
+        endless stream nor a compression bomb is ever held in memory past it. With ``truncate``
+        (files parsed only up to a limit, such as robots.txt), a longer body without a content
+        coding gives its first ``cap`` bytes instead; the rest is left unread and the connection
+        is closed, not reused.
         """
         codings = _content_codings(self.headers)
         decoder = _Decoder(codings, cap) if codings else None
+        truncate = truncate and decoder is None
         stream = self.connection.stream
         framing = self.headers.get("transfer-encoding")
         if framing is not None:
             if framing.strip().lower() != "chunked":
                 raise SampleError(ErrorClass.PROTOCOL_ERROR, f"unsupported Transfer-Encoding {framing!r}")
-            body = await _read_chunked(stream, cap, decoder)
+            body = await _read_chunked(stream, cap, decoder, truncate)
         elif self.content_length is not None:
             if self.content_length > cap:
-                raise SampleError(
-                    ErrorClass.TOO_LARGE,
-                    f"Content-Length {self.content_length} exceeds --max-bytes {cap}",
-                    self.status,
-                )
-            body = await _read_length(stream, self.content_length, decoder)
+                if not truncate:
+                    raise SampleError(
+                        ErrorClass.TOO_LARGE,
+                        f"Content-Length {self.content_length} exceeds --max-bytes {cap}",
+                        self.status,
+                    )
+                body = await _read_length(stream, cap, None)
+            else:
+                body = await _read_length(stream, self.content_length, decoder)
         else:
             self.keep_alive = False  # the body ends where the connection does
-            body = await _read_to_close(stream, cap, decoder)
+            body = await _read_to_close(stream, cap, decoder, truncate)
         if decoder is not None:
             body = decoder.finish(body)
-        self.connection.reusable = self.keep_alive
+        self.connection.reusable = self.keep_alive and not (truncate and len(body) >= cap)
         return body
 
 
@@ -702,7 +709,9 @@ async def _read_length(stream: _Stream, length: int, decoder: _Decoder | None) -
     return b"".join(pieces)
 
 
-async def _read_to_close(stream: _Stream, cap: int, decoder: _Decoder | None) -> bytes:
+async def _read_to_close(
+    stream: _Stream, cap: int, decoder: _Decoder | None, truncate: bool = False
+) -> bytes:
     pieces: list[bytes] = []
     size = 0
     while True:
@@ -714,6 +723,9 @@ async def _read_to_close(stream: _Stream, cap: int, decoder: _Decoder | None) ->
         data = stream.take(len(stream.buffer))
         size += len(data)
         if size > cap:
+            if truncate:
+                pieces.append(data[: len(data) - (size - cap)])
+                return b"".join(pieces)
             raise SampleError(ErrorClass.TOO_LARGE, f"body exceeds --max-bytes {cap}", 200)
         _decoded(pieces, data, decoder)
 
@@ -740,7 +752,7 @@ async def _read_exactly(
         _decoded(pieces, data, decoder)
 
 
-async def _read_chunked(stream: _Stream, cap: int, decoder: _Decoder | None) -> bytes:
+async def _read_chunked(stream: _Stream, cap: int, decoder: _Decoder | None, truncate: bool = False) -> bytes:
     pieces: list[bytes] = []
     size = 0
     while True:
@@ -759,6 +771,9 @@ async def _read_chunked(stream: _Stream, cap: int, decoder: _Decoder | None) -> 
             return b"".join(pieces)
         size += chunk
         if size > cap:
+            if truncate:
+                await _read_exactly(stream, chunk - (size - cap), pieces, decoder, "chunk")
+                return b"".join(pieces)
             raise SampleError(ErrorClass.TOO_LARGE, f"body exceeds --max-bytes {cap}", 200)
         await _read_exactly(stream, chunk, pieces, decoder, "chunk")
         await stream.wait_for(2)

@@ -8,9 +8,11 @@ import os
 from dataclasses import dataclass
 
 from pipeline import __version__
-from pipeline.cli_options import comma_strings, option, show_commas
+from pipeline.cli_options import comma_strings, option, section, show_commas
 from pipeline.errors import UserInputError
 from pipeline.fetch.address_policy import AddressPolicy
+from pipeline.fetch.blocklist import BlockList
+from pipeline.fetch.host_options import OptOutOptions, PolitenessOptions
 from pipeline.fetch.proxy import (
     FROM_ENVIRONMENT,
     NO_PROXY_VALUES,
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 class FetchOptions:
     """Limits, retries and politeness of one executor's HTTP client."""
 
-    concurrency: int = option(64, help="requests in flight per task")
+    concurrency: int = option(64, help="requests in flight per task", aliases=("--thread_count",))
     per_host_concurrency: int = option(8, help="connections per host and task")
     connect_timeout: float = option(
         5.0, help="seconds for the TCP connect; again for a proxy's CONNECT answer and the TLS handshake"
@@ -43,12 +45,15 @@ class FetchOptions:
     backoff_base: float = 0.5  # seconds, doubled per attempt
     max_retry_wait: float = option(30.0, help="a longer Retry-After gives up on the URL instead of waiting")
     dns_ttl: float = option(300.0, help="seconds a DNS answer is cached per executor (0: no cache)")
-    user_agent_token: str = option("", help="contact info added to the User-Agent")
+    user_agent_token: str = option(
+        "", help="contact info added to the User-Agent", aliases=("--user_agent_token",)
+    )
     disallowed_header_directives: tuple[str, ...] = option(
         DEFAULT_DISALLOWED_DIRECTIVES,
         parse=comma_strings,
         show=show_commas,
         help="X-Robots-Tag directives that exclude an image; '' to ignore the header",
+        aliases=("--disallowed_header_directives",),
     )
     allow_networks: tuple[str, ...] = option(
         (),
@@ -74,6 +79,9 @@ class FetchOptions:
         "HTTP_PROXY/HTTPS_PROXY/ALL_PROXY of each executor's environment; 'none': no proxy. "
         "NO_PROXY applies either way",
     )
+    # robots.txt, TDMRep, block lists; the job-wide per-host budget (pipeline/fetch/host_options.py)
+    opt_outs: OptOutOptions = section(OptOutOptions, "opt-outs")
+    politeness: PolitenessOptions = section(PolitenessOptions, "politeness")
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host_concurrency", "max_bytes"):
@@ -104,11 +112,13 @@ class FetchOptions:
 
     def check_environment(self) -> None:
         """Check what only this machine can refuse (run on the driver before any work): the
-        ``--ca-bundle`` file and the proxy variables; log the proxies and the TLS setting in effect.
+        ``--ca-bundle`` file, the ``--block-list`` files and the proxy variables; log the proxies
+        and the TLS setting in effect.
 
         Executors read their own environment and files; on a cluster they should match the driver's.
         """
         client_context(self.ca_bundle, self.ignore_ssl_certificate)  # raises on an unreadable bundle
+        BlockList.load(self.opt_outs.block_lists)  # raises naming a file and line it cannot use
         proxies = ProxySettings.resolve(self.proxy, os.environ)
         if proxies is not None:
             log.info("proxies: %s", proxies.describe())
@@ -117,4 +127,7 @@ class FetchOptions:
     def user_agent(self) -> str:
         """User-Agent header: product, version, purpose and the operator's contact token."""
         contact = f"; {self.user_agent_token}" if self.user_agent_token else ""
-        return f"corpusforge/{__version__} (image-text dataset builder; honours X-Robots-Tag noai{contact})"
+        return (
+            f"corpusforge/{__version__} (image-text dataset builder; honours robots.txt, X-Robots-Tag noai "
+            f"and TDMRep{contact})"
+        )

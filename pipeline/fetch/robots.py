@@ -1,10 +1,13 @@
-"""Honouring ``X-Robots-Tag`` opt-out directives (``noai``, ``noimageai``, ...)."""
+"""Honouring ``X-Robots-Tag`` opt-out directives (``noai``, ``noimageai``, ``noml``, ...)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 DEFAULT_DISALLOWED_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+# ``noml`` (no machine learning) says what ``noai`` says: it applies wherever ``noai`` does. An alias
+# rather than a new default, so that the recorded default (raw/_options.json) stays the same.
+ALIASES = {"noml": "noai"}
 # Directives that carry a value after a colon; not to be mistaken for a user-agent prefix.
 _VALUED_DIRECTIVES = ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview")
 
@@ -37,6 +40,6 @@ def is_opted_out(
             text = rest
         for directive in text.split(","):
             name = directive.strip().lower()
-            if name in banned:
+            if name in banned or ALIASES.get(name) in banned:
                 return name
     return None

@@ -235,8 +235,11 @@ def _serve_raw(responses: list[bytes]) -> tuple[socket.socket, list[bytes]]:
 def test_cookies_are_not_carried_between_urls() -> None:
     jpeg = b"\xff\xd8" + b"x" * 100
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+    missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     listener, requests = _serve_raw(
         [
+            missing,  # /robots.txt
+            missing,  # /.well-known/tdmrep.json
             answer + b"Set-Cookie: session=abc; Path=/\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg,
             answer + b"Content-Length: %d\r\n\r\n" % len(jpeg) + jpeg,
         ]
@@ -254,4 +257,5 @@ def test_cookies_are_not_carried_between_urls() -> None:
 
     with listener:
         assert [r.body for r in asyncio.run(both())] == [jpeg, jpeg]
-    assert len(requests) == 2 and b"cookie" not in requests[1].lower()
+    assert [r.split(b" ")[1] for r in requests[:2]] == [b"/robots.txt", b"/.well-known/tdmrep.json"]
+    assert len(requests) == 4 and b"cookie" not in requests[3].lower()

@@ -14,10 +14,12 @@ import pytest
 
 from pipeline.errors import ErrorClass, SampleError, UserInputError
 from pipeline.fetch import Fetcher, FetchOptions
+from pipeline.fetch.host_options import OptOutOptions
 from pipeline.fetch.http11 import parse_target
 
 ALLOW = ("127.0.0.1/32",)
 JPEG = b"\xff\xd8" + bytes(range(256)) * 40
+NO_SITE_FILES = OptOutOptions(robots_txt=False, tdmrep="header")
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,13 @@ def scripted() -> Iterator[Callable[..., ScriptedServer]]:
         server.close()
 
 
-def fetch_all(urls: list[str], getaddrinfo=None, **options: object) -> list[object]:
-    """Fetch ``urls`` one after another through one Fetcher; each result or its SampleError."""
-    options = {"allow_networks": ALLOW, "total_timeout": 2.0, "retries": 0, **options}
+def fetch_all(urls: list[str], getaddrinfo=None, **extra: object) -> list[object]:
+    """Fetch ``urls`` one after another through one Fetcher; each result or its SampleError.
+
+    Scripted replies answer requests in order, so robots.txt and tdmrep.json are not asked for.
+    """
+    options = {"allow_networks": ALLOW, "total_timeout": 2.0, "retries": 0, "opt_outs": NO_SITE_FILES}
+    options.update(extra)
 
     async def go() -> list[object]:
         out: list[object] = []
@@ -162,7 +168,7 @@ def test_an_idle_connection_closed_by_the_server_is_replaced_not_failed(scripted
     server = scripted(ok(close=True), ok())  # closes after answering, without saying so
 
     async def go() -> list[bytes]:
-        opts = FetchOptions(allow_networks=ALLOW, total_timeout=2.0, retries=0)
+        opts = FetchOptions(allow_networks=ALLOW, total_timeout=2.0, retries=0, opt_outs=NO_SITE_FILES)
         async with Fetcher(opts) as fetcher:
             first = await fetcher.fetch(f"{server.base}/a.jpg")
             await asyncio.sleep(0.2)  # the loop sees the server's FIN on the idle connection

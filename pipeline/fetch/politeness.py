@@ -1,0 +1,125 @@
+"""Per-host politeness inside one task, and this task's share of the job's per-host budget.
+
+:class:`HostGate` is what every request to one host passes through: a cap on requests in flight,
+a minimum interval between request starts (the task's share of ``--per-host-rps``), and adaptive
+backoff: a 429 without ``Retry-After`` doubles the interval (from ``--backoff-base``, at most
+:data:`MAX_ADAPTIVE_INTERVAL`), a 429 with one pauses the host for that long, and every other
+answer shrinks a raised interval by :data:`RECOVERY` until it is back at the configured one.
+
+:class:`HostShares` says how many tasks may reach a host at once, so that the job-wide budget
+(``--host-concurrency``, ``--per-host-rps``) can be divided among them: a host found in only
+this task's shard gets all of it; a host the input shards share gets its budget divided by the
+number of shards that hold it (at most the number of tasks that run at once); a host this
+task only reaches through redirects is assumed to be reached by every task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+MAX_ADAPTIVE_INTERVAL = 10.0  # seconds between request starts to a host that keeps answering 429
+RECOVERY = 0.9  # a raised interval is multiplied by this after each answer that is not a 429
+_NEGLIGIBLE = 0.001  # an adaptive interval below this (with no configured rate) is dropped
+
+
+def host_of(url: str) -> str:
+    """The host key of ``url`` as the fetcher spells it (lower-case ASCII, IDNA), '' if none."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return host
+    return host
+
+
+class HostGate:
+    """Requests to one host in one task: ``async with gate:`` around each attempt."""
+
+    __slots__ = ("_clock", "_next_start", "_slots", "floor", "interval")
+
+    def __init__(self, cap: int, interval: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+        """``cap`` requests in flight; ``interval`` seconds at least between two request starts."""
+        self._slots = asyncio.Semaphore(cap)
+        self.floor = interval  # the configured interval (1 / this task's rate), 0: none
+        self.interval = interval  # the interval in force (raised by 429s)
+        self._next_start = 0.0
+        self._clock = clock
+
+    async def __aenter__(self) -> HostGate:
+        await self._slots.acquire()
+        try:
+            await self._wait_turn()
+        except BaseException:
+            self._slots.release()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._slots.release()
+
+    async def _wait_turn(self) -> None:
+        # Holding a slot, so starts are spaced by at least the interval whatever the cap.
+        now = self._clock()
+        start = max(now, self._next_start)
+        if self.interval <= 0 and start <= now:
+            return
+        self._next_start = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    def pause(self, seconds: float) -> None:
+        """No request starts for ``seconds`` (the host answered 429 with a ``Retry-After``)."""
+        self._next_start = max(self._next_start, self._clock() + seconds)
+
+    def throttled(self, base: float) -> None:
+        """The host answered 429 without ``Retry-After``: double the interval (at least ``base``)."""
+        self.interval = min(MAX_ADAPTIVE_INTERVAL, max(2 * self.interval, base, self.floor))
+        self.pause(self.interval)
+
+    def answered(self) -> None:
+        """The host answered something other than 429: a raised interval comes down a step."""
+        if self.interval > self.floor:
+            lower = self.interval * RECOVERY
+            self.interval = self.floor if lower <= self.floor or lower < _NEGLIGIBLE else lower
+
+
+class HostShares:
+    """How many tasks may reach each host at once (the divisor of the job-wide budget)."""
+
+    def __init__(self, tasks: int = 1, spread: Mapping[str, int] | None = None) -> None:
+        """``tasks``: tasks that run at once; ``spread``: input shards holding each host found in
+        more than one (hosts not in it are in one shard only)."""
+        self.tasks = max(1, tasks)
+        self.spread = spread or {}
+
+    def for_task(self, own_hosts: Iterable[str]) -> Callable[[str], int]:
+        """``share(host)`` for a task whose rows have ``own_hosts``."""
+        tasks, spread = self.tasks, self.spread
+        if tasks == 1:
+            return lambda host: 1
+        own = frozenset(own_hosts)
+
+        def share(host: str) -> int:
+            if host not in own:
+                return tasks  # reached through a redirect: any task may do the same
+            return min(tasks, spread.get(host, 1))
+
+        return share
+
+
+def task_limits(
+    share: int, per_task_cap: int, job_cap: int, job_rps: float
+) -> tuple[int, float]:
+    """(requests in flight, seconds between starts) for one task's gate to a host reached by
+    ``share`` tasks: the per-task cap, lowered to the job cap's share (at least 1); the job
+    rate divided likewise (0: no interval)."""
+    cap = per_task_cap if job_cap <= 0 else max(1, min(per_task_cap, job_cap // share))
+    interval = share / job_rps if job_rps > 0 else 0.0
+    return cap, interval
