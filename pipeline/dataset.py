@@ -8,7 +8,9 @@ themselves)::
       _input/   00000.parquet ... _manifest.json            the URL list cut into input shards
                 00000_dups.json ... _duplicates.json        later occurrences of a pair or URL
       raw/      00000.tar 00000.parquet 00000_stats.json    download outputs, one set per shard
-                _options.json _summary.json
+                _options.json _summary.json sizes.json
+      export/   parquet/00000.parquet 00000_stats.json      --output-format parquet|files: a copy
+                files/00000/KEY.jpg ... 00000.parquet        of the raw shards in img2dataset's layout
       scores/   00000.parquet 00000_stats.json _summary.json        CLIP scores
                 embeddings/00000_image.npy 00000_text.npy            with --save-embeddings
       dedup/    matches.parquet _summary.json                        samples to drop
@@ -53,6 +55,8 @@ AUDIT_DIR = "audit"
 FINAL_DIR = "final"
 SELECTION_DIR = "_selection"
 REPORT_DIR = "report"
+EXPORT_DIR = "export"
+SIZES_FILE = "sizes.json"
 
 OPTIONS_FILE = "_options.json"
 SUMMARY_FILE = "_summary.json"
@@ -340,6 +344,8 @@ class InputFolder(StageFolder):
     folder = INPUT_DIR
     manifest_file = (INPUT_DIR, "_manifest.json")
     duplicates_marker = (INPUT_DIR, "_duplicates.json")
+    # Input shards holding each host found in more than one (the job-wide per-host budget).
+    host_spread_file = (INPUT_DIR, "_host_spread.json")
 
     def shard(self, index: int) -> InputShard:
         return InputShard(self.storage, self.folder, index, shard_name(index))
@@ -360,6 +366,39 @@ class RawFolder(StageFolder):
     def download_options(self) -> dict[str, Any] | None:
         """The options that shaped the stored samples (``raw/_options.json``)."""
         return self.storage.read_json_if_exists(*self.options_file)
+
+    @property
+    def sizes_file(self) -> tuple[str, str]:
+        """``raw/sizes.json``: successes per raw tar, as WebDataset loaders read it."""
+        return self.file(SIZES_FILE)
+
+
+class ExportShard(Shard):
+    """One raw shard's copy in img2dataset's layout: ``NNNNN.parquet`` (with the images for the
+    parquet format), the ``NNNNN/`` folder of files for the files format, and its marker."""
+
+    @property
+    def parquet(self) -> tuple[str, str]:
+        return self.part(".parquet")
+
+    @property
+    def files_folder(self) -> str:
+        return f"{self.folder}/{self.name}"
+
+    @property
+    def output(self) -> ShardOutput:
+        return ShardOutput(files=(self.parquet,), marker=self.marker)
+
+
+class ExportFolder(StageFolder):
+    """``export/FORMAT/``: ``--output-format parquet|files``."""
+
+    def __init__(self, storage: Storage, output_format: str) -> None:
+        super().__init__(storage)
+        self.folder = f"{EXPORT_DIR}/{output_format}"
+
+    def shard(self, index: int) -> ExportShard:
+        return ExportShard(self.storage, self.folder, index, shard_name(index))
 
 
 class ScoresFolder(StageFolder):
@@ -481,6 +520,10 @@ class Dataset:
     @cached_property
     def final(self) -> FinalFolder:
         return FinalFolder(self.storage)
+
+    def export(self, output_format: str) -> ExportFolder:
+        """``export/FORMAT/``: the raw shards in img2dataset's ``parquet`` or ``files`` layout."""
+        return ExportFolder(self.storage, output_format)
 
     @property
     def report_folder(self) -> str:

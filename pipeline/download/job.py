@@ -11,11 +11,13 @@ from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
 from pipeline.download.append import all_duplicates, append_to_dataset, appended_fingerprints, first_list
 from pipeline.download.duplicates import mark_duplicates
+from pipeline.download.export import EXPORT_FORMATS, export_shards
 from pipeline.download.img2dataset_flags import add_img2dataset_flags
 from pipeline.download.input_shards import prepare_input_shards
 from pipeline.download.options import DownloadOptions
 from pipeline.download.retry import finish_replacements
 from pipeline.download.shard_worker import DownloadShard
+from pipeline.download.sizes import write_raw_sizes
 from pipeline.download.summary import format_summary, retry_and_append_summary, summarise, warnings_summary
 from pipeline.errors import UserInputError
 from pipeline.executor import SparkExecutor
@@ -60,7 +62,7 @@ class DownloadStage(Stage[DownloadOptions]):
         started = time.time()
         dataset = Dataset(options.dataset)
         if options.overwrite:
-            for folder in (dataset.input, dataset.raw):
+            for folder in (dataset.input, dataset.raw, *(dataset.export(f) for f in EXPORT_FORMATS)):
                 if folder.exists():
                     log.warning("--overwrite: deleting %s", folder.display())
                     folder.remove()
@@ -91,11 +93,24 @@ class DownloadStage(Stage[DownloadOptions]):
         step = DownloadShard(options, inputs, appended_fingerprints(manifest, inputs))
         stats = executor.map(step, range(shard_count))
         phases["download"] = time.time() - clock
+        # -- img2dataset compatibility: raw/sizes.json and --output-format's copy (docs/download.md)
+        write_raw_sizes(dataset)
+        export = None
+        if options.output_format in EXPORT_FORMATS:
+            clock = time.time()
+            complete = dataset.raw.complete_indices()
+            export = export_shards(
+                executor, dataset, options.output_format, options.image.extension, complete
+            )
+            phases["export"] = time.time() - clock
+            log.info("%s copy: %d shards in %s", export["format"], export["shards"], export["folder"])
         summary = summarise(stats, manifest, duplicates, time.time() - started)
         summary.update(retry_and_append_summary(stats, manifest, options.retry_failed))
         summary.update(warnings_summary(stats, options.warnings))
         for warning in summary["warnings"]:
             log.warning("unusual error rate: %s", warning["message"])
+        if export is not None:
+            summary["export"] = export
         summary["phase_seconds"] = {name: round(value, 2) for name, value in phases.items()}
         dataset.raw.write_summary(summary)
         log.info(
