@@ -48,7 +48,8 @@ def tar_members(dataset: Path) -> Counter[str]:
 
 
 def stamps(dataset: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in (dataset / "raw").iterdir() if p.name != "_summary.json"}
+    """Modification times of the raw shards' files (the run's summaries are rewritten every time)."""
+    return {p.name: p.stat().st_mtime_ns for p in (dataset / "raw").iterdir() if p.name[0].isdigit()}
 
 
 def check_accounting(dataset: Path, input_rows: int) -> dict[int, dict]:
