@@ -9,6 +9,7 @@ does not grow with the corpus.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -27,6 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.dataset import IMAGE_EXTS, Dataset
+from pipeline.download.error_rates import ErrorRateOptions, error_rate_warnings, merge_hosts
 from pipeline.score.distribution import BINS, kept_fraction, merge, quantile
 from pipeline.score.options import DEFAULT_THRESHOLDS, DEFAULT_TOP_FRACTIONS
 from pipeline.score.shard_scorer import current_scores
@@ -73,6 +75,9 @@ class Downloads:
     outcomes: tuple[Outcome, ...]  # most frequent first
     stored_bytes: int
     summary: dict[str, Any] | None  # raw/_summary.json: only once the download job finished
+    # Unusual error rates over these shards (pipeline/download/error_rates.py), with the
+    # thresholds the last download run used (the defaults before it finished).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,8 +226,10 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
     highs = dict.fromkeys(series, 0)
     stored_sizes: Counter[str] = Counter()
     successes = 0
+    markers = []
     for shard in tqdm(shards, desc="report: raw shards", unit="shard", disable=len(shards) < 20):
         stats = shard.stats()
+        markers.append(stats)
         rows += int(stats["rows"])
         stored += int(stats.get("stored_bytes") or 0)
         status.update(stats["status"])
@@ -247,6 +254,7 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
             stored_sizes.update(
                 {f"{w}x{h}": int(c) for (w, h), c in zip(pairs.tolist(), n.tolist(), strict=True)}
             )
+    summary = dataset.raw.summary()
     downloads = Downloads(
         shards=len(shards),
         expected_shards=expected,
@@ -256,7 +264,8 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
             Outcome(name, st, n) for (name, st), n in sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0]))
         ),
         stored_bytes=stored,
-        summary=dataset.raw.summary(),
+        summary=summary,
+        warnings=_error_rate_warnings(status, outcomes, markers, summary),
     )
     if successes == 0:
         return downloads, Missing("no image was downloaded: every row failed or was skipped", error=True)
@@ -270,6 +279,24 @@ def collect_downloads(dataset: Dataset) -> tuple[Downloads | Missing, SizeHistog
         stored_sizes=tuple(stored_sizes.most_common(5)),
     )
     return downloads, sizes
+
+
+def _error_rate_warnings(
+    status: Counter[str],
+    outcomes: Counter[tuple[str, str]],
+    markers: list[dict[str, Any]],
+    summary: dict[str, Any] | None,
+) -> tuple[str, ...]:
+    """The download's error-rate warnings over the complete shards, with the last run's thresholds."""
+    recorded = (summary or {}).get("warning_thresholds") or {}
+    known = {f.name for f in dataclasses.fields(ErrorRateOptions)}
+    thresholds = ErrorRateOptions(**{k: v for k, v in recorded.items() if k in known})
+    errors: Counter[str] = Counter()
+    for (name, st), count in outcomes.items():
+        if st != STATUS_SUCCESS:
+            errors[name] += count
+    found = error_rate_warnings(status, errors, merge_hosts(markers), thresholds)
+    return tuple(w["message"] for w in found)
 
 
 # ------------------------------------------------------------------------------------------ scores

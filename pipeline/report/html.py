@@ -37,6 +37,7 @@ td, th { padding: 2px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; 
 td.num { text-align: right; font-variant-numeric: tabular-nums }
 .not-run { background: #fff8e1; border-left: 4px solid #f0b429; padding: 0.5em 1em }
 .error, .broken { background: #fdecea; border-left: 4px solid #d1495b; padding: 0.5em 1em }
+.warning { background: #fff4e5; border-left: 4px solid #e8590c; padding: 0.5em 1em }
 .meta { color: #555 } code { background: #f4f4f4; padding: 0 3px }
 td.caption { max-width: 640px; overflow-wrap: anywhere }
 """
@@ -123,6 +124,9 @@ def _downloads(d: Downloads | Missing, figures: dict[str, str]) -> str:
         f'<p class="meta">From <code>raw/NNNNN_stats.json</code> and <code>raw/NNNNN.parquet</code>: '
         f"{_e(complete)}, {d.rows:,} input rows, {d.stored_bytes / 1e6:,.1f} MB stored.</p>"
     ]
+    if d.warnings:
+        items = "".join(f"<li>{_e(message)}</li>" for message in d.warnings)
+        parts.append(f'<div class="warning"><p>Unusual error rates:</p><ul>{items}</ul></div>')
     if d.expected_shards is not None and d.shards < d.expected_shards:
         parts.append(
             f'<p class="not-run">The download is not finished: {d.expected_shards - d.shards} raw shards '

@@ -89,8 +89,11 @@ def test_retry_failed_redoes_only_retryable_rows_and_rewrites_shards_in_place(
     urls, groups = fault_list(flaky, tmp_path)
     dataset = tmp_path / "dataset"
     base = ("--samples-per-shard", str(SHARD), "--retries", "0")
-    first = run(spark, download_options(urls, *base))
+    first = run(spark, download_options(urls, *base, "--warn-min-rows", "10"))
     assert first["successes"] == 8 and first["rows"] == 23
+    # Every failure comes from the one host: the summary warns about it.
+    assert [w["check"] for w in first["warnings"]] == ["host_share"]
+    assert "accounts for 14 of 14 failed rows" in first["warnings"][0]["message"]
     before = check_accounting(dataset, 23)
     failed = Counter(r["error_class"] for r in before.values() if r["status"] == "failed")
     assert failed == {"http_error": 12, "connection_reset": 2}
@@ -117,6 +120,7 @@ def test_retry_failed_redoes_only_retryable_rows_and_rewrites_shards_in_place(
     assert summary["retry"]["recovered"] == {"http_error": 8, "connection_reset": 2}
     assert summary["retry"]["shards_rewritten"] == 2
     assert summary["successes_this_run"] == 10
+    assert summary["warnings"] == []  # 22 fetched rows: below --warn-min-rows 100
     written = json.loads((dataset / "raw" / "_summary.json").read_text())
     assert written["retry"] == summary["retry"]
     # The markers keep their fingerprints and record the round.
