@@ -16,6 +16,9 @@ from pipeline.fetch.robots import DEFAULT_DISALLOWED_DIRECTIVES, is_opted_out
         (["*: noimageai"], "noimageai"),
         (["unavailable_after: 25 Jun 2010 15:00:00 PST, noai"], "noai"),
         (["nofollow", "noai"], "noai"),
+        (["noml"], "noml"),  # counts as noai
+        (["corpusforge: NoML"], "noml"),
+        (["otherbot: noml"], None),
     ],
 )
 def test_directives(values: list[str], expected: str | None) -> None:
@@ -24,3 +27,9 @@ def test_directives(values: list[str], expected: str | None) -> None:
 
 def test_empty_directive_list_ignores_the_header() -> None:
     assert is_opted_out(["noai"], "corpusforge", ()) is None
+    assert is_opted_out(["noml"], "corpusforge", ()) is None
+
+
+def test_noml_applies_where_noai_does() -> None:
+    assert is_opted_out(["noml"], "corpusforge", ("noimageai",)) is None
+    assert is_opted_out(["noml"], "corpusforge", ("noml",)) == "noml"
