@@ -29,7 +29,7 @@ dataset's download to be complete.
 dataset's first or an added one is not added again: ``--append`` of the same list twice adds
 nothing. The manifest is written last: an append that was interrupted is redone from the start.
 
-Duplicates are found on the driver with numpy (16 + 12 bytes per row of the whole dataset) up
+Duplicates are found on the driver with numpy (about 100 bytes per row of the whole dataset) up
 to :data:`~pipeline.download.duplicates.DRIVER_LIMIT` rows, with a Spark shuffle above.
 """
 
