@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
         "torchrun --nproc_per_node N -m pipeline.cli train ...",
     )
     add_options(train, TrainerOptions)
+    from pipeline.imports.job import ImportStage
+    from pipeline.imports.options import ImportOptions
+
+    imports = sub.add_parser(
+        "import-img2dataset",
+        help="import an img2dataset output folder as a dataset's raw shards (runs Spark locally; on a "
+        "cluster: spark-submit jobs/import_img2dataset.py)",
+        description=ImportStage.description,
+    )
+    add_options(imports, ImportOptions)
     return parser
 
 
@@ -83,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             generate_world(synth.out, synth.world)
         elif args.command == "serve":
             _serve(options_from_namespace(ServeOptions, args))
+        elif args.command == "import-img2dataset":
+            from pipeline.entrypoint import run_parsed
+            from pipeline.imports.job import ImportStage
+            from pipeline.imports.options import ImportOptions
+
+            return run_parsed(ImportStage(), options_from_namespace(ImportOptions, args))
     except UserInputError as exc:
         log.error("%s", exc)
         return 2

@@ -21,7 +21,11 @@ def run_stage(stage: Stage[Any], argv: Sequence[str] | None = None) -> int:
     Returns the process exit code: 0 done, 2 bad options or inputs (logged with the reason).
     """
     setup_logging()
-    options = stage.parse(argv)
+    return run_parsed(stage, stage.parse(argv))
+
+
+def run_parsed(stage: Stage[Any], options: Any) -> int:
+    """:func:`run_stage` for options already parsed (``corpusforge import-img2dataset``)."""
     try:
         stage.check_inputs(options)
         spark = get_spark(stage.app_name)

@@ -11,7 +11,8 @@ exactly when its raw shard was (a resume, ``--retry-failed``), and its marker
 - ``export/files/NNNNN/KEY.EXT``, ``KEY.txt``, ``KEY.json`` per success, and
   ``export/files/NNNNN.parquet`` (the same rows without images).
 
-Keys are the samples' uids. Statuses are img2dataset's (``success``, ``failed_to_download``,
+Keys are img2dataset-like numbers: the input row index, nine digits at least (``uid`` is a column
+of its own, to join with scores and dedup). Statuses are img2dataset's (``success``, ``failed_to_download``,
 ``failed_to_resize``); ``error_class`` keeps ours.
 """
 
@@ -77,6 +78,11 @@ _META_FIELDS = [
     pa.field("sha256", pa.string()),
 ]
 _OURS = [pa.field("uid", pa.string()), pa.field("error_class", pa.string())]
+
+
+def export_key(row_index: int) -> str:
+    """img2dataset's kind of key: digits only, zero-padded (here: the input row index)."""
+    return f"{row_index:09d}"
 
 
 def img2dataset_status(row: dict[str, Any]) -> str:
@@ -150,7 +156,7 @@ def _meta(row: dict[str, Any]) -> dict[str, Any]:
         **_extra(row),
         "caption": row["caption"],
         "url": row["url"],
-        "key": row["uid"],
+        "key": export_key(row["row_index"]),
         "status": img2dataset_status(row),
         "error_message": row["error_message"],
         "width": row["width"],
@@ -253,6 +259,7 @@ def _write_files(
         row = by_uid.pop(sample.key, None)
         if row is None or image_ext not in sample.members:
             continue
+        key = export_key(row["row_index"])
         meta = json.dumps(_meta(row), ensure_ascii=False, indent=4).encode("utf-8")
         # Written in place, not renamed: the marker, written last, is what says the folder is whole.
         for ext, data in (
@@ -260,7 +267,7 @@ def _write_files(
             ("txt", sample.members.get("txt", b"")),
             ("json", meta),
         ):
-            with storage.open(folder, f"{sample.key}.{ext}", mode="wb") as handle:
+            with storage.open(folder, f"{key}.{ext}", mode="wb") as handle:
                 handle.write(data)
     _missing(raw, by_uid)
     with commit.open(*parquet) as handle:

@@ -103,12 +103,13 @@ def test_parquet_copy_has_img2dataset_columns_and_the_stored_images(exported: Pa
     ]  # fmt: skip
     copied = table.to_pylist()
     raw = {r["uid"]: r for r in _raw_rows(exported) if r["row_index"] < SHARD}
-    assert sorted(r["key"] for r in copied) == sorted(raw)  # every input row, keyed by uid
+    assert sorted(r["uid"] for r in copied) == sorted(raw)  # every input row
     members = _tar_members(exported / "raw" / "00000.tar")
     for row in copied:
-        source = raw[row["key"]]
+        source = raw[row["uid"]]
+        assert row["key"] == f"{source['row_index']:09d}"  # img2dataset's kind of key
         if source["status"] == "success":
-            assert row["status"] == "success" and row["jpg"] == members[f"{row['key']}.jpg"]
+            assert row["status"] == "success" and row["jpg"] == members[f"{row['uid']}.jpg"]
             assert (row["width"], row["sha256"], row["label"]) == (
                 source["width"],
                 source["sha256"],
@@ -116,7 +117,7 @@ def test_parquet_copy_has_img2dataset_columns_and_the_stored_images(exported: Pa
             )
         else:
             assert row["jpg"] is None and row["error_class"] == source["error_class"]
-    status = {raw[r["key"]]["row_index"]: r["status"] for r in copied}
+    status = {raw[r["uid"]]["row_index"]: r["status"] for r in copied}
     assert status[5] == "failed_to_download" and status[6] == "failed_to_resize"
     stats = json.loads((folder / "00000_stats.json").read_text())
     assert (stats["count"], stats["successes"], stats["failed_to_download"], stats["failed_to_resize"]) == (
@@ -141,14 +142,16 @@ def test_files_copy_one_folder_per_shard(exported: Path) -> None:
     assert stats["count"] == SHARD and not stats["resumed"]
     folder = exported / "export" / "files"
     members = _tar_members(exported / "raw" / "00001.tar")
+    key_of = {r["uid"]: f"{r['row_index']:09d}" for r in _raw_rows(exported)}
     uids = sorted({name.split(".")[0] for name in members})
     files = sorted(p.name for p in (folder / "00001").iterdir())
-    assert files == sorted(f"{uid}.{ext}" for uid in uids for ext in ("jpg", "json", "txt"))
+    assert files == sorted(f"{key_of[uid]}.{ext}" for uid in uids for ext in ("jpg", "json", "txt"))
     for uid in uids:
-        assert (folder / "00001" / f"{uid}.jpg").read_bytes() == members[f"{uid}.jpg"]
-        assert (folder / "00001" / f"{uid}.txt").read_bytes() == members[f"{uid}.txt"]
-        meta = json.loads((folder / "00001" / f"{uid}.json").read_text())
-        assert meta["key"] == uid and meta["status"] == "success"
+        key = key_of[uid]
+        assert (folder / "00001" / f"{key}.jpg").read_bytes() == members[f"{uid}.jpg"]
+        assert (folder / "00001" / f"{key}.txt").read_bytes() == members[f"{uid}.txt"]
+        meta = json.loads((folder / "00001" / f"{key}.json").read_text())
+        assert (meta["key"], meta["uid"], meta["status"]) == (key, uid, "success")
     assert "jpg" not in pq.read_schema(folder / "00001.parquet").names
     assert pq.read_table(folder / "00001.parquet").num_rows == SHARD
     assert step.completed(1) is not None and step.process(1, None)["resumed"] is True
@@ -157,3 +160,40 @@ def test_files_copy_one_folder_per_shard(exported: Path) -> None:
     (folder / "00001_stats.json").unlink()
     step.process(1, None)
     assert not (folder / "00001" / "stale.jpg").exists()
+
+
+@pytest.mark.parametrize("layout", ["parquet", "files"])
+def test_exported_copy_imports_back_as_the_same_raw_shards(
+    spark: Any, exported: Path, tmp_path: Path, layout: str
+) -> None:
+    from pipeline.executor import SparkExecutor
+    from pipeline.image.phash import from_signed64
+    from pipeline.imports.job import ImportStage
+
+    if layout == "files":  # the module fixture exported parquet; the files copy is made here
+        for shard in (0, 1):
+            ExportShardStep(str(exported), "files", "jpg").process(shard, None)
+    stage = ImportStage()
+    options = stage.parse(
+        ["--source", str(exported / "export" / layout), "--dataset", str(tmp_path / "back")]
+    )
+    stage.check_inputs(options)
+    summary = stage.run(SparkExecutor(spark), options)
+    assert summary["rows"] == ROWS and summary["successes"] == ROWS - 4
+    original = {r["uid"]: r for r in _raw_rows(exported)}
+    back = {r["uid"]: r for r in _raw_rows(tmp_path / "back")}
+    assert back.keys() == original.keys()
+    for uid, row in back.items():
+        was = original[uid]
+        same = ("row_index", "url", "caption", "status", "error_class", "width", "height", "sha256")
+        assert {k: row[k] for k in same} == {k: was[k] for k in same}
+        if row["status"] == "success":
+            # The same stored bytes; the download hashed them before JPEG encoding, the import after.
+            distance = bin(from_signed64(row["phash"]) ^ from_signed64(was["phash"])).count("1")
+            assert distance <= 4 and row["stored_bytes"] == was["stored_bytes"]
+            assert json.loads(row["extra"])["label"] == json.loads(was["extra"])["label"]
+    for name in ("00000.tar", "00001.tar"):
+        ours, theirs = _tar_members(exported / "raw" / name), _tar_members(tmp_path / "back" / "raw" / name)
+        assert {k: v for k, v in ours.items() if k.endswith(".jpg")} == {
+            k: v for k, v in theirs.items() if k.endswith(".jpg")
+        }
