@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from pipeline.dataset import Dataset
+from pipeline.download.host_grouping import grouped_by_host
 from pipeline.errors import UserInputError
 from pipeline.ingest import IngestOptions, iter_canonical_batches, list_input_files
 from schemas.url_list import URL_LIST_VERSION
@@ -42,9 +43,18 @@ def input_signature(options: IngestOptions, samples_per_shard: int) -> dict[str,
     }
 
 
-def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_shard: int) -> dict[str, Any]:
-    """Write (or reuse) the input shards and return the manifest."""
+def prepare_input_shards(
+    dataset: Dataset, options: IngestOptions, samples_per_shard: int, group_hosts: int = 0
+) -> dict[str, Any]:
+    """Write (or reuse) the input shards and return the manifest.
+
+    ``group_hosts`` N > 0: each host's rows together within windows of N shards
+    (:mod:`pipeline.download.host_grouping`); recorded in the signature only then, so the
+    signatures of lists cut in list order are unchanged.
+    """
     signature = input_signature(options, samples_per_shard)
+    if group_hosts:
+        signature["group_hosts"] = group_hosts
     folder = dataset.input
     manifest = folder.manifest()
     if manifest is not None:
@@ -58,7 +68,7 @@ def prepare_input_shards(dataset: Dataset, options: IngestOptions, samples_per_s
         return manifest
     folder.makedirs()
     folder.remove_temporaries()
-    shard, rows, errors = write_input_shards(dataset, options, samples_per_shard)
+    shard, rows, errors = write_input_shards(dataset, options, samples_per_shard, group_hosts=group_hosts)
     manifest = {
         "signature": signature,
         "shard_count": shard,
@@ -76,10 +86,16 @@ def list_signatures(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_input_shards(
-    dataset: Dataset, options: IngestOptions, samples_per_shard: int, first_shard: int = 0, first_row: int = 0
+    dataset: Dataset,
+    options: IngestOptions,
+    samples_per_shard: int,
+    first_shard: int = 0,
+    first_row: int = 0,
+    group_hosts: int = 0,
 ) -> tuple[int, int, Counter[str]]:
     """Cut the list into shards ``first_shard``, ... (rows numbered from ``first_row``: a list added
-    with --append); returns the end shard index, the rows and the ingest error counts."""
+    with --append; hosts grouped in windows of ``group_hosts`` shards when > 0); returns the end
+    shard index, the rows and the ingest error counts."""
     folder = dataset.input
     errors: Counter[str] = Counter()
     rows = 0
@@ -87,7 +103,10 @@ def write_input_shards(
     pending: list[pa.Table] = []
     pending_rows = 0
     with tqdm(desc="reading URL list", unit=" rows", unit_scale=True, mininterval=2) as progress:
-        for table in iter_canonical_batches(options):
+        batches = iter_canonical_batches(options)
+        if group_hosts:
+            batches = grouped_by_host(batches, group_hosts * samples_per_shard)
+        for table in batches:
             if first_row:
                 index = table.schema.get_field_index("row_index")
                 shifted = pc.add(table.column(index), pa.scalar(first_row, pa.int64()))

@@ -12,6 +12,7 @@ from pipeline.dataset import Dataset
 from pipeline.download.append import all_duplicates, append_to_dataset, appended_fingerprints, first_list
 from pipeline.download.duplicates import mark_duplicates
 from pipeline.download.export import EXPORT_FORMATS, export_shards
+from pipeline.download.host_budget import plan_host_budget
 from pipeline.download.img2dataset_flags import add_img2dataset_flags
 from pipeline.download.input_shards import prepare_input_shards
 from pipeline.download.options import DownloadOptions
@@ -75,7 +76,9 @@ class DownloadStage(Stage[DownloadOptions]):
                 executor, dataset, options.ingest, options.samples_per_shard, options.append_skip_urls
             )
         else:
-            manifest = prepare_input_shards(dataset, options.ingest, options.samples_per_shard)
+            manifest = prepare_input_shards(
+                dataset, options.ingest, options.samples_per_shard, options.fetch.politeness.group_hosts
+            )
         shard_count = manifest["shard_count"]
         phases["ingest"], clock = time.time() - clock, time.time()
         first_shards, first_rows = first_list(manifest)  # lists added with --append are marked already
@@ -90,7 +93,8 @@ class DownloadStage(Stage[DownloadOptions]):
         if removed:
             log.info("removed %d partial files of an interrupted run", removed)
         inputs = fingerprint(signature=manifest["signature"], output=wanted, raw_schema=RAW_SHARD_VERSION)
-        step = DownloadShard(options, inputs, appended_fingerprints(manifest, inputs))
+        hosts = plan_host_budget(executor, dataset, manifest, options)  # --host-concurrency, --per-host-rps
+        step = DownloadShard(options, inputs, appended_fingerprints(manifest, inputs), hosts)
         stats = executor.map(step, range(shard_count))
         phases["download"] = time.time() - clock
         # -- img2dataset compatibility: raw/sizes.json and --output-format's copy (docs/download.md)

@@ -20,12 +20,15 @@ from typing import Any
 
 from pipeline.dataset import Dataset
 from pipeline.download.duplicates import read_shard_duplicates
+from pipeline.download.host_budget import HostBudget
 from pipeline.download.input_shards import read_input_shard
 from pipeline.download.options import DownloadOptions
 from pipeline.download.retry import retry_shard
 from pipeline.download.retry_classes import parse_retry_classes
 from pipeline.errors import ErrorClass, SampleError
 from pipeline.fetch import Fetcher
+from pipeline.fetch.client import FetcherState
+from pipeline.fetch.politeness import host_of
 from pipeline.image import ProcessedImage, process_image
 from pipeline.image.phash import to_signed64
 from pipeline.replace import roll_forward
@@ -45,7 +48,7 @@ _SKIP_REASONS = {
 
 
 @dataclass(frozen=True)
-class DownloadShard(ShardStep[int, None]):
+class DownloadShard(ShardStep[int, FetcherState | None]):
     """Download input shard ``k`` into ``raw/`` unless it is complete for the same inputs.
 
     ``inputs`` is the fingerprint of what every raw shard depends on (the input manifest and
@@ -60,6 +63,8 @@ class DownloadShard(ShardStep[int, None]):
     inputs: str
     #: (first shard, fingerprint) of each list added with --append: its shards' inputs.
     appended: tuple[tuple[int, str], ...] = ()
+    #: The job-wide per-host budget's plan (None: no job-wide budget).
+    hosts: HostBudget | None = None
 
     name = "corpusforge-download"
     description = "downloading shards"
@@ -67,6 +72,15 @@ class DownloadShard(ShardStep[int, None]):
 
     def resources(self) -> Resources:
         return Resources(cpus=max(1, self.options.decode_threads))
+
+    def setup_key(self) -> tuple[Any, ...]:
+        # One fetcher state per worker process and job: robots.txt and tdmrep.json are fetched
+        # once per host and process, block lists read once (another dataset gets its own).
+        return (self.name, self.inputs, self.options.fetch, self.hosts)
+
+    def setup(self) -> FetcherState:
+        shares = self.hosts.shares(Dataset(self.options.dataset)) if self.hosts is not None else None
+        return FetcherState.build(self.options.fetch, shares)
 
     def shard_inputs(self, task: int) -> str:
         """The fingerprint of shard ``task``: its list's (the first, or one added with --append)."""
@@ -87,7 +101,7 @@ class DownloadShard(ShardStep[int, None]):
             return None
         return marker
 
-    def process(self, task: int, state: None) -> dict[str, Any]:
+    def process(self, task: int, state: FetcherState | None) -> dict[str, Any]:
         dataset = Dataset(self.options.dataset)
         shard = dataset.raw.shard(task)
         inputs = self.shard_inputs(task)
@@ -102,7 +116,7 @@ class DownloadShard(ShardStep[int, None]):
             duplicates = read_shard_duplicates(dataset, task)
             writer = RawShardWriter(commit, shard, self.options.image.extension)
             try:
-                asyncio.run(_download_rows(rows, duplicates, self.options, writer))
+                asyncio.run(_download_rows(rows, duplicates, self.options, writer, state))
             finally:
                 writer.close()
             return writer.finish()
@@ -120,11 +134,15 @@ async def _download_rows(
     duplicates: dict[int, str],
     options: DownloadOptions,
     writer: RawShardWriter,
+    state: FetcherState | None = None,
 ) -> None:
+    """``state``: the worker process's fetcher state (default: a fresh one)."""
     pending = iter(rows)
+    state = state if state is not None else FetcherState.build(options.fetch)
+    own_hosts = {host_of(r["url"]) for r in rows if r["url"]} if state.shares.tasks > 1 else ()
     with _image_pool(options.decode_threads) as pool:
         process = _image_processor(pool, options)
-        async with Fetcher(options.fetch) as fetcher:
+        async with Fetcher(options.fetch, state=state, own_hosts=own_hosts) as fetcher:
 
             async def worker() -> None:
                 for row in pending:  # shared iterator: each row is taken by exactly one worker
@@ -193,6 +211,7 @@ async def _one_row(
         if options.hash_check is not None:  # --verify-hash
             options.hash_check.check(row, fetched.body)
         image = await process(fetched.body)
+        fetcher.check_content(image.sha256, image.phash)  # --block-list sha256: and phash: entries
     except SampleError as exc:
         out.update(
             status=STATUS_FAILED,

@@ -34,7 +34,7 @@ from pipeline.fetch.address_policy import AddressPolicy
 from pipeline.fetch.blocklist import BlockList
 from pipeline.fetch.http11 import ConnectionPool, Response, Retryable, Target, parse_target, request
 from pipeline.fetch.options import FetchOptions
-from pipeline.fetch.politeness import HostGate, HostShares, task_limits
+from pipeline.fetch.politeness import HostGate, HostPace, HostShares, task_limits
 from pipeline.fetch.proxy import ProxySettings
 from pipeline.fetch.resolver import GetAddrInfo, PolicyResolver
 from pipeline.fetch.robots import is_opted_out
@@ -65,6 +65,7 @@ _REFUSED_CONTENT_TYPES = (
     "image/svg",
 )
 _TDMREP_CAP = 1024 * 1024  # bytes of a tdmrep.json; a larger one is ignored
+_MAX_PACES = 100_000  # hosts whose pacing a process keeps
 Reader = Callable[[str, Response], Awaitable[Any]]
 
 
@@ -81,11 +82,24 @@ class FetchResult:
 @dataclass
 class FetcherState:
     """What an executor process keeps between its tasks: robots.txt and tdmrep.json rules per
-    origin, the block lists, and the hosts' shares of the job's budget."""
+    origin, the block lists, the hosts' shares of the job's budget and each host's pacing."""
 
     site_rules: SiteRulesCache
     blocklist: BlockList = field(default_factory=BlockList)
     shares: HostShares = field(default_factory=HostShares)
+    paces: dict[str, HostPace] = field(default_factory=dict)
+
+    def pace(self, host: str, interval: float) -> HostPace:
+        """The pacing of ``host``, set to this task's configured ``interval``."""
+        pace = self.paces.get(host)
+        if pace is None:
+            if len(self.paces) >= _MAX_PACES:
+                for stale in list(self.paces)[: _MAX_PACES // 2]:  # the oldest half: bounded memory
+                    del self.paces[stale]
+            pace = self.paces[host] = HostPace(interval)
+        else:
+            pace.configure(interval)
+        return pace
 
     @classmethod
     def build(cls, options: FetchOptions, shares: HostShares | None = None) -> FetcherState:
@@ -238,7 +252,7 @@ class Fetcher:
                 politeness.host_concurrency,
                 politeness.per_host_rps,
             )
-            gate = self._gates[host] = HostGate(cap, interval)
+            gate = self._gates[host] = HostGate(cap, self.state.pace(host, interval))
         return gate
 
     def _answered(self, host: str, response: Response) -> None:

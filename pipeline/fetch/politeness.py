@@ -4,7 +4,9 @@
 a minimum interval between request starts (the task's share of ``--per-host-rps``), and adaptive
 backoff: a 429 without ``Retry-After`` doubles the interval (from ``--backoff-base``, at most
 :data:`MAX_ADAPTIVE_INTERVAL`), a 429 with one pauses the host for that long, and every other
-answer shrinks a raised interval by :data:`RECOVERY` until it is back at the configured one.
+answer shrinks a raised interval by :data:`RECOVERY` until it is back at the configured one. The
+pacing (:class:`HostPace`) is kept per executor process, across its tasks; the in-flight cap is
+per task.
 
 :class:`HostShares` says how many tasks may reach a host at once, so that the job-wide budget
 (``--host-concurrency``, ``--per-host-rps``) can be divided among them: a host found in only
@@ -39,18 +41,44 @@ def host_of(url: str) -> str:
     return host
 
 
+class HostPace:
+    """When the next request to a host may start, and the interval in force (kept per process,
+    across tasks, so that a host slowed down by 429s stays slowed down for the next task)."""
+
+    __slots__ = ("floor", "interval", "next_start")
+
+    def __init__(self, floor: float = 0.0) -> None:
+        self.floor = floor  # the configured interval (1 / this task's rate), 0: none
+        self.interval = floor  # the interval in force (raised by 429s)
+        self.next_start = 0.0
+
+    def configure(self, floor: float) -> None:
+        """A new task's configured interval; an interval raised by 429s stays raised."""
+        raised = self.interval > self.floor
+        self.floor = floor
+        self.interval = max(floor, self.interval) if raised else floor
+
+
 class HostGate:
     """Requests to one host in one task: ``async with gate:`` around each attempt."""
 
-    __slots__ = ("_clock", "_next_start", "_slots", "floor", "interval")
+    __slots__ = ("_clock", "_slots", "pace")
 
-    def __init__(self, cap: int, interval: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
-        """``cap`` requests in flight; ``interval`` seconds at least between two request starts."""
+    def __init__(
+        self, cap: int, pace: HostPace | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``cap`` requests in flight; starts spaced by ``pace`` (default: a fresh one, no interval)."""
         self._slots = asyncio.Semaphore(cap)
-        self.floor = interval  # the configured interval (1 / this task's rate), 0: none
-        self.interval = interval  # the interval in force (raised by 429s)
-        self._next_start = 0.0
+        self.pace = pace if pace is not None else HostPace()
         self._clock = clock
+
+    @property
+    def interval(self) -> float:
+        return self.pace.interval
+
+    @property
+    def floor(self) -> float:
+        return self.pace.floor
 
     async def __aenter__(self) -> HostGate:
         await self._slots.acquire()
@@ -66,28 +94,31 @@ class HostGate:
 
     async def _wait_turn(self) -> None:
         # Holding a slot, so starts are spaced by at least the interval whatever the cap.
+        pace = self.pace
         now = self._clock()
-        start = max(now, self._next_start)
-        if self.interval <= 0 and start <= now:
+        start = max(now, pace.next_start)
+        if pace.interval <= 0 and start <= now:
             return
-        self._next_start = start + self.interval
+        pace.next_start = start + pace.interval
         if start > now:
             await asyncio.sleep(start - now)
 
     def pause(self, seconds: float) -> None:
         """No request starts for ``seconds`` (the host answered 429 with a ``Retry-After``)."""
-        self._next_start = max(self._next_start, self._clock() + seconds)
+        self.pace.next_start = max(self.pace.next_start, self._clock() + seconds)
 
     def throttled(self, base: float) -> None:
         """The host answered 429 without ``Retry-After``: double the interval (at least ``base``)."""
-        self.interval = min(MAX_ADAPTIVE_INTERVAL, max(2 * self.interval, base, self.floor))
-        self.pause(self.interval)
+        pace = self.pace
+        pace.interval = min(MAX_ADAPTIVE_INTERVAL, max(2 * pace.interval, base, pace.floor))
+        self.pause(pace.interval)
 
     def answered(self) -> None:
         """The host answered something other than 429: a raised interval comes down a step."""
-        if self.interval > self.floor:
-            lower = self.interval * RECOVERY
-            self.interval = self.floor if lower <= self.floor or lower < _NEGLIGIBLE else lower
+        pace = self.pace
+        if pace.interval > pace.floor:
+            lower = pace.interval * RECOVERY
+            pace.interval = pace.floor if lower <= pace.floor or lower < _NEGLIGIBLE else lower
 
 
 class HostShares:

@@ -14,7 +14,14 @@ import pytest
 from pipeline.fetch import Fetcher, FetchOptions
 from pipeline.fetch.client import FetcherState
 from pipeline.fetch.host_options import OptOutOptions, PolitenessOptions
-from pipeline.fetch.politeness import MAX_ADAPTIVE_INTERVAL, HostGate, HostShares, host_of, task_limits
+from pipeline.fetch.politeness import (
+    MAX_ADAPTIVE_INTERVAL,
+    HostGate,
+    HostPace,
+    HostShares,
+    host_of,
+    task_limits,
+)
 from pipeline.fetch.site_rules import SiteRulesCache
 from testkit.site_server import SiteServer
 
@@ -65,7 +72,7 @@ def test_shares_come_from_the_spread_and_the_tasks() -> None:
 
 
 def test_the_adaptive_interval_doubles_and_recovers_gradually() -> None:
-    gate = HostGate(cap=4, interval=0.0, clock=lambda: 0.0)
+    gate = HostGate(cap=4, clock=lambda: 0.0)
     gate.throttled(BASE)
     assert gate.interval == BASE
     gate.throttled(BASE)
@@ -81,11 +88,15 @@ def test_the_adaptive_interval_doubles_and_recovers_gradually() -> None:
         assert gate.interval < before
         steps += 1
     assert steps > 20  # gradually, not at once
-    paced = HostGate(cap=4, interval=0.5, clock=lambda: 0.0)  # a configured rate is the floor
+    paced = HostGate(cap=4, pace=HostPace(0.5), clock=lambda: 0.0)  # a configured rate is the floor
     paced.throttled(BASE)
+    assert paced.interval == 1.0
+    paced.pace.configure(0.25)  # the next task's rate: the raised interval stays
     assert paced.interval == 1.0
     for _ in range(100):
         paced.answered()
+    assert paced.interval == 0.25
+    paced.pace.configure(0.5)
     assert paced.interval == 0.5
 
 
@@ -101,8 +112,8 @@ def test_a_429_without_retry_after_slows_the_host_down(site: SiteServer) -> None
     # it at least the interval in force then (which comes down by 10 % an answer).
     assert gaps[0] >= BASE - 0.01, gaps
     assert gaps[1] >= BASE * 0.9 - 0.01, gaps
-    gate = fetcher._gates["127.0.0.1"]
-    assert 0 < gate.interval < BASE  # recovering
+    pace = fetcher.state.paces["127.0.0.1"]  # kept by the process for its next task
+    assert 0 < pace.interval < BASE  # recovering
 
 
 def test_a_429_with_retry_after_pauses_the_whole_host(site: SiteServer) -> None:
