@@ -113,3 +113,31 @@ def test_a_journal_whose_temporary_was_lost_is_refused(tmp_path: Path) -> None:
     storage.remove_temporaries("u")  # what must never happen before a roll forward
     with pytest.raises(RuntimeError, match="cannot be finished"):
         roll_forward(storage, OUTPUT)
+
+
+class FailingRenames(Storage):
+    """A storage whose renames fail after ``allowed`` of them (a writer that died mid-way)."""
+
+    allowed = 1
+
+    def rename(self, source: str, final: str) -> None:
+        if self.allowed <= 0:
+            raise OSError("the writer died here")
+        self.allowed -= 1
+        super().rename(source, final)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_replacement_interrupted_after_its_journal_is_rolled_forward(
+    where: str, tmp_path: Path, request
+) -> None:
+    url = str(tmp_path / "ds") if where == "local" else request.getfixturevalue("s3").url("ds")
+    commit_old(Storage(url))
+    dying = FailingRenames(url)  # the journal's own atomic write is its one rename
+    with pytest.raises(OSError, match="died"):
+        replace(dying)
+    storage = Storage(url)
+    assert state(storage) is None and pending_journals(storage, "u") == [".00000_replace.json"]
+    assert roll_forward(storage, OUTPUT) and state(storage) == "new"
+    storage.remove_temporaries("u")
+    assert storage.names("u") == ["00000.parquet", "00000.tar", "00000_stats.json"]
