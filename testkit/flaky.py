@@ -6,7 +6,7 @@ Routes (``NAME`` is any file name; each serves its own small JPEG, coloured by t
 - ``/flaky/KIND/NAME``: while :attr:`FlakyServer.down` is true, fails with KIND (``503``,
   ``500``, ``429``, ``404``: that status; ``reset``: the connection is reset); once it is
   false, the image;
-- ``/gone/NAME``: 404, always.
+- ``/gone/NAME``: 404, always (``/robots.txt`` and ``/.well-known/tdmrep.json`` too: no opt-outs).
 
 It counts the requests per path, so a test can tell which rows a job fetched again. Used by the
 ``--retry-failed`` and ``--append`` tests.
@@ -73,6 +73,8 @@ class _Handler(LoopbackHandler):
         try:
             if len(parts) == 2 and parts[0] == "ok":
                 return self._send(200, named_jpeg(parts[1]), "image/jpeg")
+            if path in ("/robots.txt", "/.well-known/tdmrep.json"):
+                return self._send(404, b"none", "text/plain")  # no opt-out file: everything allowed
             if len(parts) == 2 and parts[0] == "gone":
                 return self._send(404, b"gone", "text/plain")
             if len(parts) == 3 and parts[0] == "flaky" and parts[1] in FLAKY_KINDS:
