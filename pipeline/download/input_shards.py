@@ -107,7 +107,8 @@ def write_input_shards(
         if group_hosts:
             batches = grouped_by_host(batches, group_hosts * samples_per_shard)
         for table in batches:
-            if first_row:
+            if first_row:  # a list added with --append: its indices follow the dataset's (keep this
+                # offset if rows are ever reordered or renumbered here)
                 index = table.schema.get_field_index("row_index")
                 shifted = pc.add(table.column(index), pa.scalar(first_row, pa.int64()))
                 table = table.set_column(index, table.schema.field(index), shifted)
