@@ -59,10 +59,16 @@ class _Outcomes:
 
 
 def retry_shard(
-    dataset: Dataset, shard: RawShard, marker: dict[str, Any], inputs: str, options: DownloadOptions
+    dataset: Dataset,
+    shard: RawShard,
+    marker: dict[str, Any],
+    inputs: str,
+    options: DownloadOptions,
+    state: Any = None,
 ) -> dict[str, Any]:
     """Retry the selected failed rows of a complete shard; rewrite it when any was selected.
 
+    ``state``: the worker's fetcher state (opt-out caches, host pacing), as a download task uses.
     Returns the (new or unchanged) marker with ``resumed`` and this run's ``retried`` and
     ``recovered`` counts per error class.
     """
@@ -72,7 +78,7 @@ def retry_shard(
     if not todo:
         return {**retry_counts(marker, Counter(), Counter()), "resumed": True}
     started = time.time()
-    outcomes = _fetch_again(todo, options)
+    outcomes = _fetch_again(todo, options, state)
     retried = Counter(row["error_class"] for row in todo)
     recovered = Counter(
         row["error_class"] for row in todo if outcomes[row["row_index"]].row["status"] == STATUS_SUCCESS
@@ -90,7 +96,7 @@ def retry_shard(
     }
 
 
-def _fetch_again(rows: list[dict[str, Any]], options: DownloadOptions) -> dict[int, SampleRecord]:
+def _fetch_again(rows: list[dict[str, Any]], options: DownloadOptions, state: Any) -> dict[int, SampleRecord]:
     # Imported here: the shard worker imports this module.
     from pipeline.download.shard_worker import _download_rows
 
@@ -107,7 +113,7 @@ def _fetch_again(rows: list[dict[str, Any]], options: DownloadOptions) -> dict[i
         for r in rows
     ]
     collected = _Outcomes()
-    asyncio.run(_download_rows(inputs, {}, options, collected))  # type: ignore[arg-type]
+    asyncio.run(_download_rows(inputs, {}, options, collected, state))  # type: ignore[arg-type]
     return collected.records
 
 

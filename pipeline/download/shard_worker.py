@@ -109,7 +109,7 @@ class DownloadShard(ShardStep[int, FetcherState | None]):
             roll_forward(dataset.storage, shard.output)  # a rewrite an earlier attempt left half done
             marker = completed(dataset.storage, shard.output, inputs, accept_legacy=True)
             if marker is not None:
-                return retry_shard(dataset, shard, marker, inputs, self.options)
+                return retry_shard(dataset, shard, marker, inputs, self.options, state)
 
         def work(commit: ShardCommit) -> dict[str, Any]:
             rows = read_input_shard(dataset, task).to_pylist()
