@@ -88,7 +88,8 @@ def test_retry_failed_redoes_only_retryable_rows_and_rewrites_shards_in_place(
 ) -> None:
     urls, groups = fault_list(flaky, tmp_path)
     dataset = tmp_path / "dataset"
-    base = ("--samples-per-shard", str(SHARD), "--retries", "0")
+    # No retries within a run (the test is about the next run); a generous deadline for a loaded machine.
+    base = ("--samples-per-shard", str(SHARD), "--retries", "0", "--timeout", "10")
     first = run(spark, download_options(urls, *base, "--warn-min-rows", "10"))
     assert first["successes"] == 8 and first["rows"] == 23
     # Every failure comes from the one host: the summary warns about it.
@@ -179,12 +180,12 @@ def test_a_retry_killed_mid_rewrite_is_finished_by_the_next_run(
     failing = [flaky.url("flaky/503", f"k{i}.jpg") for i in range(3)]
     urls = write_list(tmp_path / "list.csv", [(u, f"caption {i}") for i, u in enumerate(good + failing)])
     dataset = tmp_path / "dataset"
-    run(spark, download_options(urls, "--retries", "0"))
+    run(spark, download_options(urls, "--retries", "0", "--timeout", "10"))
     marker = json.loads((dataset / "raw" / "00000_stats.json").read_text())
     assert marker["successes"] == 3
     flaky.down = False
     # A retry killed after its journal and the new tar are in place (renames: journal, tar).
-    options = download_options(urls, "--retries", "0", "--retry-failed")
+    options = download_options(urls, "--retries", "0", "--timeout", "10", "--retry-failed")
     inputs = marker["fingerprint"].rsplit(":", 1)[0]
     payload = pickle.dumps((options, inputs, 2)).hex()
     child = subprocess.run([sys.executable, "-c", KILLED_RETRY, payload], capture_output=True, timeout=120)
@@ -192,7 +193,7 @@ def test_a_retry_killed_mid_rewrite_is_finished_by_the_next_run(
     assert not (dataset / "raw" / "00000_stats.json").exists()  # readers see an incomplete shard
     assert (dataset / "raw" / ".00000_replace.json").exists()
     # The next run, even a plain one, finishes the rewrite before anything else.
-    summary = run(spark, download_options(urls, "--retries", "0"))
+    summary = run(spark, download_options(urls, "--retries", "0", "--timeout", "10"))
     assert summary["successes"] == 6 and summary["shards_resumed"] == 1
     check_accounting(dataset, 6)
     finished = json.loads((dataset / "raw" / "00000_stats.json").read_text())
