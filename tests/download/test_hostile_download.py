@@ -114,7 +114,10 @@ def test_hostile_urls_fail_with_their_class_and_nothing_of_them_is_stored(
     # The refused redirect targets were never fetched: only the two control rows reached /ok.jpg,
     # and over TLS only the https control row (no bad-certificate server was sent a request).
     assert ok_requests == 2
+    # (and each executor process that reached it asked for its robots.txt and tdmrep.json once)
+    site_files = {path: tls_requests.pop(path, 0) for path in ("/robots.txt", "/.well-known/tdmrep.json")}
     assert tls_requests == {"/gzip_bomb": 1, "/redirect": 1, "/ok.jpg": 1}
+    assert site_files["/robots.txt"] == site_files["/.well-known/tdmrep.json"] >= 1
     tls_errors = [r["error_message"] for r in rows if r["error_class"] == "tls_error"]
     assert len(tls_errors) == len(BAD_TLS) and all("127.0.0.1" in m for m in tls_errors), tls_errors
     assert any("stalled" in m for m in tls_errors) and any("expired" in m for m in tls_errors)
