@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from harness.jobs import run_spark_job
 from harness.net import LOOPBACK_ENV, free_port, loopback_opener
-from harness.paths import BENCHMARKS, WORK
+from harness.paths import WORK
 from harness.photos import CorpusEntry, PhotoSpec, load_corpus
 from harness.table import pct, text_table
 from harness.timing import best_run, busy_since, cpu_times, wait_for_quiet
@@ -58,10 +58,11 @@ from pipeline.dataset import Dataset
 from pipeline.image import EncodeFormat, ImageOptions, ResizeMode, process_image
 from pipeline.logs import setup_logging
 from pipeline.storage import Storage
+from testkit.img2dataset import VERSION as I2D_TESTKIT_VERSION
+from testkit.img2dataset import ensure_img2dataset
 from testkit.s3 import SeaweedS3
 
-I2D_VERSION = "1.47.0"
-I2D_CONSTRAINTS = BENCHMARKS / "img2dataset-constraints.txt"
+I2D_VERSION = I2D_TESTKIT_VERSION  # its venv (and the tests'): testkit/img2dataset.py
 TARGET_VS_I2D = 2.0
 TARGET_VS_FLOOR = 0.7
 PHOTOS = PhotoSpec(long_side=(400, 2000), max_aspect=2.0, min_short_side=200)
@@ -262,37 +263,6 @@ class Nginx:
 
 
 # --------------------------------------------------------------------------- img2dataset
-
-
-def ensure_img2dataset(venv: Path) -> Path:
-    """Create the img2dataset venv on first use; return its ``img2dataset`` executable.
-
-    img2dataset 1.47.0's dependencies pull no torch (the largest are opencv-python-headless, scipy,
-    pandas, pyarrow and wandb, ~0.8 GB in all), so a plain install works; the constraints file pins
-    the versions this benchmark was measured with.
-    """
-    exe = venv / "bin" / "img2dataset"
-    python = venv / "bin" / "python"
-    if exe.exists() and _i2d_version(python) == I2D_VERSION:
-        return exe
-    log.info("creating %s with img2dataset==%s (one-off, a few minutes)", venv, I2D_VERSION)
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # based on the base interpreter
-    install = [str(python), "-m", "pip", "install", "--quiet", f"img2dataset=={I2D_VERSION}"]
-    if I2D_CONSTRAINTS.exists():
-        install += ["-c", str(I2D_CONSTRAINTS)]
-    subprocess.run(install, check=True, env={**os.environ, **QUIET_ENV})
-    if _i2d_version(python) != I2D_VERSION:
-        raise RuntimeError(f"img2dataset {I2D_VERSION} did not install into {venv}")
-    return exe
-
-
-def _i2d_version(python: Path) -> str | None:
-    if not python.exists():
-        return None
-    probe = "import importlib.metadata as m; print(m.version('img2dataset'))"
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def run_img2dataset(
