@@ -1,7 +1,8 @@
 """A loopback image host with a robots.txt, a tdmrep.json and opt-out routes, that counts everything.
 
 ``/robots.txt`` and ``/.well-known/tdmrep.json`` answer what the test set (:attr:`SiteServer.robots`,
-:attr:`SiteServer.tdmrep`: bytes for a 200, an int for that status, None for 404). Image routes
+:attr:`SiteServer.tdmrep`: bytes for a 200, an int for that status, a str for a 302 there, None
+for 404). Image routes
 (any path ending in ``.jpg``) answer a small JPEG, a different picture per path, with a
 behaviour chosen by the first path segment:
 
@@ -32,6 +33,7 @@ from PIL import Image
 from pipeline.synthetic.server import LoopbackHandler, LoopbackServer
 
 ROBOTS = "/robots.txt"
+Answer = bytes | int | str | None  # a site file's answer: 200 with bytes, a status, a redirect, 404
 TDMREP = "/.well-known/tdmrep.json"
 
 
@@ -54,9 +56,7 @@ class SiteServer(LoopbackServer):
     thread_name = "site-server"
     request_queue_size = 128
 
-    def __init__(
-        self, robots: bytes | int | None = None, tdmrep: bytes | int | None = None, slow_seconds: float = 0.3
-    ) -> None:
+    def __init__(self, robots: Answer = None, tdmrep: Answer = None, slow_seconds: float = 0.3) -> None:
         super().__init__(_SiteHandler)
         self.robots = robots
         self.tdmrep = tdmrep
@@ -66,7 +66,7 @@ class SiteServer(LoopbackServer):
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()  # Host name -> the most at once
 
-    def reset(self, robots: bytes | int | None = None, tdmrep: bytes | int | None = None) -> SiteServer:
+    def reset(self, robots: Answer = None, tdmrep: Answer = None) -> SiteServer:
         """Forget every request and set new site files (one server for many tests)."""
         with self._lock:
             self.robots, self.tdmrep = robots, tdmrep
@@ -126,6 +126,8 @@ class _SiteHandler(LoopbackHandler):
                 return self._send(404, b"not found", "text/plain")
             if isinstance(answer, int):
                 return self._send(answer, b"error", "text/plain")
+            if isinstance(answer, str):
+                return self._send(302, b"", "text/plain", {"Location": answer})
             return self._send(200, answer, "text/plain" if path == ROBOTS else "application/json")
         if path == "/redirect":
             return self._send(302, b"", "text/plain", {"Location": query.get("to", ["/ok.jpg"])[0]})

@@ -142,6 +142,7 @@ class Fetcher:
         self._rules_on = opt_outs.robots_txt or opt_outs.tdmrep == "file"
         self._tdm_header = opt_outs.tdmrep != "off"
         self._blocks = self.state.blocklist
+        self._check_urls = self._blocks.checks_urls
         self._adaptive = politeness.adaptive_backoff
         self._share = self.state.shares.for_task(own_hosts)
         self._gates: dict[str, HostGate] = {}
@@ -185,7 +186,7 @@ class Fetcher:
     async def fetch(self, url: str) -> FetchResult:
         """Fetch ``url`` (already normalised), raising ``SampleError`` with the failure class."""
         target = self._target(url)  # the first hop's checks do not change between attempts
-        if self._blocks.checks_urls:
+        if self._check_urls:
             self._blocks.check_url(url, target.host)
         if self._rules_on:
             rules = self._rules.get((target.scheme, target.host, target.port))
@@ -284,8 +285,10 @@ class Fetcher:
         for hop in range(first_hop, self.options.max_redirects + 1):
             if hop > first_hop:
                 target = self._target(current)
-                if checked:
-                    self._check_hop(current, target, hop)
+                if self._check_urls:  # a blocked host is never contacted, not even for robots.txt
+                    self._blocks.check_url(current, target.host)
+                if checked and self._rules_on:
+                    self._check_hop_rules(current, target, hop)
             connection = await self._pool.acquire(target)
             try:
                 response = await request(connection, target, headers)
@@ -307,16 +310,13 @@ class Fetcher:
             ErrorClass.TOO_MANY_REDIRECTS, f"more than {self.options.max_redirects} redirects from {url}"
         )
 
-    def _check_hop(self, url: str, target: Target, hop: int) -> None:
-        """A redirect target passes the block lists and its origin's rules (loaded: else raise
+    def _check_hop_rules(self, url: str, target: Target, hop: int) -> None:
+        """A redirect target passes its origin's rules (when loaded: else raise
         :class:`_RulesNeeded` to load them outside the slots)."""
-        if self._blocks.checks_urls:
-            self._blocks.check_url(url, target.host)
-        if self._rules_on:
-            rules = self._rules.get((target.scheme, target.host, target.port))
-            if rules is None:
-                raise _RulesNeeded(url, target, hop)
-            rules.check(target.path)
+        rules = self._rules.get((target.scheme, target.host, target.port))
+        if rules is None:
+            raise _RulesNeeded(url, target, hop)
+        rules.check(target.path)
 
     async def _load_rules(self, target: Target) -> SiteRules:
         """The site rules of ``target``'s origin: cached, being fetched (wait for that), or fetched."""

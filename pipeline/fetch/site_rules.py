@@ -10,7 +10,8 @@ machinery (address policy, proxy, TLS, per-host limits) and turns each outcome i
 robots.txt (RFC 9309 2.3.1):
 
 - 2xx: parsed (the first 512 KiB); 4xx other than 429 ("unavailable"): no restrictions; more
-  redirects than ``--max-redirects``, or one to a URL that cannot be fetched: no restrictions;
+  redirects than ``--max-redirects``, or one to a URL that cannot or may not be fetched (a
+  ``--block-list`` host): no restrictions;
 - 5xx and 429, after the usual retries ("unreachable"): everything disallowed, each row failing
   ``robots_unreachable`` (429 is read as a server error, as Google does: a host that is shedding
   load is not one to crawl);
@@ -52,7 +53,13 @@ _UNREACHABLE_CLASSES = frozenset(
 )
 # Failures that say nothing about the host's wishes: as if there were no robots.txt.
 _UNAVAILABLE_CLASSES = frozenset(
-    {ErrorClass.TOO_MANY_REDIRECTS, ErrorClass.INVALID_URL, ErrorClass.UNSUPPORTED_SCHEME}
+    {
+        ErrorClass.TOO_MANY_REDIRECTS,
+        ErrorClass.INVALID_URL,
+        ErrorClass.UNSUPPORTED_SCHEME,
+        ErrorClass.BLOCKED_URL,  # redirected to a URL or host of a --block-list
+        ErrorClass.BLOCKED_DOMAIN,
+    }
 )
 
 OriginKey = tuple[str, str, int]

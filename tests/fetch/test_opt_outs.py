@@ -234,3 +234,11 @@ def test_blocked_urls_and_domains_are_never_contacted(site: SiteServer, tmp_path
     hosts = {host for _, host, _ in site.log}
     assert hosts == {"127.0.0.1"}  # not even a robots.txt request went to a blocked host
     assert site.requests["/blocked.jpg"] == site.requests["/a.jpg"] == site.requests["/b.jpg"] == 0
+
+
+def test_a_robots_txt_redirected_to_a_blocked_host_is_not_followed(site: SiteServer, tmp_path: Path) -> None:
+    blocks = tmp_path / "blocks.txt"
+    blocks.write_text("domain:blocked.test\n")
+    site.robots = f"http://cdn.blocked.test:{site.port}/robots.txt"
+    assert outcomes([site.url("/a.jpg")], opt_outs=OptOutOptions(block_lists=(str(blocks),))) == [200]
+    assert {host for _, host, _ in site.log} == {"127.0.0.1"}  # as if there were no robots.txt
