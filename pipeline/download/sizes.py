@@ -13,12 +13,14 @@ from pipeline.dataset import Dataset
 
 
 def write_raw_sizes(dataset: Dataset) -> dict[str, int]:
-    """Write (and return) ``raw/sizes.json`` for the raw shards complete now, in shard order."""
+    """Write (and return) ``raw/sizes.json`` for the raw shards complete now, in shard order
+    (unless it already says exactly that)."""
     shards = dataset.raw.complete_shards()
     with ThreadPoolExecutor(max_workers=16) as pool:  # object stores: one request per marker
         markers = list(pool.map(lambda shard: shard.stats(), shards))
     sizes = {
         f"{shard.name}.tar": int(marker["successes"]) for shard, marker in zip(shards, markers, strict=True)
     }
-    dataset.storage.write_json(sizes, *dataset.raw.sizes_file)
+    if dataset.storage.read_json_if_exists(*dataset.raw.sizes_file) != sizes:  # a resume rewrites nothing
+        dataset.storage.write_json(sizes, *dataset.raw.sizes_file)
     return sizes
