@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -197,3 +199,27 @@ def test_exported_copy_imports_back_as_the_same_raw_shards(
         assert {k: v for k, v in ours.items() if k.endswith(".jpg")} == {
             k: v for k, v in theirs.items() if k.endswith(".jpg")
         }
+
+
+def _corpusforge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_import_command_refuses_a_folder_that_is_not_img2dataset_output_before_spark(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    result = _corpusforge(
+        "import-img2dataset", "--source", str(tmp_path / "src"), "--dataset", str(tmp_path / "d")
+    )
+    assert result.returncode == 2
+    assert "no complete img2dataset shard" in result.stderr and "SparkContext" not in result.stderr
+
+
+@pytest.mark.slow
+def test_import_command_runs_spark_itself(exported: Path, tmp_path: Path) -> None:
+    source = exported / "export" / "parquet"
+    result = _corpusforge("import-img2dataset", "--source", str(source), "--dataset", str(tmp_path / "d"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "import summary" in result.stdout and "from img2dataset" in result.stdout
+    assert json.loads((tmp_path / "d" / "raw" / "_summary.json").read_text())["successes"] == ROWS - 4
