@@ -171,14 +171,15 @@ def _meta(row: dict[str, Any]) -> dict[str, Any]:
 
 def _schema(rows: list[dict[str, Any]], image_ext: str | None) -> pa.Schema:
     """Kept columns (types inferred from their values), img2dataset's columns, the image, ours."""
+    extras = [_extra(row) for row in rows]
     kept: dict[str, None] = {}
-    for row in rows:
-        kept.update(dict.fromkeys(_extra(row)))
+    for extra in extras:
+        kept.update(dict.fromkeys(extra))
     fields = []
     for name in kept:
         if name in {f.name for f in (*_META_FIELDS, *_OURS)} or name == image_ext:
             continue  # a kept column may not shadow img2dataset's own (img2dataset refuses it too)
-        values = [_extra(row).get(name) for row in rows]
+        values = [extra.get(name) for extra in extras]
         try:
             kind = pa.array(values).type
         except (pa.ArrowInvalid, pa.ArrowTypeError):
