@@ -6,8 +6,11 @@ STAMP := $(VENV)/.installed
 # Airflow gets its own environment: its pins clash with the pipeline's (see docs/airflow.md).
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# img2dataset 1.47 for the import tests, in its own environment (its pins clash with ours).
+I2D_VENV := .venv-img2dataset
+I2D_STAMP := $(I2D_VENV)/.corpusforge-complete
 
-.PHONY: venv venv-airflow test test-fast lint demo clean check-java
+.PHONY: venv venv-airflow venv-img2dataset test test-fast lint demo clean check-java
 
 venv: $(STAMP)
 
@@ -36,6 +39,12 @@ $(AIRFLOW_STAMP): dags/requirements.txt dags/requirements-test.txt dags/constrai
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(AIRFLOW_STAMP)
 
+venv-img2dataset: $(I2D_STAMP)
+
+$(I2D_STAMP): benchmarks/img2dataset-constraints.txt
+	rm -rf $(I2D_VENV)
+	$(PYTHON) -m testkit.img2dataset $(I2D_VENV)
+
 check-java:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "Java 17+ is required by Spark. Install it with: sudo apt-get install -y openjdk-17-jre-headless"; \
@@ -60,12 +69,12 @@ check-debian-tools:
 	    || { echo "$$hint"; exit 1; }; \
 	  for tool in $$missing; do command -v $$tool >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
 
-test: venv venv-airflow check-java
+test: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest tests --ignore=tests/dags
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags
 
-test-fast: venv venv-airflow check-java
+test-fast: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/python -m pytest tests --ignore=tests/dags -m "not slow"
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags -m "not slow"
 
@@ -84,4 +93,4 @@ demo: venv check-java
 	$(VENV)/bin/corpusforge demo --workdir demo_output
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) demo_output .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(I2D_VENV) demo_output .pytest_cache

@@ -3,24 +3,20 @@
 Its dependencies (OpenCV, albumentations, pandas, wandb, ...) must not meet the project's, so it
 gets a venv, installed with the versions in ``benchmarks/img2dataset-constraints.txt``. The tests
 keep it in pytest's cache folder under a key of that file, the img2dataset version and the
-interpreter (:func:`cached_img2dataset`), so a session builds it once per change, from a clean
-clone too (about 40 s with a warm pip cache, a few minutes without); the download benchmark keeps
-its own in ``benchmarks/_work``. pip runs without the tests' socket guard (it must reach the
-package index); img2dataset itself runs under it, on loopback only.
+The tests use ``.venv-img2dataset``, made by ``make venv-img2dataset`` (a step of ``make test``,
+like the Airflow venv), so no test reaches the package index; the download benchmark keeps its
+own in ``benchmarks/_work``. img2dataset itself runs under the tests' socket guard, on loopback
+only.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -37,14 +33,6 @@ QUIET_ENV = {
     "NO_PROXY": "127.0.0.1,localhost",
 }
 _COMPLETE = ".corpusforge-complete"  # written last: a venv without it is rebuilt
-
-
-def venv_key() -> str:
-    """What the venv depends on: the constraints, the version, the interpreter it is made from."""
-    text = "\n".join(
-        [CONSTRAINTS.read_text() if CONSTRAINTS.exists() else "", VERSION, sys.base_prefix, sys.version]
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def ensure_img2dataset(venv: Path) -> Path:
@@ -85,16 +73,28 @@ def installed_version(python: Path) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def cached_img2dataset(cache: Path) -> Path:
-    """The img2dataset executable of the venv kept in ``cache/KEY`` (built under a lock; older
-    keys are removed so one venv is kept)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    key = venv_key()
-    with _locked(cache / "lock"):
-        for stale in cache.iterdir():
-            if stale.is_dir() and stale.name != key:
-                shutil.rmtree(stale, ignore_errors=True)
-        return ensure_img2dataset(cache / key)
+TEST_VENV = Path(__file__).resolve().parents[1] / ".venv-img2dataset"  # made by `make venv-img2dataset`
+
+
+def installed_img2dataset(venv: Path = TEST_VENV) -> Path:
+    """The img2dataset executable of an already complete venv; ``FileNotFoundError`` saying how
+    to make it otherwise. Tests never install it themselves: pip would leave loopback."""
+    exe = venv / "bin" / "img2dataset"
+    if not ((venv / _COMPLETE).exists() and exe.exists()):
+        raise FileNotFoundError(
+            f"no img2dataset {VERSION} venv at {venv}: run `make venv-img2dataset` (make test does)"
+        )
+    return exe
+
+
+def main() -> int:
+    """``python -m testkit.img2dataset VENV``: create the venv (the Makefile's install step)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if len(sys.argv) != 2:
+        print("usage: python -m testkit.img2dataset VENV", file=sys.stderr)
+        return 2
+    ensure_img2dataset(Path(sys.argv[1]))
+    return 0
 
 
 def run_img2dataset(exe: Path, runs: dict[str, list[str]], logs: Path, timeout: float = 600) -> None:
@@ -127,11 +127,5 @@ def _unguarded() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,7 +28,7 @@ from pipeline.image.process import stored_image
 from pipeline.imports.job import ImportStage
 from pipeline.ingest import IngestOptions, iter_canonical_batches
 from pipeline.synthetic.server import WorldServer
-from testkit.img2dataset import cached_img2dataset, run_img2dataset
+from testkit.img2dataset import installed_img2dataset, run_img2dataset
 from tests.score import conftest as score_fixtures
 from tests.stages import build, build_options, dedup, dedup_options, score, score_options
 
@@ -54,11 +54,12 @@ FORMATS = ("webdataset", "parquet", "files")
 
 
 @pytest.fixture(scope="module")
-def img2dataset_exe(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """img2dataset's executable in its venv, built once per change of its constraints."""
-    cache = request.config.cache  # None under -p no:cacheprovider
-    folder = cache.mkdir("img2dataset-venv") if cache else tmp_path_factory.mktemp("img2dataset-venv")
-    return cached_img2dataset(Path(folder))
+def img2dataset_exe() -> Path:
+    """img2dataset's executable in ``.venv-img2dataset`` (made by ``make venv-img2dataset``)."""
+    try:
+        return installed_img2dataset()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
