@@ -5,8 +5,10 @@
 Each size runs ``spark-submit --master local[2] jobs/download.py`` against a loopback server that
 makes every response up on the fly (testkit/soak_server.py: 404, 410, 500, 503 with
 Retry-After, timeouts, resets, truncated bodies, slow drip, wrong content type, corrupt and
-undecodable images, X-Robots-Tag opt-outs, spread over 16 loopback hosts). Then every output row
-is compared with what its fault implies (testkit/soak.py). Prints one line per size and
+undecodable images, X-Robots-Tag opt-outs, URLs robots.txt disallows or tdmrep.json reserves,
+spread over 16 loopback hosts), with a job-wide per-host budget (--host-concurrency 8,
+--per-host-rps 20). Then every output row is compared with what its fault implies, and the
+server's politeness figures with the budget (testkit/soak.py). Prints one line per size and
 writes benchmarks/_work/soak_results.json; exits 1 if any promise was broken. Nothing leaves the
 machine. tests/download/test_soak.py runs the same harness at CI size.
 """
@@ -31,7 +33,7 @@ RESULTS = WORK / "soak_results.json"
 def format_report(results: list[dict[str, Any]]) -> str:
     """One line per list size: time, rows lost or wrong, worker memory, per-host load, retry gap."""
     columns = ("rows", "seconds", "rows/s", "fail %", "success", "lost", "wrong", "worker MB")
-    columns += ("host max", "retry gap", "problems")
+    columns += ("host max", "host req/5 s max", "robots.txt / host", "retry gap", "problems")
     rows = [
         (
             r["rows"],
@@ -43,12 +45,14 @@ def format_report(results: list[dict[str, Any]]) -> str:
             r["wrong_status"],
             r["peak_python_worker_mb"],
             f"{r['max_in_flight_per_host']}/{r['per_host_cap']}",
+            f"{r['most_requests_in_5s']}/{5 * r['per_host_rps']:g}",
+            r["robots_fetches_per_host"],
             f"{r['retry_after']['min'] or 0:.2f}",
             "; ".join(r["problems"]) or "none",
         )
         for r in results
     ]
-    return text_table(columns, rows, align="r" * 10 + "l")
+    return text_table(columns, rows, align="r" * 12 + "l")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--failure-fraction", type=float, default=0.3, help="share of faulty URLs")
     parser.add_argument("--hosts", type=int, default=16, help="loopback hosts the server listens on")
     parser.add_argument("--timeout", type=float, default=3.0, help="client deadline per attempt, seconds")
+    parser.add_argument("--host-concurrency", type=int, default=8, help="job-wide in flight per host")
+    parser.add_argument("--per-host-rps", type=float, default=20.0, help="job-wide requests/s per host")
     parser.add_argument("--workdir", type=Path, default=WORK / "soak", help="scratch folder")
     args = parser.parse_args(argv)
     setup_logging()
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             failure_fraction=args.failure_fraction,
             hosts=args.hosts,
             timeout=args.timeout,
+            host_concurrency=args.host_concurrency,
+            per_host_rps=args.per_host_rps,
         )
         report = run_soak(config, args.workdir / str(rows))
         report["problems"] = problems(report)

@@ -3,8 +3,10 @@
 :func:`run_soak` writes a URL list of ``rows`` rows pointing at a :class:`SoakServer`, runs
 ``spark-submit jobs/download.py`` on it, samples the peak memory of the job's Python processes
 while it runs, and checks the outputs: every input row exactly once with the status its fault
-implies, status counts adding up, every success once in the tars, no opted-out image stored, and
-the server's politeness figures (requests in flight per host, waits after ``Retry-After``). A
+implies, status counts adding up, every success once in the tars, no opted-out image stored, no
+request for what robots.txt or tdmrep.json forbids, and the server's politeness figures (requests
+in flight per host against the job-wide ``--host-concurrency``, requests per second per host
+against ``--per-host-rps``, robots.txt fetches per host, waits after ``Retry-After``). A
 quarter of the hosts (``https_hosts``) serve over https with a test CA passed as ``--ca-bundle``,
 faults and all, so every promise is checked over TLS too.
 Used by tests/download/test_soak.py (CI size) and benchmarks/soak.py (100 000 rows).
@@ -31,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.submit import spark_submit_command
-from testkit.soak_server import RETRY_AFTER_SECONDS, SOAK_FAULTS, SoakServer
+from testkit.soak_server import NEVER_REQUESTED, RETRY_AFTER_SECONDS, SOAK_FAULTS, SoakServer
 from testkit.tls import LocalCA
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
     "corrupt": ("failed", "undecodable"),
     "undecodable": ("failed", "undecodable"),
     "optout": ("failed", "opted_out"),
+    "noml": ("failed", "opted_out"),
+    "robots": ("failed", "robots_disallowed"),
+    "tdm": ("failed", "tdm_reserved"),
     "timeout": ("failed", "timeout"),
     "slow_drip": ("failed", "timeout"),
 }
@@ -67,7 +72,11 @@ class SoakConfig:
     timeout: float = 3.0  # client deadline per attempt; the server stalls 3x longer
     retries: int = 1
     concurrency: int = 64
-    per_host_concurrency: int = 4
+    per_host_concurrency: int = 8
+    # The job-wide per-host budget: 8 in flight (4 for each of the 2 tasks, every host being in
+    # every shard) and 20 requests a second.
+    host_concurrency: int = 8
+    per_host_rps: float = 20.0
     master: str = "local[2]"
     parallel_tasks: int = 2  # Spark tasks running at once (cores of the master)
     seed: int = 0
@@ -172,6 +181,9 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
             "--max-retry-wait", str(4 * RETRY_AFTER_SECONDS),
             "--concurrency", str(config.concurrency),
             "--per-host-concurrency", str(config.per_host_concurrency),
+            "--host-concurrency", str(config.host_concurrency),
+            "--per-host-rps", str(config.per_host_rps),
+            "--concurrent-tasks", str(config.parallel_tasks),
             "--resize-mode", "no",  # the images are small; the soak is about the network side
             "--ca-bundle", str(bundle),  # the https hosts' CA
             "--proxy", "none",  # loopback only, whatever proxy the environment names
@@ -231,7 +243,7 @@ def check_outputs(dataset: Path, config: SoakConfig, server_stats: dict[str, Any
             https[status] += 1
         if (status, error) != EXPECTED[fault]:
             wrong.append({"row": index, "fault": fault, "status": status, "error_class": error})
-        if fault == "optout":
+        if fault in ("optout", "noml"):
             optout_uids.add(uid)
         if status == "success":
             success_uids.add(uid)
@@ -240,6 +252,9 @@ def check_outputs(dataset: Path, config: SoakConfig, server_stats: dict[str, Any
         with tarfile.open(path) as tar:
             members.update(name.split(".")[0] for name in tar.getnames())
     max_in_flight = max(server_stats["max_in_flight_per_host"].values(), default=0)
+    site_files = server_stats["site_files"]
+    robots_fetches = [n for key, n in site_files.items() if key.endswith(" /robots.txt")]
+    windows = server_stats["most_requests_per_host"]
     return {
         "rows": config.rows,
         "output_rows": len(rows["row_index"]),
@@ -258,7 +273,15 @@ def check_outputs(dataset: Path, config: SoakConfig, server_stats: dict[str, Any
         "optout_stored": len(optout_uids & set(members)),
         "optout_served": len(server_stats["optout_served"]),
         "max_in_flight_per_host": max_in_flight,
-        "per_host_cap": config.per_host_concurrency * config.parallel_tasks,
+        "per_host_cap": config.host_concurrency or config.per_host_concurrency * config.parallel_tasks,
+        # The most requests to one host within 1 s and within 5 s, as the server saw them.
+        "most_requests_in_1s": max(windows["1s"].values(), default=0),
+        "most_requests_in_5s": max(windows["5s"].values(), default=0),
+        "per_host_rps": config.per_host_rps,
+        "parallel_tasks": config.parallel_tasks,
+        "forbidden_requested": sum(server_stats["requests"].get(kind, 0) for kind in NEVER_REQUESTED),
+        "robots_fetches_per_host": max(robots_fetches, default=0),
+        "robots_hosts": len(robots_fetches),
         "retry_after": server_stats["retry_gaps"],
         "retry_after_unanswered": server_stats["retry_after_unanswered"],
         "server_requests": server_stats["requests"],
@@ -266,6 +289,13 @@ def check_outputs(dataset: Path, config: SoakConfig, server_stats: dict[str, Any
         "https_successes": https["success"],
         "server_tls_requests": server_stats["tls_requests"],
     }
+
+
+def rate_bound(rps: float, tasks: int, seconds: float = 5.0) -> float:
+    """The most requests a host may see within ``seconds`` under ``--per-host-rps``: the rate,
+    plus one request at each end of the window for each process (a request paced just outside
+    the window can arrive just inside it: the server's own delays move arrivals by milliseconds)."""
+    return rps * seconds + 2 * tasks
 
 
 def problems(report: dict[str, Any]) -> list[str]:
@@ -281,6 +311,14 @@ def problems(report: dict[str, Any]) -> list[str]:
         found.append(f"status counts {report['status']} do not add up to {report['rows']}")
     if report["max_in_flight_per_host"] > report["per_host_cap"]:
         found.append(f"{report['max_in_flight_per_host']} requests in flight to one host")
+    tasks = report["parallel_tasks"]
+    if report["per_host_rps"] and report["most_requests_in_5s"] > rate_bound(report["per_host_rps"], tasks):
+        found.append(f"{report['most_requests_in_5s']} requests to one host within 5 s")
+    if report["forbidden_requested"]:
+        found.append(f"{report['forbidden_requested']} requests for URLs robots.txt or tdmrep.json forbid")
+    # robots.txt: once per host and executor process (one Python worker per task slot).
+    if report["robots_fetches_per_host"] > tasks + 1:
+        found.append(f"robots.txt fetched {report['robots_fetches_per_host']} times from one host")
     if report["https_rows"] and not (report["https_successes"] and report["server_tls_requests"]):
         found.append(f"{report['https_rows']} https rows, but none fetched over TLS")
     gaps = report["retry_after"]

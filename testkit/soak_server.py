@@ -4,8 +4,14 @@
 ``ok``; nothing is stored, so a list of a million URLs costs no disk. The server listens on
 several loopback addresses (127.0.0.1, 127.0.0.2, ...), each one a distinct *host* for the
 client's per-host limits, and measures politeness from its own side: requests in flight per host
-(the most ever), the wait before each retry of a 503 that asked for ``Retry-After``, and which
-opted-out images it served. ``/_stats`` returns those figures as JSON.
+(the most ever), the most requests per host that arrived within 1 s and within 5 s, the wait before each
+retry of a 503 that asked for ``Retry-After``, and which opted-out images it served. ``/_stats``
+returns those figures as JSON.
+
+Every host serves the same ``/robots.txt`` (:data:`ROBOTS_TXT`: everything disallowed for ``*``,
+only ``/robots/`` for ``corpusforge``) and ``/.well-known/tdmrep.json`` (:data:`TDMREP_JSON`:
+``/tdm/`` reserved), and counts how often each was asked for per host; the ``robots`` and ``tdm``
+kinds must never be requested.
 
 Given a certificate (``tls``: chain and key PEM files), the first ``https_hosts`` addresses also
 serve the same routes over TLS on a second port (:meth:`SoakServer.host` hands those hosts out
@@ -51,8 +57,17 @@ SOAK_FAULTS = {
     "optout": 3,
     "timeout": 1,
     "slow_drip": 1,
+    # Opt-outs of issue 17: disallowed by robots.txt, reserved by tdmrep.json (never requested),
+    # X-Robots-Tag: noml.
+    "robots": 2,
+    "tdm": 2,
+    "noml": 1,
 }
+NEVER_REQUESTED = ("robots", "tdm")
+RATE_WINDOWS = (1.0, 5.0)  # seconds over which the server counts requests per host
 RETRY_AFTER_SECONDS = 1
+ROBOTS_TXT = b"User-agent: *\nDisallow: /\n\nUser-agent: corpusforge\nDisallow: /robots/\n"
+TDMREP_JSON = b'[{"location": "/tdm/", "tdm-reservation": 1}]'
 _IMAGES = 32
 
 
@@ -81,6 +96,8 @@ class _State:
         self.retry_gaps: list[float] = []
         self.optout_served: set[int] = set()
         self.tls_requests = 0
+        self.site_files: Counter[str] = Counter()  # "HOST PATH" -> requests for robots.txt, tdmrep.json
+        self.arrivals: dict[str, list[float]] = {}  # host -> arrival times of its requests
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -95,7 +112,22 @@ class _State:
             },
             "retry_after_unanswered": len(self.first_503) - len(self.retry_gaps),
             "optout_served": sorted(self.optout_served),
+            "site_files": dict(self.site_files),
+            "most_requests_per_host": {
+                f"{seconds:g}s": {host: _most_within(times, seconds) for host, times in self.arrivals.items()}
+                for seconds in RATE_WINDOWS
+            },
         }
+
+
+def _most_within(times: list[float], seconds: float) -> int:
+    """The most of ``times`` (in arrival order) that lie within ``seconds`` of each other."""
+    most = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 @web.middleware
@@ -104,6 +136,8 @@ async def _count_in_flight(request: web.Request, handler: Any) -> web.StreamResp
     host = request.transport.get_extra_info("sockname")[0] if request.transport else "?"
     state.in_flight[host] += 1
     state.max_in_flight[host] = max(state.max_in_flight[host], state.in_flight[host])
+    if request.path != "/_stats":
+        state.arrivals.setdefault(host, []).append(time.monotonic())
     try:
         return await handler(request)
     finally:
@@ -170,7 +204,21 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     if kind == "optout":
         state.optout_served.add(index)
         return web.Response(body=image, content_type="image/jpeg", headers={"X-Robots-Tag": "noai"})
+    if kind == "noml":
+        state.optout_served.add(index)
+        return web.Response(body=image, content_type="image/jpeg", headers={"X-Robots-Tag": "noml"})
+    if kind in NEVER_REQUESTED:  # a client that asks anyway gets an image: the row shows it
+        return web.Response(body=image, content_type="image/jpeg")
     return web.Response(status=400, text=f"unknown kind {kind}", content_type="text/plain")
+
+
+async def _site_file(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    host = request.transport.get_extra_info("sockname")[0] if request.transport else "?"
+    state.site_files[f"{host} {request.path}"] += 1
+    if request.path == "/robots.txt":
+        return web.Response(body=ROBOTS_TXT, content_type="text/plain")
+    return web.Response(body=TDMREP_JSON, content_type="application/json")
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -183,6 +231,8 @@ async def _run(
     app = web.Application(middlewares=[_count_in_flight])
     app["state"] = _State(stall_seconds)
     app.router.add_get("/_stats", _stats)
+    app.router.add_get("/robots.txt", _site_file)
+    app.router.add_get("/.well-known/tdmrep.json", _site_file)
     app.router.add_get(r"/{kind}/{index:\d+}.jpg", _serve)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()

@@ -215,8 +215,15 @@ class Fetcher:
             try:
                 # Waiting for a free slot to the host does not count against the deadline, so a
                 # host with many queued URLs does not turn into spurious timeouts.
-                async with self._gate(target.host), self._slots, asyncio.timeout(opts.total_timeout):
-                    return await self._attempt(url, target, reader, headers, checked, hop)
+                async with self._gate(target.host) as gate:
+                    crowded = self._slots.locked()
+                    async with self._slots:
+                        if crowded:
+                            # It waited for a task-wide slot after its turn: another turn, so that
+                            # requests held back together do not go out together.
+                            await gate.wait_turn()
+                        async with asyncio.timeout(opts.total_timeout):
+                            return await self._attempt(url, target, reader, headers, checked, hop, gate)
             except _RulesNeeded as need:
                 # Outside every slot: the rules' own requests need them.
                 (await self._load_rules(need.target)).check(need.target.path)
@@ -278,10 +285,12 @@ class Fetcher:
         headers: Sequence[tuple[str, str]],
         checked: bool,
         first_hop: int,
+        gate: HostGate,
     ) -> Any:
         if self._pool is None:
             raise RuntimeError("Fetcher used outside 'async with'")
         current = url
+        gate_host = target.host
         for hop in range(first_hop, self.options.max_redirects + 1):
             if hop > first_hop:
                 target = self._target(current)
@@ -291,6 +300,8 @@ class Fetcher:
                     self._check_hop_rules(current, target, hop)
             connection = await self._pool.acquire(target)
             try:
+                if gate.pace.interval > 0 and target.host == gate_host:
+                    await gate.claim()  # the request goes out right after this, without an await
                 response = await request(connection, target, headers)
                 if self._adaptive:
                     self._answered(target.host, response)

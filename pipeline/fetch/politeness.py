@@ -42,15 +42,17 @@ def host_of(url: str) -> str:
 
 
 class HostPace:
-    """When the next request to a host may start, and the interval in force (kept per process,
-    across tasks, so that a host slowed down by 429s stays slowed down for the next task)."""
+    """When requests to a host may start, and the interval in force (kept per process, across
+    tasks, so that a host slowed down by 429s stays slowed down for the next task)."""
 
-    __slots__ = ("floor", "interval", "next_start")
+    __slots__ = ("floor", "interval", "last_send", "next_start", "paused_until")
 
     def __init__(self, floor: float = 0.0) -> None:
         self.floor = floor  # the configured interval (1 / this task's rate), 0: none
         self.interval = floor  # the interval in force (raised by 429s)
-        self.next_start = 0.0
+        self.next_start = -1e18  # the next free turn (reservations)
+        self.last_send = -1e18  # when the last request went out
+        self.paused_until = -1e18
 
     def configure(self, floor: float) -> None:
         """A new task's configured interval; an interval raised by 429s stays raised."""
@@ -60,7 +62,8 @@ class HostPace:
 
 
 class HostGate:
-    """Requests to one host in one task: ``async with gate:`` around each attempt."""
+    """Requests to one host in one task: ``async with gate:`` around each attempt, and
+    :meth:`claim` right before its request goes out."""
 
     __slots__ = ("_clock", "_slots", "pace")
 
@@ -83,7 +86,7 @@ class HostGate:
     async def __aenter__(self) -> HostGate:
         await self._slots.acquire()
         try:
-            await self._wait_turn()
+            await self.wait_turn()
         except BaseException:
             self._slots.release()
             raise
@@ -92,20 +95,39 @@ class HostGate:
     async def __aexit__(self, *exc: object) -> None:
         self._slots.release()
 
-    async def _wait_turn(self) -> None:
-        # Holding a slot, so starts are spaced by at least the interval whatever the cap.
+    async def wait_turn(self) -> None:
+        """Take the next turn and wait for it (turns are spaced by the interval, after any pause).
+
+        Called holding a slot, before the deadline runs: the waiting is done here.
+        """
         pace = self.pace
         now = self._clock()
-        start = max(now, pace.next_start)
+        start = max(now, pace.next_start, pace.paused_until)
         if pace.interval <= 0 and start <= now:
             return
         pace.next_start = start + pace.interval
         if start > now:
             await asyncio.sleep(start - now)
 
+    async def claim(self) -> None:
+        """Right before a request goes out: at least the interval after the last one went out.
+
+        Turns are spaced, but an event loop held up (an image decoded on its thread, a
+        connection being opened) can wake several turns' requests together; the check and the
+        claim here have no await between them, so requests still go out one interval apart.
+        """
+        pace = self.pace
+        while True:
+            now = self._clock()
+            ready = pace.last_send + pace.interval
+            if now >= ready:
+                pace.last_send = now
+                return
+            await asyncio.sleep(ready - now)
+
     def pause(self, seconds: float) -> None:
         """No request starts for ``seconds`` (the host answered 429 with a ``Retry-After``)."""
-        self.pace.next_start = max(self.pace.next_start, self._clock() + seconds)
+        self.pace.paused_until = max(self.pace.paused_until, self._clock() + seconds)
 
     def throttled(self, base: float) -> None:
         """The host answered 429 without ``Retry-After``: double the interval (at least ``base``)."""

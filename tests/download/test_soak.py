@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.soak import RETRY_AFTER_SECONDS, SoakConfig, is_https, problems, run_soak
+from testkit.soak import RETRY_AFTER_SECONDS, SoakConfig, is_https, problems, rate_bound, run_soak
+from testkit.soak_server import NEVER_REQUESTED, SOAK_FAULTS
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,7 +38,8 @@ def test_every_row_once_with_the_status_its_fault_implies(reports: dict[int, dic
     assert sum(report["status"].values()) == rows
     # 30 % failures, every fault kind present, each failure class seen.
     assert 0.27 <= report["failure_fraction"] <= 0.33
-    assert set(report["faults"]) == {"ok", *report["server_requests"]} and len(report["faults"]) == 13
+    assert set(report["faults"]) == {"ok", *SOAK_FAULTS}
+    assert set(report["server_requests"]) == {"ok", *SOAK_FAULTS} - set(NEVER_REQUESTED)
     assert report["stored_samples"] == report["status"]["success"]
     # A quarter of the hosts serve https (the test CA via --ca-bundle): the same outcomes over TLS.
     assert report["https_rows"] == sum(is_https(i, SoakConfig(rows=rows)) for i in range(rows)) > rows // 5
@@ -46,12 +48,24 @@ def test_every_row_once_with_the_status_its_fault_implies(reports: dict[int, dic
 
 def test_politeness_measured_at_the_server(reports: dict[int, dict]) -> None:
     report = reports[LARGE]
-    # The cap is per host and per task: never more than cap x parallel tasks at one host.
+    config = SoakConfig(rows=LARGE)
+    # The job-wide cap (--host-concurrency 8) held at every host, although each of the 2 tasks
+    # could open --per-host-concurrency 8 on its own.
+    per_task_caps = config.per_host_concurrency * config.parallel_tasks
+    assert report["per_host_cap"] == config.host_concurrency < per_task_caps
     assert 0 < report["max_in_flight_per_host"] <= report["per_host_cap"]
+    # --per-host-rps 20 across the job: each process sends one request to a host every 0.1 s at most.
+    assert 0 < report["most_requests_in_5s"] <= rate_bound(config.per_host_rps, config.parallel_tasks)
     gaps = report["retry_after"]
     assert gaps["count"] == report["faults"]["503_retry_after"] and report["retry_after_unanswered"] == 0
     assert gaps["min"] >= RETRY_AFTER_SECONDS
-    assert report["optout_served"] == report["faults"]["optout"] and report["optout_stored"] == 0
+    served = report["faults"]["optout"] + report["faults"]["noml"]
+    assert report["optout_served"] == served and report["optout_stored"] == 0
+    # robots.txt and tdmrep.json: fetched by every host's first process, at most once per process;
+    # what they forbid was never requested.
+    assert report["robots_hosts"] == config.hosts
+    assert 1 <= report["robots_fetches_per_host"] <= config.parallel_tasks + 1
+    assert report["forbidden_requested"] == 0
 
 
 def test_worker_memory_stays_flat_as_the_list_grows(reports: dict[int, dict]) -> None:
