@@ -65,12 +65,13 @@ class HostGate:
     """Requests to one host in one task: ``async with gate:`` around each attempt, and
     :meth:`claim` right before its request goes out."""
 
-    __slots__ = ("_clock", "_slots", "pace")
+    __slots__ = ("_clock", "_slots", "cap", "pace")
 
     def __init__(
         self, cap: int, pace: HostPace | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
         """``cap`` requests in flight; starts spaced by ``pace`` (default: a fresh one, no interval)."""
+        self.cap = cap
         self._slots = asyncio.Semaphore(cap)
         self.pace = pace if pace is not None else HostPace()
         self._clock = clock

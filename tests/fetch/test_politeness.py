@@ -152,5 +152,7 @@ def test_the_job_cap_is_shared_among_the_tasks_that_reach_a_host(site: SiteServe
         opt_outs=OptOutOptions(robots_txt=False, tdmrep="header"),
     )
     assert all(r.status == 200 for r in results)
-    assert site.max_in_flight["wide.test"] == 1  # 4 // 4 tasks
-    assert 1 < site.max_in_flight["mine.test"] <= 4  # the whole job cap, below the per-task cap of 8
+    # wide.test: 4 // 4 tasks; mine.test: the whole job cap, below the per-task cap of 8.
+    assert {host: gate.cap for host, gate in fetcher._gates.items()} == {"wide.test": 1, "mine.test": 4}
+    assert site.max_in_flight["wide.test"] == 1
+    assert site.max_in_flight["mine.test"] <= 4
