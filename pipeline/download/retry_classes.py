@@ -24,7 +24,8 @@ from pipeline.errors import ErrorClass, UserInputError
 RETRYABLE_TOKEN = "retryable"
 #: ``--retry-failed`` alone: the network failures that are often transient. ``connect_error``
 #: and ``dns_error`` are here although the fetcher does not retry them within a run: a host
-#: that is down or a resolver that is overloaded for an hour recovers by the next run.
+#: that is down or a resolver that is overloaded for an hour recovers by the next run, as does
+#: ``robots_unreachable`` (robots.txt answered 5xx or 429: the site was unwell, not refusing).
 #: ``tls_error`` (a refused certificate stays refused), ``proxy_error`` (a set-up problem) and
 #: everything decided by the content are not.
 RETRYABLE = (
@@ -32,6 +33,7 @@ RETRYABLE = (
     "connection_reset",
     "connect_error",
     "dns_error",
+    "robots_unreachable",
     "http_error:408",
     "http_error:429",
     "http_error:5xx",
