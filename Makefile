@@ -71,7 +71,7 @@ check-debian-tools:
 
 test: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest tests --ignore=tests/dags
+	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --durations=25
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags
 
 test-fast: venv venv-airflow venv-img2dataset check-java
