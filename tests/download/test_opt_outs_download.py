@@ -75,7 +75,9 @@ def test_opt_outs_and_block_lists(spark, site: SiteServer, download_options, tmp
     assert all(site.requests[p] == 0 for p in NEVER_REQUESTED)
     assert {host for _, host, _ in site.log} == {"127.0.0.1"}
     assert site.requests["/sha/a.jpg"] == site.requests["/phash/a.jpg"] == 1
-    # robots.txt and tdmrep.json: once per executor process, not once per task (7 shards here,
-    # and local[2] runs two Python workers).
+    # robots.txt and tdmrep.json: once per Python worker process, which serves several tasks.
+    # How many workers Spark forks for 7 shards on local[2] depends on the machine's load (4 were
+    # seen on a loaded CI machine), so the bound here is "at most one per task"; the cache per
+    # process and its TTL are pinned down by tests/fetch/test_opt_outs.py.
     assert summary["shards"] == 7
-    assert 1 <= site.requests[ROBOTS] == site.requests[TDMREP] <= 3, dict(site.requests)
+    assert 1 <= site.requests[ROBOTS] == site.requests[TDMREP] <= summary["shards"], dict(site.requests)
