@@ -1,28 +1,35 @@
-"""Quality check of benchmark decontamination by pHash (issue: dedup job).
+"""Quality check of benchmark decontamination: pHash candidates and their verification (issues 6, 16).
 
-    .venv/bin/python benchmarks/dedup_quality.py [--distinct-scenes 3000] [--seed 0]
+    .venv/bin/python benchmarks/dedup_quality.py [--distinct-scenes 3000] [--seed 0] [--reuse]
 
 1. Benchmark set: scikit-image's bundled photographs (whole, and large windows of them),
-   synthetic scenes and near-uniform images (solid colours, flat colours with noise, faint
-   gradients, blank pages).
+   synthetic scenes, flat graphics (``testkit.graphics``: Pillow-drawn icons, emoji, logos, flags,
+   gradients, and Debian's Adwaita icons when installed) and near-uniform images (solid colours,
+   flat colours with noise, faint gradients, blank pages).
 2. Planted copies: every benchmark image through each edit of
-   ``testkit.transforms.TRANSFORMS`` (resize 0.5x, JPEG q30, blur r2, colour shift,
-   text band, 5% and 15% crop, greyscale, mirror).
+   ``testkit.transforms.TRANSFORMS`` (resize 0.5x, JPEG q30, blur r2, colour shift, text band,
+   5%, 15% and 25% crop, greyscale, mirror, letterbox).
 3. Distinct corpus: thousands of other pictures (synthetic scenes of another seed, small windows
-   of the photographs, 1/f photo-like textures, near-uniform images). Every (benchmark, distinct)
-   pair is a false-positive opportunity, except pairs cut from the same photograph or drawn from
-   the same scene description (the same picture up to jitter), which are left out and counted.
+   of the photographs, 1/f photo-like textures, near-uniform images, flat graphics and icons) and
+   the hard negatives: other pictures of the benchmark's own layouts (a scene with another object
+   colour, shape or background; a graphic in other colours). Every (benchmark, distinct) pair is
+   a false-positive opportunity, except pairs cut from the same photograph or drawn from the same
+   description (the same picture up to jitter or size), which are left out and counted.
 4. Every file is served as JPEG q90 and goes through the job's code paths: the corpus side through
-   ``process_image`` (its pHash is what the raw shard records; complexity and colour signature
-   are computed on the stored JPEG as the dedup job reads it from the tar), the benchmark side
-   through ``stored_image`` as the dedup job hashes benchmarks.
+   ``process_image`` (its pHash is what the raw shard records) and ``sample_features`` on the
+   stored JPEG (centre hash, complexity, colour signature, verification thumbnail, as the dedup job
+   caches them), the benchmark side through ``hash_image`` as the dedup job hashes benchmarks.
 5. Sweeps the Hamming distance d = 0..16 and the low-complexity guard (min complexity x max
    signature distance, complexity of the picture without its border as the job computes it, and
-   of the whole padded image for comparison), with and without flip-invariant matching; reports
-   recall per edit and image group, FPR on distinct pairs and the share of distinct corpus images
-   that would be dropped; picks the defaults (see :func:`choose`) and prints the tables.
+   of the whole padded image for comparison), with and without flip-invariant matching, and picks
+   the hash defaults (see :func:`choose`); then the verification thumbnail threshold on that hash
+   rule (:func:`choose_thumbnail`). Reports recall per edit and image group, precision, FPR on
+   distinct pairs and the share of distinct images dropped, per signal (hash only, hash +
+   thumbnail), and prints the tables.
 
 Results: benchmarks/_work/dedup_quality.json; recorded in docs/benchmarks.md ("Dedup quality").
+The measurement (the slow part) is kept in benchmarks/_work/dedup_quality_measured.pkl;
+``--reuse`` sweeps again on it.
 """
 
 from __future__ import annotations
