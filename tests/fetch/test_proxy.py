@@ -58,16 +58,6 @@ def origin() -> Iterator[HostileServer]:
 
 
 @pytest.fixture(scope="module")
-def ca() -> LocalCA:
-    return LocalCA()
-
-
-@pytest.fixture(scope="module")
-def bundle(ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(ca.write_bundle(tmp_path_factory.mktemp("ca") / "ca.pem"))
-
-
-@pytest.fixture(scope="module")
 def tls_origin(ca: LocalCA) -> Iterator[TlsHostileServer]:
     with TlsHostileServer(ca.server_context()) as server:
         yield server

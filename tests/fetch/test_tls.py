@@ -57,16 +57,6 @@ def fails(url: str, **options: object) -> SampleError:
 
 
 @pytest.fixture(scope="module")
-def ca() -> LocalCA:
-    return LocalCA()
-
-
-@pytest.fixture(scope="module")
-def bundle(ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(ca.write_bundle(tmp_path_factory.mktemp("ca") / "ca.pem"))
-
-
-@pytest.fixture(scope="module")
 def tls_server(ca: LocalCA) -> Iterator[TlsHostileServer]:
     with TlsHostileServer(ca.server_context(), drip_seconds=0.2, drip_limit=10.0) as server:
         yield server
