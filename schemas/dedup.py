@@ -4,9 +4,9 @@ import pyarrow as pa
 
 from schemas.contract import versioned
 
-BENCHMARK_HASHES_VERSION = 2
-MATCHES_VERSION = 2
-CENTRE_HASHES_VERSION = 1
+BENCHMARK_HASHES_VERSION = 3
+MATCHES_VERSION = 3
+CENTRE_HASHES_VERSION = 2
 
 # Reasons in matches.parquet. A benchmark match is always dropped by build_shards; the two
 # within-corpus reasons are dropped by default (one representative per group is kept and is
@@ -37,6 +37,9 @@ BENCHMARK_HASHES_SCHEMA = versioned(
         pa.field("complexity", pa.float32()),
         # 8x8 RGB thumbnail (192 bytes), compared when a match involves a low-complexity image.
         pa.field("colour_signature", pa.binary()),
+        # The verification thumbnail (pipeline.dedup.verify: 32x32 RGB of the picture without the
+        # resize padding, 3,072 bytes); null for precomputed hashes without it.
+        pa.field("thumbnail", pa.binary()),
         # sha256 (hex) of the benchmark file's bytes; null for precomputed hashes.
         pa.field("sha256", pa.string()),
     ],
@@ -61,16 +64,34 @@ MATCHES_SCHEMA = versioned(
         # "phash_mirrored" (--flip-invariant) or "phash_centre" (--centre-max-distance); null for
         # within-corpus duplicates.
         pa.field("matched_hash", pa.string()),
+        # The signals, each to the matched image: whole-picture pHash distance (to the mirror for
+        # "phash_mirrored"), centre-hash distance (benchmark matches, when both have one), and the
+        # verification thumbnail distance (pipeline.dedup.verify: share of differing pixels, 0-1;
+        # null when not compared: exact duplicates, --max-thumbnail-distance -1, precomputed
+        # benchmark hashes without thumbnails).
+        pa.field("phash_distance", pa.int32()),
+        pa.field("centre_distance", pa.int32()),
+        pa.field("thumbnail_distance", pa.float32()),
+        # Whether the verification thumbnails agreed (null when they were not compared).
+        pa.field("verified", pa.bool_()),
+        # The signals that agreed, in order: "sha256", "phash", "phash_mirrored", "phash_centre",
+        # "thumbnail" (each within its threshold).
+        pa.field("signals", pa.list_(pa.string())),
     ],
 )
 
-# dedup/centre_hashes/NNNNN.parquet: the centre pHash (pipeline.dedup.centre) of every stored
-# image of raw shard NNNNN, in tar order; a cache the dedup job keeps for reruns.
+# dedup/centre_hashes/NNNNN.parquet: what the dedup job computes from every stored image of raw
+# shard NNNNN, in tar order (a cache the dedup job keeps for reruns): the centre pHash
+# (pipeline.dedup.centre), the low-complexity rule's complexity and colour signature
+# (pipeline.dedup.complexity) and the verification thumbnail (pipeline.dedup.verify).
 CENTRE_HASHES_SCHEMA = versioned(
     "centre_hashes",
     CENTRE_HASHES_VERSION,
     [
         pa.field("uid", pa.string(), nullable=False),
         pa.field("phash_centre", pa.int64(), nullable=False),
+        pa.field("complexity", pa.float32(), nullable=False),
+        pa.field("colour_signature", pa.binary(), nullable=False),
+        pa.field("thumbnail", pa.binary(), nullable=False),
     ],
 )

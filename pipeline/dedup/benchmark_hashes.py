@@ -27,8 +27,8 @@ from pipeline.dedup.benchmark_sources import (
     iter_tar_images,
     read_file,
 )
-from pipeline.dedup.centre import centre_phash
-from pipeline.dedup.complexity import colour_signature, complexity
+from pipeline.dedup.features import image_features
+from pipeline.dedup.verify import THUMBNAIL_BYTES
 from pipeline.errors import SampleError, UserInputError
 from pipeline.executor import SparkExecutor
 from pipeline.image.options import ImageOptions, image_record
@@ -44,18 +44,18 @@ log = logging.getLogger(__name__)
 FILES_PER_TASK = 200
 MAX_ERRORS_SHOWN = 10
 # Bump when the hashing of benchmark images changes, so saved tables are not reused.
-HASHING_VERSION = 2
+# 3: the verification thumbnail.
+HASHING_VERSION = 3
 
 
 def hash_image(data: bytes, image: ImageOptions) -> dict[str, Any]:
-    """pHash (plain, mirrored, of the centre), complexity and colour signature of one benchmark image file."""
-    stored, _ = stored_image(data, image)
+    """pHash (plain, mirrored, of the centre), complexity, colour signature and verification
+    thumbnail of one benchmark image file, from the picture the download job would store."""
+    stored, original_size = stored_image(data, image)
     return {
         "phash": to_signed64(phash(stored)),
         "phash_flipped": to_signed64(phash(stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT))),
-        "phash_centre": to_signed64(centre_phash(stored, image.border_color)),
-        "complexity": complexity(stored, image.border_color),
-        "colour_signature": colour_signature(stored, image.border_color).tobytes(),
+        **image_features(stored, original_size, image),
     }
 
 
@@ -146,10 +146,11 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
     def optional(name: str) -> list[Any]:
         return table.column(name).to_pylist() if name in table.column_names else [None] * len(hashes)
 
-    members, complexities, signatures = (
+    members, complexities, signatures, thumbnails = (
         optional("member"),
         optional("complexity"),
         optional("colour_signature"),
+        optional("thumbnail"),
     )
     sha256s = optional("sha256")
     rows = []
@@ -166,10 +167,16 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
                 "phash_centre": centre[i],
                 "complexity": complexities[i],
                 "colour_signature": signatures[i],
+                "thumbnail": thumbnails[i] if _is_thumbnail(thumbnails[i]) else None,
                 "sha256": sha256s[i],
             }
         )
     return rows
+
+
+def _is_thumbnail(value: Any) -> bool:
+    """A verification thumbnail as this version computes them (others are ignored, not trusted)."""
+    return isinstance(value, bytes) and len(value) == THUMBNAIL_BYTES
 
 
 def _parse_hash(value: Any, source: BenchmarkSource, row: int) -> int:

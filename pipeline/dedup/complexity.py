@@ -46,14 +46,24 @@ def content(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) 
 
 def complexity(image: Image.Image, border: tuple[int, int, int] = (255, 255, 255)) -> float:
     """Standard deviation of the 32x32 greyscale thumbnail of the image's content (0-255)."""
-    return float(np.asarray(thumbnail(content(image, border)), dtype=np.float64).std())
+    return complexity_of(content(image, border))
+
+
+def complexity_of(picture: Image.Image) -> float:
+    """:func:`complexity` of a picture already cut to its content."""
+    return float(np.asarray(thumbnail(picture), dtype=np.float64).std())
 
 
 def colour_signature(
     image: Image.Image, border: tuple[int, int, int] = (255, 255, 255), size: int = 8
 ) -> np.ndarray:
     """A ``size`` x ``size`` RGB thumbnail (uint8) of the content, compared for low-complexity matches."""
-    small = content(image, border).convert("RGB").resize((size, size), Image.Resampling.BOX)
+    return colour_signature_of(content(image, border), size)
+
+
+def colour_signature_of(picture: Image.Image, size: int = 8) -> np.ndarray:
+    """:func:`colour_signature` of a picture already cut to its content."""
+    small = picture.convert("RGB").resize((size, size), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.uint8)
 
 

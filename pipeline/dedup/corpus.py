@@ -1,18 +1,12 @@
-"""The corpus side of dedup: hashes of every stored sample, and its images when a rule needs them."""
+"""The corpus side of dedup: hashes of every stored sample, and the images the audit shows."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from pipeline.dataset import Dataset
-from pipeline.dedup.complexity import colour_signature, complexity
-from pipeline.stage import ShardStep
 
 
 def shard_rows(dataset: Dataset, shard: int) -> list[tuple[str, int, str, int, int]]:
@@ -41,37 +35,3 @@ def shard_images(dataset: Dataset, shard: int, image_ext: str, uids: Iterable[st
         if len(found) == len(wanted):
             break
     return found
-
-
-@dataclass(frozen=True)
-class FeaturesTask:
-    """The samples of one raw shard whose images the low-complexity rule must look at."""
-
-    shard: int
-    uids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CandidateFeatures(ShardStep[FeaturesTask, None]):
-    """Complexity and colour signature of chosen samples of one shard (a Spark task each).
-
-    Returns ``{"features": {uid: (complexity, signature bytes)}}``.
-    """
-
-    dataset: Dataset
-    image_ext: str
-    border: tuple[int, int, int]
-
-    name = "corpusforge-dedup-guard"
-    description = "checking candidates"
-
-    def process(self, task: FeaturesTask, state: None) -> dict[str, Any]:
-        features: dict[str, tuple[float, bytes]] = {}
-        for uid, data in shard_images(self.dataset, task.shard, self.image_ext, task.uids).items():
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                features[uid] = (
-                    complexity(image, self.border),
-                    colour_signature(image, self.border).tobytes(),
-                )
-        return {"features": features, "images": len(features)}

@@ -20,19 +20,29 @@ from pipeline.dedup.complexity import signature_distance
 
 @dataclass(frozen=True)
 class ImageFeatures:
-    """What the rule looks at for one image (either may be unknown)."""
+    """What the checks look at for one image (any may be unknown): the low-complexity rule's
+    complexity and colour signature, and the verification thumbnail (pipeline.dedup.verify)."""
 
     complexity: float | None
     signature: np.ndarray | None
+    thumbnail: bytes | None = None
 
     @classmethod
-    def from_bytes(cls, complexity: float | None, signature: bytes | None) -> ImageFeatures:
+    def from_bytes(
+        cls, complexity: float | None, signature: bytes | None, thumbnail: bytes | None = None
+    ) -> ImageFeatures:
         array = None if signature is None else np.frombuffer(signature, dtype=np.uint8).reshape(8, 8, 3)
-        return cls(complexity, array)
+        return cls(complexity, array, thumbnail)
 
     def mirrored(self) -> ImageFeatures:
         """The features of the mirror image (for matches found with the flipped hash)."""
-        return ImageFeatures(self.complexity, None if self.signature is None else self.signature[:, ::-1])
+        signature = None if self.signature is None else self.signature[:, ::-1]
+        thumbnail = None
+        if self.thumbnail is not None:
+            side = int(round((len(self.thumbnail) // 3) ** 0.5))
+            pixels = np.frombuffer(self.thumbnail, dtype=np.uint8).reshape(side, side, 3)
+            thumbnail = np.ascontiguousarray(pixels[:, ::-1]).tobytes()
+        return ImageFeatures(self.complexity, signature, thumbnail)
 
 
 UNKNOWN = ImageFeatures(None, None)

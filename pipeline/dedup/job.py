@@ -45,10 +45,19 @@ from pipeline.dedup.benchmark_matches import (
     search_benchmarks,
 )
 from pipeline.dedup.benchmark_sources import BenchmarkSource, image_bytes, resolve_sources
-from pipeline.dedup.centre import CentreHashReader
-from pipeline.dedup.corpus import CandidateFeatures, FeaturesTask, shard_images, shard_rows
-from pipeline.dedup.guard import UNKNOWN, ComplexityGuard, ImageFeatures
+from pipeline.dedup.checks import (
+    SIGNAL_PHASH,
+    SIGNAL_SHA256,
+    SIGNAL_THUMBNAIL,
+    Checked,
+    check_benchmark_candidates,
+    check_near_pairs,
+)
+from pipeline.dedup.corpus import shard_images, shard_rows
+from pipeline.dedup.features import FeatureCache
+from pipeline.dedup.guard import ComplexityGuard
 from pipeline.dedup.options import DedupOptions
+from pipeline.dedup.verify import Verdict, Verifier
 from pipeline.dedup.within_corpus import (
     CorpusSample,
     Duplicate,
@@ -78,6 +87,16 @@ class DedupContext:
     image: ImageOptions
     shards: list[int]
 
+    @property
+    def cache(self) -> FeatureCache:
+        """The per-shard features (centre hash, rule features, thumbnail), computed on first use."""
+        return FeatureCache(self.image)
+
+    @property
+    def verifier(self) -> Verifier:
+        o = self.options
+        return Verifier(ComplexityGuard(o.min_complexity, o.max_signature_distance), o.max_thumbnail_distance)
+
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -90,16 +109,6 @@ class Benchmark:
     @property
     def ids(self) -> list[str]:
         return self.table.column("benchmark_id").to_pylist()
-
-    def features(self) -> list[ImageFeatures]:
-        return [
-            ImageFeatures.from_bytes(c, s)
-            for c, s in zip(
-                self.table.column("complexity").to_pylist(),
-                self.table.column("colour_signature").to_pylist(),
-                strict=True,
-            )
-        ]
 
 
 @dataclass(frozen=True)
@@ -176,29 +185,30 @@ class DedupStage(Stage[DedupOptions]):
         finally:
             corpus.unpersist()
         with _timed("verify", seconds):
-            benchmark_best, near, rejected = verify(ctx, benchmark, candidates, duplicates)
+            verified = verify(ctx, benchmark, candidates, duplicates)
         with _timed("write", seconds):
             ids = benchmark.ids if benchmark is not None else []
-            rows = match_rows(benchmark_best, ids, duplicates.exact, near)
+            rows = match_rows(ctx, verified, ids, duplicates.exact)
             reasons = Counter(r["reason"] for r in rows)
             if benchmark is not None:
                 summary["benchmark"] = {**benchmark.summary, **search}
+            best = verified.benchmark
             summary.update(
                 {
-                    "benchmark_candidates_rejected_by_guard": rejected,
+                    **verified.counts,
                     "near_duplicate_pairs": len(duplicates.near_pairs),
                     "matches": len(rows),
                     "by_reason": {
                         r: reasons.get(r, 0) for r in (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
                     },
-                    "benchmark_images_matched": len({c.benchmark_row for c in benchmark_best.values()}),
+                    "benchmark_images_matched": len({c.benchmark_row for c in best.values()}),
                     "benchmark_matches_by_hash": dict(
-                        sorted(Counter(_matched_hash(c) for c in benchmark_best.values()).items())
+                        sorted(Counter(_matched_hash(c) for c in best.values()).items())
                     ),
                 }
             )
-            if options.audit_limit and benchmark_best and benchmark is not None:
-                summary["audit"] = audit(ctx, benchmark.sources, benchmark_best, ids)
+            if options.audit_limit and (best or verified.rejected) and benchmark is not None:
+                summary["audit"] = audit(ctx, benchmark.sources, verified, ids)
         summary["step_seconds"] = seconds
         summary["seconds"] = round(time.time() - started, 2)
         commit = ShardCommit(dataset.storage, folder.matches_output)
@@ -279,7 +289,7 @@ def search_all(
 
 def centre_corpus(ctx: DedupContext, count: int) -> CorpusHashes:
     """The corpus centre hashes: computed (or reused) per raw shard inside the search tasks."""
-    read = CentreHashReader(ctx.image.extension, ctx.image.border_color)
+    read = ctx.cache
     dataset = ctx.dataset
     rows = ctx.executor.flat_map(ctx.shards, lambda shard: read.rows(dataset, shard))
     frame = ctx.executor.spark.createDataFrame(rows, _HASH_ROWS_SCHEMA)
@@ -309,48 +319,69 @@ def find_corpus_duplicates(ctx: DedupContext, corpus: Any, count: int) -> Corpus
 # -- step 5 ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Verified:
+    """What survived the checks: the samples to drop, and the candidates the verifier rejected."""
+
+    benchmark: dict[str, Checked]  # per sample, its closest accepted benchmark match
+    rejected: dict[str, Checked]  # per sample with candidates but none accepted: the closest one
+    near: list[Duplicate]
+    near_thumbnail: dict[str, float | None]  # per dropped near duplicate: its best verified pair's distance
+    counts: dict[str, int]
+
+
 def verify(
     ctx: DedupContext, benchmark: Benchmark | None, candidates: list[Candidate], duplicates: CorpusDuplicates
-) -> tuple[dict[str, Candidate], list[Duplicate], int]:
-    """The low-complexity rule on every pHash candidate; returns the closest accepted benchmark
-    match per sample, the near-duplicates to drop, and how many benchmark candidates it rejected."""
-    guard = ComplexityGuard(ctx.options.min_complexity, ctx.options.max_signature_distance)
-    wanted = {c.uid: c.shard for c in candidates}
-    wanted.update({s.uid: s.shard for s in duplicates.near_samples.values()})
-    features = candidate_features(ctx, wanted) if wanted else {}
-    bench_features = benchmark.features() if benchmark is not None else []
-
-    def benchmark_side(c: Candidate) -> ImageFeatures:
-        side = bench_features[c.benchmark_row]
-        return side.mirrored() if c.flipped else side
-
-    accepted = [c for c in candidates if guard.accepts(features.get(c.uid, UNKNOWN), benchmark_side(c))]
+) -> Verified:
+    """Every hash candidate checked on the executors (the low-complexity rule and the thumbnails,
+    :mod:`pipeline.dedup.checks`); only the pairs both accept are kept."""
+    verifier = ctx.verifier
+    checked: list[Checked] = []
+    if benchmark is not None and candidates:
+        checked = check_benchmark_candidates(
+            ctx.executor, ctx.dataset, ctx.cache, benchmark.table, candidates, verifier
+        )
+    accepted = closest([c for c in checked if c.accepted])
+    rejected = closest([c for c in checked if not c.accepted and c.uid not in accepted])
+    shards = {s.uid: s.shard for s in duplicates.near_samples.values()}
+    verdicts = check_near_pairs(ctx.executor, ctx.dataset, ctx.cache, duplicates.near_pairs, shards, verifier)
     near = near_duplicate_groups(
-        duplicates.near_pairs,
-        duplicates.near_samples,
-        lambda a, b: guard.accepts(features.get(a, UNKNOWN), features.get(b, UNKNOWN)),
+        duplicates.near_pairs, duplicates.near_samples, lambda a, b: verdicts[(a, b)].accepted
     )
-    return closest(accepted), near, len(candidates) - len(accepted)
+    near_thumbnail = _best_verified(verdicts, {d.uid for d in near})
+    counts = {
+        "benchmark_candidates": len(checked),
+        "benchmark_candidates_rejected_by_guard": sum(not c.guard for c in checked),
+        "benchmark_candidates_rejected_by_thumbnail": sum(c.guard and not c.accepted for c in checked),
+        "benchmark_samples_rejected": len(rejected),
+        "near_duplicate_pairs_rejected": sum(not v.accepted for v in verdicts.values()),
+    }
+    return Verified(accepted, rejected, near, near_thumbnail, counts)
 
 
-def candidate_features(ctx: DedupContext, wanted: dict[str, int]) -> dict[str, ImageFeatures]:
-    """Complexity and colour signature of the corpus samples named in ``wanted`` (uid -> shard)."""
-    by_shard: dict[int, list[str]] = {}
-    for uid, shard in wanted.items():
-        by_shard.setdefault(shard, []).append(uid)
-    tasks = [FeaturesTask(shard, tuple(sorted(uids))) for shard, uids in sorted(by_shard.items())]
-    step = CandidateFeatures(ctx.dataset, ctx.image.extension, ctx.image.border_color)
-    results = ctx.executor.map(step, tasks)
-    return {uid: ImageFeatures.from_bytes(c, sig) for r in results for uid, (c, sig) in r["features"].items()}
+def _best_verified(verdicts: dict[tuple[str, str], Verdict], uids: set[str]) -> dict[str, float | None]:
+    """Per sample of ``uids``, the smallest thumbnail distance among its accepted pairs."""
+    best: dict[str, float | None] = {}
+    for (a, b), verdict in verdicts.items():
+        if not verdict.accepted:
+            continue
+        for uid in (a, b):
+            if uid in uids:
+                value = verdict.thumbnail_distance
+                old = best.get(uid)
+                best[uid] = value if old is None else (old if value is None else min(old, value))
+    return best
 
 
 # -- step 6 ------------------------------------------------------------------------------------
 
 
 def match_rows(
-    benchmark_best: dict[str, Candidate], bench_ids: list[str], exact: list[Duplicate], near: list[Duplicate]
+    ctx: DedupContext, verified: Verified, bench_ids: list[str], exact: list[Duplicate]
 ) -> list[dict[str, Any]]:
-    """One row per sample to drop; a benchmark match wins over a within-corpus duplicate."""
+    """One row per sample to drop, with its signals; a benchmark match wins over a within-corpus
+    duplicate."""
+    o = ctx.options
     rows = [
         {
             "uid": uid,
@@ -359,21 +390,49 @@ def match_rows(
             "distance": c.distance,
             "shard": c.shard,
             "matched_hash": _matched_hash(c),
+            "phash_distance": c.phash_distance,
+            "centre_distance": c.centre_distance,
+            "thumbnail_distance": c.thumbnail_distance,
+            "verified": c.verified,
+            "signals": c.signals(o.max_distance, o.centre_max_distance),
         }
-        for uid, c in benchmark_best.items()
+        for uid, c in verified.benchmark.items()
     ]
-    for reason, duplicates in ((REASON_EXACT, exact), (REASON_NEAR, near)):
-        rows.extend(
+    rows.extend(
+        {
+            "uid": d.uid,
+            "reason": REASON_EXACT,
+            "match_id": d.representative,
+            "distance": d.distance,
+            "shard": d.shard,
+            "matched_hash": None,
+            "phash_distance": 0,
+            "centre_distance": None,
+            "thumbnail_distance": None,
+            "verified": None,
+            "signals": [SIGNAL_SHA256],
+        }
+        for d in exact
+        if d.uid not in verified.benchmark
+    )
+    for d in verified.near:
+        if d.uid in verified.benchmark:
+            continue
+        thumbnail = verified.near_thumbnail.get(d.uid)
+        rows.append(
             {
                 "uid": d.uid,
-                "reason": reason,
+                "reason": REASON_NEAR,
                 "match_id": d.representative,
                 "distance": d.distance,
                 "shard": d.shard,
                 "matched_hash": None,
+                "phash_distance": d.distance,
+                "centre_distance": None,
+                "thumbnail_distance": thumbnail,
+                "verified": None if thumbnail is None else True,
+                "signals": [SIGNAL_PHASH] + ([SIGNAL_THUMBNAIL] if thumbnail is not None else []),
             }
-            for d in duplicates
-            if d.uid not in benchmark_best
         )
     return sorted(rows, key=lambda r: r["uid"])
 
@@ -385,34 +444,55 @@ def _matched_hash(candidate: Candidate) -> str:
 
 
 def audit(
-    ctx: DedupContext,
-    sources: list[BenchmarkSource],
-    benchmark_best: dict[str, Candidate],
-    bench_ids: list[str],
+    ctx: DedupContext, sources: list[BenchmarkSource], verified: Verified, bench_ids: list[str]
 ) -> dict[str, Any]:
-    """Render the audit grid for the first ``--audit-limit`` matched benchmark images (by id)."""
-    matches = [
-        AuditMatch(bench_ids[c.benchmark_row], uid, c.distance, c.flipped, c.centre)
-        for uid, c in benchmark_best.items()
-    ]
-    matched_ids = sorted({m.benchmark_id for m in matches})
-    shown_ids = set(matched_ids[: ctx.options.audit_limit])
-    shown = [m for m in matches if m.benchmark_id in shown_ids]
+    """Render the audit grid: the dropped pairs and the pairs the verifier rejected, each for the
+    first ``--audit-limit`` benchmark images (by id)."""
+
+    def pairs(found: dict[str, Checked]) -> tuple[list[AuditMatch], int]:
+        matches = [
+            AuditMatch(
+                bench_ids[c.benchmark_row],
+                uid,
+                c.distance,
+                c.flipped,
+                c.centre,
+                c.phash_distance,
+                c.centre_distance,
+                c.thumbnail_distance,
+                c.verified,
+            )
+            for uid, c in found.items()
+        ]
+        ids = sorted({m.benchmark_id for m in matches})
+        shown = set(ids[: ctx.options.audit_limit])
+        return [m for m in matches if m.benchmark_id in shown], len(ids)
+
+    dropped, total = pairs(verified.benchmark)
+    rejected, total_rejected = pairs(verified.rejected)
     by_source = {s.name: s for s in sources}
     bench_images = {}
-    for bid in shown_ids:
+    for bid in sorted({m.benchmark_id for m in dropped + rejected}):
         name, _, member = bid.partition("/")
         source = by_source.get(name)
         bench_images[bid] = image_bytes(source, member) if source is not None else None
-    corpus_images: dict[str, bytes] = {}
+    shard_of = {uid: c.shard for found in (verified.benchmark, verified.rejected) for uid, c in found.items()}
     by_shard: dict[int, list[str]] = {}
-    for m in shown:
-        by_shard.setdefault(benchmark_best[m.uid].shard, []).append(m.uid)
+    for m in dropped + rejected:
+        by_shard.setdefault(shard_of[m.uid], []).append(m.uid)
+    corpus_images: dict[str, bytes] = {}
     for shard, uids in by_shard.items():
         corpus_images.update(shard_images(ctx.dataset, shard, ctx.image.extension, uids))
-    path = write_audit(ctx.dataset, shown, bench_images, corpus_images, len(matched_ids))
-    log.info("audit grid of %d benchmark images: %s", len(shown_ids), path)
-    return {"index": path, "benchmark_images_shown": len(shown_ids)}
+    path = write_audit(ctx.dataset, dropped, bench_images, corpus_images, total, rejected, total_rejected)
+    shown = len({m.benchmark_id for m in dropped})
+    log.info(
+        "audit grid of %d benchmark images (and %d with rejected candidates): %s", shown, total_rejected, path
+    )
+    return {
+        "index": path,
+        "benchmark_images_shown": shown,
+        "rejected_benchmark_images_shown": len({m.benchmark_id for m in rejected}),
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -432,12 +512,19 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  benchmark duplicates        {reasons[REASON_BENCHMARK]:>10}  "
             f"(of {summary['benchmark_images_matched']} benchmark images; "
-            f"{summary.get('benchmark_matches_by_hash', {}).get('phash_centre', 0)} by centre hash; "
-            f"{summary['benchmark_candidates_rejected_by_guard']} rejected by the low-complexity rule)"
+            f"{summary.get('benchmark_matches_by_hash', {}).get('phash_centre', 0)} by centre hash)"
+        )
+        lines.append(
+            f"  candidates not confirmed    {summary['benchmark_samples_rejected']:>10}  "
+            f"(samples kept; of {summary['benchmark_candidates']} candidate pairs "
+            f"{summary['benchmark_candidates_rejected_by_thumbnail']} rejected by the thumbnails, "
+            f"{summary['benchmark_candidates_rejected_by_guard']} by the low-complexity rule)"
         )
     lines += [
         f"  exact duplicates            {reasons[REASON_EXACT]:>10}",
-        f"  near duplicates             {reasons[REASON_NEAR]:>10}",
+        f"  near duplicates             {reasons[REASON_NEAR]:>10}  "
+        f"({summary['near_duplicate_pairs_rejected']} of {summary['near_duplicate_pairs']} pairs "
+        "not confirmed)",
         f"  samples to drop             {summary['matches']:>10}  (dedup/matches.parquet)",
     ]
     if "audit" in summary:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.cli_options import option
 from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
+from pipeline.dedup.verify import DEFAULT_MAX_THUMBNAIL_DISTANCE
 from pipeline.errors import UserInputError
 from pipeline.storage import storage_url
 
@@ -68,6 +69,13 @@ class DedupOptions:
         help="largest mean absolute difference of the 8x8 colour thumbnails for a low-complexity match",
         group="low-complexity guard",
     )
+    max_thumbnail_distance: float = option(
+        DEFAULT_MAX_THUMBNAIL_DISTANCE,
+        help="verification: a hash candidate (benchmark or within the corpus) is dropped only if its "
+        "32x32 colour thumbnail, aligned and after the closest allowed brightness/colour change, "
+        "differs from the other image's in at most this share of pixels (0-1; -1: no thumbnail check)",
+        group="verification",
+    )
     skip_bad_benchmark_images: bool = option(
         False,
         help="warn about and skip undecodable benchmark images instead of failing",
@@ -97,6 +105,10 @@ class DedupOptions:
         if not 0 <= self.near_duplicate_distance <= 32:
             raise UserInputError(
                 f"--near-duplicate-distance must be in 0..32, got {self.near_duplicate_distance}"
+            )
+        if not (self.max_thumbnail_distance == -1 or 0 <= self.max_thumbnail_distance <= 1):
+            raise UserInputError(
+                f"--max-thumbnail-distance must be in 0..1 (or -1: off), got {self.max_thumbnail_distance}"
             )
         if self.min_complexity < 0 or self.max_signature_distance < 0:
             raise UserInputError("--min-complexity and --max-signature-distance must be >= 0")

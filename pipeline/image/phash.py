@@ -41,8 +41,17 @@ if _phash is not None:
 
 
 def thumbnail(image: Image.Image) -> Image.Image:
-    """The 32x32 greyscale Lanczos thumbnail the hash is computed from."""
-    return image.convert("L").resize((_N, _N), Image.Resampling.LANCZOS)
+    """The 32x32 greyscale Lanczos thumbnail the hash is computed from.
+
+    Made by the C extension when it is built and takes the picture (the same pixels as Pillow's
+    resize, in about half the time: the dedup job computes it for every stored image).
+    """
+    grey = image.convert("L")
+    if _phash is not None:
+        pixels = _phash.thumbnail(grey.tobytes(), grey.width, grey.height)
+        if pixels is not None:
+            return Image.frombytes("L", (_N, _N), pixels)
+    return grey.resize((_N, _N), Image.Resampling.LANCZOS)
 
 
 def phash_bits(image: Image.Image, exact: bool = False) -> np.ndarray:

@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-import pipeline.dedup.centre as centre
+import pipeline.dedup.features as features
 from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_hashes import hash_image
-from pipeline.dedup.centre import CentreHashReader, centre_phash, centre_region
+from pipeline.dedup.centre import centre_phash, centre_region
+from pipeline.dedup.features import FeatureCache
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64, phash
 from pipeline.shards.raw_writer import SampleRecord
@@ -65,29 +66,33 @@ def _raw_shard(root: Path, images: list[Image.Image]) -> Dataset:
     return dataset
 
 
-def test_corpus_centre_hashes_are_cached_per_raw_shard(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_corpus_features_are_cached_per_raw_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     photos = bundled_photos()
     dataset = _raw_shard(tmp_path, [photos["astronaut"], photos["rocket"]])
-    read = CentreHashReader("jpg", (255, 255, 255))
-    uids, hashes = read(dataset, 0)
+    cache = FeatureCache(ImageOptions())
+    uids, hashes = cache(dataset, 0)
     assert uids == [f"{0:032x}", f"{1:032x}"]
-    cached = tmp_path / "dedup" / "centre_hashes" / "00000.parquet"
-    assert pq.read_table(cached).column("phash_centre").to_pylist() == hashes.tolist()
+    cached = pq.read_table(tmp_path / "dedup" / "centre_hashes" / "00000.parquet")
+    assert cached.column("phash_centre").to_pylist() == hashes.tolist()
     assert (tmp_path / "dedup" / "centre_hashes" / "00000_stats.json").exists()  # its marker
+    # The same features the benchmark side gets from the same picture.
+    rocket = hash_image(jpeg(photos["rocket"]), ImageOptions())
+    row = cache.features(dataset, 0, {uids[1]})[uids[1]]
+    assert set(row) == {"uid", "phash_centre", "complexity", "colour_signature", "thumbnail"}
+    assert len(row["thumbnail"]) == len(rocket["thumbnail"]) == 32 * 32 * 3
+    assert bits(from_signed64(row["phash_centre"]), from_signed64(rocket["phash_centre"])) <= 4
 
     def unreachable(*args: object) -> None:
-        raise AssertionError("the cached centre hashes should have been used")
+        raise AssertionError("the cached features should have been used")
 
-    monkeypatch.setattr(centre, "centre_phash", unreachable)
-    again_uids, again = read(dataset, 0)
+    monkeypatch.setattr(features, "sample_features", unreachable)
+    again_uids, again = cache(dataset, 0)
     assert again_uids == uids and again.tolist() == hashes.tolist()
     monkeypatch.undo()
 
     # A new download of the shard (other images) makes the cache stale: it is recomputed.
     _raw_shard(tmp_path, [photos["coffee"]])
-    new_uids, new = read(dataset, 0)
+    new_uids, new = cache(dataset, 0)
     assert new_uids == [f"{0:032x}"] and new.tolist() != hashes[:1].tolist()
 
 

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.dataset import DEDUP_DIR
+from pipeline.dedup.verify import DEFAULT_MAX_THUMBNAIL_DISTANCE
 from pipeline.errors import UserInputError
 from pipeline.image.phash import from_signed64
 from pipeline.synthetic.server import WorldServer
@@ -51,12 +52,10 @@ def _uid_of_file(dataset: Path) -> dict[str, str]:
 
 
 def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path, dataset: Path) -> None:
-    # 8 and 4 bits, not the defaults 10 and 6: the world's scenes share few layouts, and one
-    # unrelated scene of this small world sits at 10 bits from a benchmark image, another at 6
-    # bits from a benchmark image's centre (the rates are measured in docs/benchmarks.md, "Dedup
-    # quality"); here the test wants the planted copies and nothing else.
-    options = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark"), "--max-distance", "8"]
-    options += ["--centre-max-distance", "4"]
+    # At the defaults the hashes also reach unrelated scenes of this small world (its scenes share
+    # few layouts: one sits at 10 bits from a benchmark image, another at 6 bits from a benchmark
+    # image's centre); the verifier must reject them and keep every planted copy.
+    options = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark")]
     summary = run(spark, options_from_args(options))
     planted = {
         r["file"]: r["planted_benchmark"]
@@ -66,10 +65,17 @@ def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path,
     uid_of = _uid_of_file(dataset)
     expected = {uid_of[f]: f"benchmark/{b:06d}.jpg" for f, b in planted.items() if f in uid_of}
     assert expected, "the fixture world should plant copies that download"
-    found = {m["uid"]: m["match_id"] for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"}
-    assert found == expected
+    rows = [m for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"]
+    assert {m["uid"]: m["match_id"] for m in rows} == expected
     assert summary["by_reason"]["benchmark_duplicate"] == len(expected)
     assert summary["benchmark"]["execution"] == "broadcast"
+    assert summary["benchmark_samples_rejected"] >= 1  # the hashes found more than the copies
+    # Every dropped sample says which signals agreed, and the thumbnails are one of them.
+    for m in rows:
+        assert m["verified"] is True and "thumbnail" in m["signals"], m
+        assert m["thumbnail_distance"] <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+        assert m["phash_distance"] is not None and m["centre_distance"] is not None
+        assert set(m["signals"]) & {"phash", "phash_centre"}
     hashes = pq.read_table(dataset / DEDUP_DIR / HASHES_FILE)
     check_schema(hashes.schema, BENCHMARK_HASHES_SCHEMA, HASHES_FILE)
     assert hashes.num_rows == len(list((world / "benchmark").glob("*.jpg")))
@@ -83,13 +89,26 @@ def test_planted_benchmark_copies_are_found_and_nothing_else(spark, world: Path,
             assert image.width >= 128 and image.height >= 128
     for uid in expected:
         assert uid in page
+    # ... and the candidates the verifier rejected, in their own section, with their signals.
+    rejected = sorted((dataset / DEDUP_DIR / "audit").glob("rejected_*.png"))
+    assert rejected and all(f'src="{p.name}"' in page for p in rejected)
+    assert "Rejected by the verifier" in page and "<th>thumbnail differs</th>" in page
+    assert page.count("<td>rejected</td>") >= summary["benchmark_samples_rejected"] >= 1
 
 
 def _both_executions(spark, dataset: Path, world: Path, max_distance: int, centre: int) -> set[tuple]:
     """Run the benchmark search broadcast, then as a shuffle join; assert they agree; return the matches."""
     common = ["--dataset", str(dataset), "--benchmark", str(world / "benchmark")]
     common += ["--max-distance", str(max_distance), "--centre-max-distance", str(centre)]
-    common += ["--no-within-corpus", "--min-complexity", "0", "--audit-limit", "0"]
+    common += [
+        "--no-within-corpus",
+        "--min-complexity",
+        "0",
+        "--max-thumbnail-distance",
+        "-1",
+        "--audit-limit",
+        "0",
+    ]
     results = []
     for extra, execution in (([], "broadcast"), (["--broadcast-limit-mb", "0"], "shuffle_join")):
         summary = run(spark, options_from_args([*common, *extra]))
@@ -217,13 +236,12 @@ def test_within_corpus_exact_and_near_duplicates_keep_one_per_group(spark, tmp_p
     # Two flat images of different colours hash alike, but the low-complexity rule keeps both.
     assert not {uid_of["red.jpg"][0], uid_of["blue.jpg"][0]} & set(matches)
     assert summary["by_reason"] == {"benchmark_duplicate": 0, "exact_duplicate": 1, "near_duplicate": 1}
-    # Without the rule (min complexity 0) the flat pair is merged: the guard is what separates them.
-    run(
-        spark,
-        options_from_args(
-            ["--dataset", str(dataset), "--min-complexity", "0", "--near-duplicate-distance", "16"]
-        ),
-    )
+    near = matches[a_small]
+    assert near["verified"] is True and near["signals"] == ["phash", "thumbnail"]
+    assert matches[b_drop]["signals"] == ["sha256"] and matches[b_drop]["verified"] is None
+    # Without the checks (no low-complexity rule, no thumbnails) the flat pair is merged.
+    unchecked = ["--min-complexity", "0", "--max-thumbnail-distance", "-1", "--near-duplicate-distance", "16"]
+    run(spark, options_from_args(["--dataset", str(dataset), *unchecked]))
     flat = {uid_of["red.jpg"][0], uid_of["blue.jpg"][0]}
     assert len(flat & {m["uid"] for m in _matches(dataset)}) == 1
 
@@ -298,8 +316,21 @@ def test_benchmark_sources_folder_tar_and_precomputed_hashes(
         hexes,
     )
     run(spark, options_from_args([*base, "--benchmark", str(hexes)]))
-    from_hex = {(m["uid"], m["match_id"]) for m in _matches(dataset)}
-    assert from_hex == from_tar
+    hex_rows = _matches(dataset)
+    from_hex = {(m["uid"], m["match_id"]) for m in hex_rows}
+    # They find every copy the images find; without thumbnails nothing verifies what the hashes
+    # say (an unrelated scene of this world at 10 bits is kept in), and the rows say so.
+    assert from_tar <= from_hex
+    assert all(m["verified"] is None and m["signals"] == ["phash"] for m in hex_rows)
+
+    # With the thumbnail column (another dataset's benchmark_hashes.parquet), they verify again.
+    with_thumbnails = tmp_path / "published_thumbnails.parquet"
+    pq.write_table(
+        pa.Table.from_pylist([{**r, "benchmark_id": r["member"]} for r in saved]),
+        with_thumbnails,
+    )
+    run(spark, options_from_args([*base, "--benchmark", str(with_thumbnails)]))
+    assert {(m["uid"], m["match_id"]) for m in _matches(dataset)} == from_tar
 
     # With a phash_centre column, precomputed hashes match like the images they came from.
     with_centre = tmp_path / "published_centre.parquet"
@@ -310,6 +341,7 @@ def test_benchmark_sources_folder_tar_and_precomputed_hashes(
                     "benchmark_id": r["member"],
                     "phash": r["phash"],
                     "phash_centre": f"{from_signed64(r['phash_centre']):016x}",
+                    "thumbnail": r["thumbnail"],
                 }
                 for r in saved
             ]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline.dataset import Dataset
-from pipeline.dedup.audit import AuditMatch, write_audit
+from pipeline.dedup.audit import PAIRS_PER_ROW, ROWS_PER_PAGE, AuditMatch, write_audit
 from pipeline.dedup.benchmark_sources import (
     FOLDER,
     HASHES,
@@ -75,13 +75,17 @@ def test_bad_benchmark_urls_are_clear_errors(s3) -> None:
 
 def test_audit_grid_written_to_s3(s3) -> None:
     dataset = Dataset(s3.url("dataset"))
-    matches = [AuditMatch(f"bench/{i:02d}.jpg", f"uid{i}", i % 5, False) for i in range(12)]
+    per_page = PAIRS_PER_ROW * ROWS_PER_PAGE
+    matches = [AuditMatch(f"bench/{i:03d}.jpg", f"uid{i}", i % 5, False) for i in range(per_page + 2)]
+    rejected = [AuditMatch("bench/000.jpg", "other", 9, False, thumbnail_distance=0.4, verified=False)]
     index = write_audit(
         dataset,
         matches,
         {m.benchmark_id: jpeg("red") for m in matches},
-        {m.uid: jpeg("blue") for m in matches},
-        12,
+        {m.uid: jpeg("blue") for m in [*matches, *rejected]},
+        len(matches),
+        rejected,
+        1,
     )
     assert index == s3.url("dataset", "dedup", "audit", "index.html")
     audit = s3.url("dataset", "dedup", "audit")
@@ -89,8 +93,12 @@ def test_audit_grid_written_to_s3(s3) -> None:
         "index.html",
         "page_000.png",
         "page_001.png",
+        "rejected_000.png",
     ]
-    assert 'src="page_001.png"' in s3.fs.cat_file(index).decode()
+    page = s3.fs.cat_file(index).decode()
+    assert 'src="page_001.png"' in page and 'src="rejected_000.png"' in page
+    assert "<td>other</td><td>whole</td><td>-</td><td>-</td><td>40.0%</td><td>rejected</td>" in page
+    # The report shows the dropped pages only.
     assert dataset.dedup.audit_pages() == [f"{audit.removeprefix('s3://')}/page_00{i}.png" for i in (0, 1)]
     write_audit(dataset, matches[:3], {}, {}, 3)  # a rerun with fewer pages leaves no stale page
     assert sorted(p.rsplit("/", 1)[-1] for p in s3.fs.ls(audit)) == ["index.html", "page_000.png"]

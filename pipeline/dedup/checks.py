@@ -1,0 +1,293 @@
+"""Every hash candidate checked on the executors before anything is dropped.
+
+The searches return candidate pairs; here each pair gets its second opinion
+(:class:`pipeline.dedup.verify.Verifier`: the low-complexity rule and the verification
+thumbnails) where the corpus side's features are: in Spark tasks that read the per-shard feature
+cache (:mod:`pipeline.dedup.features`). Thumbnails never travel to the driver.
+
+- Benchmark candidates: one task per raw shard that holds any; the benchmark side of the pairs
+  (the rows candidates name, not the whole table) is broadcast. Each candidate comes back with
+  all its signals: both pHash distances, the thumbnail distance and the verdict.
+- Within-corpus near-duplicate pairs: a Spark join of the pairs with the features of the samples
+  they name (read per shard by tasks), compared partition by partition; each pair comes back with
+  its verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.dataset import Dataset
+from pipeline.dedup.benchmark_matches import Candidate
+from pipeline.dedup.corpus import shard_hashes
+from pipeline.dedup.features import FeatureCache, features_of
+from pipeline.dedup.guard import UNKNOWN, ImageFeatures
+from pipeline.dedup.verify import Verdict, Verifier
+from pipeline.executor import SparkExecutor
+from pipeline.image.phash import from_signed64
+from pipeline.stage import ShardStep
+
+SIGNAL_SHA256 = "sha256"
+SIGNAL_PHASH = "phash"
+SIGNAL_MIRRORED = "phash_mirrored"
+SIGNAL_CENTRE = "phash_centre"
+SIGNAL_THUMBNAIL = "thumbnail"
+
+
+@dataclass(frozen=True)
+class Checked(Candidate):
+    """A benchmark candidate with every signal measured and the verifier's verdict.
+
+    ``phash_distance``: of the whole-picture hashes (to the mirror for a mirrored match);
+    ``centre_distance``: of the centre hashes (None when the benchmark image has none, or for a
+    mirrored match); ``thumbnail_distance``: None when not compared.
+    """
+
+    phash_distance: int = 0
+    centre_distance: int | None = None
+    thumbnail_distance: float | None = None
+    guard: bool = True
+    accepted: bool = True
+
+    @property
+    def verified(self) -> bool | None:
+        return None if self.thumbnail_distance is None else self.accepted
+
+    def signals(self, max_distance: int, centre_max_distance: int) -> list[str]:
+        """The signals that agreed, each within its threshold."""
+        found = []
+        if self.phash_distance <= max_distance:
+            found.append(SIGNAL_MIRRORED if self.flipped else SIGNAL_PHASH)
+        if (
+            self.centre_distance is not None
+            and centre_max_distance >= 0
+            and self.centre_distance <= centre_max_distance
+        ):
+            found.append(SIGNAL_CENTRE)
+        if self.verified:
+            found.append(SIGNAL_THUMBNAIL)
+        return found
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """What the checks need of one benchmark image."""
+
+    phash: int  # unsigned
+    phash_flipped: int | None
+    phash_centre: int | None
+    features: ImageFeatures
+
+
+def benchmark_rows(table: pa.Table, rows: Iterable[int]) -> dict[int, BenchmarkRow]:
+    """The benchmark rows named (by position in the benchmark hash table)."""
+    wanted = sorted(set(rows))
+    if not wanted:
+        return {}
+    part = table.take(pa.array(wanted, type=pa.int64())).to_pylist()
+
+    def unsigned(value: int | None) -> int | None:
+        return None if value is None else from_signed64(value)
+
+    return {
+        row: BenchmarkRow(
+            from_signed64(r["phash"]),
+            unsigned(r["phash_flipped"]),
+            unsigned(r["phash_centre"]),
+            features_of(r),
+        )
+        for row, r in zip(wanted, part, strict=True)
+    }
+
+
+@dataclass(frozen=True)
+class CheckTask:
+    """The benchmark candidates of one raw shard."""
+
+    shard: int
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class CheckCandidates(ShardStep[CheckTask, None]):
+    """Measure every signal of one shard's benchmark candidates and ask the verifier."""
+
+    dataset: Dataset
+    cache: FeatureCache
+    benchmark: Any  # a Spark broadcast of dict[int, BenchmarkRow]
+    verifier: Verifier
+
+    name = "corpusforge-dedup-verify"
+    description = "verifying candidates"
+    counters = ("rejected",)
+
+    def process(self, task: CheckTask, state: None) -> dict[str, Any]:
+        checked = check_shard(self.dataset, self.cache, self.benchmark.value, self.verifier, task)
+        return {"checked": checked, "rejected": sum(not c.accepted for c in checked)}
+
+
+def check_shard(
+    dataset: Dataset,
+    cache: FeatureCache,
+    benchmark: dict[int, BenchmarkRow],
+    verifier: Verifier,
+    task: CheckTask,
+) -> list[Checked]:
+    """:class:`CheckCandidates` on one task, in this process."""
+    uids = {c.uid for c in task.candidates}
+    cached = cache.features(dataset, task.shard, uids)
+    names, hashes = shard_hashes(dataset, task.shard)
+    phash = {u: from_signed64(int(h)) for u, h in zip(names, hashes, strict=True) if u in uids}
+    # One comparison per (sample, benchmark image, orientation), however many hashes found it.
+    pairs: dict[tuple[str, int, bool], int] = {}
+    sides: list[tuple[ImageFeatures, ImageFeatures]] = []
+    for c in task.candidates:
+        key = (c.uid, c.benchmark_row, c.flipped)
+        if key not in pairs:
+            bench = benchmark[c.benchmark_row].features
+            sample = cached.get(c.uid)
+            pairs[key] = len(sides)
+            sides.append(
+                (bench.mirrored() if c.flipped else bench, features_of(sample) if sample else UNKNOWN)
+            )
+    verdicts = verifier.check(sides)
+    out = []
+    for c in task.candidates:
+        bench = benchmark[c.benchmark_row]
+        verdict = verdicts[pairs[(c.uid, c.benchmark_row, c.flipped)]]
+        sample = cached.get(c.uid)
+        theirs = bench.phash_flipped if c.flipped else bench.phash
+        whole = c.distance if theirs is None else _distance(theirs, phash.get(c.uid))
+        centre = None
+        if not c.flipped and bench.phash_centre is not None and sample is not None:
+            centre = _distance(bench.phash_centre, from_signed64(sample["phash_centre"]))
+        out.append(
+            Checked(
+                c.uid,
+                c.shard,
+                c.benchmark_row,
+                c.distance,
+                c.flipped,
+                c.centre,
+                phash_distance=c.distance if whole is None else whole,
+                centre_distance=centre,
+                thumbnail_distance=verdict.thumbnail_distance,
+                guard=verdict.guard,
+                accepted=verdict.accepted,
+            )
+        )
+    return out
+
+
+def _distance(a: int, b: int | None) -> int | None:
+    return None if b is None else bin(a ^ b).count("1")
+
+
+def check_benchmark_candidates(
+    executor: SparkExecutor,
+    dataset: Dataset,
+    cache: FeatureCache,
+    table: pa.Table,
+    candidates: list[Candidate],
+    verifier: Verifier,
+) -> list[Checked]:
+    """Every benchmark candidate with its signals and verdict (one Spark task per shard)."""
+    if not candidates:
+        return []
+    by_shard: dict[int, list[Candidate]] = {}
+    for c in candidates:
+        by_shard.setdefault(c.shard, []).append(c)
+    tasks = [CheckTask(shard, tuple(found)) for shard, found in sorted(by_shard.items())]
+    broadcast = executor.context.broadcast(benchmark_rows(table, (c.benchmark_row for c in candidates)))
+    try:
+        results = executor.map(CheckCandidates(dataset, cache, broadcast, verifier), tasks)
+    finally:
+        broadcast.destroy()
+    return [c for r in results for c in r["checked"]]
+
+
+# -- within-corpus pairs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """The cached features of chosen samples of one shard, as rows (uid, complexity, signature, thumbnail)."""
+
+    dataset: Dataset
+    cache: FeatureCache
+
+    def __call__(self, task: tuple[int, tuple[str, ...]]) -> list[tuple[str, float, bytes, bytes]]:
+        shard, uids = task
+        cached = self.cache.features(self.dataset, shard, set(uids))
+        return [(u, r["complexity"], r["colour_signature"], r["thumbnail"]) for u, r in cached.items()]
+
+
+@dataclass(frozen=True)
+class PairChecker:
+    """Verdicts for a partition of joined rows (a, b, a's features, b's features)."""
+
+    verifier: Verifier
+    batch: int = 512
+
+    def __call__(self, rows: Iterator[Any]) -> Iterator[tuple[str, str, float | None, bool, bool]]:
+        chunk: list[Any] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= self.batch:
+                yield from self._check(chunk)
+                chunk = []
+        if chunk:
+            yield from self._check(chunk)
+
+    def _check(self, chunk: list[Any]) -> Iterator[tuple[str, str, float | None, bool, bool]]:
+        sides = [
+            (ImageFeatures.from_bytes(r[2], r[3], r[4]), ImageFeatures.from_bytes(r[5], r[6], r[7]))
+            for r in chunk
+        ]
+        for r, v in zip(chunk, self.verifier.check(sides, symmetric=True), strict=True):
+            yield (r[0], r[1], v.thumbnail_distance, v.guard, v.accepted)
+
+
+def check_near_pairs(
+    executor: SparkExecutor,
+    dataset: Dataset,
+    cache: FeatureCache,
+    pairs: list[tuple[str, str, int]],
+    shards: dict[str, int],
+    verifier: Verifier,
+) -> dict[tuple[str, str], Verdict]:
+    """The verdict of every within-corpus candidate pair ``(a, b, distance)``, computed in Spark.
+
+    ``shards``: the raw shard of every sample the pairs name.
+    """
+    if not pairs:
+        return {}
+    spark = executor.spark
+    by_shard: dict[int, list[str]] = {}
+    for uid, shard in shards.items():
+        by_shard.setdefault(shard, []).append(uid)
+    tasks = [(shard, tuple(sorted(uids))) for shard, uids in sorted(by_shard.items())]
+    features = spark.createDataFrame(
+        executor.flat_map(tasks, FeatureRows(dataset, cache)),
+        "uid string, complexity float, signature binary, thumbnail binary",
+    )
+    frame = spark.createDataFrame([(a, b) for a, b, _ in pairs], "a string, b string")
+    left = features.selectExpr("uid AS a", "complexity AS ac", "signature AS asig", "thumbnail AS athumb")
+    right = features.selectExpr("uid AS b", "complexity AS bc", "signature AS bsig", "thumbnail AS bthumb")
+    joined = (
+        frame.join(left, "a")
+        .join(right, "b")
+        .select("a", "b", "ac", "asig", "athumb", "bc", "bsig", "bthumb")
+    )
+    rdd = joined.rdd.mapPartitions(PairChecker(verifier))
+    found = executor.collect(rdd, rdd.getNumPartitions(), "corpusforge-dedup-verify-pairs", "verifying pairs")
+    verdicts = {(a, b): Verdict(guard, thumb, accepted) for a, b, thumb, guard, accepted in found}
+    # A sample without cached features (none: every stored sample has them) is judged unknown.
+    for a, b, _ in pairs:
+        if (a, b) not in verdicts:
+            verdicts[(a, b)] = verifier.check([(UNKNOWN, UNKNOWN)])[0]
+    return verdicts

@@ -1,0 +1,363 @@
+"""The second opinion on every hash candidate: aligned colour thumbnails must agree too.
+
+A pHash keeps the signs of 64 low-frequency luminance coefficients; pictures of one layout in
+other colours (a red circle and a green one on the same background, a logo in two colour
+schemes) share them, and flat graphics hash almost at random (docs/dedup.md, "Verification").
+Every candidate pair is therefore compared a second time, on a different signal:
+
+- **The thumbnail**: the picture (the resize padding cut off by geometry, from the original size,
+  never by looking at colours) reduced to ``THUMBNAIL_SIZE`` x ``THUMBNAIL_SIZE`` pixels by box
+  averaging, in YCbCr (luma and two colour-difference channels, JPEG's full-range conversion).
+  3 KiB per image, computed once per image next to its hashes.
+- **The allowed global change**: a copy may be brighter, darker, more or less saturated, warmer or
+  colder, or grey. Before comparing, the corpus side is predicted from the benchmark side by the
+  closest such change: luma ``g * Y + o`` and colour ``s * C + o_c`` (one saturation ``s`` for both
+  colour channels), with the gains and offsets fitted and then clamped to bounds
+  (:data:`BOUNDS`). When either side has no colour, the colour channels are not compared. Flat
+  pictures (almost no luma or colour structure) get no allowance at all: one flat colour and
+  another cannot be told apart from a recoloured copy, so only the same colour matches.
+- **The distance**: the share of thumbnail pixels whose colour still differs by more than
+  ``PIXEL_TOLERANCE`` (Euclidean, 0-255 units) after that change. A copy differs in almost no
+  pixel (re-encoding, resizing and blurring move a 32 px thumbnail by a few levels); another
+  object colour, shape or background differs in every pixel it covers. The share is taken over
+  the whole thumbnail and over its centre (the region the centre hash looks at, so an overlay at
+  an edge does not count), and the smaller is the distance.
+
+The comparison is a pure function of two thumbnails; :func:`thumbnail_distances` compares many
+pairs at once (numpy), as the executors do for each raw shard's candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
+from pipeline.image.decode import target_scale
+from pipeline.image.options import ImageOptions, ResizeMode
+
+THUMBNAIL_SIZE = 32
+THUMBNAIL_BYTES = THUMBNAIL_SIZE * THUMBNAIL_SIZE * 3
+# Differences inside one band this deep along an edge (a caption, a watermark strip) are forgiven.
+EDGE_BAND = 0.2
+PIXEL_TOLERANCE = 24.0
+# Colour (Cb, Cr) differences count this many times a luma difference.
+COLOUR_WEIGHT = 1.0
+# Below these standard deviations (luma, colour) a thumbnail is flat: compared without allowance,
+# and with FLAT_TOLERANCE instead of PIXEL_TOLERANCE.
+FLAT_LUMA_STD = 4.0
+FLAT_COLOUR_STD = 4.0
+FLAT_TOLERANCE = 10.0
+# Copy pixels at or above this level in a channel are left out of that channel's fit (clipped).
+SATURATED = 250.0
+# Saturation changes tried: 0 is a greyscale copy, the others a mild change either way.
+SATURATIONS = (
+    0.0,
+    0.6,
+    0.65,
+    0.7,
+    0.75,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    1.0,
+    1.05,
+    1.1,
+    1.15,
+    1.2,
+    1.25,
+    1.3,
+    1.4,
+    1.5,
+    1.6,
+    1.7,
+)
+# Weight of "through the origin" in the gain fits (0: plain least squares): a single-colour
+# picture fixes no gain by least squares, while brightness and white balance are multiplicative.
+_ORIGIN_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How far the global colour change between a picture and its copy may go.
+
+    ``gain``: per RGB channel (brightness times white balance); ``balance``: largest ratio of two
+    channel gains; ``offset``: per channel, in levels (contrast, black level).
+    """
+
+    gain: tuple[float, float] = (0.7, 1.45)
+    balance: float = 1.3
+    offset: float = 20.0
+
+
+BOUNDS = Bounds()
+
+# ITU-R BT.601 full range (JPEG, Pillow's "YCbCr"): residuals are measured in these units.
+_YCC = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
+_LUMA = _YCC[0]
+
+
+def picture_box(
+    stored_size: tuple[int, int], original_size: tuple[int, int] | None, options: ImageOptions
+) -> tuple[int, int, int, int]:
+    """Where the picture lies in a stored image: the whole of it, minus the ``border`` padding.
+
+    Computed from the original size the way :func:`pipeline.image.resize.resize` placed the
+    picture, never from the pixels: a picture whose own background is near the border colour
+    (an icon on white) keeps it, as its copies do. Without the original size, the whole image.
+    """
+    width, height = stored_size
+    if original_size is None or options.resize_mode is not ResizeMode.BORDER or min(original_size) < 1:
+        return (0, 0, width, height)
+    scale = target_scale(*original_size, options)
+    w = max(1, round(original_size[0] * scale))
+    h = max(1, round(original_size[1] * scale))
+    if (w, h) == (options.image_size, options.image_size) or w > width or h > height:
+        return (0, 0, width, height)
+    left, top = (width - w) // 2, (height - h) // 2
+    return (left, top, left + w, top + h)
+
+
+def thumbnail(stored: Image.Image, box: tuple[int, int, int, int]) -> bytes:
+    """The verification thumbnail of the picture in ``box``: RGB, ``THUMBNAIL_SIZE`` square, as bytes."""
+    picture = stored.convert("RGB").crop(box)
+    return picture.resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BOX, reducing_gap=None).tobytes()
+
+
+def as_array(thumbnails: list[bytes] | bytes) -> np.ndarray:
+    """(n, pixels, 3) float32 RGB from thumbnail bytes."""
+    items = [thumbnails] if isinstance(thumbnails, bytes) else thumbnails
+    return np.frombuffer(b"".join(items), dtype=np.uint8).reshape(len(items), -1, 3).astype(np.float32)
+
+
+def mirrored(thumbnails: np.ndarray) -> np.ndarray:
+    """The thumbnails of the mirror images (for matches of the mirrored hash)."""
+    n = len(thumbnails)
+    side = THUMBNAIL_SIZE
+    return thumbnails.reshape(n, side, side, 3)[:, :, ::-1].reshape(n, side * side, 3)
+
+
+def _edge_masks() -> np.ndarray:
+    """(4, pixels): the thumbnail without its top, bottom, left or right ``EDGE_BAND``."""
+    side = THUMBNAIL_SIZE
+    band = round(side * EDGE_BAND)
+    masks = np.ones((4, side, side), dtype=bool)
+    masks[0, :band], masks[1, side - band :], masks[2, :, :band], masks[3, :, side - band :] = (False,) * 4
+    return masks.reshape(4, -1)
+
+
+_REGIONS = np.concatenate([np.ones((1, THUMBNAIL_SIZE * THUMBNAIL_SIZE), dtype=bool), _edge_masks()])
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Weighted sums over pixels, per pair and RGB channel (each (n, 3)), that every fit needs.
+
+    With luma ``L`` (``lum``) and colour part ``d = x - L`` of the first picture, a saturation ``s`` turns
+    it into ``z = L + s d``; the sums of ``z``, ``z z`` and ``z y`` for any ``s`` follow from these.
+    """
+
+    w: np.ndarray
+    lum: np.ndarray
+    d: np.ndarray
+    y: np.ndarray
+    ll: np.ndarray
+    ld: np.ndarray
+    dd: np.ndarray
+    ly: np.ndarray
+    dy: np.ndarray
+    yy: np.ndarray
+
+    @classmethod
+    def of(cls, luma: np.ndarray, colour: np.ndarray, y: np.ndarray, weights: np.ndarray) -> _Moments:
+        def total(values: np.ndarray) -> np.ndarray:
+            return np.einsum("npc,npc->nc", weights, values)
+
+        return cls(
+            w=weights.sum(axis=1),
+            lum=total(luma),
+            d=total(colour),
+            y=total(y),
+            ll=total(luma * luma),
+            ld=total(luma * colour),
+            dd=total(colour * colour),
+            ly=total(luma * y),
+            dy=total(colour * y),
+            yy=total(y * y),
+        )
+
+    def fit(self, saturation: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gain and offset (each (n, 3)) for ``saturation`` (n,), clamped, and the squared error (n,)."""
+        s = saturation[:, None]
+        n = np.maximum(self.w, 1e-6)
+        z, zz, zy = self.lum + s * self.d, self.ll + 2 * s * self.ld + s * s * self.dd, self.ly + s * self.dy
+        mz, my = z / n, self.y / n
+        num = (zy / n - mz * my) + _ORIGIN_WEIGHT * mz * my
+        den = (zz / n - mz * mz) + _ORIGIN_WEIGHT * mz * mz
+        gain = np.where(den > 1e-6, num / np.maximum(den, 1e-6), 1.0)
+        grey = saturation == 0.0
+        # A greyscale copy is grey: one gain and one offset for the three channels (no tint).
+        gain[grey] = (num[grey].sum(axis=1) / np.maximum(den[grey].sum(axis=1), 1e-6))[:, None]
+        gain = np.clip(gain, *bounds.gain)
+        middle = np.sqrt(gain.max(axis=1) * gain.min(axis=1))[:, None]
+        spread = np.sqrt(bounds.balance)
+        gain = np.clip(gain, middle / spread, middle * spread)
+        offset = np.clip(my - gain * mz, -bounds.offset, bounds.offset)
+        offset[grey] = offset[grey].mean(axis=1, keepdims=True)
+        error = self.yy - 2 * gain * zy - 2 * offset * self.y + gain * gain * zz + 2 * gain * offset * z
+        error = error + offset * offset * self.w
+        return gain, offset, error.sum(axis=1)
+
+
+def _fit_and_errors(
+    luma: np.ndarray, colour: np.ndarray, y: np.ndarray, weights: np.ndarray, bounds: Bounds
+) -> np.ndarray:
+    """Per-pixel errors (n, p) of b under the allowed change that fits it best (least squares)."""
+    # Channels the copy saturated tell nothing about the gain (white stays white when brighter).
+    moments = _Moments.of(luma, colour, y, weights[..., None] * (y < SATURATED))
+    n = len(y)
+    best_error = np.full(n, np.inf)
+    best_gain = np.ones((n, 3))
+    best_offset = np.zeros((n, 3))
+    best_saturation = np.ones(n)
+    for value in SATURATIONS:
+        saturation = np.full(n, value)
+        gain, offset, error = moments.fit(saturation, bounds)
+        better = error < best_error
+        best_error[better], best_gain[better], best_offset[better] = (
+            error[better],
+            gain[better],
+            offset[better],
+        )
+        best_saturation[better] = value
+    z = luma + best_saturation[:, None, None].astype(np.float32) * colour
+    predicted = np.clip(
+        best_gain[:, None].astype(np.float32) * z + best_offset[:, None].astype(np.float32), 0, 255
+    )
+    return _errors(y, predicted)
+
+
+def _errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per-pixel colour difference (n, p): Euclidean in YCbCr, colour at half resolution (as JPEG)."""
+    residual = (y - predicted) @ _YCC.T
+    n, side = len(residual), THUMBNAIL_SIZE
+    blocks = residual[..., 1:].reshape(n, side // 2, 2, side // 2, 2, 2).mean(axis=(2, 4), keepdims=True)
+    colour = np.broadcast_to(blocks, (n, side // 2, 2, side // 2, 2, 2)).reshape(n, side * side, 2)
+    return np.sqrt(residual[..., 0] ** 2 + COLOUR_WEIGHT**2 * (colour**2).sum(axis=2))
+
+
+def _flat(t: np.ndarray) -> np.ndarray:
+    ycc = t @ _YCC.T
+    return (ycc[..., 0].std(axis=1) < FLAT_LUMA_STD) & (
+        ycc[..., 1:].std(axis=1).max(axis=1) < FLAT_COLOUR_STD
+    )
+
+
+def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -> np.ndarray:
+    """Distance (0-1, the share of differing pixels) of each pair ``a[i]``, ``b[i]`` (see module doc).
+
+    ``a`` and ``b``: (n, pixels, 3) arrays from :func:`as_array`; ``a`` is the side the other is a
+    copy of (the benchmark image, or the kept sample).
+    """
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.float32)
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    luma = np.repeat((a @ _LUMA)[..., None], 3, axis=2)
+    colour = a - luma
+    flat = _flat(a) | _flat(b)
+    distance = np.ones(len(a), dtype=np.float32)
+    todo = np.arange(len(a))
+    # The whole picture first; where any pixel differs, all of it but one edge band (a caption,
+    # a watermark strip), each with its own fitted colour change.
+    for region in _REGIONS:
+        lu, co, y = luma[todo], colour[todo], b[todo]
+        weights = np.broadcast_to(region, y.shape[:2]).astype(np.float32)
+        errors = _fit_and_errors(lu, co, y, weights, bounds)
+        # Again with pixels far off down-weighted, so an overlay does not bend the fitted change.
+        weights = weights * np.minimum(1.0, PIXEL_TOLERANCE / np.maximum(errors, 1e-6))
+        differs = _fit_and_errors(lu, co, y, weights, bounds) > PIXEL_TOLERANCE
+        if flat[todo].any():
+            f = flat[todo]
+            differs[f] = _errors(y[f], a[todo][f]) > FLAT_TOLERANCE
+        distance[todo] = np.minimum(distance[todo], differs[:, region].mean(axis=1))
+        todo = todo[distance[todo] > 0]
+        if not len(todo):
+            break
+    return distance
+
+
+def thumbnail_distance(a: bytes, b: bytes, mirror: bool = False) -> float:
+    """:func:`thumbnail_distances` of one pair of thumbnail bytes (``mirror``: compare b with a's mirror)."""
+    left = as_array(a)
+    return float(thumbnail_distances(mirrored(left) if mirror else left, as_array(b))[0])
+
+
+# Chosen by benchmarks/dedup_quality.py (docs/benchmarks.md, "Dedup quality").
+DEFAULT_MAX_THUMBNAIL_DISTANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the checks said of one candidate pair."""
+
+    guard: bool  # the low-complexity rule accepts the pair
+    thumbnail_distance: float | None  # None: not compared (a side has no thumbnail, or off)
+    accepted: bool  # both agree: the pair is a duplicate
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether the thumbnails agreed (None when they were not compared)."""
+        return None if self.thumbnail_distance is None else self.accepted
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """The second opinion on hash candidates: the low-complexity rule, then the thumbnails.
+
+    ``max_thumbnail_distance < 0`` turns the thumbnail comparison off (the rule alone decides).
+    A pair where a side has no thumbnail (precomputed benchmark hashes) is judged by the rule
+    alone: for decontamination a false positive costs one image, a miss an evaluation.
+    """
+
+    guard: ComplexityGuard
+    max_thumbnail_distance: float = DEFAULT_MAX_THUMBNAIL_DISTANCE
+
+    @property
+    def compares_thumbnails(self) -> bool:
+        return self.max_thumbnail_distance >= 0
+
+    def check(
+        self, pairs: list[tuple[ImageFeatures, ImageFeatures]], symmetric: bool = False
+    ) -> list[Verdict]:
+        """A verdict per (original, candidate copy) pair.
+
+        ``symmetric`` (within-corpus pairs, where either may be the copy): the smaller distance
+        of the two directions counts.
+        """
+        guard = [self.guard.accepts(a, b) for a, b in pairs]
+        distances: list[float | None] = [None] * len(pairs)
+        if self.compares_thumbnails:
+            both = [
+                i for i, (a, b) in enumerate(pairs) if a.thumbnail is not None and b.thumbnail is not None
+            ]
+            for start in range(0, len(both), _BATCH):
+                chunk = both[start : start + _BATCH]
+                left = as_array([pairs[i][0].thumbnail for i in chunk])  # type: ignore[misc]
+                right = as_array([pairs[i][1].thumbnail for i in chunk])  # type: ignore[misc]
+                found = thumbnail_distances(left, right)
+                if symmetric:
+                    found = np.minimum(found, thumbnail_distances(right, left))
+                for i, value in zip(chunk, found, strict=True):
+                    distances[i] = round(float(value), 6)
+        return [
+            Verdict(g, d, g and (d is None or d <= self.max_thumbnail_distance))
+            for g, d in zip(guard, distances, strict=True)
+        ]
+
+
+_BATCH = 256

@@ -1,0 +1,223 @@
+"""The verifier: the same picture under each mild edit is confirmed, another picture is not.
+
+Benchmark images go through the dedup job's benchmark hashing (``hash_image``), copies and other
+pictures through the download job's ``process_image`` and the features the dedup job reads back
+from the stored JPEG (``sample_features``), as in the job.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.dedup.benchmark_hashes import hash_image
+from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
+from pipeline.dedup.features import features_of, sample_features
+from pipeline.dedup.guard import UNKNOWN, ComplexityGuard, ImageFeatures
+from pipeline.dedup.verify import (
+    DEFAULT_MAX_THUMBNAIL_DISTANCE,
+    THUMBNAIL_BYTES,
+    Verifier,
+    as_array,
+    mirrored,
+    picture_box,
+    thumbnail_distance,
+)
+from pipeline.image import ImageOptions, process_image
+from pipeline.image.options import ResizeMode
+from pipeline.image.resize import resize
+from pipeline.synthetic.scenes import Scene, render
+from testkit.graphics import Graphic, Layout, draw
+from testkit.transforms import MILD, TRANSFORMS, bundled_photos
+
+OPTIONS = ImageOptions()
+VERIFIER = Verifier(
+    ComplexityGuard(DEFAULT_MIN_COMPLEXITY, DEFAULT_MAX_SIGNATURE_DISTANCE), DEFAULT_MAX_THUMBNAIL_DISTANCE
+)
+
+
+def _served(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def benchmark_side(image: Image.Image) -> ImageFeatures:
+    return features_of(hash_image(_served(image), OPTIONS))
+
+
+def corpus_side(image: Image.Image) -> ImageFeatures:
+    processed = process_image(_served(image), OPTIONS)
+    size = (processed.original_width, processed.original_height)
+    return features_of(sample_features(processed.data, size, OPTIONS))
+
+
+def distance(original: Image.Image, other: Image.Image) -> float:
+    a, b = benchmark_side(original), corpus_side(other)
+    assert a.thumbnail is not None and b.thumbnail is not None
+    return thumbnail_distance(a.thumbnail, b.thumbnail)
+
+
+SCENE = Scene("circle", "red", 2, "centre", "teal", "striped")
+LOGO = Graphic(
+    Layout("icon", (420, 300), (("rounded", 0.5, 0.5, 0.32), ("circle", 0.62, 0.4, 0.1))),
+    (255, 255, 255),
+    ((30, 136, 229), (253, 216, 53)),
+)
+
+
+def _scene(scene: Scene, seed: int = 3) -> Image.Image:
+    return render(scene, (480, 360), random.Random(seed))
+
+
+@pytest.fixture(scope="module")
+def pictures() -> dict[str, Image.Image]:
+    photos = bundled_photos()
+    return {
+        "astronaut": photos["astronaut"],
+        "coffee": photos["coffee"],
+        "scene": _scene(SCENE),
+        "logo": draw(LOGO),
+    }
+
+
+@pytest.mark.parametrize("edit", [*MILD, "grayscale"])
+def test_the_same_picture_under_a_mild_edit_is_confirmed(pictures: dict[str, Image.Image], edit: str) -> None:
+    for name, picture in pictures.items():
+        if edit == "grayscale" and name == "logo":
+            continue  # a blue and yellow logo in grey: luma alone cannot confirm it (see the next test)
+        found = distance(picture, TRANSFORMS[edit](picture))
+        assert found <= DEFAULT_MAX_THUMBNAIL_DISTANCE, (name, edit, found)
+
+
+def test_a_grey_copy_is_confirmed_on_luma_and_a_flat_grey_one_is_not() -> None:
+    photo = bundled_photos()["chelsea"]
+    assert distance(photo, photo.convert("L")) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+    # A blue-to-yellow gradient of one luma is flat grey once greyscaled: nothing left to confirm.
+    y, x = np.mgrid[0:200, 0:300]
+    blue, yellow = np.array([90, 110, 255.0]), np.array([150, 140, 20.0])
+    ramp = (x / 299.0)[..., None]
+    gradient = Image.fromarray((blue + (yellow - blue) * ramp).astype(np.uint8))
+    assert distance(gradient, gradient.convert("L")) > DEFAULT_MAX_THUMBNAIL_DISTANCE
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        replace(SCENE, colour="green"),
+        replace(SCENE, colour="blue"),
+        replace(SCENE, shape="square"),
+        replace(SCENE, background="pink"),
+        replace(SCENE, background="grey"),
+    ],
+    ids=["green objects", "blue objects", "squares", "pink background", "grey background"],
+)
+def test_another_colour_shape_or_background_is_rejected(other: Scene) -> None:
+    # The same layout, drawn with other random jitter: a different picture of the same kind.
+    assert distance(_scene(SCENE), _scene(other, seed=4)) > DEFAULT_MAX_THUMBNAIL_DISTANCE
+
+
+def test_a_jittered_render_of_the_same_scene_is_a_different_file_but_close() -> None:
+    """Not a copy either, but the same description: the verifier cannot (and need not) tell."""
+    assert distance(_scene(SCENE), _scene(SCENE, seed=4)) < 0.2
+
+
+@pytest.mark.parametrize(
+    "colours",
+    [((229, 57, 53), (253, 216, 53)), ((30, 136, 229), (33, 33, 33)), ((67, 160, 71), (253, 216, 53))],
+    ids=["red logo", "dark dot", "green logo"],
+)
+def test_a_recoloured_logo_is_rejected(colours: tuple) -> None:
+    assert distance(draw(LOGO), draw(replace(LOGO, colours=colours))) > DEFAULT_MAX_THUMBNAIL_DISTANCE
+
+
+def test_flat_pictures_match_only_in_their_own_colour() -> None:
+    teal = Image.new("RGB", (300, 200), (40, 170, 170))
+    assert distance(teal, TRANSFORMS["jpeg_q30"](teal)) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+    assert distance(teal, Image.new("RGB", (300, 200), (40, 150, 190))) == 1.0
+    # A colour-shifted flat picture is another flat colour: not confirmed (nothing tells them apart).
+    assert distance(teal, TRANSFORMS["colour_shift"](teal)) == 1.0
+
+
+def test_a_caption_band_at_an_edge_is_forgiven_but_not_in_the_middle(
+    pictures: dict[str, Image.Image],
+) -> None:
+    photo = pictures["coffee"]
+    assert distance(photo, TRANSFORMS["text_overlay"](photo)) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+    middle = photo.copy()
+    middle.paste((0, 0, 0), (0, photo.height * 2 // 5, photo.width, photo.height * 3 // 5))
+    assert distance(photo, middle) > 0.1
+
+
+def test_picture_box_is_where_resize_put_the_picture() -> None:
+    for size in [(400, 300), (300, 400), (256, 256), (1000, 90), (50, 40)]:
+        picture = Image.new("RGB", size, (10, 200, 30))
+        stored = resize(picture, size, OPTIONS)
+        left, top, right, bottom = picture_box(stored.size, size, OPTIONS)
+        pixels = np.asarray(stored, dtype=np.int16)
+        inside = pixels[top:bottom, left:right]
+        assert (np.abs(inside - [10, 200, 30]).max()) == 0, size
+        outside = pixels.copy()
+        outside[top:bottom, left:right] = 255
+        assert (outside == 255).all(), size
+    # Other resize modes keep no padding; an unknown original size keeps the whole image.
+    keep = replace(OPTIONS, resize_mode=ResizeMode.KEEP_RATIO)
+    assert picture_box((256, 192), (400, 300), keep) == (0, 0, 256, 192)
+    assert picture_box((256, 256), None, OPTIONS) == (0, 0, 256, 256)
+
+
+def test_an_icon_on_white_keeps_its_margins_in_the_thumbnail() -> None:
+    """The box comes from the geometry: the picture's own white is not cut like padding."""
+    icon = Image.new("RGB", (400, 300), (255, 255, 255))
+    icon.paste((30, 136, 229), (150, 100, 250, 200))
+    features = corpus_side(icon)
+    assert features.thumbnail is not None and len(features.thumbnail) == THUMBNAIL_BYTES
+    pixels = np.frombuffer(features.thumbnail, dtype=np.uint8).reshape(32, 32, 3)
+    assert pixels[0, 0].min() > 240 and pixels[16, 16, 2] > 200 and pixels[16, 16, 0] < 60
+
+
+def test_mirrored_features_compare_like_the_mirror_image(pictures: dict[str, Image.Image]) -> None:
+    photo = pictures["astronaut"]
+    bench = benchmark_side(photo)
+    flipped = corpus_side(TRANSFORMS["flip"](photo))
+    assert bench.thumbnail is not None and flipped.thumbnail is not None
+    assert thumbnail_distance(bench.thumbnail, flipped.thumbnail) > 0.3
+    assert (
+        thumbnail_distance(bench.thumbnail, flipped.thumbnail, mirror=True) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+    )
+    mirror = bench.mirrored()
+    assert mirror.thumbnail is not None
+    assert np.array_equal(as_array(mirror.thumbnail), mirrored(as_array(bench.thumbnail)))
+
+
+def test_verdicts_combine_the_rule_and_the_thumbnails(pictures: dict[str, Image.Image]) -> None:
+    logo = pictures["logo"]
+    bench = benchmark_side(logo)
+    copy, other = (
+        corpus_side(TRANSFORMS["jpeg_q30"](logo)),
+        corpus_side(draw(replace(LOGO, colours=((229, 57, 53), (0, 0, 0))))),
+    )
+    kept, rejected = VERIFIER.check([(bench, copy), (bench, other)])
+    assert kept.accepted and kept.verified is True and kept.thumbnail_distance is not None
+    assert not rejected.accepted and rejected.verified is False and rejected.guard
+    # No thumbnail on a side (precomputed hashes): the rule alone decides, nothing is "verified".
+    hash_only = ImageFeatures(bench.complexity, bench.signature)
+    (verdict,) = VERIFIER.check([(hash_only, other)])
+    assert verdict.accepted and verdict.verified is None and verdict.thumbnail_distance is None
+    (unknown,) = VERIFIER.check([(UNKNOWN, UNKNOWN)])
+    assert unknown.accepted and unknown.verified is None
+    # Thumbnails off: the same.
+    off = Verifier(VERIFIER.guard, -1)
+    (verdict,) = off.check([(bench, other)])
+    assert verdict.accepted and verdict.thumbnail_distance is None
+    # Within the corpus either side may be the copy (here the grey one comes first).
+    scene = pictures["scene"]
+    grey, colour = corpus_side(scene.convert("L")), corpus_side(scene)
+    (one_way,) = VERIFIER.check([(grey, colour)])
+    (both_ways,) = VERIFIER.check([(grey, colour)], symmetric=True)
+    assert not one_way.accepted and both_ways.accepted
