@@ -40,6 +40,9 @@ BENCHMARK_HASHES_SCHEMA = versioned(
         # The verification thumbnail (pipeline.dedup.verify: 32x32 RGB of the picture without the
         # resize padding, 3,072 bytes); null for precomputed hashes without it.
         pa.field("thumbnail", pa.binary()),
+        # The thumbnails of the picture's central 95%, 90% and 85% of each side, joined (9,216 bytes):
+        # a corpus copy cropped by a few percent is compared with these.
+        pa.field("thumbnail_zoomed", pa.binary()),
         # sha256 (hex) of the benchmark file's bytes; null for precomputed hashes.
         pa.field("sha256", pa.string()),
     ],

@@ -81,8 +81,8 @@ class Graphic:
 
     @property
     def source(self) -> str:
-        """Pictures with the same source are the same picture (same layout and colours)."""
-        return f"graphic:{self.layout}:{self.background}:{self.colours}"
+        """Pictures with the same source are the same picture (same layout and colours, any size)."""
+        return f"graphic:{replace(self.layout, size=(0, 0))}:{self.background}:{self.colours}"
 
 
 def _size(rng: random.Random) -> tuple[int, int]:
@@ -136,7 +136,9 @@ def _colours(
     else:
         background = rng.choice(BACKGROUNDS) if rng.random() < 0.8 else rng.choice(choices)
         n = max(1, len(layout.glyphs)) + 1
-    colours = tuple(rng.sample(choices, min(n, len(choices))))
+    # Never the background's colour: every element shows (a flat one-colour picture is not a graphic).
+    others = [c for c in choices if c != background]
+    colours = tuple(rng.sample(others, min(n, len(others))))
     return background, colours
 
 

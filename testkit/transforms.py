@@ -5,7 +5,7 @@ its test and the demo:
 
 - :data:`TRANSFORMS`: deterministic edits that turn a benchmark image into the copy that
   reaches a web corpus (resized, recompressed, blurred, recoloured, captioned, cropped,
-  greyscaled, mirrored); :func:`plant` applies them;
+  greyscaled, mirrored, letterboxed); :func:`plant` applies them;
 - hard negatives for pHash: :func:`near_uniform` (flat colours, faint gradients, blank pages,
   where pHash bits are decided by noise) and :func:`photo_texture` (1/f noise with the spectrum
   of natural photographs);
@@ -73,6 +73,21 @@ def centre_crop(image: Image.Image, fraction: float) -> Image.Image:
     return image.crop((left, top, left + width, top + height))
 
 
+def letterbox(
+    image: Image.Image, fraction: float = 0.3, colour: tuple[int, int, int] = (0, 0, 0)
+) -> Image.Image:
+    """Black bars added on the short sides (``fraction`` of that side in all), as video stills and
+    re-framed posts have: the picture itself is untouched."""
+    width, height = image.size
+    if width >= height:
+        canvas = Image.new("RGB", (width, round(height * (1 + fraction))), colour)
+        canvas.paste(image.convert("RGB"), (0, (canvas.height - height) // 2))
+    else:
+        canvas = Image.new("RGB", (round(width * (1 + fraction)), height), colour)
+        canvas.paste(image.convert("RGB"), ((canvas.width - width) // 2, 0))
+    return canvas
+
+
 def _grayscale(image: Image.Image) -> Image.Image:
     return image.convert("L").convert("RGB")
 
@@ -91,10 +106,12 @@ TRANSFORMS: dict[str, Transform] = {
     "crop_15": lambda image: centre_crop(image, 0.15),
     "grayscale": _grayscale,
     "flip": _flip,
+    "crop_25": lambda image: centre_crop(image, 0.25),
+    "letterbox": letterbox,
 }
 # Edits a benchmark-decontamination step must catch; the others are reported, not required.
 MILD = ("resize_0.5", "jpeg_q30", "blur_r2", "colour_shift", "text_overlay")
-HARD = ("crop_5", "crop_15", "grayscale", "flip")
+HARD = ("crop_5", "crop_15", "grayscale", "flip", "crop_25", "letterbox")
 
 
 def plant(image: Image.Image, names: tuple[str, ...] | None = None) -> dict[str, Image.Image]:

@@ -28,7 +28,7 @@ from pipeline.dedup.benchmark_sources import (
     read_file,
 )
 from pipeline.dedup.features import image_features
-from pipeline.dedup.verify import THUMBNAIL_BYTES
+from pipeline.dedup.verify import THUMBNAIL_BYTES, ZOOMS, picture_box, zoomed_thumbnails
 from pipeline.errors import SampleError, UserInputError
 from pipeline.executor import SparkExecutor
 from pipeline.image.options import ImageOptions, image_record
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 FILES_PER_TASK = 200
 MAX_ERRORS_SHOWN = 10
 # Bump when the hashing of benchmark images changes, so saved tables are not reused.
-# 3: the verification thumbnail.
+# 3: the verification thumbnail and its central crops.
 HASHING_VERSION = 3
 
 
@@ -56,6 +56,7 @@ def hash_image(data: bytes, image: ImageOptions) -> dict[str, Any]:
         "phash": to_signed64(phash(stored)),
         "phash_flipped": to_signed64(phash(stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT))),
         **image_features(stored, original_size, image),
+        "thumbnail_zoomed": zoomed_thumbnails(stored, picture_box(stored.size, original_size, image)),
     }
 
 
@@ -146,11 +147,12 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
     def optional(name: str) -> list[Any]:
         return table.column(name).to_pylist() if name in table.column_names else [None] * len(hashes)
 
-    members, complexities, signatures, thumbnails = (
+    members, complexities, signatures, thumbnails, zoomed = (
         optional("member"),
         optional("complexity"),
         optional("colour_signature"),
         optional("thumbnail"),
+        optional("thumbnail_zoomed"),
     )
     sha256s = optional("sha256")
     rows = []
@@ -168,6 +170,9 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
                 "complexity": complexities[i],
                 "colour_signature": signatures[i],
                 "thumbnail": thumbnails[i] if _is_thumbnail(thumbnails[i]) else None,
+                "thumbnail_zoomed": zoomed[i]
+                if _is_thumbnail(thumbnails[i]) and _is_zoomed(zoomed[i])
+                else None,
                 "sha256": sha256s[i],
             }
         )
@@ -177,6 +182,10 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
 def _is_thumbnail(value: Any) -> bool:
     """A verification thumbnail as this version computes them (others are ignored, not trusted)."""
     return isinstance(value, bytes) and len(value) == THUMBNAIL_BYTES
+
+
+def _is_zoomed(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) == THUMBNAIL_BYTES * len(ZOOMS)
 
 
 def _parse_hash(value: Any, source: BenchmarkSource, row: int) -> int:

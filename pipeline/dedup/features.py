@@ -124,4 +124,6 @@ class FeatureCache:
 
 def features_of(row: dict[str, Any]) -> ImageFeatures:
     """The verifier's view of a cached row (or of a benchmark hash row)."""
-    return ImageFeatures.from_bytes(row.get("complexity"), row.get("colour_signature"), row.get("thumbnail"))
+    return ImageFeatures.from_bytes(
+        row.get("complexity"), row.get("colour_signature"), row.get("thumbnail"), row.get("thumbnail_zoomed")
+    )

@@ -21,28 +21,38 @@ from pipeline.dedup.complexity import signature_distance
 @dataclass(frozen=True)
 class ImageFeatures:
     """What the checks look at for one image (any may be unknown): the low-complexity rule's
-    complexity and colour signature, and the verification thumbnail (pipeline.dedup.verify)."""
+    complexity and colour signature, and the verification thumbnail (pipeline.dedup.verify) with,
+    for benchmark images, the thumbnails of its central crops (``zoomed``)."""
 
     complexity: float | None
     signature: np.ndarray | None
     thumbnail: bytes | None = None
+    zoomed: bytes | None = None
 
     @classmethod
     def from_bytes(
-        cls, complexity: float | None, signature: bytes | None, thumbnail: bytes | None = None
+        cls,
+        complexity: float | None,
+        signature: bytes | None,
+        thumbnail: bytes | None = None,
+        zoomed: bytes | None = None,
     ) -> ImageFeatures:
         array = None if signature is None else np.frombuffer(signature, dtype=np.uint8).reshape(8, 8, 3)
-        return cls(complexity, array, thumbnail)
+        return cls(complexity, array, thumbnail, zoomed)
 
     def mirrored(self) -> ImageFeatures:
         """The features of the mirror image (for matches found with the flipped hash)."""
         signature = None if self.signature is None else self.signature[:, ::-1]
-        thumbnail = None
-        if self.thumbnail is not None:
-            side = int(round((len(self.thumbnail) // 3) ** 0.5))
-            pixels = np.frombuffer(self.thumbnail, dtype=np.uint8).reshape(side, side, 3)
-            thumbnail = np.ascontiguousarray(pixels[:, ::-1]).tobytes()
-        return ImageFeatures(self.complexity, signature, thumbnail)
+        return ImageFeatures(self.complexity, signature, _mirror(self.thumbnail), _mirror(self.zoomed))
+
+
+def _mirror(thumbnails: bytes | None) -> bytes | None:
+    """Square RGB thumbnails (one or several joined) mirrored left to right."""
+    if thumbnails is None:
+        return None
+    side = 32
+    pixels = np.frombuffer(thumbnails, dtype=np.uint8).reshape(-1, side, side, 3)
+    return np.ascontiguousarray(pixels[:, :, ::-1]).tobytes()
 
 
 UNKNOWN = ImageFeatures(None, None)

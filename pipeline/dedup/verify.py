@@ -40,6 +40,9 @@ from pipeline.image.options import ImageOptions, ResizeMode
 
 THUMBNAIL_SIZE = 32
 THUMBNAIL_BYTES = THUMBNAIL_SIZE * THUMBNAIL_SIZE * 3
+# Central crops the benchmark side is also compared at: a copy cropped by about this share of
+# each side (a 5% crop moves the edges of a 32 px thumbnail by 0.8 px, enough to differ).
+ZOOMS = (0.05, 0.1, 0.15)
 # Differences inside one band this deep along an edge (a caption, a watermark strip) are forgiven.
 EDGE_BAND = 0.2
 PIXEL_TOLERANCE = 24.0
@@ -123,10 +126,31 @@ def picture_box(
     return (left, top, left + w, top + h)
 
 
-def thumbnail(stored: Image.Image, box: tuple[int, int, int, int]) -> bytes:
-    """The verification thumbnail of the picture in ``box``: RGB, ``THUMBNAIL_SIZE`` square, as bytes."""
-    picture = stored.convert("RGB").crop(box)
-    return picture.resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BOX, reducing_gap=None).tobytes()
+def thumbnail(stored: Image.Image, box: tuple[int, int, int, int], zoom: float = 0.0) -> bytes:
+    """The verification thumbnail of the picture in ``box``: RGB, ``THUMBNAIL_SIZE`` square, as bytes.
+
+    ``zoom``: of the central ``1 - zoom`` of each side of the picture instead (what a copy cropped
+    by ``zoom`` shows).
+    """
+    left, top, right, bottom = box
+    dx, dy = (right - left) * zoom / 2, (bottom - top) * zoom / 2
+    region = (left + dx, top + dy, right - dx, bottom - dy)
+    size = (THUMBNAIL_SIZE, THUMBNAIL_SIZE)
+    return stored.convert("RGB").resize(size, Image.Resampling.BOX, box=region, reducing_gap=None).tobytes()
+
+
+def zoomed_thumbnails(stored: Image.Image, box: tuple[int, int, int, int]) -> bytes:
+    """The thumbnails of the picture's centre at each of :data:`ZOOMS`, one after the other.
+
+    Stored for benchmark images only: a corpus copy cropped by a few percent is compared with the
+    benchmark thumbnail of the same region.
+    """
+    return b"".join(thumbnail(stored, box, zoom) for zoom in ZOOMS)
+
+
+def split_zoomed(data: bytes) -> list[bytes]:
+    """The thumbnails :func:`zoomed_thumbnails` joined."""
+    return [data[i : i + THUMBNAIL_BYTES] for i in range(0, len(data), THUMBNAIL_BYTES)]
 
 
 def as_array(thumbnails: list[bytes] | bytes) -> np.ndarray:
@@ -273,7 +297,8 @@ def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -
     distance = np.ones(len(a), dtype=np.float32)
     todo = np.arange(len(a))
     # The whole picture first; where any pixel differs, all of it but one edge band (a caption,
-    # a watermark strip), each with its own fitted colour change.
+    # a watermark strip), each with its own fitted colour change (an overlay can bend the whole
+    # picture's fit so far that every pixel differs: a dark band over an icon on white).
     for region in _REGIONS:
         lu, co, y = luma[todo], colour[todo], b[todo]
         weights = np.broadcast_to(region, y.shape[:2]).astype(np.float32)
@@ -353,7 +378,22 @@ class Verifier:
                 if symmetric:
                     found = np.minimum(found, thumbnail_distances(right, left))
                 for i, value in zip(chunk, found, strict=True):
-                    distances[i] = round(float(value), 6)
+                    distances[i] = float(value)
+            # Not confirmed as they are: the benchmark side's central crops (a cropped copy).
+            for level in range(len(ZOOMS)):
+                retry = [
+                    i
+                    for i in both
+                    if distances[i] > self.max_thumbnail_distance  # type: ignore[operator]
+                    and pairs[i][0].zoomed is not None
+                ]
+                for start in range(0, len(retry), _BATCH):
+                    chunk = retry[start : start + _BATCH]
+                    left = as_array([split_zoomed(pairs[i][0].zoomed)[level] for i in chunk])  # type: ignore[arg-type]
+                    right = as_array([pairs[i][1].thumbnail for i in chunk])  # type: ignore[misc]
+                    for i, value in zip(chunk, thumbnail_distances(left, right), strict=True):
+                        distances[i] = min(distances[i], float(value))  # type: ignore[type-var]
+            distances = [None if d is None else round(d, 6) for d in distances]
         return [
             Verdict(g, d, g and (d is None or d <= self.max_thumbnail_distance))
             for g, d in zip(guard, distances, strict=True)

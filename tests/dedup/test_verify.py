@@ -22,10 +22,12 @@ from pipeline.dedup.guard import UNKNOWN, ComplexityGuard, ImageFeatures
 from pipeline.dedup.verify import (
     DEFAULT_MAX_THUMBNAIL_DISTANCE,
     THUMBNAIL_BYTES,
+    ZOOMS,
     Verifier,
     as_array,
     mirrored,
     picture_box,
+    split_zoomed,
     thumbnail_distance,
 )
 from pipeline.image import ImageOptions, process_image
@@ -154,6 +156,21 @@ def test_a_caption_band_at_an_edge_is_forgiven_but_not_in_the_middle(
     assert distance(photo, middle) > 0.1
 
 
+@pytest.mark.parametrize("crop", ["crop_5", "crop_15"])
+def test_a_copy_cropped_by_a_few_percent_is_confirmed_by_the_zoomed_thumbnails(
+    pictures: dict[str, Image.Image], crop: str
+) -> None:
+    unaligned = []
+    for name, picture in pictures.items():
+        bench, copy = benchmark_side(picture), corpus_side(TRANSFORMS[crop](picture))
+        assert bench.zoomed is not None and len(bench.zoomed) == len(ZOOMS) * THUMBNAIL_BYTES
+        (verdict,) = VERIFIER.check([(bench, copy)])
+        assert verdict.accepted, (name, crop, verdict)
+        (plain,) = VERIFIER.check([(replace(bench, zoomed=None), copy)])
+        unaligned.append(plain.accepted)
+    assert not all(unaligned)  # the whole thumbnails alone do not line up
+
+
 def test_picture_box_is_where_resize_put_the_picture() -> None:
     for size in [(400, 300), (300, 400), (256, 256), (1000, 90), (50, 40)]:
         picture = Image.new("RGB", size, (10, 200, 30))
@@ -191,8 +208,11 @@ def test_mirrored_features_compare_like_the_mirror_image(pictures: dict[str, Ima
         thumbnail_distance(bench.thumbnail, flipped.thumbnail, mirror=True) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
     )
     mirror = bench.mirrored()
-    assert mirror.thumbnail is not None
+    assert mirror.thumbnail is not None and mirror.zoomed is not None and bench.zoomed is not None
     assert np.array_equal(as_array(mirror.thumbnail), mirrored(as_array(bench.thumbnail)))
+    assert np.array_equal(
+        as_array(split_zoomed(mirror.zoomed)), mirrored(as_array(split_zoomed(bench.zoomed)))
+    )
 
 
 def test_verdicts_combine_the_rule_and_the_thumbnails(pictures: dict[str, Image.Image]) -> None:
