@@ -39,7 +39,12 @@ from pipeline.runner import ShardOutput, marker_token
 from pipeline.shards.tar_reader import SampleRange, TarStream, read_range
 from pipeline.storage import Storage
 from schemas.contract import check_schema
-from schemas.dedup import BENCHMARK_HASHES_SCHEMA, CENTRE_HASHES_SCHEMA, MATCHES_SCHEMA
+from schemas.dedup import (
+    BENCHMARK_EMBEDDINGS_SCHEMA,
+    BENCHMARK_HASHES_SCHEMA,
+    CENTRE_HASHES_SCHEMA,
+    MATCHES_SCHEMA,
+)
 from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_SUCCESS
 from schemas.scores import SCORES_SCHEMA
 from schemas.selection import SELECTION_SCHEMA
@@ -431,6 +436,16 @@ class DedupFolder(StageFolder):
     @property
     def benchmark_output(self) -> ShardOutput:
         return ShardOutput(files=(self.benchmark_hashes.parts,), marker=self.file("_benchmark_sources.json"))
+
+    @property
+    def benchmark_embeddings(self) -> TableFile:
+        return TableFile(self.storage, self.file("benchmark_embeddings.parquet"), BENCHMARK_EMBEDDINGS_SCHEMA)
+
+    @property
+    def benchmark_embeddings_output(self) -> ShardOutput:
+        return ShardOutput(
+            files=(self.benchmark_embeddings.parts,), marker=self.file("_benchmark_embeddings.json")
+        )
 
     @property
     def matches_output(self) -> ShardOutput:

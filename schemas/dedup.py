@@ -5,8 +5,9 @@ import pyarrow as pa
 from schemas.contract import versioned
 
 BENCHMARK_HASHES_VERSION = 3
-MATCHES_VERSION = 3
+MATCHES_VERSION = 4
 CENTRE_HASHES_VERSION = 2
+BENCHMARK_EMBEDDINGS_VERSION = 1
 
 # Reasons in matches.parquet. A benchmark match is always dropped by build_shards; the two
 # within-corpus reasons are dropped by default (one representative per group is kept and is
@@ -14,7 +15,10 @@ CENTRE_HASHES_VERSION = 2
 REASON_BENCHMARK = "benchmark_duplicate"
 REASON_EXACT = "exact_duplicate"
 REASON_NEAR = "near_duplicate"
-REASONS = (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
+# Within-corpus semantic duplicates (opt-in, --semantic-threshold): image embeddings at or above
+# a cosine similarity inside one k-means cluster (SemDeDup); dropped like the other two.
+REASON_SEMANTIC = "semantic_duplicate"
+REASONS = (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR, REASON_SEMANTIC)
 
 # dedup/benchmark_hashes.parquet: one row per benchmark image, hashed with the same code path
 # (decode, resize, encode as recorded in raw/_options.json, then pHash) as corpus images.
@@ -63,9 +67,9 @@ MATCHES_SCHEMA = versioned(
         pa.field("distance", pa.int32(), nullable=False),
         # Raw shard holding the sample, so audits and build_shards can find its image.
         pa.field("shard", pa.int32(), nullable=False),
-        # benchmark_duplicate: which hashes were within reach: "phash" (the whole picture),
-        # "phash_mirrored" (--flip-invariant) or "phash_centre" (--centre-max-distance); null for
-        # within-corpus duplicates.
+        # benchmark_duplicate: what found the pair: "phash" (the whole picture), "phash_mirrored"
+        # (--flip-invariant), "phash_centre" (--centre-max-distance) or "embedding" (--embeddings,
+        # when no hash reached it); null for within-corpus duplicates.
         pa.field("matched_hash", pa.string()),
         # The signals, each to the matched image: whole-picture pHash distance (to the mirror for
         # "phash_mirrored"), centre-hash distance (benchmark matches, when both have one), and the
@@ -78,8 +82,12 @@ MATCHES_SCHEMA = versioned(
         # Whether the verification thumbnails agreed (null when they were not compared).
         pa.field("verified", pa.bool_()),
         # The signals that agreed, in order: "sha256", "phash", "phash_mirrored", "phash_centre",
-        # "thumbnail" (each within its threshold).
+        # "embedding", "thumbnail" (each within its threshold).
         pa.field("signals", pa.list_(pa.string())),
+        # Cosine similarity of the image embeddings (the score job's, --embeddings): to the closest
+        # benchmark query (the picture, its mirror or a central crop) for benchmark matches, to the
+        # group's representative for semantic duplicates; null when not measured.
+        pa.field("embedding_similarity", pa.float32()),
     ],
 )
 
@@ -96,5 +104,18 @@ CENTRE_HASHES_SCHEMA = versioned(
         pa.field("complexity", pa.float32(), nullable=False),
         pa.field("colour_signature", pa.binary(), nullable=False),
         pa.field("thumbnail", pa.binary(), nullable=False),
+    ],
+)
+
+# dedup/benchmark_embeddings.parquet (with --embeddings): the benchmark images embedded by the
+# model the corpus was scored with, for reuse while sources, image options and model are unchanged.
+BENCHMARK_EMBEDDINGS_SCHEMA = versioned(
+    "benchmark_embeddings",
+    BENCHMARK_EMBEDDINGS_VERSION,
+    [
+        pa.field("benchmark_id", pa.string(), nullable=False),
+        # float16, L2-normalised, one after the other: the picture, its mirror image and its centre
+        # cropped by 15% of each side (pipeline.dedup.embeddings.QUERIES), each of the model's width.
+        pa.field("embeddings", pa.binary(), nullable=False),
     ],
 )

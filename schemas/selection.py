@@ -15,6 +15,7 @@ REASON_IMAGE_SIZE = "image_too_small"
 REASON_ASPECT = "aspect_ratio"
 REASON_EXACT = "exact_duplicate"
 REASON_NEAR = "near_duplicate"
+REASON_SEMANTIC = "semantic_duplicate"
 REASON_UNSCORED = "unscored"
 REASON_LOW_SCORE = "low_clip_score"
 REASON_TOP_FRACTION = "below_top_fraction"
@@ -26,6 +27,7 @@ DROP_REASONS = (
     REASON_ASPECT,
     REASON_EXACT,
     REASON_NEAR,
+    REASON_SEMANTIC,
     REASON_UNSCORED,
     REASON_LOW_SCORE,
     REASON_TOP_FRACTION,

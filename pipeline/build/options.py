@@ -32,7 +32,8 @@ class BuildOptions:
     )
     keep_corpus_duplicates: bool = option(
         False,
-        help="keep exact and near duplicates within the corpus (benchmark duplicates are always dropped)",
+        help="keep exact, near and semantic duplicates within the corpus (benchmark duplicates are always "
+        "dropped)",
         group=_DEDUP,
     )
     require_dedup: bool = option(

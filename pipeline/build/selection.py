@@ -19,7 +19,7 @@ from pipeline.build.options import BuildOptions
 from pipeline.dataset import Dataset
 from pipeline.executor import SparkExecutor
 from schemas import selection as sel
-from schemas.dedup import REASON_BENCHMARK, REASON_EXACT, REASON_NEAR
+from schemas.dedup import REASON_BENCHMARK, REASON_EXACT, REASON_NEAR, REASON_SEMANTIC
 
 ROWS_PER_PARTITION = 100_000
 
@@ -147,7 +147,11 @@ def with_reasons(
         # Multiplied, not divided: Spark's ANSI mode fails a division by zero.
         rules.append((longer > F.lit(options.max_aspect_ratio) * shorter, sel.REASON_ASPECT))
     if not options.keep_corpus_duplicates:
-        rules += [(dedup == REASON_EXACT, sel.REASON_EXACT), (dedup == REASON_NEAR, sel.REASON_NEAR)]
+        rules += [
+            (dedup == REASON_EXACT, sel.REASON_EXACT),
+            (dedup == REASON_NEAR, sel.REASON_NEAR),
+            (dedup == REASON_SEMANTIC, sel.REASON_SEMANTIC),
+        ]
     if options.score_filter:
         rules.append((score.isNull(), sel.REASON_UNSCORED))
     if options.min_clip_score is not None:

@@ -52,11 +52,20 @@ class AuditMatch:
     centre_distance: int | None = None
     thumbnail_distance: float | None = None  # share of differing thumbnail pixels (0-1)
     verified: bool | None = None  # None: thumbnails not compared
+    similarity: float | None = None  # cosine similarity of the image embeddings, when measured
+    embedding: bool = False  # found by the embeddings, not the hashes
 
     @property
     def hash_label(self) -> str:
-        """Which hashes matched: '' (whole picture), 'mirror' or 'centre'."""
+        """What found the pair: '' (whole-picture hash), 'mirror', 'centre', 'embedding' or
+        'embedding, mirror'."""
+        if self.embedding:
+            return "embedding, mirror" if self.flipped else "embedding"
         return "centre" if self.centre else "mirror" if self.flipped else ""
+
+    @property
+    def similarity_text(self) -> str:
+        return "-" if self.similarity is None else f"{self.similarity:.3f}"
 
     @property
     def thumbnail_text(self) -> str:
@@ -97,7 +106,10 @@ def render_page(pairs: list[tuple[AuditMatch, bytes | None, bytes | None]], drop
         page.paste(_tile(bench, [name, "benchmark"], _BLUE), (x, y))
         whole = "-" if match.phash_distance is None else match.phash_distance
         centre = "-" if match.centre_distance is None else match.centre_distance
-        lines = [f"pHash {whole} centre {centre}", f"thumb {match.thumbnail_text} {match.verdict_text}"]
+        first = f"pHash {whole} centre {centre}"
+        if match.similarity is not None:
+            first += f" emb {match.similarity:.2f}"
+        lines = [first, f"thumb {match.thumbnail_text} {match.verdict_text}"]
         page.paste(_tile(corpus, lines, _RED if dropped else _GREY), (x + TILE, y))
     return page
 
@@ -140,7 +152,8 @@ def _section(
     rows = "\n".join(
         f"<tr><td>{html.escape(m.benchmark_id)}</td><td>{html.escape(m.uid)}</td>"
         f"<td>{m.hash_label or 'whole'}</td>"
-        f"<td>{cell(m.phash_distance)}</td><td>{cell(m.centre_distance)}</td><td>{m.thumbnail_text}</td>"
+        f"<td>{cell(m.phash_distance)}</td><td>{cell(m.centre_distance)}</td><td>{m.similarity_text}</td>"
+        f"<td>{m.thumbnail_text}</td>"
         f"<td>{m.verdict_text}</td></tr>"
         for m in shown
     )
@@ -149,7 +162,7 @@ def _section(
 
 _TABLE_HEAD = (
     "<tr><th>benchmark image</th><th>corpus uid</th><th>found by</th><th>pHash distance</th>"
-    "<th>centre distance</th><th>thumbnail differs</th><th>verifier</th></tr>"
+    "<th>centre distance</th><th>embedding similarity</th><th>thumbnail differs</th><th>verifier</th></tr>"
 )
 
 

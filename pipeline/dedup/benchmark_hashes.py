@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,16 +82,33 @@ class HashBenchmarkImages(ShardStep[HashTask, None]):
         return _hash_images(task.source, task.files, self.image)
 
 
+def source_images(
+    source: BenchmarkSource, files: tuple[str, ...], errors: list[str]
+) -> Iterator[tuple[str, bytes]]:
+    """``(member, file bytes)`` of the images of ``files`` of a folder or tar source; an unreadable
+    tar is added to ``errors`` (named with its file), not raised."""
+    if source.kind == FOLDER:
+        for file in files:
+            yield source.member_of(file), read_file(file)
+        return
+    for file in files:
+        prefix = source.member_of(file).removesuffix(".tar") + "/" if len(source.files) > 1 else ""
+        try:
+            for key, data in iter_tar_images(file):
+                yield prefix + key, data
+        except UserInputError as exc:
+            errors.append(str(exc))
+
+
 def _hash_images(source: BenchmarkSource, files: tuple[str, ...], image: ImageOptions) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
-
-    def add(member: str, data: bytes) -> None:
+    for member, data in source_images(source, files, errors):
         try:
             hashed = hash_image(data, image)
         except SampleError as exc:
             errors.append(f"{source.path}: {member}: {exc.error_class.value}: {exc.message}")
-            return
+            continue
         rows.append(
             {
                 "benchmark_id": f"{source.name}/{member}",
@@ -100,18 +118,6 @@ def _hash_images(source: BenchmarkSource, files: tuple[str, ...], image: ImageOp
                 **hashed,
             }
         )
-
-    if source.kind == FOLDER:
-        for file in files:
-            add(source.member_of(file), read_file(file))
-    else:
-        for file in files:
-            prefix = source.member_of(file).removesuffix(".tar") + "/" if len(source.files) > 1 else ""
-            try:
-                for key, data in iter_tar_images(file):
-                    add(prefix + key, data)
-            except UserInputError as exc:
-                errors.append(str(exc))
     return {"rows": rows, "errors": errors, "images": len(rows) + len(errors)}
 
 
@@ -255,19 +261,32 @@ def benchmark_hashes(
     return table, {"benchmark_images": table.num_rows, "reused": marker["resumed"], "skipped": skipped}
 
 
+def image_tasks(sources: list[BenchmarkSource]) -> list[HashTask]:
+    """The Spark tasks that read the images of ``sources``: chunks of a folder's files, one per tar
+    (precomputed hashes have no images)."""
+    tasks: list[HashTask] = []
+    for source in sources:
+        if source.kind == FOLDER:
+            for start in range(0, len(source.files), FILES_PER_TASK):
+                tasks.append(HashTask(source, source.files[start : start + FILES_PER_TASK]))
+        elif source.kind != HASHES:
+            tasks.extend(HashTask(source, (f,)) for f in source.files)
+    return tasks
+
+
+def sources_fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> str:
+    """What the benchmark hash table depends on (sources' files and versions, image options)."""
+    return _fingerprint(sources, image)
+
+
 def _hash_sources(
     executor: SparkExecutor, sources: list[BenchmarkSource], image: ImageOptions, skip_bad_images: bool
 ) -> tuple[pa.Table, list[str]]:
     rows: list[dict[str, Any]] = []
-    tasks: list[HashTask] = []
     for source in sources:
         if source.kind == HASHES:
             rows.extend(read_precomputed(source))
-        elif source.kind == FOLDER:
-            for start in range(0, len(source.files), FILES_PER_TASK):
-                tasks.append(HashTask(source, source.files[start : start + FILES_PER_TASK]))
-        else:
-            tasks.extend(HashTask(source, (f,)) for f in source.files)
+    tasks = image_tasks(sources)
     results = executor.map(HashBenchmarkImages(image), tasks)
     errors = [e for r in results for e in r["errors"]]
     rows.extend(row for r in results for row in r["rows"])

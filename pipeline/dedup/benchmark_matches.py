@@ -34,7 +34,9 @@ HashReader = Callable[[Dataset, int], tuple[list[str], np.ndarray]]
 class Candidate:
     """A corpus sample within the distance of a benchmark image.
 
-    ``flipped``: of the benchmark image's mirror; ``centre``: found by the centre hashes.
+    ``flipped``: of the benchmark image's mirror; ``centre``: found by the centre hashes;
+    ``embedding``: found by the image embeddings (``distance`` is then the pHash distance as
+    measured); ``similarity``: the embeddings' cosine similarity, when measured.
     """
 
     uid: str
@@ -43,6 +45,8 @@ class Candidate:
     distance: int
     flipped: bool
     centre: bool = False
+    similarity: float | None = None
+    embedding: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,9 +196,10 @@ def closest(candidates: list[Candidate]) -> dict[str, Candidate]:
     """Per corpus sample, its closest benchmark match.
 
     Ties: the lowest benchmark row, then a whole-picture match before a mirrored one before a
-    centre one.
+    centre one, a hash match before an embedding one.
     """
     best: dict[str, Candidate] = {}
-    for c in sorted(candidates, key=lambda c: (c.distance, c.benchmark_row, c.flipped, c.centre)):
+    order = sorted(candidates, key=lambda c: (c.distance, c.benchmark_row, c.flipped, c.centre, c.embedding))
+    for c in order:
         best.setdefault(c.uid, c)
     return best

@@ -35,6 +35,7 @@ SIGNAL_SHA256 = "sha256"
 SIGNAL_PHASH = "phash"
 SIGNAL_MIRRORED = "phash_mirrored"
 SIGNAL_CENTRE = "phash_centre"
+SIGNAL_EMBEDDING = "embedding"
 SIGNAL_THUMBNAIL = "thumbnail"
 
 
@@ -57,8 +58,11 @@ class Checked(Candidate):
     def verified(self) -> bool | None:
         return None if self.thumbnail_distance is None else self.accepted
 
-    def signals(self, max_distance: int, centre_max_distance: int) -> list[str]:
-        """The signals that agreed, each within its threshold."""
+    def signals(
+        self, max_distance: int, centre_max_distance: int, min_similarity: float | None = None
+    ) -> list[str]:
+        """The signals that agreed, each within its threshold (``min_similarity``: of the
+        embeddings, None when they were not used)."""
         found = []
         if self.phash_distance <= max_distance:
             found.append(SIGNAL_MIRRORED if self.flipped else SIGNAL_PHASH)
@@ -68,6 +72,8 @@ class Checked(Candidate):
             and self.centre_distance <= centre_max_distance
         ):
             found.append(SIGNAL_CENTRE)
+        if min_similarity is not None and self.similarity is not None and self.similarity >= min_similarity:
+            found.append(SIGNAL_EMBEDDING)
         if self.verified:
             found.append(SIGNAL_THUMBNAIL)
         return found
@@ -173,6 +179,8 @@ def check_shard(
                 c.distance,
                 c.flipped,
                 c.centre,
+                c.similarity,
+                c.embedding,
                 phash_distance=c.distance if whole is None else whole,
                 centre_distance=centre,
                 thumbnail_distance=verdict.thumbnail_distance,

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from pipeline.dedup.benchmark_matches import (
 )
 from pipeline.dedup.benchmark_sources import BenchmarkSource, image_bytes, resolve_sources
 from pipeline.dedup.checks import (
+    SIGNAL_EMBEDDING,
     SIGNAL_PHASH,
     SIGNAL_SHA256,
     SIGNAL_THUMBNAIL,
@@ -54,9 +55,11 @@ from pipeline.dedup.checks import (
     check_near_pairs,
 )
 from pipeline.dedup.corpus import shard_images, shard_rows
+from pipeline.dedup.embeddings import ScoredModel, benchmark_embeddings, scored_model, search_embeddings
 from pipeline.dedup.features import FeatureCache
 from pipeline.dedup.guard import ComplexityGuard
 from pipeline.dedup.options import DedupOptions
+from pipeline.dedup.semantic import semantic_pairs
 from pipeline.dedup.verify import Verdict, Verifier
 from pipeline.dedup.within_corpus import (
     CorpusSample,
@@ -70,7 +73,7 @@ from pipeline.executor import SparkExecutor
 from pipeline.image.options import ImageOptions, image_options_from_record
 from pipeline.runner import ShardCommit
 from pipeline.stage import Stage
-from schemas.dedup import MATCHES_SCHEMA, REASON_BENCHMARK, REASON_EXACT, REASON_NEAR
+from schemas.dedup import MATCHES_SCHEMA, REASON_BENCHMARK, REASON_EXACT, REASON_NEAR, REASON_SEMANTIC
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,7 @@ class DedupContext:
     executor: SparkExecutor
     image: ImageOptions
     shards: list[int]
+    model: ScoredModel | None = None  # the score job's model, when embeddings are used
 
     @property
     def cache(self) -> FeatureCache:
@@ -155,14 +159,16 @@ class DedupStage(Stage[DedupOptions]):
                 f"{dataset.raw.display()} has no complete raw shards: run jobs/download.py first"
             )
         resolve_sources(options.benchmarks)
+        if options.reads_embeddings:
+            scored_model(dataset, dataset.raw.complete_indices())
 
     def run(self, executor: SparkExecutor, options: DedupOptions) -> dict[str, Any]:
         """Find benchmark duplicates and within-corpus duplicates; write matches, audit, summary."""
         started = time.time()
         dataset = Dataset(options.dataset)
-        ctx = DedupContext(
-            options, dataset, executor, stored_image_options(dataset), dataset.raw.complete_indices()
-        )
+        shards = dataset.raw.complete_indices()
+        model = scored_model(dataset, shards) if options.reads_embeddings else None
+        ctx = DedupContext(options, dataset, executor, stored_image_options(dataset), shards, model)
         folder = dataset.dedup
         folder.makedirs()
         # No task runs yet: temporaries are a dead run's.
@@ -182,13 +188,17 @@ class DedupStage(Stage[DedupOptions]):
                 candidates, search = search_all(ctx, corpus, count, benchmark)
             with _timed("corpus duplicates", seconds):
                 duplicates = find_corpus_duplicates(ctx, corpus, count)
+            semantic: list[SemanticDuplicate] = []
+            if options.semantic:
+                with _timed("semantic duplicates", seconds):
+                    semantic, summary["semantic"] = find_semantic_duplicates(ctx, corpus, count)
         finally:
             corpus.unpersist()
         with _timed("verify", seconds):
             verified = verify(ctx, benchmark, candidates, duplicates)
         with _timed("write", seconds):
             ids = benchmark.ids if benchmark is not None else []
-            rows = match_rows(ctx, verified, ids, duplicates.exact)
+            rows = match_rows(ctx, verified, ids, duplicates.exact, semantic)
             reasons = Counter(r["reason"] for r in rows)
             if benchmark is not None:
                 summary["benchmark"] = {**benchmark.summary, **search}
@@ -199,7 +209,8 @@ class DedupStage(Stage[DedupOptions]):
                     "near_duplicate_pairs": len(duplicates.near_pairs),
                     "matches": len(rows),
                     "by_reason": {
-                        r: reasons.get(r, 0) for r in (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR)
+                        r: reasons.get(r, 0)
+                        for r in (REASON_BENCHMARK, REASON_EXACT, REASON_NEAR, REASON_SEMANTIC)
                     },
                     "benchmark_images_matched": len({c.benchmark_row for c in best.values()}),
                     "benchmark_matches_by_hash": dict(
@@ -284,7 +295,41 @@ def search_all(
         summary["centre_execution"] = execution
         summary["centre_candidates"] = len(found)
         summary["images_without_centre_hash"] = table.num_rows - len(query.hashes)
+    if o.embeddings and ctx.model is not None:
+        candidates, summary["embeddings"] = search_by_embeddings(ctx, ctx.model, benchmark, candidates)
     return candidates, summary
+
+
+def search_by_embeddings(
+    ctx: DedupContext, model: ScoredModel, benchmark: Benchmark, hash_candidates: list[Candidate]
+) -> tuple[list[Candidate], dict[str, Any]]:
+    """The hash candidates with their embedding similarity, plus the pairs only the embeddings
+    found (:mod:`pipeline.dedup.embeddings`)."""
+    o = ctx.options
+    queries = benchmark_embeddings(
+        ctx.executor, ctx.dataset, benchmark.sources, benchmark.ids, ctx.image, model, o.embedding_device
+    )
+    found, measured = search_embeddings(
+        ctx.executor,
+        ctx.dataset,
+        ctx.shards,
+        queries,
+        benchmark.table,
+        hash_candidates,
+        o.embedding_min_similarity,
+    )
+    by_hash = {(c.uid, c.benchmark_row) for c in hash_candidates}
+    merged = [replace(c, similarity=measured.get((c.uid, c.benchmark_row))) for c in hash_candidates]
+    only = [c for c in found if (c.uid, c.benchmark_row) not in by_hash]
+    log.info("embeddings: %d candidate pairs the hashes did not find", len(only))
+    return merged + only, {
+        "model": model.model,
+        "pretrained": model.pretrained,
+        "benchmark_images_embedded": queries.embedded,
+        "reused": queries.reused,
+        "candidates": len(found),
+        "candidates_not_found_by_hashes": len(only),
+    }
 
 
 def centre_corpus(ctx: DedupContext, count: int) -> CorpusHashes:
@@ -314,6 +359,64 @@ def find_corpus_duplicates(ctx: DedupContext, corpus: Any, count: int) -> Corpus
         remaining, count - len(dropped), ctx.options.near_duplicate_distance
     )
     return CorpusDuplicates(exact, pairs, samples)
+
+
+@dataclass(frozen=True)
+class SemanticDuplicate:
+    """A sample whose image embedding is within the threshold of its group's; ``similarity``: the
+    highest among its pairs."""
+
+    uid: str
+    shard: int
+    representative: str
+    similarity: float
+    distance: int  # of the pHashes, to the representative
+
+
+def find_semantic_duplicates(
+    ctx: DedupContext, corpus: Any, count: int
+) -> tuple[list[SemanticDuplicate], dict[str, Any]]:
+    """SemDeDup on the score job's embeddings (:mod:`pipeline.dedup.semantic`): pairs in Spark,
+    groups by connected components in Spark; only the samples to drop come back."""
+    from pyspark.sql import functions as F
+
+    from pipeline.dedup.components import connected_groups
+
+    o = ctx.options
+    pairs, summary = semantic_pairs(
+        ctx.executor, ctx.dataset, ctx.shards, count, o.semantic_threshold, o.semantic_clusters
+    )
+    stored = corpus.select("uid")
+    pairs = pairs.join(stored.withColumnRenamed("uid", "a"), "a").join(
+        stored.withColumnRenamed("uid", "b"), "b"
+    )
+    pairs = pairs.persist()
+    try:
+        summary["pairs"] = pairs.count()
+        dropped = connected_groups(pairs.select("a", "b"), corpus.select("uid", "shard", "area"))
+        best = (
+            pairs.selectExpr("a AS uid", "similarity")
+            .union(pairs.selectExpr("b AS uid", "similarity"))
+            .groupBy("uid")
+            .agg(F.max("similarity").alias("similarity"))
+        )
+        hashes = corpus.select("uid", "phash")
+        rows = (
+            dropped.join(best, "uid")
+            .join(hashes, "uid")
+            .join(hashes.selectExpr("uid AS representative", "phash AS kept"), "representative")
+            .selectExpr("uid", "shard", "representative", "similarity", "bit_count(phash ^ kept) AS distance")
+            .collect()
+        )
+    finally:
+        pairs.unpersist()
+    found = sorted(
+        (SemanticDuplicate(uid, int(shard), rep, float(sim), int(d)) for uid, shard, rep, sim, d in rows),
+        key=lambda d: d.uid,
+    )
+    summary["samples"] = len(found)
+    log.info("semantic duplicates: %d samples in %d pairs", len(found), summary["pairs"])
+    return found, summary
 
 
 # -- step 5 ------------------------------------------------------------------------------------
@@ -377,11 +480,16 @@ def _best_verified(verdicts: dict[tuple[str, str], Verdict], uids: set[str]) -> 
 
 
 def match_rows(
-    ctx: DedupContext, verified: Verified, bench_ids: list[str], exact: list[Duplicate]
+    ctx: DedupContext,
+    verified: Verified,
+    bench_ids: list[str],
+    exact: list[Duplicate],
+    semantic: list[SemanticDuplicate] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per sample to drop, with its signals; a benchmark match wins over a within-corpus
-    duplicate."""
+    duplicate, then exact before near before semantic."""
     o = ctx.options
+    min_similarity = o.embedding_min_similarity if o.embeddings else None
     rows = [
         {
             "uid": uid,
@@ -394,7 +502,8 @@ def match_rows(
             "centre_distance": c.centre_distance,
             "thumbnail_distance": c.thumbnail_distance,
             "verified": c.verified,
-            "signals": c.signals(o.max_distance, o.centre_max_distance),
+            "signals": c.signals(o.max_distance, o.centre_max_distance, min_similarity),
+            "embedding_similarity": c.similarity,
         }
         for uid, c in verified.benchmark.items()
     ]
@@ -411,6 +520,7 @@ def match_rows(
             "thumbnail_distance": None,
             "verified": None,
             "signals": [SIGNAL_SHA256],
+            "embedding_similarity": None,
         }
         for d in exact
         if d.uid not in verified.benchmark
@@ -432,12 +542,34 @@ def match_rows(
                 "thumbnail_distance": thumbnail,
                 "verified": None if thumbnail is None else True,
                 "signals": [SIGNAL_PHASH] + ([SIGNAL_THUMBNAIL] if thumbnail is not None else []),
+                "embedding_similarity": None,
             }
         )
+    listed = {r["uid"] for r in rows}
+    rows.extend(
+        {
+            "uid": d.uid,
+            "reason": REASON_SEMANTIC,
+            "match_id": d.representative,
+            "distance": d.distance,
+            "shard": d.shard,
+            "matched_hash": None,
+            "phash_distance": d.distance,
+            "centre_distance": None,
+            "thumbnail_distance": None,
+            "verified": None,
+            "signals": [SIGNAL_EMBEDDING],
+            "embedding_similarity": d.similarity,
+        }
+        for d in semantic or []
+        if d.uid not in listed
+    )
     return sorted(rows, key=lambda r: r["uid"])
 
 
 def _matched_hash(candidate: Candidate) -> str:
+    if candidate.embedding:
+        return "embedding"
     if candidate.centre:
         return "phash_centre"
     return "phash_mirrored" if candidate.flipped else "phash"
@@ -461,6 +593,8 @@ def audit(
                 c.centre_distance,
                 c.thumbnail_distance,
                 c.verified,
+                c.similarity,
+                c.embedding,
             )
             for uid, c in found.items()
         ]
@@ -520,11 +654,26 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{summary['benchmark_candidates_rejected_by_thumbnail']} rejected by the thumbnails, "
             f"{summary['benchmark_candidates_rejected_by_guard']} by the low-complexity rule)"
         )
+    if "embeddings" in summary.get("benchmark", {}):
+        emb = summary["benchmark"]["embeddings"]
+        lines.append(
+            f"  embedding candidates        {emb['candidates_not_found_by_hashes']:>10}  "
+            f"(not found by the hashes; {emb['model']}, {emb['benchmark_images_embedded']} benchmark images "
+            f"{'reused' if emb['reused'] else 'embedded'})"
+        )
     lines += [
         f"  exact duplicates            {reasons[REASON_EXACT]:>10}",
         f"  near duplicates             {reasons[REASON_NEAR]:>10}  "
         f"({summary['near_duplicate_pairs_rejected']} of {summary['near_duplicate_pairs']} pairs "
         "not confirmed)",
+    ]
+    if "semantic" in summary:
+        sem = summary["semantic"]
+        lines.append(
+            f"  semantic duplicates         {reasons[REASON_SEMANTIC]:>10}  "
+            f"({sem.get('pairs', 0)} pairs in {sem['clusters']} clusters)"
+        )
+    lines += [
         f"  samples to drop             {summary['matches']:>10}  (dedup/matches.parquet)",
     ]
     if "audit" in summary:

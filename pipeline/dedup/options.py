@@ -14,6 +14,7 @@ from pipeline.storage import storage_url
 DEFAULT_MAX_DISTANCE = 10
 DEFAULT_CENTRE_MAX_DISTANCE = 6
 DEFAULT_NEAR_DUPLICATE_DISTANCE = 4
+DEFAULT_EMBEDDING_MIN_SIMILARITY = 0.9
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,35 @@ class DedupOptions:
         "differs from the other image's in at most this share of pixels (0-1; -1: no thumbnail check)",
         group="verification",
     )
+    embeddings: bool = option(
+        False,
+        help="also search the benchmark images by the score job's image embeddings (needs jobs/score.py "
+        "--save-embeddings on every shard): finds mirror images and crops the hashes miss; every such "
+        "candidate is verified by the thumbnails like a hash candidate",
+        group="embeddings",
+    )
+    embedding_min_similarity: float = option(
+        DEFAULT_EMBEDDING_MIN_SIMILARITY,
+        help="with --embeddings: cosine similarity to a benchmark image's picture, mirror or 15%% centre "
+        "crop at which a sample becomes a candidate",
+        group="embeddings",
+    )
+    semantic_threshold: float = option(
+        -1.0,
+        help="SemDeDup: drop all but one of each group of corpus samples whose image embeddings reach "
+        "this cosine similarity inside a k-means cluster (needs --save-embeddings scores; -1: off)",
+        group="embeddings",
+    )
+    semantic_clusters: int = option(
+        0,
+        help="k-means clusters for --semantic-threshold (0: the square root of the number of samples)",
+        group="embeddings",
+    )
+    embedding_device: str = option(
+        "auto",
+        help="device the benchmark images are embedded on (auto: a GPU when one is visible)",
+        group="embeddings",
+    )
     skip_bad_benchmark_images: bool = option(
         False,
         help="warn about and skip undecodable benchmark images instead of failing",
@@ -94,6 +124,16 @@ class DedupOptions:
         help="largest benchmark index broadcast to executors; above it a shuffle join is used",
         group="output and resources",
     )
+
+    @property
+    def semantic(self) -> bool:
+        """Whether semantic duplicates are looked for."""
+        return self.semantic_threshold != -1
+
+    @property
+    def reads_embeddings(self) -> bool:
+        """Whether the job needs the score job's saved embeddings."""
+        return self.embeddings or self.semantic
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance <= 32:
@@ -116,5 +156,27 @@ class DedupOptions:
             raise UserInputError(f"--audit-limit must be >= 0, got {self.audit_limit}")
         if self.broadcast_limit_mb < 0:
             raise UserInputError(f"--broadcast-limit-mb must be >= 0, got {self.broadcast_limit_mb}")
+        if not 0 < self.embedding_min_similarity <= 1:
+            raise UserInputError(
+                f"--embedding-min-similarity must be in (0, 1], got {self.embedding_min_similarity}"
+            )
+        if self.embeddings and self.max_thumbnail_distance == -1:
+            raise UserInputError(
+                "--embeddings needs the thumbnail verification: an embedding is close for pictures of the "
+                "same kind, so its candidates are only dropped when the thumbnails agree; drop "
+                "--max-thumbnail-distance -1"
+            )
+        if self.embeddings and not self.benchmarks:
+            raise UserInputError("--embeddings searches benchmark images: give --benchmark PATH")
+        if not (self.semantic_threshold == -1 or 0 < self.semantic_threshold <= 1):
+            raise UserInputError(
+                f"--semantic-threshold must be in (0, 1] (or -1: off), got {self.semantic_threshold}"
+            )
+        if self.semantic_clusters < 0:
+            raise UserInputError(f"--semantic-clusters must be >= 0, got {self.semantic_clusters}")
+        if self.semantic_threshold != -1 and not self.within_corpus:
+            raise UserInputError(
+                "--semantic-threshold finds duplicates within the corpus: drop --no-within-corpus"
+            )
         if not self.benchmarks and not self.within_corpus:
             raise UserInputError("nothing to do: give --benchmark PATH or drop --no-within-corpus")

@@ -1,0 +1,383 @@
+"""Image embeddings in dedup: benchmark copies the hashes miss, found by the score job's embeddings.
+
+A pHash changes completely under a mirror image or a crop of 15% and more; an image embedding
+changes little. With ``--embeddings`` the dedup job:
+
+1. takes the corpus side from the score job (``scores/embeddings/NNNNN_image.npy``, written with
+   ``--save-embeddings``): every raw shard must have current scores with embeddings, all from one
+   model (:func:`scored_model`);
+2. embeds every benchmark image with that same model, after the same decode and resize as the
+   corpus (:mod:`pipeline.image.process`), as three queries (:data:`QUERIES`): the picture, its
+   mirror image and its centre cropped by 15% of each side. The table is kept in
+   ``dedup/benchmark_embeddings.parquet`` and reused while sources, image options and model are
+   unchanged;
+3. searches exactly (a matrix product, no approximate index): one Spark task per raw shard, the
+   benchmark queries broadcast. A sample whose cosine similarity to some benchmark image's query
+   reaches ``--embedding-min-similarity`` becomes a candidate, with the query that matched
+   (the mirror query makes a mirrored candidate);
+4. measures the similarity of the hash candidates of the same shard too, as one more signal.
+
+An embedding candidate is only a candidate: it goes through the same verification as the hash
+candidates (:mod:`pipeline.dedup.checks`: the aligned colour thumbnails, mirrored for a mirror
+match, with the central crops), so a picture of the same kind that is not a copy (which a CLIP
+model places close by design) is not dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from pipeline.dataset import Dataset
+from pipeline.dedup.benchmark_hashes import HashTask, image_tasks, source_images, sources_fingerprint
+from pipeline.dedup.benchmark_matches import Candidate
+from pipeline.dedup.benchmark_sources import BenchmarkSource
+from pipeline.dedup.corpus import shard_hashes
+from pipeline.dedup.verify import picture_box
+from pipeline.errors import SampleError, UserInputError
+from pipeline.executor import SparkExecutor
+from pipeline.image.options import ImageOptions, image_record
+from pipeline.image.phash import from_signed64
+from pipeline.image.process import stored_image
+from pipeline.runner import ShardCommit, fingerprint, run_shard
+from pipeline.stage import ShardStep
+from schemas.contract import SchemaMismatch
+from schemas.dedup import BENCHMARK_EMBEDDINGS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+# The queries each benchmark image is searched with, in this order in its stored embeddings.
+QUERY_PICTURE, QUERY_MIRROR, QUERY_CROP = "picture", "mirror", "crop_15"
+QUERIES = (QUERY_PICTURE, QUERY_MIRROR, QUERY_CROP)
+# The central crop query: this share of each side cut off (the largest central crop the
+# verification thumbnails compare, pipeline.dedup.verify.ZOOMS).
+CROP_ZOOM = 0.15
+# Bump when the benchmark embedding changes, so saved tables are not reused.
+EMBEDDING_VERSION = 1
+# Corpus rows multiplied with the benchmark queries at once (bounds a task's memory).
+SEARCH_BLOCK = 1024
+# At most this many benchmark images per sample become candidates (the most similar).
+MAX_CANDIDATES_PER_SAMPLE = 5
+
+
+@dataclass(frozen=True)
+class ScoredModel:
+    """The model the corpus' embeddings were made with."""
+
+    model: str
+    pretrained: str
+
+
+def scored_model(dataset: Dataset, shards: list[int]) -> ScoredModel:
+    """The one model all raw shards' current scores and embeddings come from.
+
+    Raises ``UserInputError`` naming the shard when one has no current scores, no saved
+    embeddings, or scores from another model.
+    """
+    from pipeline.score.shard_scorer import current_scores
+
+    found: dict[tuple[str, str], int] = {}
+    for shard in shards:
+        scores = dataset.scores.shard(shard)
+        stats = current_scores(dataset, shard)
+        if stats is None:
+            raise UserInputError(
+                f"--embeddings: raw shard {shard:05d} has no current scores in {dataset.scores.display()}: "
+                "run jobs/score.py --save-embeddings first"
+            )
+        if not dataset.storage.exists(*scores.embeddings_file("image")):
+            raise UserInputError(
+                f"--embeddings: {dataset.display(*scores.embeddings_file('image'))} is missing: "
+                "run jobs/score.py --save-embeddings (with --overwrite if the shards were scored without)"
+            )
+        found.setdefault((stats["model"], stats["pretrained"]), shard)
+    if len(found) > 1:
+        seen = ", ".join(f"{m} ({p}) in shard {s:05d}" for (m, p), s in sorted(found.items()))
+        raise UserInputError(f"--embeddings: the scores come from several models: {seen}; rescore with one")
+    if not found:
+        raise UserInputError("--embeddings: no scored raw shards")
+    (model, pretrained), _ = found.popitem()
+    return ScoredModel(model, pretrained)
+
+
+def shard_embeddings(dataset: Dataset, shard: int) -> tuple[list[str], np.ndarray]:
+    """uids and L2-normalised image embeddings (float32) of a raw shard's scored samples."""
+    scores = dataset.scores.shard(shard)
+    uids = scores.table(["uid"]).column("uid").to_pylist()
+    matrix = np.load(io.BytesIO(dataset.storage.read_bytes(*scores.embeddings_file("image"))))
+    if matrix.shape[0] != len(uids):
+        raise UserInputError(
+            f"{dataset.display(*scores.embeddings_file('image'))}: {matrix.shape[0]} embeddings for "
+            f"{len(uids)} scored samples; rescore the shard with --overwrite"
+        )
+    return uids, _normalised(matrix.astype(np.float32))
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+# -- the benchmark side --------------------------------------------------------------------------
+
+
+def query_images(data: bytes, image: ImageOptions) -> list[Image.Image]:
+    """The pictures a benchmark image is embedded as (:data:`QUERIES`), from what the download
+    job would store of it."""
+    stored, original_size = stored_image(data, image)
+    left, top, right, bottom = picture_box(stored.size, original_size, image)
+    picture = stored.convert("RGB").crop((left, top, right, bottom))
+    dx, dy = picture.width * CROP_ZOOM / 2, picture.height * CROP_ZOOM / 2
+    crop = picture.crop((round(dx), round(dy), round(picture.width - dx), round(picture.height - dy)))
+    return [picture, picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT), crop]
+
+
+@dataclass(frozen=True)
+class EmbedBenchmarkImages(ShardStep[HashTask, Any]):
+    """Embed the images of one benchmark task with the scored model (loaded once per worker)."""
+
+    image: ImageOptions
+    model: ScoredModel
+    device: str
+
+    name = "corpusforge-dedup-embed"
+    description = "embedding benchmarks"
+
+    def setup_key(self) -> tuple[str, str, str]:
+        return (self.model.model, self.model.pretrained, self.device)
+
+    def setup(self) -> Any:
+        from pipeline.score.model import load_model
+
+        return load_model(self.model.model, self.model.pretrained, self.device)
+
+    def process(self, task: HashTask, state: Any) -> dict[str, Any]:
+        return embed_images(task.source, task.files, self.image, state)
+
+
+def embed_images(
+    source: BenchmarkSource, files: tuple[str, ...], image: ImageOptions, loaded: Any
+) -> dict[str, Any]:
+    """Rows (benchmark_id, embeddings) of the images of ``files``; images the hashing skipped
+    (undecodable) are skipped here too."""
+    import torch
+
+    ids: list[str] = []
+    pictures: list[Any] = []
+    errors: list[str] = []
+    for member, data in source_images(source, files, errors):
+        try:
+            queries = query_images(data, image)
+        except SampleError:
+            continue  # reported (or refused) by the hashing step
+        ids.append(f"{source.name}/{member}")
+        pictures.extend(loaded.preprocess(q) for q in queries)
+    rows = []
+    for start in range(0, len(pictures), 64 * len(QUERIES)):
+        batch = torch.stack(pictures[start : start + 64 * len(QUERIES)]).to(loaded.device)
+        with torch.inference_mode():
+            embedded = loaded.model.encode_image(batch, normalize=True).float().cpu().numpy()
+        for i in range(0, len(embedded), len(QUERIES)):
+            bid = ids[(start + i) // len(QUERIES)]
+            data = embedded[i : i + len(QUERIES)].astype(np.float16).tobytes()
+            rows.append({"benchmark_id": bid, "embeddings": data})
+    return {"rows": rows}
+
+
+@dataclass(frozen=True)
+class BenchmarkEmbeddings:
+    """The benchmark queries: ``matrix[i]`` is query ``QUERIES[i % 3]`` of benchmark row ``i // 3``
+    (rows of the benchmark hash table); rows without an image (precomputed hashes) are zeros."""
+
+    matrix: np.ndarray  # float16, (3 * rows, dim)
+    embedded: int  # benchmark images with embeddings
+    reused: bool
+
+    @property
+    def rows(self) -> int:
+        return self.matrix.shape[0] // len(QUERIES)
+
+
+def benchmark_embeddings(
+    executor: SparkExecutor,
+    dataset: Dataset,
+    sources: list[BenchmarkSource],
+    benchmark_ids: list[str],
+    image: ImageOptions,
+    model: ScoredModel,
+    device: str,
+) -> BenchmarkEmbeddings:
+    """Every benchmark image's queries, embedded in Spark tasks, or reused from the saved table."""
+    folder = dataset.dedup
+    inputs = fingerprint(
+        version=EMBEDDING_VERSION,
+        schema=BENCHMARK_EMBEDDINGS_SCHEMA.metadata[b"corpusforge.schema_version"].decode(),
+        sources=sources_fingerprint(sources, image),
+        image=image_record(image),
+        model=model.model,
+        pretrained=model.pretrained,
+    )
+
+    def work(commit: ShardCommit) -> dict[str, Any]:
+        results = executor.map(EmbedBenchmarkImages(image, model, device), image_tasks(sources))
+        rows = sorted((row for r in results for row in r["rows"]), key=lambda r: r["benchmark_id"])
+        commit.write_parquet(
+            pa.Table.from_pylist(rows, schema=BENCHMARK_EMBEDDINGS_SCHEMA), *folder.benchmark_embeddings.parts
+        )
+        log.info("embedded %d benchmark images with %s (%s)", len(rows), model.model, model.pretrained)
+        return {"benchmark_images": len(rows), "model": model.model, "pretrained": model.pretrained}
+
+    marker = run_shard(dataset.storage, folder.benchmark_embeddings_output, inputs, work)
+    try:
+        table = folder.benchmark_embeddings.read()
+    except SchemaMismatch as exc:
+        raise UserInputError(f"{exc}; delete it to embed the benchmark images again") from exc
+    return BenchmarkEmbeddings(_query_matrix(table, benchmark_ids), table.num_rows, bool(marker["resumed"]))
+
+
+def _query_matrix(table: pa.Table, benchmark_ids: list[str]) -> np.ndarray:
+    position = {bid: i for i, bid in enumerate(benchmark_ids)}
+    embedded = table.column("embeddings").to_pylist()
+    if not embedded:
+        return np.zeros((len(QUERIES) * len(benchmark_ids), 0), dtype=np.float16)
+    width = len(embedded[0]) // 2 // len(QUERIES)
+    matrix = np.zeros((len(benchmark_ids), len(QUERIES), width), dtype=np.float16)
+    for bid, data in zip(table.column("benchmark_id").to_pylist(), embedded, strict=True):
+        if bid in position:
+            matrix[position[bid]] = np.frombuffer(data, dtype=np.float16).reshape(len(QUERIES), width)
+    return matrix.reshape(len(benchmark_ids) * len(QUERIES), width)
+
+
+# -- the search ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchTask:
+    """One raw shard, and its hash candidates' (uid, benchmark row) pairs to measure."""
+
+    shard: int
+    known: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchEmbeddings(ShardStep[SearchTask, None]):
+    """Benchmark candidates of one raw shard by embedding similarity (exact search)."""
+
+    dataset: Dataset
+    queries: Any  # a Spark broadcast of the BenchmarkEmbeddings matrix (float16)
+    phashes: Any  # a Spark broadcast of (phash, phash_flipped) unsigned arrays of the benchmark rows
+    min_similarity: float
+
+    name = "corpusforge-dedup-embedding-search"
+    description = "searching embeddings"
+    counters = ("candidates",)
+
+    def process(self, task: SearchTask, state: None) -> dict[str, Any]:
+        found, measured = search_shard(
+            self.dataset, task, self.queries.value, self.phashes.value, self.min_similarity
+        )
+        return {"found": found, "measured": sorted(measured.items()), "candidates": len(found)}
+
+
+def search_shard(
+    dataset: Dataset,
+    task: SearchTask,
+    queries: np.ndarray,
+    phashes: tuple[np.ndarray, np.ndarray],
+    min_similarity: float,
+) -> tuple[list[Candidate], dict[tuple[str, int], float]]:
+    """Candidates of one shard (similarity at least ``min_similarity`` to some query), and the
+    similarity of each known (uid, benchmark row) pair (the best of the row's queries)."""
+    uids, embedded = shard_embeddings(dataset, task.shard)
+    if not uids or queries.shape[1] == 0:
+        return [], {}
+    if embedded.shape[1] != queries.shape[1]:
+        raise UserInputError(
+            f"raw shard {task.shard:05d}: embeddings of width {embedded.shape[1]}, benchmark queries of "
+            f"width {queries.shape[1]}"
+        )
+    names, hashes = shard_hashes(dataset, task.shard)
+    phash_of = dict(zip(names, hashes, strict=True))
+    position = {u: i for i, u in enumerate(uids)}
+    known: dict[int, list[tuple[str, int]]] = {}
+    for uid, row in task.known:
+        if uid in position:
+            known.setdefault(position[uid], []).append((uid, row))
+    plain, mirrored = phashes
+    rows = queries.shape[0] // len(QUERIES)
+    matrix = queries.astype(np.float32)
+    found: list[Candidate] = []
+    measured: dict[tuple[str, int], float] = {}
+    for start in range(0, len(uids), SEARCH_BLOCK):
+        block = embedded[start : start + SEARCH_BLOCK] @ matrix.T  # (block, 3 * rows)
+        per_query = block.reshape(len(block), rows, len(QUERIES))
+        best = per_query.max(axis=2)
+        which = per_query.argmax(axis=2)
+        for i in range(len(block)):
+            sample = start + i
+            for uid, row in known.get(sample, ()):
+                measured[(uid, row)] = float(best[i, row])
+            hits = np.flatnonzero(best[i] >= min_similarity)
+            if len(hits) > MAX_CANDIDATES_PER_SAMPLE:
+                hits = hits[np.argsort(-best[i, hits], kind="stable")[:MAX_CANDIDATES_PER_SAMPLE]]
+            uid = uids[sample]
+            mine = phash_of.get(uid)
+            if mine is None:
+                continue
+            for row in sorted(int(h) for h in hits):
+                flipped = QUERIES[int(which[i, row])] == QUERY_MIRROR
+                theirs = mirrored[row] if flipped else plain[row]
+                distance = bin(int(theirs) ^ from_signed64(int(mine))).count("1")
+                found.append(
+                    Candidate(
+                        uid,
+                        task.shard,
+                        row,
+                        distance,
+                        flipped,
+                        similarity=round(float(best[i, row]), 6),
+                        embedding=True,
+                    )
+                )
+    return found, measured
+
+
+def search_embeddings(
+    executor: SparkExecutor,
+    dataset: Dataset,
+    shards: list[int],
+    queries: BenchmarkEmbeddings,
+    benchmark: pa.Table,
+    hash_candidates: list[Candidate],
+    min_similarity: float,
+) -> tuple[list[Candidate], dict[tuple[str, int], float]]:
+    """Embedding candidates of every raw shard, and the similarities of the hash candidates."""
+    known: dict[int, set[tuple[str, int]]] = {}
+    for c in hash_candidates:
+        known.setdefault(c.shard, set()).add((c.uid, c.benchmark_row))
+    tasks = [SearchTask(shard, tuple(sorted(known.get(shard, ())))) for shard in shards]
+    plain = benchmark.column("phash").to_pylist()
+    mirror = benchmark.column("phash_flipped").to_pylist()
+    flipped = [h if v is None else v for h, v in zip(plain, mirror, strict=True)]
+    phashes = (
+        np.array([from_signed64(v) for v in plain], dtype=np.uint64),
+        np.array([from_signed64(v) for v in flipped], dtype=np.uint64),
+    )
+    context = executor.context
+    queries_broadcast, phash_broadcast = context.broadcast(queries.matrix), context.broadcast(phashes)
+    try:
+        results = executor.map(
+            SearchEmbeddings(dataset, queries_broadcast, phash_broadcast, min_similarity), tasks
+        )
+    finally:
+        queries_broadcast.destroy()
+        phash_broadcast.destroy()
+    found = [c for r in results for c in r["found"]]
+    measured = {pair: value for r in results for pair, value in r["measured"]}
+    return found, measured
