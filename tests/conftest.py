@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random as _random
 import subprocess
 import sys
 import tempfile
@@ -209,3 +210,19 @@ def downloaded(spark, world: Path, server: WorldServer, tmp_path_factory: pytest
     )
     download(spark, options)
     return root / "dataset"
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised corpusforge-tiny checkpoint (fixed seed)."""
+    import open_clip
+    import torch
+
+    from pipeline.score.model import register_configs
+    from pipeline.train.contrastive import save_checkpoint
+
+    register_configs()
+    torch.manual_seed(_random.Random(7).randint(0, 1000))
+    return save_checkpoint(
+        open_clip.create_model("corpusforge-tiny"), tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    )

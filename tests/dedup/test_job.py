@@ -235,7 +235,12 @@ def test_within_corpus_exact_and_near_duplicates_keep_one_per_group(spark, tmp_p
     assert a not in matches
     # Two flat images of different colours hash alike, but the low-complexity rule keeps both.
     assert not {uid_of["red.jpg"][0], uid_of["blue.jpg"][0]} & set(matches)
-    assert summary["by_reason"] == {"benchmark_duplicate": 0, "exact_duplicate": 1, "near_duplicate": 1}
+    assert summary["by_reason"] == {
+        "benchmark_duplicate": 0,
+        "exact_duplicate": 1,
+        "near_duplicate": 1,
+        "semantic_duplicate": 0,
+    }
     near = matches[a_small]
     assert near["verified"] is True and near["signals"] == ["phash", "thumbnail"]
     assert matches[b_drop]["signals"] == ["sha256"] and matches[b_drop]["verified"] is None

@@ -1,0 +1,174 @@
+"""Dedup with the score job's embeddings: benchmark copies the hashes miss, and SemDeDup.
+
+Real Spark, a real HTTP server, a real (tiny, randomly initialised) open_clip model, scikit-image's
+bundled photographs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline.dataset import Dataset
+from pipeline.dedup.options import DedupOptions
+from pipeline.errors import UserInputError
+from pipeline.synthetic.server import WorldServer
+from testkit.transforms import bundled_photos, centre_crop
+from tests.dedup.test_job import _download_list, _matches, _raw_rows, _serve_list
+from tests.stages import build, build_options, check_inputs, score, score_options
+from tests.stages import dedup as run
+from tests.stages import dedup_options as options_from_args
+
+BENCHMARK = ("astronaut", "coffee", "chelsea")
+OTHERS = ("rocket", "camera", "motorcycle", "brick")
+
+
+@pytest.fixture(scope="module")
+def scored(
+    spark, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, dict]:
+    """A corpus with a mirror image of one benchmark photo, a 15% centre crop of another, and
+    photos that are in no benchmark; scored with --save-embeddings. Returns the dataset, the
+    benchmark folder and uid per file."""
+    tmp = tmp_path_factory.mktemp("embeddings")
+    photos = bundled_photos()
+    bench = tmp / "benchmark"
+    bench.mkdir()
+    for name in BENCHMARK:
+        photos[name].save(bench / f"{name}.png")
+    files = {
+        "mirror.jpg": photos["astronaut"].transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "crop.jpg": centre_crop(photos["coffee"], 0.15),
+        **{f"{name}.jpg": photos[name] for name in OTHERS},
+    }
+    site = _serve_list(tmp, files, [])
+    dataset = tmp / "dataset"
+    with WorldServer(site) as server:
+        _download_list(spark, site, [(n, f"a photo: {n}") for n in files], dataset, server.base_url)
+    uid_of = {r["url"].rsplit("/", 1)[-1]: r["uid"] for r in _raw_rows(dataset)}
+    argv = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
+    score(spark, score_options([*argv, "--save-embeddings", "--device", "cpu"]))
+    return dataset, bench, uid_of
+
+
+def _dedup(spark, dataset: Path, bench: Path, *extra: str) -> dict:
+    return run(spark, options_from_args(["--dataset", str(dataset), "--benchmark", str(bench), *extra]))
+
+
+def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spark, scored) -> None:
+    dataset, bench, uid_of = scored
+    _dedup(spark, dataset, bench)
+    by_hash = {m["uid"] for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"}
+    assert uid_of["mirror.jpg"] not in by_hash, "a mirror image should be out of the hashes' reach"
+
+    summary = _dedup(spark, dataset, bench, "--embeddings")
+    matches = {m["uid"]: m for m in _matches(dataset)}
+    mirror, crop = matches[uid_of["mirror.jpg"]], matches[uid_of["crop.jpg"]]
+    assert mirror["reason"] == "benchmark_duplicate" and mirror["match_id"] == "benchmark/astronaut.png"
+    assert mirror["matched_hash"] == "embedding"
+    assert mirror["signals"][-2:] == ["embedding", "thumbnail"] and mirror["verified"] is True
+    assert mirror["embedding_similarity"] >= 0.9
+    assert crop["reason"] == "benchmark_duplicate" and crop["match_id"] == "benchmark/coffee.png"
+    assert "thumbnail" in crop["signals"] and crop["embedding_similarity"] >= 0.9
+    # Photos in no benchmark stay, however close a random model puts them: the thumbnails decide.
+    assert not {uid_of[f"{n}.jpg"] for n in OTHERS} & set(matches)
+    emb = summary["benchmark"]["embeddings"]
+    assert emb["benchmark_images_embedded"] == 3 and not emb["reused"]
+    assert emb["model"] == "corpusforge-tiny"
+    # The benchmark embeddings are reused on a rerun with the same sources and model.
+    again = _dedup(spark, dataset, bench, "--embeddings")
+    assert again["benchmark"]["embeddings"]["reused"]
+    assert {m["uid"] for m in _matches(dataset)} == set(matches)
+    page = (dataset / "dedup" / "audit" / "index.html").read_text()
+    assert "embedding similarity" in page and "embedding, mirror" in page
+
+
+def test_every_embedding_candidate_goes_through_the_thumbnails(spark, scored) -> None:
+    # At similarity 0.05 a random model makes every (sample, benchmark image) pair a candidate;
+    # only the copies survive the verification.
+    dataset, bench, uid_of = scored
+    summary = _dedup(spark, dataset, bench, "--embeddings", "--embedding-min-similarity", "0.05")
+    dropped = {m["uid"] for m in _matches(dataset)}
+    assert dropped == {uid_of["mirror.jpg"], uid_of["crop.jpg"]}
+    assert summary["benchmark"]["embeddings"]["candidates"] >= len(uid_of) * 2
+    assert summary["benchmark_candidates_rejected_by_thumbnail"] > 0
+
+
+def test_embeddings_need_scores_with_saved_embeddings(spark, scored, tmp_path: Path) -> None:
+    dataset, bench, _ = scored
+    unscored = tmp_path / "unscored"
+    import shutil
+
+    shutil.copytree(dataset / "raw", unscored / "raw")
+    options = options_from_args(["--dataset", str(unscored), "--benchmark", str(bench), "--embeddings"])
+    with pytest.raises(UserInputError, match=r"raw shard 00000 has no current scores.*--save-embeddings"):
+        check_inputs("dedup", options)
+    shutil.copytree(dataset / "scores", unscored / "scores")
+    for npy in (unscored / "scores" / "embeddings").glob("00001_image.npy"):
+        npy.unlink()
+    with pytest.raises(UserInputError, match=r"00001_image.npy is missing"):
+        check_inputs("dedup", options)
+    with pytest.raises(UserInputError, match="needs the thumbnail verification"):
+        DedupOptions(dataset="d", benchmarks=("b",), embeddings=True, max_thumbnail_distance=-1)
+    with pytest.raises(UserInputError, match="--semantic-threshold must be in"):
+        DedupOptions(dataset="d", semantic_threshold=1.5)
+
+
+def _set_embeddings(dataset: Path, vectors: dict[str, np.ndarray]) -> None:
+    """Replace the saved image embeddings of the named uids (others: random, far from all)."""
+    rng = np.random.default_rng(5)
+    data = Dataset(str(dataset))
+    for shard in data.raw.complete_indices():
+        scores = data.scores.shard(shard)
+        uids = pq.read_table(dataset / "scores" / f"{shard:05d}.parquet").column("uid").to_pylist()
+        path = dataset / "scores" / "embeddings" / f"{shard:05d}_image.npy"
+        width = np.load(path).shape[1]
+        rows = [vectors.get(u, rng.normal(size=width)) for u in uids]
+        matrix = np.stack([r / np.linalg.norm(r) for r in rows]).astype(np.float16)
+        buffer = io.BytesIO()
+        np.save(buffer, matrix)
+        path.write_bytes(buffer.getvalue())
+        assert scores.is_complete()
+
+
+def test_semantic_duplicates_form_groups_and_keep_one(spark, scored, tmp_path: Path) -> None:
+    import shutil
+
+    source, _, uid_of = scored
+    dataset = tmp_path / "dataset"
+    shutil.copytree(source / "raw", dataset / "raw")
+    shutil.copytree(source / "scores", dataset / "scores")
+    width = np.load(dataset / "scores" / "embeddings" / "00000_image.npy").shape[1]
+    base = np.zeros(width)
+    base[0] = 1.0
+    # A chain: rocket ~ camera ~ motorcycle (cosine 0.98 each step), rocket and motorcycle 0.92.
+    step = np.zeros(width)
+    step[1] = 0.2
+    chain = {
+        uid_of["rocket.jpg"]: base,
+        uid_of["camera.jpg"]: base + step,
+        uid_of["motorcycle.jpg"]: base + 2 * step,
+    }
+    _set_embeddings(dataset, chain)
+    argv = ["--dataset", str(dataset), "--semantic-threshold", "0.95", "--semantic-clusters", "2"]
+    summary = run(spark, options_from_args(argv))
+    matches = {m["uid"]: m for m in _matches(dataset) if m["reason"] == "semantic_duplicate"}
+    areas = {r["uid"]: r["original_width"] * r["original_height"] for r in _raw_rows(dataset)}
+    keep = min(chain, key=lambda u: (-areas[u], u))
+    assert set(matches) == set(chain) - {keep}
+    for match in matches.values():
+        assert match["match_id"] == keep and match["signals"] == ["embedding"]
+        assert match["embedding_similarity"] >= 0.95 and match["verified"] is None
+    assert summary["by_reason"]["semantic_duplicate"] == 2
+    assert summary["semantic"]["clusters"] == 2 and summary["semantic"]["pairs"] == 2
+    # build_shards drops them, or keeps them with --keep-corpus-duplicates.
+    built = build(spark, build_options(["--dataset", str(dataset), "--samples-per-shard", "100"]))
+    assert built["dropped"]["semantic_duplicate"] == 2
+    written = json.loads((dataset / "final" / "sizes.json").read_text())
+    assert sum(written.values()) == len(uid_of) - 2
