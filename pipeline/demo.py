@@ -56,6 +56,7 @@ def run_demo(options: DemoOptions) -> Path:
             "corpusforge-tiny",
             "--pretrained",
             str(scorer),
+            "--save-embeddings",
             "--overwrite",
         ],
         master=options.master,
