@@ -31,7 +31,7 @@ from pipeline.dataset import Dataset
 log = logging.getLogger(__name__)
 
 TILE = 128
-LABEL = 30
+LABEL = 43
 PAIRS_PER_ROW = 4
 ROWS_PER_PAGE = 6
 MATCHES_PER_BENCHMARK = 4
@@ -89,7 +89,7 @@ def _tile(data: bytes | None, lines: list[str], frame: tuple[int, int, int]) -> 
         except OSError:
             draw.text((6, TILE // 2), "(unreadable)", fill="red")
     draw.rectangle((0, 0, TILE - 1, TILE - 1), outline=frame, width=3)
-    for i, line in enumerate(lines[:2]):
+    for i, line in enumerate(lines[:3]):
         draw.text((4, TILE + 2 + 13 * i), line[:22], fill="black")
     return tile
 
@@ -106,10 +106,9 @@ def render_page(pairs: list[tuple[AuditMatch, bytes | None, bytes | None]], drop
         page.paste(_tile(bench, [name, "benchmark"], _BLUE), (x, y))
         whole = "-" if match.phash_distance is None else match.phash_distance
         centre = "-" if match.centre_distance is None else match.centre_distance
-        first = f"pHash {whole} centre {centre}"
+        lines = [f"pHash {whole} centre {centre}", f"thumb {match.thumbnail_text} {match.verdict_text}"]
         if match.similarity is not None:
-            first += f" emb {match.similarity:.2f}"
-        lines = [first, f"thumb {match.thumbnail_text} {match.verdict_text}"]
+            lines.insert(1, f"{'found by ' if match.embedding else ''}emb {match.similarity:.3f}")
         page.paste(_tile(corpus, lines, _RED if dropped else _GREY), (x + TILE, y))
     return page
 
@@ -206,8 +205,10 @@ def write_audit(
 <h1>Benchmark duplicates found in the corpus</h1>
 <p>Each pair: a benchmark image (blue) and a corpus sample (right). Under the sample, its signals:
 the distance of the whole-picture pHashes in bits (of the mirror image for mirrored matches), of
-the centre hashes, and the share of verification-thumbnail pixels that differ after the closest
-allowed brightness/colour change (docs/dedup.md, "Verification").</p>
+the centre hashes, the cosine similarity of the image embeddings when measured (<code>--embeddings</code>;
+"found by emb" when only the embeddings found the pair), and the share of verification-thumbnail
+pixels that differ after the closest allowed brightness/colour change (docs/dedup.md,
+"Verification").</p>
 <h2>Dropped: {len(matches)} samples of {total_benchmarks_matched} benchmark images</h2>
 <p>Written to <code>matches.parquet</code>; build_shards leaves them out. Each should be a copy of
 its benchmark image. {shown_dropped} benchmark images shown.</p>
@@ -218,8 +219,8 @@ its benchmark image. {shown_dropped} benchmark images shown.</p>
 </table>
 <h2>Rejected by the verifier: {len(rejected)} samples kept, of {total_benchmarks_rejected}
 benchmark images</h2>
-<p>A hash found these samples but the verifier did not confirm them, so they stay in the corpus
-(grey frames). Each should be a different picture; a copy here is a miss of the verifier.
+<p>A hash (or the embeddings) found these samples but the verifier did not confirm them, so they
+stay in the corpus (grey frames). Each should be a different picture; a copy here is a miss of the verifier.
 {shown_rejected} benchmark images shown.</p>
 {left_out(total_benchmarks_rejected, shown_rejected)}
 {images(rejected_pages)}

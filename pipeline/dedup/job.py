@@ -638,6 +638,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     if "benchmark" in summary:
         bench = summary["benchmark"]
+        by_hash = summary.get("benchmark_matches_by_hash", {})
         lines.append(
             f"  benchmark images            {bench['benchmark_images']:>10}  "
             f"({'reused saved hashes' if bench['reused'] else 'hashed'}, {len(bench['skipped'])} skipped, "
@@ -646,7 +647,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  benchmark duplicates        {reasons[REASON_BENCHMARK]:>10}  "
             f"(of {summary['benchmark_images_matched']} benchmark images; "
-            f"{summary.get('benchmark_matches_by_hash', {}).get('phash_centre', 0)} by centre hash)"
+            f"{by_hash.get('phash_centre', 0)} by centre hash"
+            + (f", {by_hash.get('embedding', 0)} by embeddings only" if "embeddings" in bench else "")
+            + ")"
         )
         lines.append(
             f"  candidates not confirmed    {summary['benchmark_samples_rejected']:>10}  "
