@@ -60,8 +60,8 @@ def connected_groups(edges: DataFrame, samples: DataFrame) -> DataFrame:
     """Every group member that is not its group's representative, with the representative.
 
     ``edges``: columns ``a`` string, ``b`` string (undirected; duplicates and self-loops allowed).
-    ``samples``: ``uid`` string, ``shard`` int, ``area`` long (at least every uid the edges name;
-    an edge naming an unknown uid is ignored).
+    ``samples``: ``uid`` string, ``shard`` int, ``area`` long (at least every uid the edges name,
+    one row per uid; an edge naming an unknown uid is ignored).
     Returns one row per group member that is NOT its group's representative: ``uid`` string,
     ``shard`` int, ``representative`` string. Representative = largest area, then smallest uid.
     """
