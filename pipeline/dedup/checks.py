@@ -9,8 +9,8 @@ cache (:mod:`pipeline.dedup.features`). Thumbnails never travel to the driver.
   (the rows candidates name, not the whole table) is broadcast. Each candidate comes back with
   all its signals: both pHash distances, the thumbnail distance and the verdict.
 - Within-corpus near-duplicate pairs: a Spark join of the pairs with the features of the samples
-  they name (read per shard by tasks), compared partition by partition; each pair comes back with
-  its verdict.
+  they name (read per shard by tasks), compared partition by partition; the verdicts stay a
+  DataFrame (one row per pair), never collected to the driver.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pipeline.dedup.benchmark_matches import Candidate
 from pipeline.dedup.corpus import shard_hashes
 from pipeline.dedup.features import FeatureCache, features_of
 from pipeline.dedup.guard import UNKNOWN, ImageFeatures
-from pipeline.dedup.verify import Verdict, Verifier
+from pipeline.dedup.verify import Verifier
 from pipeline.executor import SparkExecutor
 from pipeline.image.phash import from_signed64
 from pipeline.stage import ShardStep
@@ -223,20 +223,26 @@ def check_benchmark_candidates(
 
 @dataclass(frozen=True)
 class FeatureRows:
-    """The cached features of chosen samples of one shard, as rows (uid, complexity, signature, thumbnail)."""
+    """The cached features of chosen samples of one shard, as rows (uid, complexity, signature, thumbnail).
+
+    Called on a row (shard, uids): one raw shard and the uids wanted from it.
+    """
 
     dataset: Dataset
     cache: FeatureCache
 
-    def __call__(self, task: tuple[int, tuple[str, ...]]) -> list[tuple[str, float, bytes, bytes]]:
+    def __call__(self, task: Any) -> list[tuple[str, float, bytes, bytes]]:
         shard, uids = task
-        cached = self.cache.features(self.dataset, shard, set(uids))
+        cached = self.cache.features(self.dataset, int(shard), set(uids))
         return [(u, r["complexity"], r["colour_signature"], r["thumbnail"]) for u, r in cached.items()]
 
 
 @dataclass(frozen=True)
 class PairChecker:
-    """Verdicts for a partition of joined rows (a, b, a's features, b's features)."""
+    """Verdicts for a partition of joined rows (a, b, a's features, b's features).
+
+    A side without cached features (none: every stored sample has them) is judged unknown.
+    """
 
     verifier: Verifier
     batch: int = 512
@@ -260,42 +266,39 @@ class PairChecker:
             yield (r[0], r[1], v.thumbnail_distance, v.guard, v.accepted)
 
 
+VERDICTS_SCHEMA = "a string, b string, thumbnail_distance double, guard boolean, accepted boolean"
+
+
 def check_near_pairs(
     executor: SparkExecutor,
     dataset: Dataset,
     cache: FeatureCache,
-    pairs: list[tuple[str, str, int]],
-    shards: dict[str, int],
+    pairs: Any,
+    samples: Any,
     verifier: Verifier,
-) -> dict[tuple[str, str], Verdict]:
-    """The verdict of every within-corpus candidate pair ``(a, b, distance)``, computed in Spark.
+) -> Any:
+    """The verdict of every within-corpus candidate pair, as a Spark DataFrame.
 
-    ``shards``: the raw shard of every sample the pairs name.
+    ``pairs``: DataFrame (a, b, ...); ``samples``: DataFrame (uid, shard, ...) of (at least) every
+    sample the pairs name. Returns (a, b, thumbnail_distance, guard, accepted), one row per pair.
+    Each raw shard's features are read by tasks that get the uids wanted from it through a Spark
+    group-by, so the driver holds no pair and no uid.
     """
-    if not pairs:
-        return {}
+    from pyspark.sql import functions as F
+
     spark = executor.spark
-    by_shard: dict[int, list[str]] = {}
-    for uid, shard in shards.items():
-        by_shard.setdefault(shard, []).append(uid)
-    tasks = [(shard, tuple(sorted(uids))) for shard, uids in sorted(by_shard.items())]
+    wanted = pairs.selectExpr("a AS uid").union(pairs.selectExpr("b AS uid")).distinct()
+    by_shard = samples.join(wanted, "uid").groupBy("shard").agg(F.collect_list("uid").alias("uids")).rdd
     features = spark.createDataFrame(
-        executor.flat_map(tasks, FeatureRows(dataset, cache)),
+        by_shard.map(tuple).flatMap(FeatureRows(dataset, cache)),
         "uid string, complexity float, signature binary, thumbnail binary",
     )
-    frame = spark.createDataFrame([(a, b) for a, b, _ in pairs], "a string, b string")
     left = features.selectExpr("uid AS a", "complexity AS ac", "signature AS asig", "thumbnail AS athumb")
     right = features.selectExpr("uid AS b", "complexity AS bc", "signature AS bsig", "thumbnail AS bthumb")
     joined = (
-        frame.join(left, "a")
-        .join(right, "b")
+        pairs.select("a", "b")
+        .join(left, "a", "left")
+        .join(right, "b", "left")
         .select("a", "b", "ac", "asig", "athumb", "bc", "bsig", "bthumb")
     )
-    rdd = joined.rdd.mapPartitions(PairChecker(verifier))
-    found = executor.collect(rdd, rdd.getNumPartitions(), "corpusforge-dedup-verify-pairs", "verifying pairs")
-    verdicts = {(a, b): Verdict(guard, thumb, accepted) for a, b, thumb, guard, accepted in found}
-    # A sample without cached features (none: every stored sample has them) is judged unknown.
-    for a, b, _ in pairs:
-        if (a, b) not in verdicts:
-            verdicts[(a, b)] = verifier.check([(UNKNOWN, UNKNOWN)])[0]
-    return verdicts
+    return spark.createDataFrame(joined.rdd.mapPartitions(PairChecker(verifier)), VERDICTS_SCHEMA)

@@ -60,13 +60,13 @@ from pipeline.dedup.features import FeatureCache
 from pipeline.dedup.guard import ComplexityGuard
 from pipeline.dedup.options import DedupOptions
 from pipeline.dedup.semantic import semantic_pairs
-from pipeline.dedup.verify import Verdict, Verifier
+from pipeline.dedup.verify import Verifier
 from pipeline.dedup.within_corpus import (
-    CorpusSample,
-    Duplicate,
+    best_thumbnail_distances,
     exact_duplicates,
     near_duplicate_groups,
     near_duplicate_pairs,
+    pair_samples,
 )
 from pipeline.errors import UserInputError
 from pipeline.executor import SparkExecutor
@@ -117,9 +117,18 @@ class Benchmark:
 
 @dataclass(frozen=True)
 class CorpusDuplicates:
-    exact: list[Duplicate]
-    near_pairs: list[tuple[str, str, int]]
-    near_samples: dict[str, CorpusSample]
+    """The within-corpus candidates, as materialised Spark DataFrames (nothing on the driver).
+
+    ``exact``: (uid, shard, representative, distance) per exact duplicate to drop;
+    ``near_pairs``: (a, b, distance) per candidate pair; ``near_samples``: (uid, shard, phash,
+    area) of every sample the pairs name; ``near_pair_count``: the number of pairs.
+    None of the frames without ``--within-corpus``.
+    """
+
+    exact: Any
+    near_pairs: Any
+    near_samples: Any
+    near_pair_count: int
 
 
 def stored_image_options(dataset: Dataset) -> ImageOptions:
@@ -206,7 +215,7 @@ class DedupStage(Stage[DedupOptions]):
             summary.update(
                 {
                     **verified.counts,
-                    "near_duplicate_pairs": len(duplicates.near_pairs),
+                    "near_duplicate_pairs": duplicates.near_pair_count,
                     "matches": len(rows),
                     "by_reason": {
                         r: reasons.get(r, 0)
@@ -345,20 +354,23 @@ def centre_corpus(ctx: DedupContext, count: int) -> CorpusHashes:
 
 
 def find_corpus_duplicates(ctx: DedupContext, corpus: Any, count: int) -> CorpusDuplicates:
-    """Exact duplicates (sha256), then near-duplicate pairs (pHash) among the rest."""
+    """Exact duplicates (sha256), then near-duplicate pairs (pHash) among the rest.
+
+    All three frames are checkpointed here (``localCheckpoint``), so the later steps neither
+    recompute the joins nor need ``corpus`` (which is unpersisted after this step).
+    """
     if not ctx.options.within_corpus:
-        return CorpusDuplicates([], [], {})
-    exact = exact_duplicates(corpus)
-    dropped = {d.uid for d in exact}
-    remaining = corpus
-    if dropped:
-        # An anti-join, not isin(): the list of exact duplicates can be millions long.
-        frame = ctx.executor.spark.createDataFrame([(uid,) for uid in sorted(dropped)], "uid string")
-        remaining = corpus.join(frame, "uid", "left_anti")
-    pairs, samples = near_duplicate_pairs(
-        remaining, count - len(dropped), ctx.options.near_duplicate_distance
-    )
-    return CorpusDuplicates(exact, pairs, samples)
+        return CorpusDuplicates(None, None, None, 0)
+    exact = exact_duplicates(corpus).localCheckpoint(eager=True)
+    dropped = exact.count()
+    # An anti-join: the exact duplicates can be millions.
+    remaining = corpus.join(exact.select("uid"), "uid", "left_anti") if dropped else corpus
+    pairs = near_duplicate_pairs(remaining, count - dropped, ctx.options.near_duplicate_distance)
+    pairs = pairs.localCheckpoint(eager=True)
+    samples = pair_samples(pairs, remaining).localCheckpoint(eager=True)
+    found = pairs.count()
+    log.info("%d exact duplicates, %d near-duplicate candidate pairs", dropped, found)
+    return CorpusDuplicates(exact, pairs, samples, found)
 
 
 @dataclass(frozen=True)
@@ -428,8 +440,9 @@ class Verified:
 
     benchmark: dict[str, Checked]  # per sample, its closest accepted benchmark match
     rejected: dict[str, Checked]  # per sample with candidates but none accepted: the closest one
-    near: list[Duplicate]
-    near_thumbnail: dict[str, float | None]  # per dropped near duplicate: its best verified pair's distance
+    # Per near duplicate to drop (a Spark DataFrame, or None without --within-corpus): uid, shard,
+    # representative, distance, thumbnail_distance (its best verified pair's distance).
+    near: Any
     counts: dict[str, int]
 
 
@@ -446,34 +459,31 @@ def verify(
         )
     accepted = closest([c for c in checked if c.accepted])
     rejected = closest([c for c in checked if not c.accepted and c.uid not in accepted])
-    shards = {s.uid: s.shard for s in duplicates.near_samples.values()}
-    verdicts = check_near_pairs(ctx.executor, ctx.dataset, ctx.cache, duplicates.near_pairs, shards, verifier)
-    near = near_duplicate_groups(
-        duplicates.near_pairs, duplicates.near_samples, lambda a, b: verdicts[(a, b)].accepted
-    )
-    near_thumbnail = _best_verified(verdicts, {d.uid for d in near})
+    near, near_rejected = verify_near(ctx, duplicates, verifier)
     counts = {
         "benchmark_candidates": len(checked),
         "benchmark_candidates_rejected_by_guard": sum(not c.guard for c in checked),
         "benchmark_candidates_rejected_by_thumbnail": sum(c.guard and not c.accepted for c in checked),
         "benchmark_samples_rejected": len(rejected),
-        "near_duplicate_pairs_rejected": sum(not v.accepted for v in verdicts.values()),
+        "near_duplicate_pairs_rejected": near_rejected,
     }
-    return Verified(accepted, rejected, near, near_thumbnail, counts)
+    return Verified(accepted, rejected, near, counts)
 
 
-def _best_verified(verdicts: dict[tuple[str, str], Verdict], uids: set[str]) -> dict[str, float | None]:
-    """Per sample of ``uids``, the smallest thumbnail distance among its accepted pairs."""
-    best: dict[str, float | None] = {}
-    for (a, b), verdict in verdicts.items():
-        if not verdict.accepted:
-            continue
-        for uid in (a, b):
-            if uid in uids:
-                value = verdict.thumbnail_distance
-                old = best.get(uid)
-                best[uid] = value if old is None else (old if value is None else min(old, value))
-    return best
+def verify_near(ctx: DedupContext, duplicates: CorpusDuplicates, verifier: Verifier) -> tuple[Any, int]:
+    """The near duplicates to drop (a DataFrame, see :class:`Verified`) and the number of candidate
+    pairs the verifier rejected: verdicts, groups and distances all computed in Spark."""
+    if duplicates.near_pairs is None or not duplicates.near_pair_count:
+        return None, 0
+    from pyspark.sql import functions as F
+
+    verdicts = check_near_pairs(
+        ctx.executor, ctx.dataset, ctx.cache, duplicates.near_pairs, duplicates.near_samples, verifier
+    ).localCheckpoint(eager=True)
+    rejected = verdicts.where(~F.col("accepted")).count()
+    groups = near_duplicate_groups(verdicts.where(F.col("accepted")), duplicates.near_samples)
+    near = groups.join(best_thumbnail_distances(verdicts), "uid", "left")
+    return near, rejected
 
 
 # -- step 6 ------------------------------------------------------------------------------------
@@ -483,11 +493,13 @@ def match_rows(
     ctx: DedupContext,
     verified: Verified,
     bench_ids: list[str],
-    exact: list[Duplicate],
+    exact: Any,
     semantic: list[SemanticDuplicate] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per sample to drop, with its signals; a benchmark match wins over a within-corpus
-    duplicate, then exact before near before semantic."""
+    duplicate, then exact before near before semantic. ``exact``: the exact duplicates' DataFrame
+    (or None); the within-corpus rows are collected here, one per sample to drop (what
+    matches.parquet holds)."""
     o = ctx.options
     min_similarity = o.embedding_min_similarity if o.embeddings else None
     rows = [
@@ -507,64 +519,68 @@ def match_rows(
         }
         for uid, c in verified.benchmark.items()
     ]
-    rows.extend(
-        {
-            "uid": d.uid,
-            "reason": REASON_EXACT,
-            "match_id": d.representative,
-            "distance": d.distance,
-            "shard": d.shard,
-            "matched_hash": None,
-            "phash_distance": 0,
-            "centre_distance": None,
-            "thumbnail_distance": None,
-            "verified": None,
-            "signals": [SIGNAL_SHA256],
-            "embedding_similarity": None,
-        }
-        for d in exact
-        if d.uid not in verified.benchmark
-    )
-    for d in verified.near:
-        if d.uid in verified.benchmark:
-            continue
-        thumbnail = verified.near_thumbnail.get(d.uid)
-        rows.append(
-            {
-                "uid": d.uid,
-                "reason": REASON_NEAR,
-                "match_id": d.representative,
-                "distance": d.distance,
-                "shard": d.shard,
-                "matched_hash": None,
-                "phash_distance": d.distance,
-                "centre_distance": None,
-                "thumbnail_distance": thumbnail,
-                "verified": None if thumbnail is None else True,
-                "signals": [SIGNAL_PHASH] + ([SIGNAL_THUMBNAIL] if thumbnail is not None else []),
-                "embedding_similarity": None,
-            }
-        )
+    rows.extend(_exact_row(d) for d in _collect(exact) if d.uid not in verified.benchmark)
+    rows.extend(_near_row(d) for d in _collect(verified.near) if d.uid not in verified.benchmark)
     listed = {r["uid"] for r in rows}
-    rows.extend(
-        {
-            "uid": d.uid,
-            "reason": REASON_SEMANTIC,
-            "match_id": d.representative,
-            "distance": d.distance,
-            "shard": d.shard,
-            "matched_hash": None,
-            "phash_distance": d.distance,
-            "centre_distance": None,
-            "thumbnail_distance": None,
-            "verified": None,
-            "signals": [SIGNAL_EMBEDDING],
-            "embedding_similarity": d.similarity,
-        }
-        for d in semantic or []
-        if d.uid not in listed
-    )
+    rows.extend(_semantic_row(d) for d in semantic or [] if d.uid not in listed)
     return sorted(rows, key=lambda r: r["uid"])
+
+
+def _collect(frame: Any) -> list[Any]:
+    """The rows of a within-corpus DataFrame (none for None)."""
+    return [] if frame is None else frame.collect()
+
+
+def _exact_row(d: Any) -> dict[str, Any]:
+    return {
+        "uid": d.uid,
+        "reason": REASON_EXACT,
+        "match_id": d.representative,
+        "distance": d.distance,
+        "shard": d.shard,
+        "matched_hash": None,
+        "phash_distance": 0,
+        "centre_distance": None,
+        "thumbnail_distance": None,
+        "verified": None,
+        "signals": [SIGNAL_SHA256],
+        "embedding_similarity": None,
+    }
+
+
+def _near_row(d: Any) -> dict[str, Any]:
+    thumbnail = d.thumbnail_distance
+    return {
+        "uid": d.uid,
+        "reason": REASON_NEAR,
+        "match_id": d.representative,
+        "distance": d.distance,
+        "shard": d.shard,
+        "matched_hash": None,
+        "phash_distance": d.distance,
+        "centre_distance": None,
+        "thumbnail_distance": thumbnail,
+        "verified": None if thumbnail is None else True,
+        "signals": [SIGNAL_PHASH] + ([SIGNAL_THUMBNAIL] if thumbnail is not None else []),
+        "embedding_similarity": None,
+    }
+
+
+def _semantic_row(d: SemanticDuplicate) -> dict[str, Any]:
+    return {
+        "uid": d.uid,
+        "reason": REASON_SEMANTIC,
+        "match_id": d.representative,
+        "distance": d.distance,
+        "shard": d.shard,
+        "matched_hash": None,
+        "phash_distance": d.distance,
+        "centre_distance": None,
+        "thumbnail_distance": None,
+        "verified": None,
+        "signals": [SIGNAL_EMBEDDING],
+        "embedding_similarity": d.similarity,
+    }
 
 
 def _matched_hash(candidate: Candidate) -> str:

@@ -5,105 +5,90 @@ matches B and B matches C, all three form one group even when A and C are furthe
 representative per group is kept, chosen deterministically: the sample with the largest
 original image (width x height), ties broken by the smallest uid. Every other member is
 reported with the representative's uid as its group id.
+
+Everything here is a Spark DataFrame in and out: the driver holds no pair, group or member.
+Exact groups are a window over sha256; near-duplicate groups are the connected components of the
+confirmed pairs (:func:`pipeline.dedup.components.connected_groups`).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from pipeline.dedup.components import connected_groups
 from pipeline.dedup.spark_join import hamming_join, join_plan
 
-
-@dataclass(frozen=True)
-class CorpusSample:
-    uid: str
-    shard: int
-    phash: int
-    area: int
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 
-@dataclass(frozen=True)
-class Duplicate:
-    """A sample to drop: ``representative`` is the uid kept for its group."""
+def exact_duplicates(corpus: DataFrame) -> DataFrame:
+    """Samples whose downloaded bytes (sha256) equal those of a kept sample.
 
-    uid: str
-    shard: int
-    representative: str
-    distance: int
+    ``corpus``: uid, shard, sha256, area. Returns (uid, shard, representative, distance = 0), one
+    row per sample to drop; samples without a sha256 are never exact duplicates.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
-
-def representative(members: Iterable[CorpusSample]) -> CorpusSample:
-    """The sample a group keeps: largest original image, then smallest uid."""
-    return min(members, key=lambda s: (-s.area, s.uid))
-
-
-def _phash_distance(a: int, b: int) -> int:
-    return bin((a ^ b) & ((1 << 64) - 1)).count("1")
-
-
-def exact_duplicates(corpus: Any) -> list[Duplicate]:
-    """Samples whose downloaded bytes (sha256) equal those of a kept sample."""
-    repeated = corpus.groupBy("sha256").count().where("count > 1").select("sha256")
-    members = corpus.join(repeated, "sha256").select("sha256", "uid", "shard", "phash", "area").collect()
-    groups: dict[str, list[CorpusSample]] = defaultdict(list)
-    for sha, uid, shard, phash, area in members:
-        groups[sha].append(CorpusSample(uid, int(shard), int(phash), int(area)))
-    dropped = []
-    for group in groups.values():
-        keep = representative(group)
-        dropped.extend(Duplicate(s.uid, s.shard, keep.uid, 0) for s in group if s.uid != keep.uid)
-    return sorted(dropped, key=lambda d: d.uid)
+    group = Window.partitionBy("sha256").orderBy(F.col("area").desc(), F.col("uid").asc())
+    ranked = (
+        corpus.where(F.col("sha256").isNotNull())
+        .select("uid", "shard", "sha256", "area")
+        .withColumn("rank", F.row_number().over(group))
+        .withColumn("representative", F.first("uid").over(group))
+    )
+    return ranked.where(F.col("rank") > 1).select(
+        "uid",
+        F.col("shard").cast("int").alias("shard"),
+        "representative",
+        F.lit(0).cast("int").alias("distance"),
+    )
 
 
-def near_duplicate_pairs(
-    corpus: Any, count: int, max_distance: int
-) -> tuple[list[tuple[str, str, int]], dict[str, CorpusSample]]:
-    """Every pair of corpus samples within ``max_distance``, and the samples involved."""
+def near_duplicate_pairs(corpus: DataFrame, count: int, max_distance: int) -> DataFrame:
+    """Every pair of corpus samples within ``max_distance``: (a, b, distance), ``a < b``.
+
+    ``corpus``: uid, phash; ``count``: its number of rows (sizes the band plan).
+    """
     plan = join_plan(count, count, max_distance)
     hashes = corpus.selectExpr("uid AS id", "phash")
-    pairs = hamming_join(hashes, hashes, plan, self_join=True).persist()
-    try:
-        found = [(a, b, int(d)) for a, b, d in pairs.collect()]
-        ids = pairs.selectExpr("left_id AS uid").union(pairs.selectExpr("right_id AS uid")).distinct()
-        info = corpus.join(ids, "uid").select("uid", "shard", "phash", "area").collect()
-    finally:
-        pairs.unpersist()
-    samples = {uid: CorpusSample(uid, int(shard), int(phash), int(area)) for uid, shard, phash, area in info}
-    return found, samples
+    pairs = hamming_join(hashes, hashes, plan, self_join=True)
+    return pairs.selectExpr("left_id AS a", "right_id AS b", "distance")
 
 
-def near_duplicate_groups(
-    pairs: list[tuple[str, str, int]],
-    samples: dict[str, CorpusSample],
-    accept: Callable[[str, str], bool] = lambda a, b: True,
-) -> list[Duplicate]:
-    """Drop all but one sample of each connected group of accepted pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def pair_samples(pairs: DataFrame, corpus: DataFrame) -> DataFrame:
+    """The corpus rows (uid, shard, phash, area) of the samples ``pairs`` (a, b) name."""
+    ids = pairs.selectExpr("a AS uid").union(pairs.selectExpr("b AS uid")).distinct()
+    return corpus.join(ids, "uid").select("uid", "shard", "phash", "area")
 
-    kept_pairs = [(a, b) for a, b, _ in pairs if accept(a, b)]
-    if not kept_pairs:
-        return []
-    uids = sorted({u for pair in kept_pairs for u in pair})
-    position = {u: i for i, u in enumerate(uids)}
-    rows = np.array([position[a] for a, _ in kept_pairs])
-    cols = np.array([position[b] for _, b in kept_pairs])
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(uids), len(uids)))
-    _, labels = connected_components(graph, directed=False)
-    groups: dict[int, list[CorpusSample]] = defaultdict(list)
-    for uid, label in zip(uids, labels, strict=True):
-        groups[int(label)].append(samples[uid])
-    dropped = []
-    for group in groups.values():
-        keep = representative(group)
-        dropped.extend(
-            Duplicate(s.uid, s.shard, keep.uid, _phash_distance(s.phash, keep.phash))
-            for s in group
-            if s.uid != keep.uid
-        )
-    return sorted(dropped, key=lambda d: d.uid)
+
+def near_duplicate_groups(accepted: DataFrame, samples: DataFrame) -> DataFrame:
+    """Drop all but one sample of each connected group of ``accepted`` pairs (a, b).
+
+    ``samples``: uid, shard, phash, area of (at least) every sample the pairs name. Returns
+    (uid, shard, representative, distance), ``distance`` the pHash distance to the representative.
+    """
+    from pyspark.sql import functions as F
+
+    groups = connected_groups(accepted.select("a", "b"), samples.select("uid", "shard", "area"))
+    mine = samples.select("uid", "phash")
+    theirs = samples.select(F.col("uid").alias("representative"), F.col("phash").alias("kept_phash"))
+    distance = F.bit_count(F.col("phash").bitwiseXOR(F.col("kept_phash"))).cast("int")
+    return (
+        groups.join(mine, "uid")
+        .join(theirs, "representative")
+        .select("uid", "shard", "representative", distance.alias("distance"))
+    )
+
+
+def best_thumbnail_distances(verdicts: DataFrame) -> DataFrame:
+    """Per sample named by an accepted pair: the smallest thumbnail distance among its accepted
+    pairs (null when none was compared). ``verdicts``: a, b, thumbnail_distance, accepted."""
+    from pyspark.sql import functions as F
+
+    accepted = verdicts.where(F.col("accepted"))
+    ends = accepted.selectExpr("a AS uid", "thumbnail_distance").unionByName(
+        accepted.selectExpr("b AS uid", "thumbnail_distance")
+    )
+    return ends.groupBy("uid").agg(F.min("thumbnail_distance").alias("thumbnail_distance"))

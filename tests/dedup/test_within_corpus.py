@@ -1,33 +1,82 @@
-"""Grouping duplicates and the Spark band join, against brute force."""
+"""Grouping duplicates in Spark and the Spark band join, against brute force."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 
 from pipeline.dedup.spark_join import hamming_join, join_plan
-from pipeline.dedup.within_corpus import CorpusSample, near_duplicate_groups, representative
+from pipeline.dedup.within_corpus import (
+    best_thumbnail_distances,
+    exact_duplicates,
+    near_duplicate_groups,
+    near_duplicate_pairs,
+    pair_samples,
+)
 from pipeline.image.phash import from_signed64, to_signed64
 
-
-def test_representative_is_the_largest_then_smallest_uid() -> None:
-    group = [CorpusSample("b", 0, 1, 100), CorpusSample("a", 0, 1, 100), CorpusSample("c", 1, 1, 400)]
-    assert representative(group).uid == "c"
-    assert representative(group[:2]).uid == "a"
+_SAMPLES = "uid string, shard int, phash long, area long"
 
 
-def test_groups_are_connected_components_and_keep_one_each() -> None:
-    samples = {
-        u: CorpusSample(u, 0, h, area)
-        for u, h, area in [("a", 0, 10), ("b", 1, 50), ("c", 3, 10), ("x", 255, 5), ("y", 254, 5)]
+def _samples(spark: Any) -> Any:
+    rows = [("a", 0, 0, 10), ("b", 1, 1, 50), ("c", 2, 3, 10), ("x", 3, 255, 5), ("y", 4, 254, 5)]
+    return spark.createDataFrame(rows, _SAMPLES)
+
+
+def test_exact_duplicates_keep_the_largest_then_the_smallest_uid(spark) -> None:
+    rows = [
+        ("b", 0, "s1", 100),
+        ("a", 1, "s1", 100),
+        ("c", 2, "s1", 400),
+        ("d", 3, "s2", 7),
+        ("e", 4, "s2", 7),
+        ("f", 5, "s3", 1),
+        ("g", 6, None, 1),
+        ("h", 7, None, 1),
+    ]
+    corpus = spark.createDataFrame(rows, "uid string, shard int, sha256 string, area long")
+    found = {r.uid: (r.shard, r.representative, r.distance) for r in exact_duplicates(corpus).collect()}
+    # s1: c is the largest; s2: a tie on area, the smaller uid d stays; no sha256: never a duplicate.
+    assert found == {"a": (1, "c", 0), "b": (0, "c", 0), "e": (4, "d", 0)}
+
+
+def test_groups_are_connected_components_and_keep_one_each(spark) -> None:
+    samples = _samples(spark)
+    pairs = spark.createDataFrame([("a", "b"), ("b", "c"), ("x", "y")], "a string, b string")
+    found = {
+        r.uid: (r.representative, r.distance, r.shard)
+        for r in near_duplicate_groups(pairs, samples).collect()
     }
-    pairs = [("a", "b", 1), ("b", "c", 1), ("x", "y", 1)]
-    dropped = {d.uid: (d.representative, d.distance) for d in near_duplicate_groups(pairs, samples)}
-    # a-b-c chain: b has the largest image; x-y tie on area: the smaller uid x stays.
-    assert dropped == {"a": ("b", 1), "c": ("b", 1), "y": ("x", 1)}
-    # A rejected pair breaks the chain.
-    dropped = {d.uid for d in near_duplicate_groups(pairs, samples, lambda a, b: {a, b} != {"b", "c"})}
-    assert dropped == {"a", "y"}
+    # a-b-c chain: b has the largest image; x-y tie on area: the smaller uid x stays. The distance
+    # is the pHash distance to the kept sample.
+    assert found == {"a": ("b", 1, 0), "c": ("b", 1, 2), "y": ("x", 1, 4)}
+    # A rejected pair (left out of the accepted pairs) breaks the chain.
+    accepted = pairs.where("NOT (a = 'b' AND b = 'c')")
+    assert {r.uid for r in near_duplicate_groups(accepted, samples).collect()} == {"a", "y"}
+
+
+def test_candidate_pairs_and_their_samples(spark) -> None:
+    samples = _samples(spark)
+    pairs = near_duplicate_pairs(samples, 5, 2)
+    assert {tuple(r) for r in pairs.collect()} == {("a", "b", 1), ("a", "c", 2), ("b", "c", 1), ("x", "y", 1)}
+    named = pair_samples(pairs.where("a = 'a' AND b = 'b'"), samples)
+    assert sorted(tuple(r) for r in named.collect()) == [("a", 0, 0, 10), ("b", 1, 1, 50)]
+
+
+def test_best_thumbnail_distance_is_the_smallest_of_the_accepted_pairs(spark) -> None:
+    verdicts = spark.createDataFrame(
+        [
+            ("a", "b", 0.004, True, True),
+            ("b", "c", 0.001, True, True),
+            ("a", "c", 0.0, True, False),  # rejected: does not count
+            ("x", "y", None, True, True),  # not compared
+        ],
+        "a string, b string, thumbnail_distance double, guard boolean, accepted boolean",
+    )
+    found = {r.uid: r.thumbnail_distance for r in best_thumbnail_distances(verdicts).collect()}
+    assert found == {"a": 0.004, "b": 0.001, "c": 0.001, "x": None, "y": None}
 
 
 @pytest.mark.parametrize("max_distance", [0, 3, 9])
