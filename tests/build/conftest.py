@@ -15,12 +15,6 @@ from tests.stages import build_options as options_from_args
 from tests.stages import score as score
 from tests.stages import score_options as score_options_from_args
 from schemas.dedup import MATCHES_SCHEMA
-from tests.score import conftest as score_fixtures
-
-# The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py); if it
-# moves to tests/conftest.py it is visible here without this alias.
-if hasattr(score_fixtures, "random_checkpoint"):
-    random_checkpoint = score_fixtures.random_checkpoint
 
 
 @pytest.fixture(scope="session")

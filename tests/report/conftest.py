@@ -13,16 +13,12 @@ import pytest
 from pipeline.synthetic.world import generate_world, held_out_spec
 from pipeline.train.loop import train
 from pipeline.train.options import options_from_args as train_options
-from tests.score import conftest as score_fixtures
 from tests.stages import build as build
 from tests.stages import build_options as build_options
 from tests.stages import dedup as dedup
 from tests.stages import dedup_options as dedup_options
 from tests.stages import score as score
 from tests.stages import score_options as score_options
-
-# The score tests' tiny random checkpoint (the downloaded world is in tests/conftest.py).
-random_checkpoint = score_fixtures.random_checkpoint
 
 
 @dataclass(frozen=True)
