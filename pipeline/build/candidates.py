@@ -39,7 +39,9 @@ def shard_candidates(dataset: Dataset, shard: int, seed: int, scored: bool) -> l
         # A NaN score (a broken image or model) would pass every comparison Spark makes: unscored.
         scores = {
             uid: value
-            for uid, value in zip(table.column("uid").to_pylist(), table.column("clip_score").to_pylist(), strict=True)
+            for uid, value in zip(
+                table.column("uid").to_pylist(), table.column("clip_score").to_pylist(), strict=True
+            )
             if value is not None and not math.isnan(value)
         }
     index = raw.tar.index()

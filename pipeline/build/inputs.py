@@ -50,7 +50,9 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
     dataset = Dataset(options.dataset)
     shards = dataset.raw.complete_indices()
     if not shards:
-        raise UserInputError(f"{dataset.raw.display()} has no complete raw shards: run jobs/download.py first")
+        raise UserInputError(
+            f"{dataset.raw.display()} has no complete raw shards: run jobs/download.py first"
+        )
     _check_download_finished(dataset, shards)
     _check_parquet(dataset.raw.shard(shards[0]).table_file)
     scored = [s for s in shards if current_scores(dataset, s) is not None]

@@ -218,7 +218,9 @@ def _check_resume(dataset: Dataset, options: BuildOptions, inputs: BuildInputs) 
         )
 
 
-def _unmatched_matches(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs, candidates: Any) -> int:
+def _unmatched_matches(
+    executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs, candidates: Any
+) -> int:
     """Dedup rows naming no downloaded sample (dedup run on another download?)."""
     matches = matches_frame(executor, dataset, inputs)
     if matches is None:
@@ -226,7 +228,9 @@ def _unmatched_matches(executor: SparkExecutor, dataset: Dataset, inputs: BuildI
     return matches.join(candidates.select("uid"), "uid", "left_anti").count()
 
 
-def _write_records(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs, reasoned: Any, plan: Any) -> int:
+def _write_records(
+    executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs, reasoned: Any, plan: Any
+) -> int:
     """One selection parquet per raw shard; returns the number of samples recorded."""
     order = {shard: i for i, shard in enumerate(inputs.raw_shards)}
     dropped = (

@@ -62,7 +62,9 @@ class BuildOptions:
         group=_OUTPUT,
     )
     overwrite: bool = option(
-        False, help="delete final/ first; needed to rebuild with other options or changed inputs", group=_OUTPUT
+        False,
+        help="delete final/ first; needed to rebuild with other options or changed inputs",
+        group=_OUTPUT,
     )
 
     def __post_init__(self) -> None:

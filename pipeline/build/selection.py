@@ -58,7 +58,9 @@ def _candidate_schema() -> Any:
 def candidates_frame(executor: SparkExecutor, options: BuildOptions, inputs: BuildInputs) -> Any:
     """One row per downloaded sample of every raw shard (one Spark task per raw shard)."""
     dataset, seed, scored = Dataset(options.dataset), options.seed, frozenset(inputs.scored_shards)
-    rdd = executor.flat_map(inputs.raw_shards, lambda shard: shard_candidates(dataset, shard, seed, shard in scored))
+    rdd = executor.flat_map(
+        inputs.raw_shards, lambda shard: shard_candidates(dataset, shard, seed, shard in scored)
+    )
     return executor.spark.createDataFrame(rdd, _candidate_schema())
 
 
@@ -76,7 +78,8 @@ def matches_frame(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs
     schema = T.StructType(
         [T.StructField(name, T.StringType(), False) for name in ("uid", "dedup_reason", "match_id")]
     )
-    frame = executor.spark.createDataFrame(executor.flat_map(range(inputs.matches_row_groups), read_group), schema)
+    groups = executor.flat_map(range(inputs.matches_row_groups), read_group)
+    frame = executor.spark.createDataFrame(groups, schema)
     # The contract says one row per uid; if a file breaks it, a benchmark match still wins.
     priority = F.when(F.col("dedup_reason") == REASON_BENCHMARK, 0).otherwise(1)
     first = F.min(F.struct(priority.alias("p"), F.col("dedup_reason"), F.col("match_id")))

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from schemas.dedup import MATCHES_SCHEMA
 from tests.stages import build_options as options_from_args
 from tests.stages import score as score
 from tests.stages import score_options as score_options_from_args
-from schemas.dedup import MATCHES_SCHEMA
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,22 @@
-"""Tar member indexing: a sample's bytes come back exactly from one ranged read."""
+"""Tar member indexing (what build_shards' candidates carry): a sample's bytes come back exactly
+from one ranged read; and the candidates of one raw shard."""
 
 from __future__ import annotations
 
 import io
 import tarfile
 
-from pipeline.build.candidates import index_tar, parse_members
+from pipeline.shards.tar_reader import SampleRange, TarStream
 from pipeline.shards.tar_writer import TarWriter
 
 
-def _slice(data: bytes, key: str, index) -> dict[str, bytes]:
-    entry = index[key]
-    blob = data[entry.offset : entry.offset + entry.length]
-    return {ext: blob[off : off + size] for ext, off, size in parse_members(entry.members)}
+def index_tar(handle: io.BytesIO) -> dict[str, SampleRange]:
+    return TarStream(handle, "test.tar", seek=True).index()
+
+
+def _slice(data: bytes, key: str, index: dict[str, SampleRange]) -> dict[str, bytes]:
+    entry = SampleRange.from_layout(index[key].offset, index[key].length, index[key].layout())
+    return entry.split(data[entry.offset : entry.offset + entry.length])
 
 
 def test_index_of_a_corpusforge_tar() -> None:
@@ -46,9 +50,10 @@ def test_interleaved_members_of_another_tool_are_still_exact() -> None:
         tar.addfile(readme, io.BytesIO(b"hi"))
     data = buffer.getvalue()
     index = index_tar(io.BytesIO(data))
-    assert set(index) == {"a", "b"}
-    assert _slice(data, "a", index) == {"jpg": b"A" * 600, "txt": b"cap a"}
-    assert _slice(data, "b", index) == {"jpg": b"B" * 50, "txt": b"cap b"}
+    # Keys keep their folder, as WebDataset's tar reader names them.
+    assert set(index) == {"some/dir/a", "some/dir/b"}
+    assert _slice(data, "some/dir/a", index) == {"jpg": b"A" * 600, "txt": b"cap a"}
+    assert _slice(data, "some/dir/b", index) == {"jpg": b"B" * 50, "txt": b"cap b"}
 
 
 def test_shard_candidates_of_a_raw_shard(tmp_path) -> None:
@@ -57,6 +62,7 @@ def test_shard_candidates_of_a_raw_shard(tmp_path) -> None:
 
     from pipeline.build.candidates import CANDIDATE_COLUMNS, shard_candidates
     from pipeline.build.shard_plan import shuffle_key
+    from pipeline.dataset import Dataset
     from testkit.raw_shards import fabricate_dataset
 
     fabricate_dataset(tmp_path / "ds", shards=1, samples_per_shard=40, seed=4)
@@ -74,7 +80,7 @@ def test_shard_candidates_of_a_raw_shard(tmp_path) -> None:
 
     rows = [
         dict(zip(CANDIDATE_COLUMNS, r, strict=True))
-        for r in shard_candidates(str(tmp_path / "ds"), 0, 7, True)
+        for r in shard_candidates(Dataset(str(tmp_path / "ds")), 0, 7, True)
     ]
     assert {r["uid"] for r in rows} == set(successes) and len(rows) < len(raw)  # failures are not candidates
     data = (tmp_path / "ds" / "raw" / "00000.tar").read_bytes()
@@ -87,6 +93,6 @@ def test_shard_candidates_of_a_raw_shard(tmp_path) -> None:
         )
         assert row["sort_key"] == shuffle_key(7, row["uid"])
         blob = data[row["offset"] : row["offset"] + row["length"]]
-        members = {ext: blob[o : o + n] for ext, o, n in parse_members(row["members"])}
+        members = SampleRange.from_layout(row["offset"], row["length"], row["members"]).split(blob)
         assert members["txt"].decode() == source["caption"] and members["jpg"][:2] == b"\xff\xd8"
         assert (row["clip_score"] is None) == (row["uid"] == nan_uid)

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.build.inputs import discover_inputs
-from tests.stages import check_inputs
 from pipeline.errors import UserInputError
 from tests.build.conftest import build_options, raw_rows, write_matches
+from tests.stages import check_inputs
 
 
 def test_a_complete_dataset_passes(dataset: Path, caplog) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.stages import build as run
 from pipeline.errors import UserInputError
 from tests.build.conftest import build_options, raw_rows, read_final, read_json, scores, selection
 from tests.build.expected import ORDER, check_final, expected_reasons, plant_matches
+from tests.stages import build as run
 
 
 def test_selection_rules_shuffle_and_outputs(spark, dataset: Path) -> None:

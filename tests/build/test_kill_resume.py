@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.stages import build as run
 from pipeline.storage import Storage
 from pipeline.submit import spark_submit_command
 from testkit.raw_shards import fabricate_dataset
 from tests.build.conftest import build_options, read_json
 from tests.build.expected import check_final, expected_reasons
+from tests.stages import build as run
 
 pytestmark = pytest.mark.slow
 

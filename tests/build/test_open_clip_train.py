@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stages import build as run
 from tests.build.conftest import build_options, raw_rows, read_json, selection
+from tests.stages import build as run
 
 BATCH = 4
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pipeline.build.selection import keep_count
-from pipeline.build.shard_plan import final_shard_name, plan_digest, shard_count, shuffle_key
+from pipeline.build.shard_plan import plan_digest, shard_count, shuffle_key
+from pipeline.dataset import final_shard_name
 
 
 def test_shuffle_key_is_stable_and_depends_on_the_seed() -> None:
