@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserInputError
+from pipeline.runner import FINGERPRINT_KEY
+from schemas.dedup import MATCHES_VERSION
+from schemas.raw_shard import RAW_SHARD_VERSION
+from schemas.scores import SCORES_VERSION
+from schemas.selection import SELECTION_VERSION
 from tests.build.conftest import build_options, raw_rows, read_final, read_json, scores, selection
 from tests.build.expected import ORDER, check_final, expected_reasons, plant_matches
 from tests.stages import build as run
@@ -68,7 +73,12 @@ def test_selection_rules_shuffle_and_outputs(spark, dataset: Path) -> None:
     manifest = read_json(dataset / "final" / "manifest.json")
     assert manifest["selection"]["top_fraction"] == 0.7 and manifest["selection"]["seed"] == 5
     assert manifest["upstream"]["scores"]["model"] == "corpusforge-tiny"
-    assert manifest["upstream"]["schemas"] == {"raw_shard": 1, "scores": 1, "matches": 2, "selection": 1}
+    assert manifest["upstream"]["schemas"] == {
+        "raw_shard": RAW_SHARD_VERSION,
+        "scores": SCORES_VERSION,
+        "matches": MATCHES_VERSION,
+        "selection": SELECTION_VERSION,
+    }
     assert manifest["upstream"]["download_options"]["image"]["image_size"] == 256
     assert manifest["corpusforge_version"] and manifest["counts"]["dropped"] == summary["dropped"]
     # Few shards for open_clip_train: a warning, not an error.
@@ -147,7 +157,7 @@ def test_rerun_is_idempotent_and_partial_output_is_redone(spark, dataset: Path) 
     (final / "000003.tar.tmp.0123456789ab").write_bytes(b"half")
     (final / "_selection" / "_00000.parquet.tmp.0123456789ab").write_bytes(b"half")
     marker = read_json(final / "000004_stats.json")
-    (final / "000004_stats.json").write_text(json.dumps({**marker, "plan_digest": "other"}))
+    (final / "000004_stats.json").write_text(json.dumps({**marker, FINGERPRINT_KEY: "other"}))
     (final / "sizes.json").unlink()
     resumed = run(spark, build_options(dataset, *args))
     assert resumed["shards_resumed"] == first["shards"] - 3
