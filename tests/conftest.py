@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from pipeline.submit import spark_submit_command  # noqa: E402
 from pipeline.synthetic.server import WorldServer  # noqa: E402
 from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists  # noqa: E402
 from testkit.s3 import SeaweedS3  # noqa: E402
-from tests.stages import download  # noqa: E402
+from tests.stages import download, score, score_options  # noqa: E402
 from tests.stages import download_options as options_from_args  # noqa: E402
 
 # JVM flags of the tests' Spark JVMs (see pytest_configure); the same as the test cluster's.
@@ -218,3 +220,36 @@ def downloaded(spark, world: Path, server: WorldServer, tmp_path_factory: pytest
     )
     download(spark, options)
     return root / "dataset"
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised corpusforge-tiny checkpoint (fixed seed), for the tests that score."""
+    import open_clip
+    import torch
+
+    from pipeline.score.model import register_configs
+    from pipeline.train.contrastive import save_checkpoint
+
+    register_configs()
+    torch.manual_seed(random.Random(7).randint(0, 1000))
+    return save_checkpoint(
+        open_clip.create_model("corpusforge-tiny"), tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    )
+
+
+@pytest.fixture(scope="session")
+def scored(
+    spark, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The downloaded world scored with the random tiny checkpoint, once for the session's build and
+    report tests (read-only: tests copy it)."""
+    dataset = tmp_path_factory.mktemp("scored_dataset") / "dataset"
+    shutil.copytree(downloaded, dataset)
+    score(
+        spark,
+        score_options(
+            ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
+        ),
+    )
+    return dataset

@@ -39,7 +39,6 @@ from tests.cluster.faults import (
     task_running_on,
 )
 from tests.cluster.standalone import StandaloneCluster
-from tests.score import conftest as score_fixtures
 from tests.stages import build as build
 from tests.stages import build_options as build_options
 from tests.stages import dedup as dedup
@@ -51,7 +50,6 @@ from tests.stages import score_options as score_options
 
 pytestmark = pytest.mark.slow
 
-random_checkpoint = score_fixtures.random_checkpoint
 
 ROWS_PER_RAW_SHARD = 15  # 86 rows: 6 raw shards
 SCORE_TOLERANCE = 1e-6

@@ -40,7 +40,6 @@ from pipeline.submit import REPO_ROOT, job_script
 from pipeline.synthetic.server import WorldServer
 from pipeline.synthetic.world import write_url_lists
 from tests.cluster.standalone import MARKER, StandaloneCluster
-from tests.score import conftest as score_fixtures
 from tests.stages import score, score_options
 from tools.pack_env import (
     DOWNLOAD_ONLY_WITHOUT,
@@ -54,7 +53,6 @@ from tools.pack_env import (
 
 pytestmark = pytest.mark.slow
 
-random_checkpoint = score_fixtures.random_checkpoint
 
 GUARD_DIR = REPO_ROOT / "tests" / "_guard"
 SPARK_HOME = Path(pyspark.__file__).parent

@@ -29,12 +29,10 @@ from pipeline.imports.job import ImportStage
 from pipeline.ingest import IngestOptions, iter_canonical_batches
 from pipeline.synthetic.server import WorldServer
 from testkit.img2dataset import installed_img2dataset, run_img2dataset
-from tests.score import conftest as score_fixtures
 from tests.stages import build, build_options, dedup, dedup_options, score, score_options
 
 pytestmark = pytest.mark.slow
 
-random_checkpoint = score_fixtures.random_checkpoint
 
 CLEAN = 26  # world images fetched as they are
 SHARD = 16  # img2dataset's --number_sample_per_shard
