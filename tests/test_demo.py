@@ -24,10 +24,12 @@ def test_demo_runs_the_whole_chain_and_points_at_the_report(tmp_path: Path) -> N
         "120",
         "--faults-per-kind",
         "1",
+        # The scorer's quality is not asserted here (tests/score/test_quality.py does that): one
+        # batch of pairs and a few steps still run the step end to end.
         "--scorer-pairs",
-        "300",
+        "128",
         "--scorer-steps",
-        "40",
+        "10",
         "--train-steps",
         "20",
     ]

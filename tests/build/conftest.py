@@ -1,4 +1,5 @@
-"""A downloaded and scored dataset, dedup matches written by hand, and helpers to read final/."""
+"""Dedup matches written by hand and helpers to read final/ (the scored dataset, ``scored``, is in
+tests/conftest.py, shared with the report tests)."""
 
 from __future__ import annotations
 
@@ -13,24 +14,6 @@ import pytest
 
 from schemas.dedup import MATCHES_SCHEMA
 from tests.stages import build_options as options_from_args
-from tests.stages import score as score
-from tests.stages import score_options as score_options_from_args
-
-
-@pytest.fixture(scope="session")
-def scored(
-    spark, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The downloaded world scored with the random tiny checkpoint (read-only: tests copy it)."""
-    root = tmp_path_factory.mktemp("build") / "dataset"
-    shutil.copytree(downloaded, root)
-    score(
-        spark,
-        score_options_from_args(
-            ["--dataset", str(root), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
-        ),
-    )
-    return root
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ from tests.stages import score_options as score_options
 
 pytestmark = pytest.mark.slow
 
+
 ROWS_PER_RAW_SHARD = 15  # 86 rows: 6 raw shards
 SCORE_TOLERANCE = 1e-6
 # As the in-process `spark` fixture of the references: tiny data needs few shuffle partitions.

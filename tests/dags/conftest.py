@@ -51,6 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CORPUSFORGE_SOCKET_GUARD_LOG"] = str(log)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH")]))
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    # The jobs' JVMs (spark-submit in local mode) as in the main suite (tests/conftest.py): the
+    # client compiler and a serial collector, less CPU for short jobs on a shared machine.
+    os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
     os.environ.setdefault("CORPUSFORGE_LOG_LEVEL", "INFO")
     socket_guard.install()
 

@@ -30,7 +30,7 @@ OTHERS = ("rocket", "camera", "motorcycle", "brick")
 
 
 @pytest.fixture(scope="module")
-def scored(
+def scored_photos(
     spark, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Path, dict]:
     """A corpus with a mirror image of one benchmark photo, a 15% centre crop of another, and
@@ -61,8 +61,8 @@ def _dedup(spark, dataset: Path, bench: Path, *extra: str) -> dict:
     return run(spark, options_from_args(["--dataset", str(dataset), "--benchmark", str(bench), *extra]))
 
 
-def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spark, scored) -> None:
-    dataset, bench, uid_of = scored
+def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spark, scored_photos) -> None:
+    dataset, bench, uid_of = scored_photos
     _dedup(spark, dataset, bench)
     by_hash = {m["uid"] for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"}
     assert uid_of["mirror.jpg"] not in by_hash, "a mirror image should be out of the hashes' reach"
@@ -89,10 +89,10 @@ def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spa
     assert "embedding similarity" in page and "embedding, mirror" in page
 
 
-def test_every_embedding_candidate_goes_through_the_thumbnails(spark, scored) -> None:
+def test_every_embedding_candidate_goes_through_the_thumbnails(spark, scored_photos) -> None:
     # At similarity 0.05 a random model makes every (sample, benchmark image) pair a candidate;
     # only the copies survive the verification.
-    dataset, bench, uid_of = scored
+    dataset, bench, uid_of = scored_photos
     summary = _dedup(spark, dataset, bench, "--embeddings", "--embedding-min-similarity", "0.05")
     dropped = {m["uid"] for m in _matches(dataset)}
     assert dropped == {uid_of["mirror.jpg"], uid_of["crop.jpg"]}
@@ -100,8 +100,8 @@ def test_every_embedding_candidate_goes_through_the_thumbnails(spark, scored) ->
     assert summary["benchmark_candidates_rejected_by_thumbnail"] > 0
 
 
-def test_embeddings_need_scores_with_saved_embeddings(spark, scored, tmp_path: Path) -> None:
-    dataset, bench, _ = scored
+def test_embeddings_need_scores_with_saved_embeddings(spark, scored_photos, tmp_path: Path) -> None:
+    dataset, bench, _ = scored_photos
     unscored = tmp_path / "unscored"
     import shutil
 
@@ -137,10 +137,10 @@ def _set_embeddings(dataset: Path, vectors: dict[str, np.ndarray]) -> None:
         assert scores.is_complete()
 
 
-def test_semantic_duplicates_form_groups_and_keep_one(spark, scored, tmp_path: Path) -> None:
+def test_semantic_duplicates_form_groups_and_keep_one(spark, scored_photos, tmp_path: Path) -> None:
     import shutil
 
-    source, _, uid_of = scored
+    source, _, uid_of = scored_photos
     dataset = tmp_path / "dataset"
     shutil.copytree(source / "raw", dataset / "raw")
     shutil.copytree(source / "scores", dataset / "scores")

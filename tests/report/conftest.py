@@ -17,8 +17,6 @@ from tests.stages import build as build
 from tests.stages import build_options as build_options
 from tests.stages import dedup as dedup
 from tests.stages import dedup_options as dedup_options
-from tests.stages import score as score
-from tests.stages import score_options as score_options
 
 
 @dataclass(frozen=True)
@@ -40,18 +38,16 @@ def all_scores(dataset: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="session")
-def scored(
-    spark, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The downloaded world's raw/ scored with the tiny random checkpoint (read-only: tests copy it)."""
+def scored(scored: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The downloaded world's raw/ scored with the tiny random checkpoint (read-only: tests copy it).
+
+    raw/ and scores/ of the session's scored dataset (tests/conftest.py), which the build tests
+    share: scored once, not once per test folder. Without ``_input/``, so the report does not
+    show the download's planned shard count.
+    """
     dataset = tmp_path_factory.mktemp("report_scored") / "dataset"
-    shutil.copytree(downloaded / "raw", dataset / "raw")
-    score(
-        spark,
-        score_options(
-            ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
-        ),
-    )
+    for folder in ("raw", "scores"):
+        shutil.copytree(scored / folder, dataset / folder)
     return dataset
 
 
