@@ -94,8 +94,11 @@ def _tile(data: bytes | None, lines: list[str], frame: tuple[int, int, int]) -> 
     return tile
 
 
-def render_page(pairs: list[tuple[AuditMatch, bytes | None, bytes | None]], dropped: bool) -> Image.Image:
-    """One PNG page of pairs: benchmark image, then the corpus sample with its signals."""
+def render_page(
+    pairs: list[tuple[AuditMatch, bytes | None, bytes | None]], dropped: bool, left: str = "benchmark"
+) -> Image.Image:
+    """One PNG page of pairs: benchmark image (or the sample a group keeps: ``left``), then the
+    corpus sample with its signals."""
     rows = max(1, (len(pairs) + PAIRS_PER_ROW - 1) // PAIRS_PER_ROW)
     width = PAIRS_PER_ROW * (2 * TILE + _GAP)
     page = Image.new("RGB", (width, rows * (TILE + LABEL + _GAP)), (240, 240, 240))
@@ -103,7 +106,7 @@ def render_page(pairs: list[tuple[AuditMatch, bytes | None, bytes | None]], drop
         x = (i % PAIRS_PER_ROW) * (2 * TILE + _GAP)
         y = (i // PAIRS_PER_ROW) * (TILE + LABEL + _GAP)
         name = match.benchmark_id.rsplit("/", 1)[-1]
-        page.paste(_tile(bench, [name, "benchmark"], _BLUE), (x, y))
+        page.paste(_tile(bench, [name, left], _BLUE), (x, y))
         whole = "-" if match.phash_distance is None else match.phash_distance
         centre = "-" if match.centre_distance is None else match.centre_distance
         lines = [f"pHash {whole} centre {centre}", f"thumb {match.thumbnail_text} {match.verdict_text}"]
@@ -129,6 +132,7 @@ def _section(
     corpus_images: dict[str, bytes],
     prefix: str,
     dropped: bool,
+    left: str = "benchmark",
 ) -> tuple[list[str], str]:
     """Write a section's PNG pages; return their names and the section's table rows (HTML)."""
     _, shown = _shown(matches)
@@ -141,7 +145,7 @@ def _section(
         ]
         name = f"{prefix}_{start // per_page:03d}.png"
         buffer = io.BytesIO()
-        render_page(pairs, dropped).save(buffer, format="PNG")
+        render_page(pairs, dropped, left).save(buffer, format="PNG")
         dataset.storage.write_bytes(buffer.getvalue(), dataset.dedup.audit_folder, name)
         names.append(name)
 
@@ -163,6 +167,18 @@ _TABLE_HEAD = (
     "<tr><th>benchmark image</th><th>corpus uid</th><th>found by</th><th>pHash distance</th>"
     "<th>centre distance</th><th>embedding similarity</th><th>thumbnail differs</th><th>verifier</th></tr>"
 )
+_SEMANTIC_HEAD = _TABLE_HEAD.replace("benchmark image", "kept sample").replace("corpus uid", "dropped uid")
+
+
+@dataclass(frozen=True)
+class SemanticAudit:
+    """The semantic duplicates to show: pairs (``benchmark_id`` holds the kept sample's uid), the
+    stored images of both sides by uid, and how many groups there are in all."""
+
+    pairs: list[AuditMatch]
+    images: dict[str, bytes]
+    groups: int
+    dropped: int
 
 
 def write_audit(
@@ -173,12 +189,14 @@ def write_audit(
     total_benchmarks_matched: int,
     rejected: list[AuditMatch] | None = None,
     total_benchmarks_rejected: int = 0,
+    semantic: SemanticAudit | None = None,
 ) -> str:
     """Write the PNG pages and index.html under dedup/audit/; return the index path.
 
     ``matches``: the dropped pairs of the benchmark images to show; ``rejected``: the pairs the
     verifier rejected (closest per sample), of the benchmark images to show. The totals count all
-    benchmark images with such pairs, shown or not.
+    benchmark images with such pairs, shown or not. ``semantic``: SemDeDup groups to show
+    (``--semantic-threshold``), in a section of their own.
     """
     rejected = rejected or []
     storage, audit = dataset.storage, dataset.dedup.audit_folder
@@ -188,6 +206,7 @@ def write_audit(
     rejected_pages, rejected_rows = _section(
         dataset, rejected, benchmark_images, corpus_images, "rejected", False
     )
+    semantic_section = _semantic_section(dataset, semantic) if semantic is not None else ""
     shown_dropped = len({m.benchmark_id for m in matches})
     shown_rejected = len({m.benchmark_id for m in rejected})
 
@@ -226,7 +245,29 @@ stay in the corpus (grey frames). Each should be a different picture; a copy her
 {images(rejected_pages)}
 <table>{_TABLE_HEAD}
 {rejected_rows}
-</table></body></html>
+</table>
+{semantic_section}</body></html>
 """
     storage.write_bytes(page.encode("utf-8"), audit, "index.html")  # last: it names the pages
     return storage.display(audit, "index.html")
+
+
+def _semantic_section(dataset: Dataset, semantic: SemanticAudit) -> str:
+    """The SemDeDup section: the sample each group keeps (blue) beside dropped members (red)."""
+    pages, rows = _section(
+        dataset, semantic.pairs, semantic.images, semantic.images, "semantic", True, "kept"
+    )
+    shown = len({m.benchmark_id for m in semantic.pairs})
+    more = semantic.groups - shown
+    images = "\n".join(f'<p><img src="{p}" alt="{p}"></p>' for p in pages)
+    return f"""<h2>Semantic duplicates: {semantic.dropped} samples dropped, in {semantic.groups} groups</h2>
+<p>SemDeDup (<code>--semantic-threshold</code>): image embeddings at or above the threshold inside one
+k-means cluster. Each pair: the sample its group keeps (blue) and a dropped member (red) with its
+highest similarity. Each should be nearly the same picture; if not, raise the threshold.
+{shown} groups shown.</p>
+{f"<p>{more} more groups not shown (--audit-limit).</p>" if more > 0 else ""}
+{images}
+<table>{_SEMANTIC_HEAD}
+{rows}
+</table>
+"""

@@ -7,14 +7,14 @@ changes little. With ``--embeddings`` the dedup job:
    ``--save-embeddings``): every raw shard must have current scores with embeddings, all from one
    model (:func:`scored_model`);
 2. embeds every benchmark image with that same model, after the same decode and resize as the
-   corpus (:mod:`pipeline.image.process`), as three queries (:data:`QUERIES`): the picture, its
-   mirror image and its centre cropped by 15% of each side. The table is kept in
-   ``dedup/benchmark_embeddings.parquet`` and reused while sources, image options and model are
+   corpus, as three queries framed as the corpus side is embedded (:func:`query_images`): the
+   stored image, its mirror image and the stored image of its centre cropped by 15% of each
+   side. The table is kept in ``dedup/benchmark_embeddings.parquet`` and reused while sources, image options and model are
    unchanged;
 3. searches exactly (a matrix product, no approximate index): one Spark task per raw shard, the
    benchmark queries broadcast. A sample whose cosine similarity to some benchmark image's query
-   reaches ``--embedding-min-similarity`` becomes a candidate, with the query that matched
-   (the mirror query makes a mirrored candidate);
+   reaches ``--embedding-min-similarity`` becomes a candidate, in both orientations (an
+   embedding hardly tells a picture from its mirror; the thumbnails do);
 4. measures the similarity of the hash candidates of the same shard too, as one more signal.
 
 An embedding candidate is only a candidate: it goes through the same verification as the hash
@@ -39,12 +39,13 @@ from pipeline.dedup.benchmark_hashes import HashTask, image_tasks, source_images
 from pipeline.dedup.benchmark_matches import Candidate
 from pipeline.dedup.benchmark_sources import BenchmarkSource
 from pipeline.dedup.corpus import shard_hashes
-from pipeline.dedup.verify import picture_box
 from pipeline.errors import SampleError, UserInputError
 from pipeline.executor import SparkExecutor
+from pipeline.image.decode import decode_rgb, open_checked
+from pipeline.image.encode import encode
 from pipeline.image.options import ImageOptions, image_record
 from pipeline.image.phash import from_signed64
-from pipeline.image.process import stored_image
+from pipeline.image.resize import resize
 from pipeline.runner import ShardCommit, fingerprint, run_shard
 from pipeline.stage import ShardStep
 from schemas.contract import SchemaMismatch
@@ -59,7 +60,8 @@ QUERIES = (QUERY_PICTURE, QUERY_MIRROR, QUERY_CROP)
 # verification thumbnails compare, pipeline.dedup.verify.ZOOMS).
 CROP_ZOOM = 0.15
 # Bump when the benchmark embedding changes, so saved tables are not reused.
-EMBEDDING_VERSION = 1
+# 2: queries framed as the corpus side (stored image, padding included); both orientations verified.
+EMBEDDING_VERSION = 2
 # Corpus rows multiplied with the benchmark queries at once (bounds a task's memory).
 SEARCH_BLOCK = 1024
 # At most this many benchmark images per sample become candidates (the most similar).
@@ -128,14 +130,33 @@ def _normalised(matrix: np.ndarray) -> np.ndarray:
 
 
 def query_images(data: bytes, image: ImageOptions) -> list[Image.Image]:
-    """The pictures a benchmark image is embedded as (:data:`QUERIES`), from what the download
-    job would store of it."""
-    stored, original_size = stored_image(data, image)
-    left, top, right, bottom = picture_box(stored.size, original_size, image)
-    picture = stored.convert("RGB").crop((left, top, right, bottom))
-    dx, dy = picture.width * CROP_ZOOM / 2, picture.height * CROP_ZOOM / 2
-    crop = picture.crop((round(dx), round(dy), round(picture.width - dx), round(picture.height - dy)))
-    return [picture, picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT), crop]
+    """The pictures a benchmark image is embedded as (:data:`QUERIES`), framed as the corpus side
+    is: the image the download job would store of it (decoded from its stored bytes, border
+    padding included, as the score job embeds a sample), its mirror, and the stored image of the
+    file's centre with :data:`CROP_ZOOM` of each side cut off.
+
+    Framing matters: a query cut to the picture would be centre-cropped square by the model's
+    preprocessing, while a non-square corpus copy is seen whole inside its padding
+    (docs/benchmarks.md, "Embedding signal").
+    """
+    rgb, original_size = decode_rgb(open_checked(data, image), image)
+    stored = _as_stored(resize(rgb, original_size, image), image)
+    width, height = rgb.size
+    kept_w, kept_h = round(width * (1 - CROP_ZOOM)), round(height * (1 - CROP_ZOOM))
+    left, top = (width - kept_w) // 2, (height - kept_h) // 2
+    cropped = rgb.crop((left, top, left + kept_w, top + kept_h))
+    cropped_size = (
+        max(1, round(original_size[0] * (1 - CROP_ZOOM))),
+        max(1, round(original_size[1] * (1 - CROP_ZOOM))),
+    )
+    crop = _as_stored(resize(cropped, cropped_size, image), image)
+    return [stored, stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT), crop]
+
+
+def _as_stored(picture: Image.Image, image: ImageOptions) -> Image.Image:
+    """``picture`` after the download's encode and a decode, as the score job reads a sample."""
+    with Image.open(io.BytesIO(encode(picture, image))) as stored:
+        return stored.convert("RGB")
 
 
 @dataclass(frozen=True)
@@ -318,7 +339,6 @@ def search_shard(
         block = embedded[start : start + SEARCH_BLOCK] @ matrix.T  # (block, 3 * rows)
         per_query = block.reshape(len(block), rows, len(QUERIES))
         best = per_query.max(axis=2)
-        which = per_query.argmax(axis=2)
         for i in range(len(block)):
             sample = start + i
             for uid, row in known.get(sample, ()):
@@ -331,20 +351,22 @@ def search_shard(
             if mine is None:
                 continue
             for row in sorted(int(h) for h in hits):
-                flipped = QUERIES[int(which[i, row])] == QUERY_MIRROR
-                theirs = mirrored[row] if flipped else plain[row]
-                distance = bin(int(theirs) ^ from_signed64(int(mine))).count("1")
-                found.append(
-                    Candidate(
-                        uid,
-                        task.shard,
-                        row,
-                        distance,
-                        flipped,
-                        similarity=round(float(best[i, row]), 6),
-                        embedding=True,
+                # Both orientations are verified: an embedding hardly tells a picture from its
+                # mirror, so the best query does not say which one the copy is.
+                for flipped in (False, True):
+                    theirs = mirrored[row] if flipped else plain[row]
+                    distance = bin(int(theirs) ^ from_signed64(int(mine))).count("1")
+                    found.append(
+                        Candidate(
+                            uid,
+                            task.shard,
+                            row,
+                            distance,
+                            flipped,
+                            similarity=round(float(best[i, row]), 6),
+                            embedding=True,
+                        )
                     )
-                )
     return found, measured
 
 

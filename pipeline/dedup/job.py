@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from pipeline.cli_options import recorded
 from pipeline.dataset import Dataset
-from pipeline.dedup.audit import AuditMatch, write_audit
+from pipeline.dedup.audit import AuditMatch, SemanticAudit, write_audit
 from pipeline.dedup.benchmark_hashes import benchmark_hashes
 from pipeline.dedup.benchmark_matches import (
     BenchmarkQuery,
@@ -227,8 +227,9 @@ class DedupStage(Stage[DedupOptions]):
                     ),
                 }
             )
-            if options.audit_limit and (best or verified.rejected) and benchmark is not None:
-                summary["audit"] = audit(ctx, benchmark.sources, verified, ids)
+            has_pairs = benchmark is not None and bool(best or verified.rejected)
+            if options.audit_limit and (has_pairs or semantic):
+                summary["audit"] = audit(ctx, benchmark.sources if benchmark else [], verified, ids, semantic)
         summary["step_seconds"] = seconds
         summary["seconds"] = round(time.time() - started, 2)
         commit = ShardCommit(dataset.storage, folder.matches_output)
@@ -383,6 +384,7 @@ class SemanticDuplicate:
     representative: str
     similarity: float
     distance: int  # of the pHashes, to the representative
+    representative_shard: int
 
 
 def find_semantic_duplicates(
@@ -413,17 +415,25 @@ def find_semantic_duplicates(
             .agg(F.max("similarity").alias("similarity"))
         )
         hashes = corpus.select("uid", "phash")
+        kept = hashes.join(corpus.select("uid", "shard"), "uid").selectExpr(
+            "uid AS representative", "phash AS kept", "shard AS kept_shard"
+        )
         rows = (
             dropped.join(best, "uid")
             .join(hashes, "uid")
-            .join(hashes.selectExpr("uid AS representative", "phash AS kept"), "representative")
-            .selectExpr("uid", "shard", "representative", "similarity", "bit_count(phash ^ kept) AS distance")
+            .join(kept, "representative")
+            .selectExpr(
+                "uid", "shard", "representative", "similarity", "bit_count(phash ^ kept)", "kept_shard"
+            )
             .collect()
         )
     finally:
         pairs.unpersist()
     found = sorted(
-        (SemanticDuplicate(uid, int(shard), rep, float(sim), int(d)) for uid, shard, rep, sim, d in rows),
+        (
+            SemanticDuplicate(uid, int(shard), rep, float(sim), int(d), int(kept_shard))
+            for uid, shard, rep, sim, d, kept_shard in rows
+        ),
         key=lambda d: d.uid,
     )
     summary["samples"] = len(found)
@@ -592,10 +602,15 @@ def _matched_hash(candidate: Candidate) -> str:
 
 
 def audit(
-    ctx: DedupContext, sources: list[BenchmarkSource], verified: Verified, bench_ids: list[str]
+    ctx: DedupContext,
+    sources: list[BenchmarkSource],
+    verified: Verified,
+    bench_ids: list[str],
+    semantic: list[SemanticDuplicate] | None = None,
 ) -> dict[str, Any]:
     """Render the audit grid: the dropped pairs and the pairs the verifier rejected, each for the
-    first ``--audit-limit`` benchmark images (by id)."""
+    first ``--audit-limit`` benchmark images (by id), and the first ``--audit-limit`` semantic
+    duplicate groups (by kept uid)."""
 
     def pairs(found: dict[str, Checked]) -> tuple[list[AuditMatch], int]:
         matches = [
@@ -633,7 +648,10 @@ def audit(
     corpus_images: dict[str, bytes] = {}
     for shard, uids in by_shard.items():
         corpus_images.update(shard_images(ctx.dataset, shard, ctx.image.extension, uids))
-    path = write_audit(ctx.dataset, dropped, bench_images, corpus_images, total, rejected, total_rejected)
+    semantic_audit = semantic_pairs_shown(ctx, semantic) if semantic else None
+    path = write_audit(
+        ctx.dataset, dropped, bench_images, corpus_images, total, rejected, total_rejected, semantic_audit
+    )
     shown = len({m.benchmark_id for m in dropped})
     log.info(
         "audit grid of %d benchmark images (and %d with rejected candidates): %s", shown, total_rejected, path
@@ -643,6 +661,29 @@ def audit(
         "benchmark_images_shown": shown,
         "rejected_benchmark_images_shown": len({m.benchmark_id for m in rejected}),
     }
+
+
+def semantic_pairs_shown(ctx: DedupContext, semantic: list[SemanticDuplicate]) -> SemanticAudit:
+    """The semantic duplicate groups the audit shows (the first ``--audit-limit`` kept uids) with
+    the stored images of both sides."""
+    kept = sorted({d.representative for d in semantic})
+    shown = set(kept[: ctx.options.audit_limit])
+    members = [d for d in semantic if d.representative in shown]
+    pairs = [
+        AuditMatch(
+            d.representative, d.uid, d.distance, False, phash_distance=d.distance, similarity=d.similarity,
+            embedding=True,
+        )
+        for d in members
+    ]
+    by_shard: dict[int, set[str]] = {}
+    for d in members:
+        by_shard.setdefault(d.shard, set()).add(d.uid)
+        by_shard.setdefault(d.representative_shard, set()).add(d.representative)
+    images: dict[str, bytes] = {}
+    for shard, uids in sorted(by_shard.items()):
+        images.update(shard_images(ctx.dataset, shard, ctx.image.extension, uids))
+    return SemanticAudit(pairs, images, len(kept), len(semantic))
 
 
 def format_summary(summary: dict[str, Any]) -> str:

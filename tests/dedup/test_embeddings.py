@@ -167,6 +167,13 @@ def test_semantic_duplicates_form_groups_and_keep_one(spark, scored_photos, tmp_
         assert match["embedding_similarity"] >= 0.95 and match["verified"] is None
     assert summary["by_reason"]["semantic_duplicate"] == 2
     assert summary["semantic"]["clusters"] == 2 and summary["semantic"]["pairs"] == 2
+    # The audit shows the group: the kept sample beside each dropped member.
+    audit = dataset / "dedup" / "audit"
+    page = (audit / "index.html").read_text()
+    assert "Semantic duplicates: 2 samples dropped, in 1 groups" in page
+    assert (audit / "semantic_000.png").exists()
+    for uid in matches:
+        assert f"<td>{keep}</td><td>{uid}</td><td>embedding</td>" in page
     # build_shards drops them, or keeps them with --keep-corpus-duplicates.
     built = build(spark, build_options(["--dataset", str(dataset), "--samples-per-shard", "100"]))
     assert built["dropped"]["semantic_duplicate"] == 2
