@@ -9,8 +9,8 @@ changes little. With ``--embeddings`` the dedup job:
 2. embeds every benchmark image with that same model, after the same decode and resize as the
    corpus, as three queries framed as the corpus side is embedded (:func:`query_images`): the
    stored image, its mirror image and the stored image of its centre cropped by 15% of each
-   side. The table is kept in ``dedup/benchmark_embeddings.parquet`` and reused while sources, image options and model are
-   unchanged;
+   side. The table is kept in ``dedup/benchmark_embeddings.parquet`` and reused while sources,
+   image options and model are unchanged;
 3. searches exactly (a matrix product, no approximate index): one Spark task per raw shard, the
    benchmark queries broadcast. A sample whose cosine similarity to some benchmark image's query
    reaches ``--embedding-min-similarity`` becomes a candidate, in both orientations (an
