@@ -579,9 +579,44 @@ class Extra:
     corpus: np.ndarray
 
 
-def evaluate(measured: Measured, rule: Rule, extra: Extra | None = None) -> dict[str, Any]:
+@dataclass
+class Denominators:
+    """Distinct pairs (same-source pairs left out) of the whole distinct corpus or of a sample of it."""
+
+    images: np.ndarray | None  # the distinct images counted (None: all)
+    total: int
+    without_graphics: int
+    by_bench_group: dict[str, int]
+    by_corpus_group: dict[str, int]
+
+
+def denominators(measured: Measured, images: np.ndarray | None = None) -> Denominators:
+    """:class:`Denominators` of all distinct images (the measurement's) or of ``images``."""
+    if images is None:
+        return Denominators(
+            None,
+            measured.distinct_total,
+            measured.distinct_total_without_graphics,
+            measured.distinct_by_bench_group,
+            measured.distinct_by_corpus_group,
+        )
+    other = measured.bench.sources[:, None] != measured.corpus.sources[None, images]
+    groups = measured.corpus_groups[images]
+    return Denominators(
+        images,
+        int(other.sum()),
+        int(other[measured.bench_groups != "graphic"][:, groups != "graphic"].sum()),
+        {g: int(other[measured.bench_groups == g].sum()) for g in BENCH_GROUPS},
+        {g: int(other[:, groups == g].sum()) for g in CORPUS_GROUPS},
+    )
+
+
+def evaluate(
+    measured: Measured, rule: Rule, extra: Extra | None = None, counted: Denominators | None = None
+) -> dict[str, Any]:
     """Recall per edit and benchmark group, false-positive rates, share of distinct corpus images dropped
-    (``extra``: matches of another signal, added to the rule's)."""
+    (``extra``: matches of another signal, added to the rule's; ``counted``: on a sample of the
+    distinct images only, the false matches of the precision scaled up to the whole corpus)."""
     found: dict[str, np.ndarray] = {}
     recall: dict[str, dict[str, float]] = {}
     for name, pairs in measured.copies.items():
@@ -599,8 +634,16 @@ def evaluate(measured: Measured, rule: Rule, extra: Extra | None = None) -> dict
             np.concatenate([pb * width + pc, extra.bench.astype(np.int64) * width + extra.corpus])
         )
         pb, pc = keys // width, keys % width
+    counted = counted or denominators(measured)
+    scale = 1.0
     dropped = np.zeros(len(measured.corpus_groups), dtype=bool)
     dropped[pc] = True
+    corpus_groups = measured.corpus_groups
+    if counted.images is not None:
+        inside = np.isin(pc, counted.images)
+        pb, pc = pb[inside], pc[inside]
+        dropped, corpus_groups = dropped[counted.images], corpus_groups[counted.images]
+        scale = len(measured.corpus_groups) / len(counted.images)
     bench_of_pair = measured.bench_groups[pb]
     corpus_of_pair = measured.corpus_groups[pc]
     # Precision over a corpus of the distinct images plus one copy of every benchmark image per
@@ -610,26 +653,25 @@ def evaluate(measured: Measured, rule: Rule, extra: Extra | None = None) -> dict
     for g in (*BENCH_GROUPS, "all"):
         mine = measured.bench_groups == g if g != "all" else np.ones(len(measured.bench_groups), dtype=bool)
         true = sum(int(found[n][mine].sum()) for n in MILD)
-        false = len(np.unique(pc[bench_of_pair == g] if g != "all" else pc))
+        false = scale * len(np.unique(pc[bench_of_pair == g] if g != "all" else pc))
         precision[g] = true / (true + false) if true + false else None
     return {
         "rule": rule_dict(rule),
         "recall": recall,
         "false_pairs": len(pb),
-        "fpr": len(pb) / measured.distinct_total,
+        "fpr": len(pb) / counted.total,
         "fpr_without_graphics": int(((bench_of_pair != "graphic") & (corpus_of_pair != "graphic")).sum())
-        / measured.distinct_total_without_graphics,
+        / counted.without_graphics,
         "fpr_by_benchmark_group": {
-            g: int((bench_of_pair == g).sum()) / measured.distinct_by_bench_group[g] for g in BENCH_GROUPS
+            g: int((bench_of_pair == g).sum()) / counted.by_bench_group[g] for g in BENCH_GROUPS
         },
         "fpr_by_corpus_group": {
-            g: int((corpus_of_pair == g).sum()) / measured.distinct_by_corpus_group[g] for g in CORPUS_GROUPS
+            g: int((corpus_of_pair == g).sum()) / counted.by_corpus_group[g] for g in CORPUS_GROUPS
         },
         "corpus_dropped": float(dropped.mean()),
-        "corpus_dropped_by_group": {
-            g: float(dropped[measured.corpus_groups == g].mean()) for g in CORPUS_GROUPS
-        },
+        "corpus_dropped_by_group": {g: float(dropped[corpus_groups == g].mean()) for g in CORPUS_GROUPS},
         "corpus_dropped_images": int(dropped.sum()),
+        "distinct_images_counted": int(len(dropped)),
         "precision": precision,
     }
 
@@ -1176,7 +1218,12 @@ def _verdicts(
 
 
 def embedding_candidates(
-    measured: Measured, embedded: Embedded, label: str, rule: Rule, framed: bool = False
+    measured: Measured,
+    embedded: Embedded,
+    label: str,
+    rule: Rule,
+    images: np.ndarray,
+    framed: bool = False,
 ) -> tuple[dict[str, EmbeddingCandidates], EmbeddingCandidates]:
     """Per edit the copies' own pairs (copy i, benchmark i), and the distinct pairs (same-source
     pairs left out, as everywhere), found by the embeddings of model ``label`` at the lowest
@@ -1196,7 +1243,11 @@ def embedding_candidates(
         sample, flipped, value = sample[own], flipped[own], value[own]
         features = [embedded.copy_features[name][i] for i in sample]
         accepted = _verdicts(measured, verifier, sample, flipped, features)
-        either = accepted | _verdicts(measured, verifier, sample, ~flipped, features)
+        either = accepted.copy()
+        if (~accepted).any():
+            rejected = np.flatnonzero(~accepted)
+            other = [features[i] for i in rejected]
+            either[rejected] = _verdicts(measured, verifier, sample[rejected], ~flipped[rejected], other)
         copies[name] = EmbeddingCandidates(sample, sample, flipped, value, accepted, either)
     sample, row, flipped, value = search_top(queries, embedded.corpus[label], lowest)
     width = len(measured.corpus_groups)
@@ -1205,8 +1256,10 @@ def embedding_candidates(
     if rule.centre >= 0:
         close |= pairs.distance_centre <= rule.centre
     hashed = pairs.bench[close].astype(np.int64) * width + pairs.corpus[close]
-    keep = (measured.bench.sources[row] != measured.corpus.sources[sample]) & ~np.isin(
-        row.astype(np.int64) * width + sample, hashed
+    keep = (
+        (measured.bench.sources[row] != measured.corpus.sources[sample])
+        & ~np.isin(row.astype(np.int64) * width + sample, hashed)
+        & np.isin(sample, images)
     )
     sample, row, flipped, value = sample[keep], row[keep], flipped[keep], value[keep]
     corpus = measured.corpus
@@ -1215,8 +1268,9 @@ def embedding_candidates(
         for c in sample
     ]
     accepted = _verdicts(measured, verifier, row, flipped, features)
-    either = accepted | _verdicts(measured, verifier, row, ~flipped, features)
-    return copies, EmbeddingCandidates(sample, row, flipped, value, accepted, either)
+    # The other orientation of the distinct candidates is not verified (time): the what-if counts
+    # the query's orientation there, so its distinct side is a lower bound.
+    return copies, EmbeddingCandidates(sample, row, flipped, value, accepted, accepted)
 
 
 def with_embeddings(
@@ -1225,6 +1279,7 @@ def with_embeddings(
     copies: dict[str, EmbeddingCandidates],
     distinct: EmbeddingCandidates,
     min_similarity: float,
+    counted: Denominators,
     either: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate` of ``rule`` (the hash candidates, verified) plus the embedding candidates
@@ -1238,7 +1293,7 @@ def with_embeddings(
     at = distinct.similarity >= min_similarity
     chosen = at & (distinct.either if either else distinct.accepted)
     extra = Extra(found, distinct.bench[chosen], distinct.sample[chosen])
-    result = evaluate(measured, rule, extra)
+    result = evaluate(measured, rule, extra, counted)
     result["embedding"] = {
         "min_similarity": min_similarity,
         "distinct_candidates": int(at.sum()),
@@ -1255,10 +1310,14 @@ def with_embeddings(
 
 
 def similarity_sweep(
-    measured: Measured, rule: Rule, copies: dict[str, EmbeddingCandidates], distinct: EmbeddingCandidates
+    measured: Measured,
+    rule: Rule,
+    copies: dict[str, EmbeddingCandidates],
+    distinct: EmbeddingCandidates,
+    counted: Denominators,
 ) -> list[dict[str, Any]]:
     """The verified hash rule plus the embedding candidates, at each threshold of SIMILARITIES."""
-    return [with_embeddings(measured, rule, copies, distinct, t) for t in SIMILARITIES]
+    return [with_embeddings(measured, rule, copies, distinct, t, counted) for t in SIMILARITIES]
 
 
 def choose_similarity(sweep: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1447,6 +1506,12 @@ class EmbeddingRun:
     model_seed: int
     train_steps: int
     trained_checkpoint: str | None
+    distinct_stride: int
+
+    def framed_models(self) -> list[str]:
+        """Labels the framed-queries what-if runs for (the trained model's, or the only one)."""
+        labels = list(self.checkpoints())
+        return [x for x in labels if "trained" in x] or labels
 
     def checkpoints(self) -> dict[str, str]:
         """Label -> checkpoint file of every model asked for (made once, kept in _work)."""
@@ -1504,13 +1569,25 @@ def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool, EmbeddingRun]
         "(WORKDIR/scorer/corpusforge-tiny-2000-250.pt), instead of training it here (about 30 minutes "
         "on 2 busy cores); kept in benchmarks/_work/dedup_quality_scorers otherwise",
     )
+    add(
+        "--distinct-stride",
+        type=int,
+        default=8,
+        help="the embedding signal is measured on every Nth distinct image (the job's verifier takes "
+        "about 40 ms per rejected candidate on 2 busy cores; a random-init model sends every sample's 5 "
+        "nearest benchmark images to it); 1: all",
+    )
     values = vars(parser.parse_args(argv))
     reuse = values.pop("reuse")
     names = tuple(m for m in values.pop("embedding_models").split(",") if m and m != "none")
     if unknown := set(names) - {"random", "trained"}:
         parser.error(f"--embedding-models: unknown {sorted(unknown)}")
     run = EmbeddingRun(
-        names, values.pop("model_seed"), values.pop("train_steps"), values.pop("trained_checkpoint")
+        names,
+        values.pop("model_seed"),
+        values.pop("train_steps"),
+        values.pop("trained_checkpoint"),
+        values.pop("distinct_stride"),
     )
     return Sets(**values), reuse, run
 
@@ -1566,9 +1643,23 @@ def main(argv: list[str] | None = None) -> None:
     if checkpoints:
         log.info("embedding both image sets with %s", ", ".join(checkpoints))
         embedded = embed_cached(sets, options, measured, checkpoints, reuse)
+        images = np.arange(0, len(measured.corpus_groups), embedding_run.distinct_stride)
+        counted = denominators(measured, images)
+        on_sample = evaluate(measured, vrule, None, counted)
+        signals.append(
+            (
+                f"pHash + centre + thumbnail (distinct: 1 in {embedding_run.distinct_stride})",
+                on_sample,
+            )
+        )
         for label in checkpoints:
-            copy_candidates, distinct_candidates = embedding_candidates(measured, embedded, label, vrule)
-            embedding_sweeps[label] = similarity_sweep(measured, vrule, copy_candidates, distinct_candidates)
+            log.info("embedding candidates of %s", label)
+            copy_candidates, distinct_candidates = embedding_candidates(
+                measured, embedded, label, vrule, images
+            )
+            embedding_sweeps[label] = similarity_sweep(
+                measured, vrule, copy_candidates, distinct_candidates, counted
+            )
             embedding_chosen[label] = choose_similarity(embedding_sweeps[label])
             at_default = next(
                 r
@@ -1582,12 +1673,15 @@ def main(argv: list[str] | None = None) -> None:
                 copy_candidates,
                 distinct_candidates,
                 DEFAULT_EMBEDDING_MIN_SIMILARITY,
+                counted,
                 either=True,
             )
-            framed = embedding_candidates(measured, embedded, label, vrule, framed=True)
-            framed_sweeps[f"{label}, framed queries"] = similarity_sweep(measured, vrule, *framed)
+            if label not in embedding_run.framed_models():
+                continue
+            framed = embedding_candidates(measured, embedded, label, vrule, images, framed=True)
+            framed_sweeps[f"{label}, framed queries"] = similarity_sweep(measured, vrule, *framed, counted)
             framed_what_if[label] = with_embeddings(
-                measured, vrule, *framed, DEFAULT_EMBEDDING_MIN_SIMILARITY, either=True
+                measured, vrule, *framed, DEFAULT_EMBEDDING_MIN_SIMILARITY, counted, either=True
             )
     for label, r in what_if.items():
         signals.append((f"what-if: ... ({label}), both orientations verified", r))
