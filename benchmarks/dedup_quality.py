@@ -1727,6 +1727,10 @@ def main(argv: list[str] | None = None) -> None:
         "embedding_both_orientations": what_if,
         "embedding_framed_sweeps": framed_sweeps,
         "embedding_framed_both_orientations": framed_what_if,
+        "embedding_framed_chosen": {
+            label: choose_similarity(rows)["embedding"]["min_similarity"]
+            for label, rows in framed_sweeps.items()
+        },
         "embedding_chosen": {
             label: r["embedding"]["min_similarity"] for label, r in embedding_chosen.items()
         },
@@ -1796,6 +1800,9 @@ def main(argv: list[str] | None = None) -> None:
             "(framed_queries), the job's orientation rule:\n"
             + similarity_table(framed_sweeps, DEFAULT_EMBEDDING_MIN_SIMILARITY)
         )
+        for label, rows in framed_sweeps.items():
+            r = choose_similarity(rows)
+            print(f"What-if, chosen with {label}: {r['embedding']['min_similarity']:g}")
         for label, r in embedding_chosen.items():
             print(
                 f"Chosen --embedding-min-similarity with {label}: {r['embedding']['min_similarity']:g} "
