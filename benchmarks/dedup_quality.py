@@ -26,15 +26,30 @@
    rule (:func:`choose_thumbnail`). Reports recall per edit and image group, precision, FPR on
    distinct pairs and the share of distinct images dropped, per signal (hash only, hash +
    thumbnail), and prints the tables.
+6. The embedding signal (``jobs/dedup.py --embeddings``, issue 16), per model of
+   ``--embedding-models``: corpusforge-tiny randomly initialised (``--model-seed``) and trained as
+   the demo trains its scorer (no pretrained weights can be downloaded). The benchmark side
+   through the job's ``query_images`` (picture, mirror, 15% centre crop; float16 as the job keeps
+   them), the corpus side (copies and distinct images) as the score job embeds the stored JPEG
+   (``_preprocess``, ``encode_image(normalize=True)``, float16 and normalised again as the search
+   reads them); the job's exact search (at most MAX_CANDIDATES_PER_SAMPLE benchmark images per
+   sample, the mirror query making a mirrored candidate; a pair the hashes already found is not
+   added again), and every candidate verified by the job's ``Verifier`` (the mirrored benchmark
+   side for a mirrored candidate). Signal "hash + embedding + thumbnail": the union of the
+   verified hash and embedding candidates; swept over ``--embedding-min-similarity``
+   (:data:`SIMILARITIES`, :func:`choose_similarity`). Two what-ifs that are not the job's code:
+   both orientations verified, and queries framed as the corpus is (:func:`framed_queries`).
 
 Results: benchmarks/_work/dedup_quality.json; recorded in docs/benchmarks.md ("Dedup quality").
-The measurement (the slow part) is kept in benchmarks/_work/dedup_quality_measured.pkl;
-``--reuse`` sweeps again on it.
+The measurement (the slow part) is kept in benchmarks/_work/dedup_quality_measured.pkl, the
+embeddings in benchmarks/_work/dedup_quality_embeddings.pkl and the models in
+benchmarks/_work/dedup_quality_scorers/; ``--reuse`` sweeps again on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -44,6 +59,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,9 +70,18 @@ from tqdm import tqdm
 
 from pipeline.dedup.benchmark_hashes import hash_image
 from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
+from pipeline.dedup.embeddings import (
+    CROP_ZOOM,
+    MAX_CANDIDATES_PER_SAMPLE,
+    QUERIES,
+    QUERY_MIRROR,
+    SEARCH_BLOCK,
+    query_images,
+)
 from pipeline.dedup.features import sample_features
 from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
 from pipeline.dedup.hamming import hamming_distance
+from pipeline.dedup.options import DEFAULT_EMBEDDING_MIN_SIMILARITY
 from pipeline.dedup.verify import (
     ZOOMS,
     Verifier,
@@ -69,13 +94,17 @@ from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64, thumbnail
 from pipeline.image.process import stored_image
 from pipeline.logs import setup_logging
+from pipeline.score.model import load_model, register_configs
+from pipeline.score.shard_scorer import _preprocess
 from pipeline.synthetic.scenes import BACKGROUNDS, COLOURS, SHAPES, Scene, random_scene, render
+from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
 from testkit.graphics import Graphic, draw, random_graphic, recoloured, system_icons
 from testkit.transforms import (
     MILD,
     NEAR_UNIFORM_KINDS,
     TRANSFORMS,
     bundled_photos,
+    centre_crop,
     near_uniform,
     photo_texture,
     random_window,
@@ -278,12 +307,17 @@ def benchmark_row(data: bytes, options: ImageOptions) -> Row:
 def corpus_row(data: bytes, options: ImageOptions) -> Row:
     """The pHash the download job stores, and the features the dedup job computes from the stored
     JPEG (its own ``sample_features``, with the original size the raw shard records)."""
+    return stored_and_row(data, options)[1]
+
+
+def stored_and_row(data: bytes, options: ImageOptions) -> tuple[bytes, Row]:
+    """:func:`corpus_row`, and the stored JPEG it was computed from (what the score job embeds)."""
     processed = process_image(data, options)
     size = (processed.original_width, processed.original_height)
     cached = sample_features(processed.data, size, options)
     with Image.open(io.BytesIO(processed.data)) as decoded:
         stored = decoded.convert("RGB")
-    return (
+    return processed.data, (
         processed.phash,
         processed.phash,
         from_signed64(cached["phash_centre"]),
@@ -535,50 +569,109 @@ def measure(sets: Sets, options: ImageOptions) -> tuple[Measured, dict[str, Any]
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(measured: Measured, rule: Rule) -> dict[str, Any]:
-    """Recall per edit and benchmark group, false-positive rates, share of distinct corpus images dropped."""
+@dataclass
+class Extra:
+    """Matches another signal adds to a rule's (the verified embedding candidates): per edit, the
+    planted copies it finds; the (benchmark, corpus) distinct pairs it matches."""
+
+    copies: dict[str, np.ndarray]  # edit -> bool per benchmark row
+    bench: np.ndarray
+    corpus: np.ndarray
+
+
+@dataclass
+class Denominators:
+    """Distinct pairs (same-source pairs left out) of the whole distinct corpus or of a sample of it."""
+
+    images: np.ndarray | None  # the distinct images counted (None: all)
+    total: int
+    without_graphics: int
+    by_bench_group: dict[str, int]
+    by_corpus_group: dict[str, int]
+
+
+def denominators(measured: Measured, images: np.ndarray | None = None) -> Denominators:
+    """:class:`Denominators` of all distinct images (the measurement's) or of ``images``."""
+    if images is None:
+        return Denominators(
+            None,
+            measured.distinct_total,
+            measured.distinct_total_without_graphics,
+            measured.distinct_by_bench_group,
+            measured.distinct_by_corpus_group,
+        )
+    other = measured.bench.sources[:, None] != measured.corpus.sources[None, images]
+    groups = measured.corpus_groups[images]
+    return Denominators(
+        images,
+        int(other.sum()),
+        int(other[measured.bench_groups != "graphic"][:, groups != "graphic"].sum()),
+        {g: int(other[measured.bench_groups == g].sum()) for g in BENCH_GROUPS},
+        {g: int(other[:, groups == g].sum()) for g in CORPUS_GROUPS},
+    )
+
+
+def evaluate(
+    measured: Measured, rule: Rule, extra: Extra | None = None, counted: Denominators | None = None
+) -> dict[str, Any]:
+    """Recall per edit and benchmark group, false-positive rates, share of distinct corpus images dropped
+    (``extra``: matches of another signal, added to the rule's; ``counted``: on a sample of the
+    distinct images only, the false matches of the precision scaled up to the whole corpus)."""
+    found: dict[str, np.ndarray] = {}
     recall: dict[str, dict[str, float]] = {}
     for name, pairs in measured.copies.items():
         hit = pairs.matched(rule)
+        if extra is not None:
+            hit = hit | extra.copies[name]
+        found[name] = hit
         recall[name] = {g: float(hit[measured.bench_groups == g].mean()) for g in BENCH_GROUPS}
         recall[name]["photo+scene"] = float(hit[measured.bench_groups != "near_uniform"].mean())
     hit = measured.distinct.matched(rule)
+    pb, pc = measured.distinct.bench[hit].astype(np.int64), measured.distinct.corpus[hit].astype(np.int64)
+    if extra is not None and len(extra.bench):
+        width = len(measured.corpus_groups)
+        keys = np.unique(
+            np.concatenate([pb * width + pc, extra.bench.astype(np.int64) * width + extra.corpus])
+        )
+        pb, pc = keys // width, keys % width
+    counted = counted or denominators(measured)
+    scale = 1.0
     dropped = np.zeros(len(measured.corpus_groups), dtype=bool)
-    dropped[measured.distinct.corpus[hit]] = True
-    bench_of_pair = measured.bench_groups[measured.distinct.bench]
-    corpus_of_pair = measured.corpus_groups[measured.distinct.corpus]
+    dropped[pc] = True
+    corpus_groups = measured.corpus_groups
+    if counted.images is not None:
+        inside = np.isin(pc, counted.images)
+        pb, pc = pb[inside], pc[inside]
+        dropped, corpus_groups = dropped[counted.images], corpus_groups[counted.images]
+        scale = len(measured.corpus_groups) / len(counted.images)
+    bench_of_pair = measured.bench_groups[pb]
+    corpus_of_pair = measured.corpus_groups[pc]
     # Precision over a corpus of the distinct images plus one copy of every benchmark image per
     # mild edit: copies found against distinct images dropped, overall and for the samples
     # dropped as duplicates of one benchmark group's images.
-    found = {n: measured.copies[n].matched(rule) for n in MILD}
     precision: dict[str, float | None] = {}
     for g in (*BENCH_GROUPS, "all"):
         mine = measured.bench_groups == g if g != "all" else np.ones(len(measured.bench_groups), dtype=bool)
         true = sum(int(found[n][mine].sum()) for n in MILD)
-        pairs = hit & (bench_of_pair == g) if g != "all" else hit
-        false = len(np.unique(measured.distinct.corpus[pairs]))
+        false = scale * len(np.unique(pc[bench_of_pair == g] if g != "all" else pc))
         precision[g] = true / (true + false) if true + false else None
     return {
         "rule": rule_dict(rule),
         "recall": recall,
-        "false_pairs": int(hit.sum()),
-        "fpr": int(hit.sum()) / measured.distinct_total,
-        "fpr_without_graphics": int(
-            (hit & (bench_of_pair != "graphic") & (corpus_of_pair != "graphic")).sum()
-        )
-        / measured.distinct_total_without_graphics,
+        "false_pairs": len(pb),
+        "fpr": len(pb) / counted.total,
+        "fpr_without_graphics": int(((bench_of_pair != "graphic") & (corpus_of_pair != "graphic")).sum())
+        / counted.without_graphics,
         "fpr_by_benchmark_group": {
-            g: int(hit[bench_of_pair == g].sum()) / measured.distinct_by_bench_group[g] for g in BENCH_GROUPS
+            g: int((bench_of_pair == g).sum()) / counted.by_bench_group[g] for g in BENCH_GROUPS
         },
         "fpr_by_corpus_group": {
-            g: int(hit[corpus_of_pair == g].sum()) / measured.distinct_by_corpus_group[g]
-            for g in CORPUS_GROUPS
+            g: int((corpus_of_pair == g).sum()) / counted.by_corpus_group[g] for g in CORPUS_GROUPS
         },
         "corpus_dropped": float(dropped.mean()),
-        "corpus_dropped_by_group": {
-            g: float(dropped[measured.corpus_groups == g].mean()) for g in CORPUS_GROUPS
-        },
+        "corpus_dropped_by_group": {g: float(dropped[corpus_groups == g].mean()) for g in CORPUS_GROUPS},
         "corpus_dropped_images": int(dropped.sum()),
+        "distinct_images_counted": int(len(dropped)),
         "precision": precision,
     }
 
@@ -855,6 +948,423 @@ def threshold_table(sweep: list[dict[str, Any]]) -> str:
     return markdown_table(columns, body)
 
 
+# --------------------------------------------------------------------------- embeddings (issue 16)
+
+EMBEDDED_CACHE = WORK / "dedup_quality_embeddings.pkl"
+# Bump when what embed_sets() computes changes, so --reuse does not pick up old embeddings.
+EMBED_CACHE_VERSION = 2
+SCORERS = WORK / "dedup_quality_scorers"
+MODEL = "corpusforge-tiny"
+# The demo's scorer recipe (pipeline/demo.py train_scorer): pairs of synthetic scenes and captions.
+TRAIN_PAIRS = 2000
+DEMO_SEED = 0
+SIMILARITIES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98)
+EMBED_EDITS = ("crop_15", "flip", "crop_25")  # what the embeddings are for: the hashes miss these
+EMBED_BATCH = 256
+
+
+def random_checkpoint(seed: int) -> Path:
+    """corpusforge-tiny, randomly initialised with torch seed ``seed`` (as tests/conftest.py makes one)."""
+    import open_clip
+    import torch
+
+    path = SCORERS / f"{MODEL}-random-seed{seed}.pt"
+    if not path.exists():
+        register_configs()
+        torch.manual_seed(seed)
+        save_checkpoint(open_clip.create_model(MODEL), path)
+    return path
+
+
+def trained_checkpoint(steps: int, given: str | None = None) -> Path:
+    """corpusforge-tiny trained as ``corpusforge demo`` trains its scorer (``pipeline.demo.train_scorer``
+    at the demo's defaults: TRAIN_PAIRS synthetic scenes and their captions from the demo's seed 0,
+    ``steps`` steps, torch seed 0); ``given``: that file, made by the demo, instead of training
+    (training is deterministic on a CPU: two demo runs wrote the same bytes)."""
+    if given:
+        return Path(given)
+    path = SCORERS / f"{MODEL}-{TRAIN_PAIRS}-{steps}.pt"
+    if not path.exists():
+        rng = random.Random(10_000 + DEMO_SEED)
+        scenes = [random_scene(rng) for _ in range(TRAIN_PAIRS)]
+        images = [render(s, (rng.randint(200, 480), rng.randint(200, 480)), rng) for s in scenes]
+        model = train_clip(images, [s.caption for s in scenes], TrainOptions(steps=steps))
+        save_checkpoint(model, path)
+    return path
+
+
+@dataclass
+class Embedded:
+    """Both image sets embedded through the job's code paths, per model (label -> checkpoint).
+
+    Benchmark side: ``query_images`` of the served file (picture, mirror, 15% centre crop), each
+    through the model's preprocessing, kept as float16 like ``benchmark_embeddings.parquet``.
+    Corpus side (planted copies and distinct images): the stored JPEG that ``process_image``
+    makes, through the score job's own ``_preprocess`` and ``encode_image(normalize=True)``, kept
+    as float16 like ``--save-embeddings`` and normalised again as the search reads them.
+    """
+
+    models: dict[str, str]
+    queries: dict[str, np.ndarray]  # (benchmark rows * 3, dim) float32, QUERIES order per row
+    framed: dict[str, np.ndarray]  # what-if: the queries framed as the corpus is (framed_queries)
+    copies: dict[str, dict[str, np.ndarray]]  # model -> edit -> (benchmark rows, dim)
+    corpus: dict[str, np.ndarray]  # model -> (distinct images, dim)
+    copy_features: dict[str, list[ImageFeatures]]  # edit -> per copy, what the job's feature cache holds
+
+
+def _encode(models: dict[str, Any], pixels: Iterator[Any], total: int, desc: str) -> dict[str, np.ndarray]:
+    """Every model's normalised image embedding (float32) of preprocessed pictures, in batches."""
+    import torch
+
+    out: dict[str, list[np.ndarray]] = {label: [] for label in models}
+    batch: list[Any] = []
+
+    def flush() -> None:
+        stacked = torch.stack(batch)
+        for label, loaded in models.items():
+            with torch.inference_mode():
+                out[label].append(loaded.model.encode_image(stacked, normalize=True).float().cpu().numpy())
+        batch.clear()
+
+    for tensor in tqdm(pixels, total=total, desc=desc, unit=" img", mininterval=10):
+        batch.append(tensor)
+        if len(batch) >= EMBED_BATCH:
+            flush()
+    if batch:
+        flush()
+    return {label: np.concatenate(parts) for label, parts in out.items()}
+
+
+def _as_saved(matrix: np.ndarray) -> np.ndarray:
+    """What the search reads back of saved corpus embeddings: float16, then float32 normalised."""
+    return shard_search_matrix(matrix.astype(np.float16))
+
+
+def shard_search_matrix(saved: np.ndarray) -> np.ndarray:
+    """``shard_embeddings``' normalisation of a saved float16 matrix."""
+    matrix = saved.astype(np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
+def embed_sets(
+    sets: Sets, options: ImageOptions, measured: Measured, checkpoints: dict[str, str]
+) -> Embedded:
+    """Rebuild both image sets (the same seeds as :func:`measure`) and embed them with every model."""
+    models = {label: load_model(MODEL, path, "cpu") for label, path in checkpoints.items()}
+    first = next(iter(models.values()))  # one config: one preprocessing for all models
+    photos = bundled_photos()
+    bench_items = benchmark_set(sets, photos)
+    n = len(bench_items)
+    if n != len(measured.bench_groups):
+        raise SystemExit("the benchmark set differs from the measurement's: run without --reuse")
+
+    def bench_pixels() -> Iterator[Any]:
+        for item in bench_items:
+            for picture in query_images(served(item.image), options):
+                yield first.preprocess(picture)
+
+    queries = _encode(models, bench_pixels(), n * len(QUERIES), "benchmark queries")
+
+    def framed_pixels() -> Iterator[Any]:
+        for item in bench_items:
+            for picture in framed_queries(served(item.image), options):
+                yield first.preprocess(picture)
+
+    framed = _encode(models, framed_pixels(), n * len(QUERIES), "benchmark queries, framed")
+    copies: dict[str, dict[str, np.ndarray]] = {label: {} for label in models}
+    copy_features: dict[str, list[ImageFeatures]] = {}
+    for name, transform in TRANSFORMS.items():
+        features: list[ImageFeatures] = []
+
+        def copy_pixels(edit: Any = transform, into: list[ImageFeatures] = features) -> Iterator[Any]:
+            for item in bench_items:
+                stored, row = stored_and_row(served(edit(item.image.convert("RGB"))), options)
+                into.append(ImageFeatures(row[3], row[5], row[6], None))
+                yield _preprocess(stored, first)
+
+        found = _encode(models, copy_pixels(), n, f"copies {name}")
+        for label in models:
+            copies[label][name] = _as_saved(found[label])
+        copy_features[name] = features
+    mismatched = 0
+
+    def corpus_pixels() -> Iterator[Any]:
+        nonlocal mismatched
+        for i, item in enumerate(distinct_set(sets, photos, bench_items)):
+            processed = process_image(served(item.image), options)
+            mismatched += int(processed.phash != measured.corpus.phash[i])
+            yield _preprocess(processed.data, first)
+
+    corpus = _encode(models, corpus_pixels(), len(measured.corpus_groups), "distinct corpus")
+    if mismatched:
+        raise SystemExit(f"{mismatched} distinct images differ from the measurement's: run without --reuse")
+    return Embedded(
+        models=dict(checkpoints),
+        queries={label: q.astype(np.float16).astype(np.float32) for label, q in queries.items()},
+        framed={label: q.astype(np.float16).astype(np.float32) for label, q in framed.items()},
+        copies=copies,
+        corpus={label: _as_saved(c) for label, c in corpus.items()},
+        copy_features=copy_features,
+    )
+
+
+def framed_queries(data: bytes, options: ImageOptions) -> list[Image.Image]:
+    """What-if (not the job's): the three queries framed as the corpus side is embedded. The job's
+    ``query_images`` cuts the border padding off, and the model's preprocessing then crops the
+    centre square of a non-square picture, while a corpus sample is embedded as stored: the whole
+    picture inside its padding. Here: the image the download job would store of the benchmark
+    file, its mirror, and the stored image of its 15% centre crop."""
+    stored = _decoded(process_image(data, options).data)
+    with Image.open(io.BytesIO(data)) as original:
+        cropped = centre_crop(original.convert("RGB"), CROP_ZOOM)
+    crop = _decoded(process_image(served(cropped), options).data)
+    return [stored, stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT), crop]
+
+
+def _decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def embed_cached(
+    sets: Sets, options: ImageOptions, measured: Measured, checkpoints: dict[str, str], reuse: bool
+) -> Embedded:
+    """:func:`embed_sets`, or with ``reuse`` the last embeddings of the same sets and checkpoints."""
+    key = json.dumps(
+        {
+            "sets": asdict(sets),
+            "version": EMBED_CACHE_VERSION,
+            "models": {label: _file_digest(Path(path)) for label, path in checkpoints.items()},
+        },
+        sort_keys=True,
+    )
+    if reuse and EMBEDDED_CACHE.exists():
+        with open(EMBEDDED_CACHE, "rb") as handle:
+            saved_key, embedded = pickle.load(handle)
+        if saved_key == key:
+            log.info("reusing the embeddings in %s", shown(EMBEDDED_CACHE))
+            return embedded
+    embedded = embed_sets(sets, options, measured, checkpoints)
+    with open(EMBEDDED_CACHE, "wb") as handle:
+        pickle.dump((key, embedded), handle)
+    return embedded
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class EmbeddingCandidates:
+    """Pairs the embedding search makes candidates at the lowest threshold swept (a superset of
+    every higher threshold's), minus those the hash search already found (the job verifies a pair
+    the hashes found once, in the hashes' orientation), with the job's verdict on each."""
+
+    sample: np.ndarray  # corpus row (distinct) or benchmark row of the copy (copies)
+    bench: np.ndarray
+    flipped: np.ndarray  # the mirror query matched best: a mirrored candidate
+    similarity: np.ndarray
+    accepted: np.ndarray  # the job's Verifier (mirrored benchmark side for a mirrored candidate)
+    either: np.ndarray  # what-if: accepted in either orientation (the job verifies only the query's)
+
+
+def search_top(queries: np.ndarray, samples: np.ndarray, min_similarity: float) -> tuple[np.ndarray, ...]:
+    """The job's exact search (``search_shard``): per sample, the benchmark rows whose best query
+    reaches ``min_similarity``, at most MAX_CANDIDATES_PER_SAMPLE (the most similar, ties to the
+    lower row), with the best similarity and whether the mirror query gave it. Returns (sample,
+    row, flipped, similarity) arrays."""
+    rows = queries.shape[0] // len(QUERIES)
+    out: list[tuple[np.ndarray, ...]] = []
+    mirror = QUERIES.index(QUERY_MIRROR)
+    for start in range(0, len(samples), SEARCH_BLOCK):
+        block = (samples[start : start + SEARCH_BLOCK] @ queries.T).reshape(-1, rows, len(QUERIES))
+        best, which = block.max(axis=2), block.argmax(axis=2)
+        top = np.argsort(-best, axis=1, kind="stable")[:, :MAX_CANDIDATES_PER_SAMPLE]
+        value = np.take_along_axis(best, top, axis=1)
+        keep = value >= min_similarity
+        sample = np.broadcast_to(np.arange(start, start + len(block))[:, None], top.shape)[keep]
+        row = top[keep]
+        out.append((sample, row, which[sample - start, row] == mirror, value[keep]))
+    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
+
+
+def _bench_features(bench: FeatureTable, i: int) -> ImageFeatures:
+    """A benchmark row's features as the job's benchmark hash table gives them."""
+    zoomed = None if bench.zoomed is None else b"".join(_raw(z[i]) for z in bench.zoomed)
+    return ImageFeatures(float(bench.complexity[i]), bench.signature[i], _raw(bench.thumbnail[i]), zoomed)
+
+
+def _raw(pixels: np.ndarray) -> bytes:
+    return np.clip(pixels, 0, 255).astype(np.uint8).tobytes()
+
+
+def _verdicts(
+    measured: Measured,
+    verifier: Verifier,
+    bench_rows: np.ndarray,
+    flipped: np.ndarray,
+    sample_features: Any,
+) -> np.ndarray:
+    """The job's Verifier on each candidate, as ``check_shard`` asks it."""
+    bench = measured.bench
+    cache: dict[int, ImageFeatures] = {}
+    sides = []
+    for b, flip, theirs in zip(bench_rows, flipped, sample_features, strict=True):
+        mine = cache.get(int(b))
+        if mine is None:
+            mine = cache[int(b)] = _bench_features(bench, int(b))
+        sides.append((mine.mirrored() if flip else mine, theirs))
+    return np.array([v.accepted for v in verifier.check(sides)], dtype=bool)
+
+
+def embedding_candidates(
+    measured: Measured,
+    embedded: Embedded,
+    label: str,
+    rule: Rule,
+    images: np.ndarray,
+    framed: bool = False,
+) -> tuple[dict[str, EmbeddingCandidates], EmbeddingCandidates]:
+    """Per edit the copies' own pairs (copy i, benchmark i), and the distinct pairs (same-source
+    pairs left out, as everywhere), found by the embeddings of model ``label`` at the lowest
+    threshold swept and not by the hashes of ``rule``, each verified by the job's Verifier with
+    ``rule``'s guard and thumbnail threshold (``framed``: what-if, with :func:`framed_queries`)."""
+    verifier = Verifier(ComplexityGuard(rule.min_complexity, rule.max_signature), rule.max_thumbnail)
+    queries = (embedded.framed if framed else embedded.queries)[label]
+    lowest = min(SIMILARITIES)
+    copies = {}
+    for name, pairs in measured.copies.items():
+        sample, row, flipped, value = search_top(queries, embedded.copies[label][name], lowest)
+        own = sample == row
+        by_hash = pairs.distance <= rule.max_distance
+        if rule.centre >= 0:
+            by_hash = by_hash | (pairs.distance_centre <= rule.centre)
+        own &= ~by_hash[sample]
+        sample, flipped, value = sample[own], flipped[own], value[own]
+        features = [embedded.copy_features[name][i] for i in sample]
+        accepted = _verdicts(measured, verifier, sample, flipped, features)
+        either = accepted.copy()
+        if (~accepted).any():
+            rejected = np.flatnonzero(~accepted)
+            other = [features[i] for i in rejected]
+            either[rejected] = _verdicts(measured, verifier, sample[rejected], ~flipped[rejected], other)
+        copies[name] = EmbeddingCandidates(sample, sample, flipped, value, accepted, either)
+    sample, row, flipped, value = search_top(queries, embedded.corpus[label], lowest)
+    width = len(measured.corpus_groups)
+    pairs = measured.distinct
+    close = pairs.distance <= rule.max_distance
+    if rule.centre >= 0:
+        close |= pairs.distance_centre <= rule.centre
+    hashed = pairs.bench[close].astype(np.int64) * width + pairs.corpus[close]
+    keep = (
+        (measured.bench.sources[row] != measured.corpus.sources[sample])
+        & ~np.isin(row.astype(np.int64) * width + sample, hashed)
+        & np.isin(sample, images)
+    )
+    sample, row, flipped, value = sample[keep], row[keep], flipped[keep], value[keep]
+    corpus = measured.corpus
+    features = [
+        ImageFeatures(float(corpus.complexity[c]), corpus.signature[c], _raw(corpus.thumbnail[c]), None)
+        for c in sample
+    ]
+    accepted = _verdicts(measured, verifier, row, flipped, features)
+    # The other orientation of the distinct candidates is not verified (time): the what-if counts
+    # the query's orientation there, so its distinct side is a lower bound.
+    return copies, EmbeddingCandidates(sample, row, flipped, value, accepted, accepted)
+
+
+def with_embeddings(
+    measured: Measured,
+    rule: Rule,
+    copies: dict[str, EmbeddingCandidates],
+    distinct: EmbeddingCandidates,
+    min_similarity: float,
+    counted: Denominators,
+    either: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate` of ``rule`` (the hash candidates, verified) plus the embedding candidates
+    at ``min_similarity``, verified (``either``: what-if, in both orientations)."""
+    n = len(measured.bench_groups)
+    found = {}
+    for name, c in copies.items():
+        hit = np.zeros(n, dtype=bool)
+        hit[c.bench[(c.either if either else c.accepted) & (c.similarity >= min_similarity)]] = True
+        found[name] = hit
+    at = distinct.similarity >= min_similarity
+    chosen = at & (distinct.either if either else distinct.accepted)
+    extra = Extra(found, distinct.bench[chosen], distinct.sample[chosen])
+    result = evaluate(measured, rule, extra, counted)
+    result["embedding"] = {
+        "min_similarity": min_similarity,
+        "distinct_candidates": int(at.sum()),
+        "distinct_candidates_rejected": int((at & ~distinct.accepted).sum()),
+        "copy_candidates": {name: int((c.similarity >= min_similarity).sum()) for name, c in copies.items()},
+        "copy_candidates_rejected": {
+            name: int(((c.similarity >= min_similarity) & ~c.accepted).sum()) for name, c in copies.items()
+        },
+        "copies_mirrored": {
+            name: int(((c.similarity >= min_similarity) & c.flipped).sum()) for name, c in copies.items()
+        },
+    }
+    return result
+
+
+def similarity_sweep(
+    measured: Measured,
+    rule: Rule,
+    copies: dict[str, EmbeddingCandidates],
+    distinct: EmbeddingCandidates,
+    counted: Denominators,
+) -> list[dict[str, Any]]:
+    """The verified hash rule plus the embedding candidates, at each threshold of SIMILARITIES."""
+    return [with_embeddings(measured, rule, copies, distinct, t, counted) for t in SIMILARITIES]
+
+
+def choose_similarity(sweep: list[dict[str, Any]]) -> dict[str, Any]:
+    """The default similarity threshold: the largest whose recall of every edit of EMBED_EDITS, in
+    every group of VERIFY_GROUPS, is within VERIFY_RECALL_COST of the lowest threshold's (the most
+    candidates; every candidate is verified, so a lower threshold never finds fewer copies). A
+    higher threshold sends fewer pairs to the thumbnails: fewer false positives, less work."""
+    plateau = sweep[0]
+
+    def cost(r: dict[str, Any]) -> float:
+        return max(plateau["recall"][n][g] - r["recall"][n][g] for n in EMBED_EDITS for g in VERIFY_GROUPS)
+
+    feasible = [r for r in sweep if cost(r) <= VERIFY_RECALL_COST + 1e-9]
+    return max(feasible, key=lambda r: r["embedding"]["min_similarity"])
+
+
+def similarity_table(sweeps: dict[str, list[dict[str, Any]]], default: float) -> str:
+    """Markdown: per model and threshold, embedding candidates, recall of EMBED_EDITS per group
+    (photo / scene / graphic), precision, distinct images dropped, FPR."""
+    body = []
+    for label, rows in sweeps.items():
+        for r in rows:
+            e = r["embedding"]
+            t = e["min_similarity"]
+            body.append(
+                [
+                    label,
+                    f"{t:g}" + (" (default)" if math.isclose(t, default) else ""),
+                    f"{e['distinct_candidates']} ({e['distinct_candidates_rejected']})",
+                    *(" / ".join(f"{r['recall'][n][g]:.2f}" for g in VERIFY_GROUPS) for n in EMBED_EDITS),
+                    "-" if r["precision"]["all"] is None else f"{r['precision']['all']:.3f}",
+                    f"{_pct(r['corpus_dropped'], 2)} ({r['corpus_dropped_images']})",
+                    _pct(r["fpr"]),
+                ]
+            )
+    columns = [
+        "model",
+        "min similarity",
+        "distinct candidates (rejected)",
+        *(f"{_SHORT[n]}: photo / scene / graphic" for n in EMBED_EDITS),
+        "precision",
+        "distinct dropped",
+        "FPR",
+    ]
+    return markdown_table(columns, body)
+
+
 # --------------------------------------------------------------------------- report
 
 _SHORT = {
@@ -988,8 +1498,35 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
     """Keeps the module docstring's layout and shows every option's default."""
 
 
-def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool]:
-    """The image sets' sizes from the command line, and whether to reuse the last measurement."""
+@dataclass(frozen=True)
+class EmbeddingRun:
+    """Which models embed the image sets (``--embedding-models``)."""
+
+    models: tuple[str, ...]  # "random", "trained"
+    model_seed: int
+    train_steps: int
+    trained_checkpoint: str | None
+    distinct_stride: int
+
+    def framed_models(self) -> list[str]:
+        """Labels the framed-queries what-if runs for (the trained model's, or the only one)."""
+        labels = list(self.checkpoints())
+        return [x for x in labels if "trained" in x] or labels
+
+    def checkpoints(self) -> dict[str, str]:
+        """Label -> checkpoint file of every model asked for (made once, kept in _work)."""
+        found = {}
+        if "random" in self.models:
+            found[f"{MODEL} random init (seed {self.model_seed})"] = str(random_checkpoint(self.model_seed))
+        if "trained" in self.models:
+            path = trained_checkpoint(self.train_steps, self.trained_checkpoint)
+            found[f"{MODEL} trained {self.train_steps} steps (the demo's scorer)"] = str(path)
+        return found
+
+
+def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool, EmbeddingRun]:
+    """The image sets' sizes from the command line, whether to reuse the last measurement, and the
+    embedding models."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     add = parser.add_argument
     add(
@@ -1016,14 +1553,48 @@ def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool]:
         help="per benchmark scene and graphic, distinct pictures of its layout (another object colour, "
         "shape or background; other colours)",
     )
+    add(
+        "--embedding-models",
+        default="random,trained",
+        help="models for the embedding signal, comma-separated: 'random' (corpusforge-tiny randomly "
+        "initialised), 'trained' (corpusforge-tiny trained on synthetic scenes as the demo's scorer); "
+        "'none': no embedding signal",
+    )
+    add("--model-seed", type=int, default=0, help="torch seed of the randomly initialised model")
+    add("--train-steps", type=int, default=250, help="training steps of the 'trained' model (the demo's)")
+    add(
+        "--trained-checkpoint",
+        default=None,
+        help="the 'trained' model's file, e.g. the scorer `corpusforge demo` wrote "
+        "(WORKDIR/scorer/corpusforge-tiny-2000-250.pt), instead of training it here (about 30 minutes "
+        "on 2 busy cores); kept in benchmarks/_work/dedup_quality_scorers otherwise",
+    )
+    add(
+        "--distinct-stride",
+        type=int,
+        default=8,
+        help="the embedding signal is measured on every Nth distinct image (the job's verifier takes "
+        "about 40 ms per rejected candidate on 2 busy cores; a random-init model sends every sample's 5 "
+        "nearest benchmark images to it); 1: all",
+    )
     values = vars(parser.parse_args(argv))
     reuse = values.pop("reuse")
-    return Sets(**values), reuse
+    names = tuple(m for m in values.pop("embedding_models").split(",") if m and m != "none")
+    if unknown := set(names) - {"random", "trained"}:
+        parser.error(f"--embedding-models: unknown {sorted(unknown)}")
+    run = EmbeddingRun(
+        names,
+        values.pop("model_seed"),
+        values.pop("train_steps"),
+        values.pop("trained_checkpoint"),
+        values.pop("distinct_stride"),
+    )
+    return Sets(**values), reuse, run
 
 
 def main(argv: list[str] | None = None) -> None:
     """Measure, sweep, choose the defaults; print the tables and write the results."""
-    sets, reuse = parse_sets(argv)
+    sets, reuse, embedding_run = parse_sets(argv)
     setup_logging()
     started = time.perf_counter()
     options = ImageOptions()
@@ -1063,6 +1634,59 @@ def main(argv: list[str] | None = None) -> None:
         ("... --flip-invariant, hash only", flipped[d]),
         ("... --flip-invariant + thumbnail", verified_flip),
     ]
+    embedding_sweeps: dict[str, list[dict[str, Any]]] = {}
+    embedding_chosen: dict[str, dict[str, Any]] = {}
+    what_if: dict[str, dict[str, Any]] = {}
+    framed_sweeps: dict[str, list[dict[str, Any]]] = {}
+    framed_what_if: dict[str, dict[str, Any]] = {}
+    checkpoints = embedding_run.checkpoints()
+    if checkpoints:
+        log.info("embedding both image sets with %s", ", ".join(checkpoints))
+        embedded = embed_cached(sets, options, measured, checkpoints, reuse)
+        images = np.arange(0, len(measured.corpus_groups), embedding_run.distinct_stride)
+        counted = denominators(measured, images)
+        on_sample = evaluate(measured, vrule, None, counted)
+        signals.append(
+            (
+                f"pHash + centre + thumbnail (distinct: 1 in {embedding_run.distinct_stride})",
+                on_sample,
+            )
+        )
+        for label in checkpoints:
+            log.info("embedding candidates of %s", label)
+            copy_candidates, distinct_candidates = embedding_candidates(
+                measured, embedded, label, vrule, images
+            )
+            embedding_sweeps[label] = similarity_sweep(
+                measured, vrule, copy_candidates, distinct_candidates, counted
+            )
+            embedding_chosen[label] = choose_similarity(embedding_sweeps[label])
+            at_default = next(
+                r
+                for r in embedding_sweeps[label]
+                if math.isclose(r["embedding"]["min_similarity"], DEFAULT_EMBEDDING_MIN_SIMILARITY)
+            )
+            signals.append((f"pHash + centre + embedding ({label}) + thumbnail", at_default))
+            what_if[label] = with_embeddings(
+                measured,
+                vrule,
+                copy_candidates,
+                distinct_candidates,
+                DEFAULT_EMBEDDING_MIN_SIMILARITY,
+                counted,
+                either=True,
+            )
+            if label not in embedding_run.framed_models():
+                continue
+            framed = embedding_candidates(measured, embedded, label, vrule, images, framed=True)
+            framed_sweeps[f"{label}, framed queries"] = similarity_sweep(measured, vrule, *framed, counted)
+            framed_what_if[label] = with_embeddings(
+                measured, vrule, *framed, DEFAULT_EMBEDDING_MIN_SIMILARITY, counted, either=True
+            )
+    for label, r in what_if.items():
+        signals.append((f"what-if: ... ({label}), both orientations verified", r))
+    for label, r in framed_what_if.items():
+        signals.append((f"what-if: ... ({label}), framed queries, both orientations verified", r))
     compact_grid = [
         {
             "rule": r["rule"],
@@ -1098,6 +1722,18 @@ def main(argv: list[str] | None = None) -> None:
         "verified_by_distance": verified_by_d,
         "verified_by_centre_distance": verified_by_centre,
         "pairs_checked_against_Verifier": checked_verifier,
+        "embedding_models": checkpoints,
+        "embedding_sweeps": embedding_sweeps,
+        "embedding_both_orientations": what_if,
+        "embedding_framed_sweeps": framed_sweeps,
+        "embedding_framed_both_orientations": framed_what_if,
+        "embedding_framed_chosen": {
+            label: choose_similarity(rows)["embedding"]["min_similarity"]
+            for label, rows in framed_sweeps.items()
+        },
+        "embedding_chosen": {
+            label: r["embedding"]["min_similarity"] for label, r in embedding_chosen.items()
+        },
         "grid": compact_grid,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -1153,6 +1789,26 @@ def main(argv: list[str] | None = None) -> None:
         f"({verified['corpus_dropped_images']}), "
         f"FPR {_pct(verified['fpr'])}; checked against the job's Verifier on {checked_verifier} pairs"
     )
+    if embedding_sweeps:
+        print(
+            f"\nEmbeddings: {rule_text(verified['rule'])} plus the embedding candidates at each threshold, "
+            "all verified (recall photo / scene / graphic):\n"
+            + similarity_table(embedding_sweeps, DEFAULT_EMBEDDING_MIN_SIMILARITY)
+        )
+        print(
+            "\nWhat-if (not the job's code): the benchmark queries framed as the corpus is embedded "
+            "(framed_queries), the job's orientation rule:\n"
+            + similarity_table(framed_sweeps, DEFAULT_EMBEDDING_MIN_SIMILARITY)
+        )
+        for label, rows in framed_sweeps.items():
+            r = choose_similarity(rows)
+            print(f"What-if, chosen with {label}: {r['embedding']['min_similarity']:g}")
+        for label, r in embedding_chosen.items():
+            print(
+                f"Chosen --embedding-min-similarity with {label}: {r['embedding']['min_similarity']:g} "
+                f"(precision {r['precision']['all']:.3f}, distinct dropped {_pct(r['corpus_dropped'], 2)}, "
+                f"FPR {_pct(r['fpr'])})"
+            )
     print(
         f"\nRequired edits (reach {TARGET_RECALL} at FPR <= {100 * TARGET_FPR:g}% somewhere): {required}\n"
         f"Chosen: {rule_text(chosen['rule'])}: FPR {_pct(chosen['fpr'])} ({chosen['false_pairs']} of "
