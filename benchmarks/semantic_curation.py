@@ -159,6 +159,7 @@ def semdedup_sweep(
             }
         )
     quantiles = {f"q{q}": float(np.quantile(nearest[nearest > -1], q / 100)) for q in (10, 25, 50, 75, 90)}
+    twins = twin_similarities(embeddings, same) if n <= 20_000 else None
     return {
         "samples": n,
         "clusters": k,
@@ -170,7 +171,41 @@ def semdedup_sweep(
         "within_cluster_similarity_quantiles": {
             f"q{q}": float(np.quantile(s, q / 100)) for q in (50, 90, 99, 99.9)
         },
+        "twins": twins,
         "grid": rows,
+    }
+
+
+def twin_similarities(embeddings: np.ndarray, scenes: np.ndarray) -> dict[str, Any]:
+    """Over all N x N pairs (no clusters): the cosine of pairs of identical scenes, and how often
+    a sample's nearest neighbour in the corpus is a re-render of its own scene."""
+    sim = embeddings @ embeddings.T
+    np.fill_diagonal(sim, -2.0)
+    i, j = np.triu_indices(len(embeddings), 1)
+    identical = scenes[i] == scenes[j]
+    has_twin = np.array([c > 1 for c in map(Counter(scenes.tolist()).__getitem__, scenes.tolist())])
+    nearest = sim.argmax(axis=1)
+    return {
+        "pairs": int(identical.sum()),
+        "similarity_quantiles": {
+            f"q{q}": float(np.quantile(sim[i, j][identical], q / 100)) for q in (10, 50, 90)
+        },
+        "pairs_at_or_above": {str(g): int((sim[i, j][identical] >= g).sum()) for g in GRID},
+        "samples_with_twin": int(has_twin.sum()),
+        "nearest_is_twin": float((scenes[nearest] == scenes)[has_twin].mean()) if has_twin.any() else None,
+    }
+
+
+def parameters(caption: str) -> dict[str, str]:
+    """The scene parameters of a world caption ("two red circles at the left of a plain grey background")."""
+    w = caption.split()
+    return {
+        "count": w[0],
+        "colour": w[1],
+        "shape": w[2].rstrip("s"),
+        "position": w[5],
+        "texture": w[8],
+        "background": w[9],
     }
 
 
@@ -195,8 +230,24 @@ def dropped(folder: Path, scene: dict[str, str], top: set[str]) -> dict[str, Any
             "in_top": len(in_top),
             "same_scene_as_kept": sum(scene.get(r["uid"]) == scene.get(r["match_id"]) for r in mine),
             "in_top_kept_not_in_top": sum(r["match_id"] not in top for r in in_top),
+            "same_parameter_as_kept": {
+                key: sum(
+                    parameters(scene[r["uid"]])[key] == parameters(scene[r["match_id"]])[key] for r in mine
+                )
+                for key in ("colour", "shape", "count", "position", "texture", "background")
+            },
+            "same_label_as_kept": sum(same_as_kept(scene, r, ("colour", "shape")) for r in mine),
+            "same_background_and_texture_as_kept": sum(
+                same_as_kept(scene, r, ("background", "texture")) for r in mine
+            ),
         }
     return out
+
+
+def same_as_kept(scene: dict[str, str], row: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Whether a matches.parquet row's sample and the sample kept for its group agree on ``keys``."""
+    mine, kept = parameters(scene[row["uid"]]), parameters(scene[row["match_id"]])
+    return all(mine[k] == kept[k] for k in keys)
 
 
 def top_uids(dataset: Path, fraction: float) -> set[str]:
@@ -306,6 +357,14 @@ def print_table(s: Setup, r: dict[str, Any]) -> None:
             indent=2,
         )
     )
+    if sw.get("twins"):
+        tw = sw["twins"]
+        print(
+            f"{tw['pairs']} pairs of identical scenes: cosine "
+            + ", ".join(f"{k} {v:.3f}" for k, v in tw["similarity_quantiles"].items())
+            + f"; the nearest neighbour of a sample with a twin is a twin for {pct(tw['nearest_is_twin'], 1)}"
+            f" of {tw['samples_with_twin']}"
+        )
     print(f"arm (b): --semantic-threshold {r['semantic_threshold']:g} ({r['threshold_chosen_by']})")
     arm_rows = []
     for arm in r["arms"]:
@@ -325,6 +384,13 @@ def print_table(s: Setup, r: dict[str, Any]) -> None:
             arm_rows,
         )
     )
+    for arm in r["arms"]:
+        if "semantic_duplicate" in arm["dropped"]:
+            same = arm["dropped"]["semantic_duplicate"]["same_parameter_as_kept"]
+            print(
+                f"{arm['name']}: semantic duplicates with the kept sample's "
+                + ", ".join(f"{k} {v}" for k, v in same.items())
+            )
     print(
         f"held-out world: {r['eval_classes']} classes; {s.steps} steps x {s.batch_size} per run; "
         f"scorer ROC AUC {r['scorer']['roc_auc']:.3f}"
