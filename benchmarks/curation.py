@@ -88,8 +88,14 @@ class Setup:
 
 def parse_args() -> Setup:
     """The command line as a frozen :class:`Setup`."""
+    p = build_parser(__doc__)
+    return setup_from(p, p.parse_args())
+
+
+def build_parser(doc: str | None) -> argparse.ArgumentParser:
+    """This benchmark's options (shared with benchmarks/semantic_curation.py)."""
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=(doc or "").split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--images", type=int, default=3000, help="corpus images (pairs before filtering)")
     p.add_argument("--mismatch-fraction", type=float, default=0.3, help="captions of another scene")
@@ -116,7 +122,11 @@ def parse_args() -> Setup:
     p.add_argument("--master", default="local[2]", help="Spark master of the jobs")
     p.add_argument("--workdir", type=Path, default=CURATION, help="cache and results folder")
     p.add_argument("--fresh", action="store_true", help="delete the work folder first")
-    a = p.parse_args()
+    return p
+
+
+def setup_from(p: argparse.ArgumentParser, a: argparse.Namespace) -> Setup:
+    """Check the parsed options of :func:`build_parser` and freeze them (``--fresh`` empties the workdir)."""
     if a.fresh and a.workdir.exists():
         shutil.rmtree(a.workdir)
     try:
@@ -167,8 +177,11 @@ def mark(folder: Path, key: dict[str, Any]) -> None:
     (folder / KEY_FILE).write_text(json.dumps(key, indent=2))
 
 
-def prepare_dataset(s: Setup) -> tuple[Path, dict[str, Any]]:
-    """World, download, scorer and scores (cached); returns the dataset and the scorer's quality."""
+def prepare_dataset(s: Setup, score_args: tuple[str, ...] = ()) -> tuple[Path, dict[str, Any]]:
+    """World, download, scorer and scores (cached); returns the dataset and the scorer's quality.
+
+    ``score_args`` go to ``jobs/score.py`` as well (e.g. ``--save-embeddings``) and into the key.
+    """
     spec = WorldSpec(
         images=s.images,
         seed=s.world_seed,
@@ -189,6 +202,8 @@ def prepare_dataset(s: Setup) -> tuple[Path, dict[str, Any]]:
     )
     dataset = s.workdir / "dataset"
     key = {"world": asdict(spec), "image_size": s.image_size, "scorer": scorer.name}
+    if score_args:
+        key["score_args"] = list(score_args)  # absent otherwise: earlier caches stay valid
     if not cached(dataset, key):
         per_raw_shard = max(100, s.images // 4)
         download_world(
@@ -197,11 +212,13 @@ def prepare_dataset(s: Setup) -> tuple[Path, dict[str, Any]]:
             ["--samples-per-shard", str(per_raw_shard), "--image-size", str(s.image_size)],
             master=s.master,
         )
-        run_spark_job(
-            "score",
-            ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(scorer)],
-            master=s.master,
-        )
+        score = [
+            "--dataset", str(dataset),
+            "--model", "corpusforge-tiny",
+            "--pretrained", str(scorer),
+            *score_args,
+        ]  # fmt: skip
+        run_spark_job("score", score, master=s.master)
         mark(dataset, key)
     scores, matched = scores_with_labels(str(dataset))
     quality = {
@@ -231,8 +248,14 @@ def top_fraction_table(scores: np.ndarray, matched: np.ndarray) -> list[dict[str
     return rows
 
 
-def build_arm(s: Setup, dataset: Path, name: str, score_args: list[str]) -> dict[str, Any]:
-    """Build final shards with ``score_args`` and move them to WORKDIR/arms/NAME/final (cached)."""
+def build_arm(
+    s: Setup, dataset: Path, name: str, score_args: list[str], dedup_args: list[str] | None = None
+) -> dict[str, Any]:
+    """Build final shards with ``score_args`` and move them to WORKDIR/arms/NAME/final (cached).
+
+    With ``dedup_args``, ``jobs/dedup.py --dataset DATASET DEDUP_ARGS`` runs first (so build_shards
+    drops what it finds) and its dedup/matches.parquet is kept as WORKDIR/arms/NAME/matches.parquet.
+    """
     folder = s.workdir / "arms" / name
     args = [
         "--dataset", str(dataset),
@@ -241,12 +264,18 @@ def build_arm(s: Setup, dataset: Path, name: str, score_args: list[str]) -> dict
         "--min-shards", str(max(1, s.workers)),
         "--overwrite",
     ]  # fmt: skip
-    key = {"dataset": json.loads((dataset / KEY_FILE).read_text()), "args": args[2:]}
+    key: dict[str, Any] = {"dataset": json.loads((dataset / KEY_FILE).read_text()), "args": args[2:]}
+    if dedup_args is not None:
+        key["dedup_args"] = dedup_args
     source, arm = Dataset(str(dataset)), Dataset(str(folder))  # the arm holds only final/
     if not cached(folder, key):
+        if dedup_args is not None:
+            run_spark_job("dedup", ["--dataset", str(dataset), *dedup_args], master=s.master)
         run_spark_job("build_shards", args, master=s.master)
         arm.storage.makedirs()
         source.storage.rename(source.final.path, arm.final.path)
+        if dedup_args is not None:
+            shutil.copyfile(dataset / "dedup" / "matches.parquet", folder / "matches.parquet")
         mark(folder, key)
     sizes = arm.storage.read_json(*arm.final.sizes_file)
     return {
