@@ -62,6 +62,8 @@ CROP_ZOOM = 0.15
 # Bump when the benchmark embedding changes, so saved tables are not reused.
 # 2: queries framed as the corpus side (stored image, padding included); both orientations verified.
 EMBEDDING_VERSION = 2
+# Benchmark images embedded at once (their queries: 3 x this many pictures per forward pass).
+EMBED_BATCH = 64
 # Corpus rows multiplied with the benchmark queries at once (bounds a task's memory).
 SEARCH_BLOCK = 1024
 # At most this many benchmark images per sample become candidates (the most similar).
@@ -185,30 +187,37 @@ class EmbedBenchmarkImages(ShardStep[HashTask, Any]):
 def embed_images(
     source: BenchmarkSource, files: tuple[str, ...], image: ImageOptions, loaded: Any
 ) -> dict[str, Any]:
-    """Rows (benchmark_id, embeddings) of the images of ``files``; images the hashing skipped
-    (undecodable) are skipped here too."""
-    import torch
-
-    ids: list[str] = []
-    pictures: list[Any] = []
+    """Rows (benchmark_id, embeddings) of the images of ``files``, :data:`EMBED_BATCH` images at
+    a time (a tar of many images is streamed); images the hashing refuses (undecodable) are
+    skipped here, the hashing step reports or refuses them."""
+    rows: list[dict[str, Any]] = []
+    batch: list[tuple[str, list[Any]]] = []
     errors: list[str] = []
     for member, data in source_images(source, files, errors):
         try:
             queries = query_images(data, image)
         except SampleError:
-            continue  # reported (or refused) by the hashing step
-        ids.append(f"{source.name}/{member}")
-        pictures.extend(loaded.preprocess(q) for q in queries)
-    rows = []
-    for start in range(0, len(pictures), 64 * len(QUERIES)):
-        batch = torch.stack(pictures[start : start + 64 * len(QUERIES)]).to(loaded.device)
-        with torch.inference_mode():
-            embedded = loaded.model.encode_image(batch, normalize=True).float().cpu().numpy()
-        for i in range(0, len(embedded), len(QUERIES)):
-            bid = ids[(start + i) // len(QUERIES)]
-            data = embedded[i : i + len(QUERIES)].astype(np.float16).tobytes()
-            rows.append({"benchmark_id": bid, "embeddings": data})
+            continue
+        batch.append((f"{source.name}/{member}", [loaded.preprocess(q) for q in queries]))
+        if len(batch) == EMBED_BATCH:
+            rows.extend(_embedded_rows(batch, loaded))
+            batch = []
+    if batch:
+        rows.extend(_embedded_rows(batch, loaded))
     return {"rows": rows}
+
+
+def _embedded_rows(batch: list[tuple[str, list[Any]]], loaded: Any) -> list[dict[str, Any]]:
+    import torch
+
+    pixels = torch.stack([p for _, queries in batch for p in queries]).to(loaded.device)
+    with torch.inference_mode():
+        embedded = loaded.model.encode_image(pixels, normalize=True).float().cpu().numpy()
+    size = len(QUERIES)
+    return [
+        {"benchmark_id": bid, "embeddings": embedded[i * size : (i + 1) * size].astype(np.float16).tobytes()}
+        for i, (bid, _) in enumerate(batch)
+    ]
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,26 @@ def test_semantic_duplicates_form_groups_and_keep_one(spark, scored_photos, tmp_
     assert built["dropped"]["semantic_duplicate"] == 2
     written = json.loads((dataset / "final" / "sizes.json").read_text())
     assert sum(written.values()) == len(uid_of) - 2
+
+
+def test_benchmark_images_are_embedded_in_batches(
+    random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.dedup.embeddings as embeddings
+    from pipeline.dedup.benchmark_sources import resolve_sources
+    from pipeline.image.options import ImageOptions
+    from pipeline.score.model import load_model
+
+    photos = bundled_photos()
+    for name in (*BENCHMARK, "rocket", "camera"):
+        photos[name].save(tmp_path / f"{name}.png")
+    (source,) = resolve_sources((str(tmp_path),))
+    loaded = load_model("corpusforge-tiny", str(random_checkpoint), "cpu")
+    whole = embeddings.embed_images(source, source.files, ImageOptions(), loaded)["rows"]
+    monkeypatch.setattr(embeddings, "EMBED_BATCH", 2)
+    batched = embeddings.embed_images(source, source.files, ImageOptions(), loaded)["rows"]
+    assert [r["benchmark_id"] for r in batched] == [r["benchmark_id"] for r in whole] and len(whole) == 5
+    for a, b in zip(whole, batched, strict=True):
+        first, second = (np.frombuffer(r["embeddings"], np.float16).reshape(3, -1) for r in (a, b))
+        assert np.allclose(first, second, atol=2e-3)
+        assert np.allclose(np.linalg.norm(first.astype(np.float32), axis=1), 1, atol=1e-2)
