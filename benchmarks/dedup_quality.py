@@ -29,16 +29,16 @@
 6. The embedding signal (``jobs/dedup.py --embeddings``, issue 16), per model of
    ``--embedding-models``: corpusforge-tiny randomly initialised (``--model-seed``) and trained as
    the demo trains its scorer (no pretrained weights can be downloaded). The benchmark side
-   through the job's ``query_images`` (picture, mirror, 15% centre crop; float16 as the job keeps
-   them), the corpus side (copies and distinct images) as the score job embeds the stored JPEG
-   (``_preprocess``, ``encode_image(normalize=True)``, float16 and normalised again as the search
-   reads them); the job's exact search (at most MAX_CANDIDATES_PER_SAMPLE benchmark images per
-   sample, the mirror query making a mirrored candidate; a pair the hashes already found is not
-   added again), and every candidate verified by the job's ``Verifier`` (the mirrored benchmark
-   side for a mirrored candidate). Signal "hash + embedding + thumbnail": the union of the
-   verified hash and embedding candidates; swept over ``--embedding-min-similarity``
-   (:data:`SIMILARITIES`, :func:`choose_similarity`). Two what-ifs that are not the job's code:
-   both orientations verified, and queries framed as the corpus is (:func:`framed_queries`).
+   through the job's ``query_images`` (the stored image with its padding, its mirror, the stored
+   15% centre crop; float16 as the job keeps them), the corpus side (copies and distinct images)
+   as the score job embeds the stored JPEG (``_preprocess``, ``encode_image(normalize=True)``,
+   float16 and normalised again as the search reads them); the job's exact search (at most
+   MAX_CANDIDATES_PER_SAMPLE benchmark images per sample; a pair the hashes already found is not
+   added again), and every candidate verified by the job's ``Verifier`` in both orientations, as
+   ``search_shard`` emits it (the benchmark side as is and mirrored): a pair is accepted when
+   either is. Signal "hash + embedding + thumbnail": the union of the verified hash and embedding
+   candidates; swept over ``--embedding-min-similarity`` (:data:`SIMILARITIES`,
+   :func:`choose_similarity`).
 
 Results: benchmarks/_work/dedup_quality.json; recorded in docs/benchmarks.md ("Dedup quality").
 The measurement (the slow part) is kept in benchmarks/_work/dedup_quality_measured.pkl, the
@@ -71,10 +71,8 @@ from tqdm import tqdm
 from pipeline.dedup.benchmark_hashes import hash_image
 from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
 from pipeline.dedup.embeddings import (
-    CROP_ZOOM,
     MAX_CANDIDATES_PER_SAMPLE,
     QUERIES,
-    QUERY_MIRROR,
     SEARCH_BLOCK,
     query_images,
 )
@@ -104,7 +102,6 @@ from testkit.transforms import (
     NEAR_UNIFORM_KINDS,
     TRANSFORMS,
     bundled_photos,
-    centre_crop,
     near_uniform,
     photo_texture,
     random_window,
@@ -952,7 +949,8 @@ def threshold_table(sweep: list[dict[str, Any]]) -> str:
 
 EMBEDDED_CACHE = WORK / "dedup_quality_embeddings.pkl"
 # Bump when what embed_sets() computes changes, so --reuse does not pick up old embeddings.
-EMBED_CACHE_VERSION = 2
+# 3: the job's query_images frames the queries as the corpus (EMBEDDING_VERSION 2); no framed what-if.
+EMBED_CACHE_VERSION = 3
 SCORERS = WORK / "dedup_quality_scorers"
 MODEL = "corpusforge-tiny"
 # The demo's scorer recipe (pipeline/demo.py train_scorer): pairs of synthetic scenes and captions.
@@ -997,8 +995,9 @@ def trained_checkpoint(steps: int, given: str | None = None) -> Path:
 class Embedded:
     """Both image sets embedded through the job's code paths, per model (label -> checkpoint).
 
-    Benchmark side: ``query_images`` of the served file (picture, mirror, 15% centre crop), each
-    through the model's preprocessing, kept as float16 like ``benchmark_embeddings.parquet``.
+    Benchmark side: ``query_images`` of the served file (the stored image, its mirror, the stored
+    15% centre crop), each through the model's preprocessing, kept as float16 like
+    ``benchmark_embeddings.parquet``.
     Corpus side (planted copies and distinct images): the stored JPEG that ``process_image``
     makes, through the score job's own ``_preprocess`` and ``encode_image(normalize=True)``, kept
     as float16 like ``--save-embeddings`` and normalised again as the search reads them.
@@ -1006,7 +1005,6 @@ class Embedded:
 
     models: dict[str, str]
     queries: dict[str, np.ndarray]  # (benchmark rows * 3, dim) float32, QUERIES order per row
-    framed: dict[str, np.ndarray]  # what-if: the queries framed as the corpus is (framed_queries)
     copies: dict[str, dict[str, np.ndarray]]  # model -> edit -> (benchmark rows, dim)
     corpus: dict[str, np.ndarray]  # model -> (distinct images, dim)
     copy_features: dict[str, list[ImageFeatures]]  # edit -> per copy, what the job's feature cache holds
@@ -1065,12 +1063,6 @@ def embed_sets(
 
     queries = _encode(models, bench_pixels(), n * len(QUERIES), "benchmark queries")
 
-    def framed_pixels() -> Iterator[Any]:
-        for item in bench_items:
-            for picture in framed_queries(served(item.image), options):
-                yield first.preprocess(picture)
-
-    framed = _encode(models, framed_pixels(), n * len(QUERIES), "benchmark queries, framed")
     copies: dict[str, dict[str, np.ndarray]] = {label: {} for label in models}
     copy_features: dict[str, list[ImageFeatures]] = {}
     for name, transform in TRANSFORMS.items():
@@ -1101,29 +1093,10 @@ def embed_sets(
     return Embedded(
         models=dict(checkpoints),
         queries={label: q.astype(np.float16).astype(np.float32) for label, q in queries.items()},
-        framed={label: q.astype(np.float16).astype(np.float32) for label, q in framed.items()},
         copies=copies,
         corpus={label: _as_saved(c) for label, c in corpus.items()},
         copy_features=copy_features,
     )
-
-
-def framed_queries(data: bytes, options: ImageOptions) -> list[Image.Image]:
-    """What-if (not the job's): the three queries framed as the corpus side is embedded. The job's
-    ``query_images`` cuts the border padding off, and the model's preprocessing then crops the
-    centre square of a non-square picture, while a corpus sample is embedded as stored: the whole
-    picture inside its padding. Here: the image the download job would store of the benchmark
-    file, its mirror, and the stored image of its 15% centre crop."""
-    stored = _decoded(process_image(data, options).data)
-    with Image.open(io.BytesIO(data)) as original:
-        cropped = centre_crop(original.convert("RGB"), CROP_ZOOM)
-    crop = _decoded(process_image(served(cropped), options).data)
-    return [stored, stored.transpose(Image.Transpose.FLIP_LEFT_RIGHT), crop]
-
-
-def _decoded(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
 
 
 def embed_cached(
@@ -1158,33 +1131,37 @@ def _file_digest(path: Path) -> str:
 class EmbeddingCandidates:
     """Pairs the embedding search makes candidates at the lowest threshold swept (a superset of
     every higher threshold's), minus those the hash search already found (the job verifies a pair
-    the hashes found once, in the hashes' orientation), with the job's verdict on each."""
+    the hashes found once, in the hashes' orientation), with the job's verdicts on each: the job
+    emits every embedding hit in both orientations and verifies each."""
 
     sample: np.ndarray  # corpus row (distinct) or benchmark row of the copy (copies)
     bench: np.ndarray
-    flipped: np.ndarray  # the mirror query matched best: a mirrored candidate
     similarity: np.ndarray
-    accepted: np.ndarray  # the job's Verifier (mirrored benchmark side for a mirrored candidate)
-    either: np.ndarray  # what-if: accepted in either orientation (the job verifies only the query's)
+    plain: np.ndarray  # the job's Verifier, benchmark side as is
+    mirrored: np.ndarray  # the job's Verifier, benchmark side mirrored
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """The job drops the sample when either orientation is accepted."""
+        return self.plain | self.mirrored
 
 
 def search_top(queries: np.ndarray, samples: np.ndarray, min_similarity: float) -> tuple[np.ndarray, ...]:
     """The job's exact search (``search_shard``): per sample, the benchmark rows whose best query
     reaches ``min_similarity``, at most MAX_CANDIDATES_PER_SAMPLE (the most similar, ties to the
-    lower row), with the best similarity and whether the mirror query gave it. Returns (sample,
-    row, flipped, similarity) arrays."""
+    lower row), with the best similarity (the job emits each in both orientations). Returns
+    (sample, row, similarity) arrays."""
     rows = queries.shape[0] // len(QUERIES)
     out: list[tuple[np.ndarray, ...]] = []
-    mirror = QUERIES.index(QUERY_MIRROR)
     for start in range(0, len(samples), SEARCH_BLOCK):
         block = (samples[start : start + SEARCH_BLOCK] @ queries.T).reshape(-1, rows, len(QUERIES))
-        best, which = block.max(axis=2), block.argmax(axis=2)
+        best = block.max(axis=2)
         top = np.argsort(-best, axis=1, kind="stable")[:, :MAX_CANDIDATES_PER_SAMPLE]
         value = np.take_along_axis(best, top, axis=1)
         keep = value >= min_similarity
         sample = np.broadcast_to(np.arange(start, start + len(block))[:, None], top.shape)[keep]
         row = top[keep]
-        out.append((sample, row, which[sample - start, row] == mirror, value[keep]))
+        out.append((sample, row, value[keep]))
     return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
@@ -1223,33 +1200,28 @@ def embedding_candidates(
     label: str,
     rule: Rule,
     images: np.ndarray,
-    framed: bool = False,
 ) -> tuple[dict[str, EmbeddingCandidates], EmbeddingCandidates]:
     """Per edit the copies' own pairs (copy i, benchmark i), and the distinct pairs (same-source
     pairs left out, as everywhere), found by the embeddings of model ``label`` at the lowest
     threshold swept and not by the hashes of ``rule``, each verified by the job's Verifier with
-    ``rule``'s guard and thumbnail threshold (``framed``: what-if, with :func:`framed_queries`)."""
+    ``rule``'s guard and thumbnail threshold, in both orientations as the job does."""
     verifier = Verifier(ComplexityGuard(rule.min_complexity, rule.max_signature), rule.max_thumbnail)
-    queries = (embedded.framed if framed else embedded.queries)[label]
+    queries = embedded.queries[label]
     lowest = min(SIMILARITIES)
     copies = {}
     for name, pairs in measured.copies.items():
-        sample, row, flipped, value = search_top(queries, embedded.copies[label][name], lowest)
+        sample, row, value = search_top(queries, embedded.copies[label][name], lowest)
         own = sample == row
         by_hash = pairs.distance <= rule.max_distance
         if rule.centre >= 0:
             by_hash = by_hash | (pairs.distance_centre <= rule.centre)
         own &= ~by_hash[sample]
-        sample, flipped, value = sample[own], flipped[own], value[own]
+        sample, value = sample[own], value[own]
         features = [embedded.copy_features[name][i] for i in sample]
-        accepted = _verdicts(measured, verifier, sample, flipped, features)
-        either = accepted.copy()
-        if (~accepted).any():
-            rejected = np.flatnonzero(~accepted)
-            other = [features[i] for i in rejected]
-            either[rejected] = _verdicts(measured, verifier, sample[rejected], ~flipped[rejected], other)
-        copies[name] = EmbeddingCandidates(sample, sample, flipped, value, accepted, either)
-    sample, row, flipped, value = search_top(queries, embedded.corpus[label], lowest)
+        copies[name] = EmbeddingCandidates(
+            sample, sample, value, *_both(measured, verifier, sample, features)
+        )
+    sample, row, value = search_top(queries, embedded.corpus[label], lowest)
     width = len(measured.corpus_groups)
     pairs = measured.distinct
     close = pairs.distance <= rule.max_distance
@@ -1261,16 +1233,23 @@ def embedding_candidates(
         & ~np.isin(row.astype(np.int64) * width + sample, hashed)
         & np.isin(sample, images)
     )
-    sample, row, flipped, value = sample[keep], row[keep], flipped[keep], value[keep]
+    sample, row, value = sample[keep], row[keep], value[keep]
     corpus = measured.corpus
     features = [
         ImageFeatures(float(corpus.complexity[c]), corpus.signature[c], _raw(corpus.thumbnail[c]), None)
         for c in sample
     ]
-    accepted = _verdicts(measured, verifier, row, flipped, features)
-    # The other orientation of the distinct candidates is not verified (time): the what-if counts
-    # the query's orientation there, so its distinct side is a lower bound.
-    return copies, EmbeddingCandidates(sample, row, flipped, value, accepted, accepted)
+    return copies, EmbeddingCandidates(sample, row, value, *_both(measured, verifier, row, features))
+
+
+def _both(
+    measured: Measured, verifier: Verifier, bench_rows: np.ndarray, sample_features: list[ImageFeatures]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The job's verdicts on each candidate as ``search_shard`` emits it: benchmark side as is,
+    and mirrored."""
+    as_is = np.zeros(len(bench_rows), dtype=bool)
+    plain = _verdicts(measured, verifier, bench_rows, as_is, sample_features)
+    return plain, _verdicts(measured, verifier, bench_rows, ~as_is, sample_features)
 
 
 def with_embeddings(
@@ -1280,18 +1259,17 @@ def with_embeddings(
     distinct: EmbeddingCandidates,
     min_similarity: float,
     counted: Denominators,
-    either: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate` of ``rule`` (the hash candidates, verified) plus the embedding candidates
-    at ``min_similarity``, verified (``either``: what-if, in both orientations)."""
+    at ``min_similarity``, verified in both orientations (accepted when either is)."""
     n = len(measured.bench_groups)
     found = {}
     for name, c in copies.items():
         hit = np.zeros(n, dtype=bool)
-        hit[c.bench[(c.either if either else c.accepted) & (c.similarity >= min_similarity)]] = True
+        hit[c.bench[c.accepted & (c.similarity >= min_similarity)]] = True
         found[name] = hit
     at = distinct.similarity >= min_similarity
-    chosen = at & (distinct.either if either else distinct.accepted)
+    chosen = at & distinct.accepted
     extra = Extra(found, distinct.bench[chosen], distinct.sample[chosen])
     result = evaluate(measured, rule, extra, counted)
     result["embedding"] = {
@@ -1302,9 +1280,11 @@ def with_embeddings(
         "copy_candidates_rejected": {
             name: int(((c.similarity >= min_similarity) & ~c.accepted).sum()) for name, c in copies.items()
         },
-        "copies_mirrored": {
-            name: int(((c.similarity >= min_similarity) & c.flipped).sum()) for name, c in copies.items()
+        "copies_accepted_only_mirrored": {
+            name: int(((c.similarity >= min_similarity) & c.mirrored & ~c.plain).sum())
+            for name, c in copies.items()
         },
+        "distinct_accepted_only_mirrored": int((at & distinct.mirrored & ~distinct.plain).sum()),
     }
     return result
 
@@ -1508,11 +1488,6 @@ class EmbeddingRun:
     trained_checkpoint: str | None
     distinct_stride: int
 
-    def framed_models(self) -> list[str]:
-        """Labels the framed-queries what-if runs for (the trained model's, or the only one)."""
-        labels = list(self.checkpoints())
-        return [x for x in labels if "trained" in x] or labels
-
     def checkpoints(self) -> dict[str, str]:
         """Label -> checkpoint file of every model asked for (made once, kept in _work)."""
         found = {}
@@ -1636,9 +1611,6 @@ def main(argv: list[str] | None = None) -> None:
     ]
     embedding_sweeps: dict[str, list[dict[str, Any]]] = {}
     embedding_chosen: dict[str, dict[str, Any]] = {}
-    what_if: dict[str, dict[str, Any]] = {}
-    framed_sweeps: dict[str, list[dict[str, Any]]] = {}
-    framed_what_if: dict[str, dict[str, Any]] = {}
     checkpoints = embedding_run.checkpoints()
     if checkpoints:
         log.info("embedding both image sets with %s", ", ".join(checkpoints))
@@ -1667,26 +1639,14 @@ def main(argv: list[str] | None = None) -> None:
                 if math.isclose(r["embedding"]["min_similarity"], DEFAULT_EMBEDDING_MIN_SIMILARITY)
             )
             signals.append((f"pHash + centre + embedding ({label}) + thumbnail", at_default))
-            what_if[label] = with_embeddings(
-                measured,
-                vrule,
-                copy_candidates,
-                distinct_candidates,
-                DEFAULT_EMBEDDING_MIN_SIMILARITY,
-                counted,
-                either=True,
-            )
-            if label not in embedding_run.framed_models():
-                continue
-            framed = embedding_candidates(measured, embedded, label, vrule, images, framed=True)
-            framed_sweeps[f"{label}, framed queries"] = similarity_sweep(measured, vrule, *framed, counted)
-            framed_what_if[label] = with_embeddings(
-                measured, vrule, *framed, DEFAULT_EMBEDDING_MIN_SIMILARITY, counted, either=True
-            )
-    for label, r in what_if.items():
-        signals.append((f"what-if: ... ({label}), both orientations verified", r))
-    for label, r in framed_what_if.items():
-        signals.append((f"what-if: ... ({label}), framed queries, both orientations verified", r))
+            chosen_at = embedding_chosen[label]["embedding"]["min_similarity"]
+            if not math.isclose(chosen_at, DEFAULT_EMBEDDING_MIN_SIMILARITY):
+                signals.append(
+                    (
+                        f"pHash + centre + embedding ({label}, >= {chosen_at:g}) + thumbnail",
+                        embedding_chosen[label],
+                    )
+                )
     compact_grid = [
         {
             "rule": r["rule"],
@@ -1724,13 +1684,6 @@ def main(argv: list[str] | None = None) -> None:
         "pairs_checked_against_Verifier": checked_verifier,
         "embedding_models": checkpoints,
         "embedding_sweeps": embedding_sweeps,
-        "embedding_both_orientations": what_if,
-        "embedding_framed_sweeps": framed_sweeps,
-        "embedding_framed_both_orientations": framed_what_if,
-        "embedding_framed_chosen": {
-            label: choose_similarity(rows)["embedding"]["min_similarity"]
-            for label, rows in framed_sweeps.items()
-        },
         "embedding_chosen": {
             label: r["embedding"]["min_similarity"] for label, r in embedding_chosen.items()
         },
@@ -1795,14 +1748,6 @@ def main(argv: list[str] | None = None) -> None:
             "all verified (recall photo / scene / graphic):\n"
             + similarity_table(embedding_sweeps, DEFAULT_EMBEDDING_MIN_SIMILARITY)
         )
-        print(
-            "\nWhat-if (not the job's code): the benchmark queries framed as the corpus is embedded "
-            "(framed_queries), the job's orientation rule:\n"
-            + similarity_table(framed_sweeps, DEFAULT_EMBEDDING_MIN_SIMILARITY)
-        )
-        for label, rows in framed_sweeps.items():
-            r = choose_similarity(rows)
-            print(f"What-if, chosen with {label}: {r['embedding']['min_similarity']:g}")
         for label, r in embedding_chosen.items():
             print(
                 f"Chosen --embedding-min-similarity with {label}: {r['embedding']['min_similarity']:g} "
