@@ -217,17 +217,12 @@ def write_audit(
         more = total - shown
         return f"<p>{more} more benchmark images not shown (--audit-limit).</p>" if more > 0 else ""
 
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>corpusforge dedup audit</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
-</head><body>
-<h1>Benchmark duplicates found in the corpus</h1>
-<p>Each pair: a benchmark image (blue) and a corpus sample (right). Under the sample, its signals:
-the distance of the whole-picture pHashes in bits (of the mirror image for mirrored matches), of
-the centre hashes, the cosine similarity of the image embeddings when measured (<code>--embeddings</code>;
-"found by emb" when only the embeddings found the pair), and the share of verification-thumbnail
-pixels that differ after the closest allowed brightness/colour change (docs/dedup.md,
-"Verification").</p>
+    benchmark_part = f"""<p>Each pair: a benchmark image (blue) and a corpus sample (right).
+Under the sample, its signals: the distance of the whole-picture pHashes in bits (of the mirror
+image for mirrored matches), of the centre hashes, the cosine similarity of the image embeddings
+when measured (<code>--embeddings</code>; "found by emb" when only the embeddings found the
+pair), and the share of verification-thumbnail pixels that differ after the closest allowed
+brightness/colour change (docs/dedup.md, "Verification").</p>
 <h2>Dropped: {len(matches)} samples of {total_benchmarks_matched} benchmark images</h2>
 <p>Written to <code>matches.parquet</code>; build_shards leaves them out. Each should be a copy of
 its benchmark image. {shown_dropped} benchmark images shown.</p>
@@ -245,7 +240,16 @@ stay in the corpus (grey frames). Each should be a different picture; a copy her
 {images(rejected_pages)}
 <table>{_TABLE_HEAD}
 {rejected_rows}
-</table>
+</table>"""
+    if not matches and not rejected and semantic is not None:
+        benchmark_part = "<p>No benchmark duplicates and no rejected benchmark candidates.</p>"
+    title = "Benchmark duplicates found in the corpus" if semantic is None else "Dedup audit"
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>corpusforge dedup audit</title>
+<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
+</head><body>
+<h1>{title}</h1>
+{benchmark_part}
 {semantic_section}</body></html>
 """
     storage.write_bytes(page.encode("utf-8"), audit, "index.html")  # last: it names the pages
@@ -260,11 +264,12 @@ def _semantic_section(dataset: Dataset, semantic: SemanticAudit) -> str:
     shown = len({m.benchmark_id for m in semantic.pairs})
     more = semantic.groups - shown
     images = "\n".join(f'<p><img src="{p}" alt="{p}"></p>' for p in pages)
-    return f"""<h2>Semantic duplicates: {semantic.dropped} samples dropped, in {semantic.groups} groups</h2>
+    groups = f"{semantic.groups} group{'s' if semantic.groups != 1 else ''}"
+    return f"""<h2>Semantic duplicates: {semantic.dropped} samples dropped, in {groups}</h2>
 <p>SemDeDup (<code>--semantic-threshold</code>): image embeddings at or above the threshold inside one
 k-means cluster. Each pair: the sample its group keeps (blue) and a dropped member (red) with its
 highest similarity. Each should be nearly the same picture; if not, raise the threshold.
-{shown} groups shown.</p>
+{shown} of them shown.</p>
 {f"<p>{more} more groups not shown (--audit-limit).</p>" if more > 0 else ""}
 {images}
 <table>{_SEMANTIC_HEAD}

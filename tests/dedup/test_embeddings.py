@@ -170,7 +170,7 @@ def test_semantic_duplicates_form_groups_and_keep_one(spark, scored_photos, tmp_
     # The audit shows the group: the kept sample beside each dropped member.
     audit = dataset / "dedup" / "audit"
     page = (audit / "index.html").read_text()
-    assert "Semantic duplicates: 2 samples dropped, in 1 groups" in page
+    assert "Semantic duplicates: 2 samples dropped, in 1 group" in page
     assert (audit / "semantic_000.png").exists()
     for uid in matches:
         assert f"<td>{keep}</td><td>{uid}</td><td>embedding</td>" in page
