@@ -212,7 +212,8 @@ def _parse_hash(value: Any, source: BenchmarkSource, row: int) -> int:
     raise UserInputError(f"--benchmark {source.path}: row {row}: phash {value!r} is not an integer or hex")
 
 
-def _fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> str:
+def sources_fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> str:
+    """What the benchmark hash table depends on (sources' files and versions, image options)."""
     return fingerprint(
         hashing_version=HASHING_VERSION,
         schema=BENCHMARK_HASHES_SCHEMA.metadata[b"corpusforge.schema_version"].decode(),
@@ -251,7 +252,7 @@ def benchmark_hashes(
         log.info("hashed %d benchmark images (%d skipped)", table.num_rows, len(errors))
         return {"benchmark_images": table.num_rows, "skipped": len(errors)}
 
-    marker = run_shard(dataset.storage, output, _fingerprint(sources, image), work)
+    marker = run_shard(dataset.storage, output, sources_fingerprint(sources, image), work)
     try:
         table = folder.benchmark_hashes.read()
     except SchemaMismatch as exc:
@@ -272,11 +273,6 @@ def image_tasks(sources: list[BenchmarkSource]) -> list[HashTask]:
         elif source.kind != HASHES:
             tasks.extend(HashTask(source, (f,)) for f in source.files)
     return tasks
-
-
-def sources_fingerprint(sources: list[BenchmarkSource], image: ImageOptions) -> str:
-    """What the benchmark hash table depends on (sources' files and versions, image options)."""
-    return _fingerprint(sources, image)
 
 
 def _hash_sources(

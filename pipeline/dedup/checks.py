@@ -27,6 +27,7 @@ from pipeline.dedup.corpus import shard_hashes
 from pipeline.dedup.features import FeatureCache, features_of
 from pipeline.dedup.guard import UNKNOWN, ImageFeatures
 from pipeline.dedup.verify import Verifier
+from pipeline.dedup.within_corpus import pair_ends
 from pipeline.executor import SparkExecutor
 from pipeline.image.phash import from_signed64
 from pipeline.stage import ShardStep
@@ -287,7 +288,7 @@ def check_near_pairs(
     from pyspark.sql import functions as F
 
     spark = executor.spark
-    wanted = pairs.selectExpr("a AS uid").union(pairs.selectExpr("b AS uid")).distinct()
+    wanted = pair_ends(pairs).distinct()
     by_shard = samples.join(wanted, "uid").groupBy("shard").agg(F.collect_list("uid").alias("uids")).rdd
     features = spark.createDataFrame(
         by_shard.map(tuple).flatMap(FeatureRows(dataset, cache)),

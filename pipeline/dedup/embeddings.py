@@ -43,7 +43,7 @@ from pipeline.errors import SampleError, UserInputError
 from pipeline.executor import SparkExecutor
 from pipeline.image.decode import decode_rgb, open_checked
 from pipeline.image.encode import encode
-from pipeline.image.options import ImageOptions, image_record
+from pipeline.image.options import ImageOptions
 from pipeline.image.phash import from_signed64
 from pipeline.image.resize import resize
 from pipeline.runner import ShardCommit, fingerprint, run_shard
@@ -248,8 +248,7 @@ def benchmark_embeddings(
     inputs = fingerprint(
         version=EMBEDDING_VERSION,
         schema=BENCHMARK_EMBEDDINGS_SCHEMA.metadata[b"corpusforge.schema_version"].decode(),
-        sources=sources_fingerprint(sources, image),
-        image=image_record(image),
+        sources=sources_fingerprint(sources, image),  # the image options included
         model=model.model,
         pretrained=model.pretrained,
     )

@@ -63,9 +63,10 @@ from pipeline.dedup.semantic import semantic_pairs
 from pipeline.dedup.verify import Verifier
 from pipeline.dedup.within_corpus import (
     best_thumbnail_distances,
+    duplicate_groups,
     exact_duplicates,
-    near_duplicate_groups,
     near_duplicate_pairs,
+    pair_ends,
     pair_samples,
 )
 from pipeline.errors import UserInputError
@@ -394,8 +395,6 @@ def find_semantic_duplicates(
     groups by connected components in Spark; only the samples to drop come back."""
     from pyspark.sql import functions as F
 
-    from pipeline.dedup.components import connected_groups
-
     o = ctx.options
     pairs, summary = semantic_pairs(
         ctx.executor, ctx.dataset, ctx.shards, count, o.semantic_threshold, o.semantic_clusters
@@ -407,24 +406,13 @@ def find_semantic_duplicates(
     pairs = pairs.persist()
     try:
         summary["pairs"] = pairs.count()
-        dropped = connected_groups(pairs.select("a", "b"), corpus.select("uid", "shard", "area"))
-        best = (
-            pairs.selectExpr("a AS uid", "similarity")
-            .union(pairs.selectExpr("b AS uid", "similarity"))
-            .groupBy("uid")
-            .agg(F.max("similarity").alias("similarity"))
-        )
-        hashes = corpus.select("uid", "phash")
-        kept = hashes.join(corpus.select("uid", "shard"), "uid").selectExpr(
-            "uid AS representative", "phash AS kept", "shard AS kept_shard"
-        )
+        dropped = duplicate_groups(pairs, corpus.select("uid", "shard", "phash", "area"))
+        best = pair_ends(pairs, "similarity").groupBy("uid").agg(F.max("similarity").alias("similarity"))
+        kept_shard = corpus.selectExpr("uid AS representative", "shard AS kept_shard")
         rows = (
             dropped.join(best, "uid")
-            .join(hashes, "uid")
-            .join(kept, "representative")
-            .selectExpr(
-                "uid", "shard", "representative", "similarity", "bit_count(phash ^ kept)", "kept_shard"
-            )
+            .join(kept_shard, "representative")
+            .select("uid", "shard", "representative", "similarity", "distance", "kept_shard")
             .collect()
         )
     finally:
@@ -491,7 +479,7 @@ def verify_near(ctx: DedupContext, duplicates: CorpusDuplicates, verifier: Verif
         ctx.executor, ctx.dataset, ctx.cache, duplicates.near_pairs, duplicates.near_samples, verifier
     ).localCheckpoint(eager=True)
     rejected = verdicts.where(~F.col("accepted")).count()
-    groups = near_duplicate_groups(verdicts.where(F.col("accepted")), duplicates.near_samples)
+    groups = duplicate_groups(verdicts.where(F.col("accepted")), duplicates.near_samples)
     near = groups.join(best_thumbnail_distances(verdicts), "uid", "left")
     return near, rejected
 
@@ -541,56 +529,41 @@ def _collect(frame: Any) -> list[Any]:
     return [] if frame is None else frame.collect()
 
 
-def _exact_row(d: Any) -> dict[str, Any]:
+def _corpus_row(
+    d: Any, reason: str, phash_distance: int, signals: list[str], thumbnail: float | None = None,
+    similarity: float | None = None,
+) -> dict[str, Any]:
+    """The matches.parquet row of a within-corpus duplicate ``d`` (uid, shard, representative,
+    distance): the group's kept uid is its match, it has no benchmark hash, and it is verified
+    exactly when its thumbnails were compared."""
     return {
         "uid": d.uid,
-        "reason": REASON_EXACT,
+        "reason": reason,
         "match_id": d.representative,
         "distance": d.distance,
         "shard": d.shard,
         "matched_hash": None,
-        "phash_distance": 0,
+        "phash_distance": phash_distance,
         "centre_distance": None,
-        "thumbnail_distance": None,
-        "verified": None,
-        "signals": [SIGNAL_SHA256],
-        "embedding_similarity": None,
+        "thumbnail_distance": thumbnail,
+        "verified": None if thumbnail is None else True,
+        "signals": signals,
+        "embedding_similarity": similarity,
     }
+
+
+def _exact_row(d: Any) -> dict[str, Any]:
+    return _corpus_row(d, REASON_EXACT, 0, [SIGNAL_SHA256])
 
 
 def _near_row(d: Any) -> dict[str, Any]:
     thumbnail = d.thumbnail_distance
-    return {
-        "uid": d.uid,
-        "reason": REASON_NEAR,
-        "match_id": d.representative,
-        "distance": d.distance,
-        "shard": d.shard,
-        "matched_hash": None,
-        "phash_distance": d.distance,
-        "centre_distance": None,
-        "thumbnail_distance": thumbnail,
-        "verified": None if thumbnail is None else True,
-        "signals": [SIGNAL_PHASH] + ([SIGNAL_THUMBNAIL] if thumbnail is not None else []),
-        "embedding_similarity": None,
-    }
+    signals = [SIGNAL_PHASH] + ([SIGNAL_THUMBNAIL] if thumbnail is not None else [])
+    return _corpus_row(d, REASON_NEAR, d.distance, signals, thumbnail)
 
 
 def _semantic_row(d: SemanticDuplicate) -> dict[str, Any]:
-    return {
-        "uid": d.uid,
-        "reason": REASON_SEMANTIC,
-        "match_id": d.representative,
-        "distance": d.distance,
-        "shard": d.shard,
-        "matched_hash": None,
-        "phash_distance": d.distance,
-        "centre_distance": None,
-        "thumbnail_distance": None,
-        "verified": None,
-        "signals": [SIGNAL_EMBEDDING],
-        "embedding_similarity": d.similarity,
-    }
+    return _corpus_row(d, REASON_SEMANTIC, d.distance, [SIGNAL_EMBEDDING], similarity=d.similarity)
 
 
 def _matched_hash(candidate: Candidate) -> str:

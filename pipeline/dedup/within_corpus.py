@@ -57,14 +57,19 @@ def near_duplicate_pairs(corpus: DataFrame, count: int, max_distance: int) -> Da
     return pairs.selectExpr("left_id AS a", "right_id AS b", "distance")
 
 
+def pair_ends(pairs: DataFrame, *columns: str) -> DataFrame:
+    """Both ends of every pair (a, b, ...) as rows (uid, ``columns``...), repeats included."""
+    return pairs.selectExpr("a AS uid", *columns).unionByName(pairs.selectExpr("b AS uid", *columns))
+
+
 def pair_samples(pairs: DataFrame, corpus: DataFrame) -> DataFrame:
     """The corpus rows (uid, shard, phash, area) of the samples ``pairs`` (a, b) name."""
-    ids = pairs.selectExpr("a AS uid").union(pairs.selectExpr("b AS uid")).distinct()
-    return corpus.join(ids, "uid").select("uid", "shard", "phash", "area")
+    return corpus.join(pair_ends(pairs).distinct(), "uid").select("uid", "shard", "phash", "area")
 
 
-def near_duplicate_groups(accepted: DataFrame, samples: DataFrame) -> DataFrame:
-    """Drop all but one sample of each connected group of ``accepted`` pairs (a, b).
+def duplicate_groups(accepted: DataFrame, samples: DataFrame) -> DataFrame:
+    """Drop all but one sample of each connected group of ``accepted`` pairs (a, b): the near
+    duplicates' confirmed pairs, or the semantic duplicates' pairs.
 
     ``samples``: uid, shard, phash, area of (at least) every sample the pairs name. Returns
     (uid, shard, representative, distance), ``distance`` the pHash distance to the representative.
@@ -87,8 +92,5 @@ def best_thumbnail_distances(verdicts: DataFrame) -> DataFrame:
     pairs (null when none was compared). ``verdicts``: a, b, thumbnail_distance, accepted."""
     from pyspark.sql import functions as F
 
-    accepted = verdicts.where(F.col("accepted"))
-    ends = accepted.selectExpr("a AS uid", "thumbnail_distance").unionByName(
-        accepted.selectExpr("b AS uid", "thumbnail_distance")
-    )
+    ends = pair_ends(verdicts.where(F.col("accepted")), "thumbnail_distance")
     return ends.groupBy("uid").agg(F.min("thumbnail_distance").alias("thumbnail_distance"))

@@ -10,8 +10,8 @@ import pytest
 from pipeline.dedup.spark_join import hamming_join, join_plan
 from pipeline.dedup.within_corpus import (
     best_thumbnail_distances,
+    duplicate_groups,
     exact_duplicates,
-    near_duplicate_groups,
     near_duplicate_pairs,
     pair_samples,
 )
@@ -47,14 +47,14 @@ def test_groups_are_connected_components_and_keep_one_each(spark) -> None:
     pairs = spark.createDataFrame([("a", "b"), ("b", "c"), ("x", "y")], "a string, b string")
     found = {
         r.uid: (r.representative, r.distance, r.shard)
-        for r in near_duplicate_groups(pairs, samples).collect()
+        for r in duplicate_groups(pairs, samples).collect()
     }
     # a-b-c chain: b has the largest image; x-y tie on area: the smaller uid x stays. The distance
     # is the pHash distance to the kept sample.
     assert found == {"a": ("b", 1, 0), "c": ("b", 1, 2), "y": ("x", 1, 4)}
     # A rejected pair (left out of the accepted pairs) breaks the chain.
     accepted = pairs.where("NOT (a = 'b' AND b = 'c')")
-    assert {r.uid for r in near_duplicate_groups(accepted, samples).collect()} == {"a", "y"}
+    assert {r.uid for r in duplicate_groups(accepted, samples).collect()} == {"a", "y"}
 
 
 def test_candidate_pairs_and_their_samples(spark) -> None:
