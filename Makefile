@@ -53,11 +53,12 @@ check-java:
 # Debian programs the tests run for real: headless Chromium renders the report page
 # (tests/report) and tinyproxy is the egress proxy of tests/fetch. Installed here when missing:
 # as root, or with sudo, on Debian/Ubuntu; anywhere else the message says how.
-DEBIAN_TOOLS := chromium tinyproxy
+# Each entry is program:package (the explorer's browser tests drive chromium through chromedriver).
+DEBIAN_TOOLS := chromium:chromium chromedriver:chromium-driver tinyproxy:tinyproxy
 .PHONY: check-debian-tools
 test test-fast: check-debian-tools
 check-debian-tools:
-	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for entry in $(DEBIAN_TOOLS); do command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
 	  [ -z "$$missing" ] && exit 0; \
 	  hint="The tests need these Debian packages:$$missing. Install them with: sudo apt-get install -y$$missing"; \
 	  if ! command -v apt-get >/dev/null 2>&1; then echo "$$hint (or your system's packages)"; exit 1; \
@@ -67,7 +68,7 @@ check-debian-tools:
 	  echo "Installing$$missing (Debian packages) for the tests"; \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
 	    || { echo "$$hint"; exit 1; }; \
-	  for tool in $$missing; do command -v $$tool >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
+	  for entry in $(DEBIAN_TOOLS); do command -v $${entry%%:*} >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
 
 test: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/ruff check .
