@@ -10,6 +10,8 @@ SELECTION_VERSION = 1
 # the first one. Values are stable: they are stored in outputs (see docs/build_shards.md).
 REASON_REPEATED_UID = "repeated_uid"
 REASON_BENCHMARK = "benchmark_duplicate"
+REASON_NOT_INCLUDED = "not_in_include_list"
+REASON_EXCLUDED = "in_exclude_list"
 REASON_CAPTION = "caption_too_short"
 REASON_IMAGE_SIZE = "image_too_small"
 REASON_ASPECT = "aspect_ratio"
@@ -22,6 +24,8 @@ REASON_TOP_FRACTION = "below_top_fraction"
 DROP_REASONS = (
     REASON_REPEATED_UID,
     REASON_BENCHMARK,
+    REASON_NOT_INCLUDED,
+    REASON_EXCLUDED,
     REASON_CAPTION,
     REASON_IMAGE_SIZE,
     REASON_ASPECT,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.build.options import BuildOptions
+from pipeline.build.uid_lists import file_digest
 from pipeline.dataset import Dataset, TableFile
 from pipeline.errors import UserInputError
 from pipeline.score.shard_scorer import current_scores
@@ -35,6 +36,8 @@ class BuildInputs:
     has_matches: bool
     matches_row_groups: int
     fingerprint: dict[str, Any]
+    # The uid lists given (include_uids, exclude_uids) -> {"sha256": digest of the file's bytes}.
+    uid_lists: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def unscored_shards(self) -> tuple[int, ...]:
@@ -95,6 +98,10 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
             "run jobs/dedup.py first or pass --require-dedup to make this an error",
             dataset.dedup.matches.path,
         )
+    uid_lists = {
+        name: {"sha256": file_digest(path, "--" + name.replace("_", "-"))}
+        for name, path in options.uid_lists.items()
+    }
     return BuildInputs(
         raw_shards=tuple(shards),
         scored_shards=tuple(scored),
@@ -103,6 +110,7 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
         has_matches=has_matches,
         matches_row_groups=row_groups,
         fingerprint=_fingerprint(dataset, shards, scored, has_matches),
+        uid_lists=uid_lists,
     )
 
 

@@ -27,9 +27,13 @@ from pipeline.build.selection import (
     positioned,
     reason_counts,
     top_fraction_boundary,
+    uid_frame,
+    unknown_uids,
     with_reasons,
+    with_subset,
 )
 from pipeline.build.shard_plan import shard_count
+from pipeline.build.uid_lists import read_uid_array
 from pipeline.build.writer import PlannedSample, write_final_shard
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
@@ -82,7 +86,11 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
         log.info("%s is complete (same options and inputs): nothing to do", final.display())
         return finished
 
-    candidates = candidates_frame(executor, options, inputs).cache()
+    lists = _read_uid_lists(options)
+    frames = {name: uid_frame(executor, uids) for name, uids in lists.items()}
+    candidates = with_subset(
+        candidates_frame(executor, options, inputs), frames.get("include_uids"), frames.get("exclude_uids")
+    ).cache()
     parts = partitions_for(candidates.count())
     boundary = (
         top_fraction_boundary(candidates, options.top_fraction, parts) if options.top_fraction else None
@@ -102,6 +110,7 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
     shards = shard_count(kept, options.samples_per_shard)
     plan = positioned(reasoned, options.samples_per_shard, parts).persist()
     unmatched = _unmatched_matches(executor, dataset, inputs, candidates)
+    subset = _subset_counts(options, inputs, lists, frames, candidates)
 
     records = _write_records(executor, dataset, inputs, reasoned, plan)
     if records != total:
@@ -121,10 +130,21 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
             f"only {shards} shards (< --min-shards {options.min_shards}): open_clip_train needs at least "
             "workers x GPUs shards; lower --samples-per-shard"
         )
+    for name, counts in subset.items():
+        if counts["unknown"]:
+            flag = "--" + name.replace("_", "-")
+            warnings.append(
+                f"{counts['unknown']} of {counts['listed']} uids of {flag} {counts['file']} are not "
+                f"downloaded samples of {dataset.url} (e.g. {', '.join(counts['unknown_examples'])})"
+            )
     for warning in warnings:
         log.warning("%s", warning)
     selection = {
         **options.output_options(),
+        **{
+            name: {k: v for k, v in subset.get(name, {}).items() if k != "unknown_examples"} or None
+            for name in ("include_uids", "exclude_uids")
+        },
         "top_fraction_boundary": None
         if boundary is None
         else {"clip_score": boundary.clip_score, "uid": boundary.uid, "keep": boundary.keep},
@@ -148,6 +168,7 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
         "samples_per_shard": options.samples_per_shard,
         "total_bytes": manifest["total_bytes"],
         "top_fraction_boundary": selection["top_fraction_boundary"],
+        "subset": subset,
         "dedup": inputs.has_matches,
         "score_model": inputs.score_model,
         "warnings": warnings,
@@ -189,8 +210,48 @@ def _finished_build(dataset: Dataset, started: float) -> dict[str, Any] | None:
 
 
 def _recorded_options(options: BuildOptions, inputs: BuildInputs) -> dict[str, Any]:
-    # A JSON round trip so the record compares equal to what is read back later.
-    return json.loads(json.dumps({"options": options.output_options(), "inputs": inputs.fingerprint}))
+    # The uid lists by the digest of their file, and only when given, so builds recorded before
+    # the lists existed still resume. A JSON round trip so the record compares equal to what is
+    # read back later.
+    recorded = {**options.output_options(), **inputs.uid_lists}
+    return json.loads(json.dumps({"options": recorded, "inputs": inputs.fingerprint}))
+
+
+def _read_uid_lists(options: BuildOptions) -> dict[str, Any]:
+    """The --include-uids / --exclude-uids lists (sorted S32 arrays), each file read once."""
+    lists = {}
+    for name, path in options.uid_lists.items():
+        flag = "--" + name.replace("_", "-")
+        lists[name] = read_uid_array(path, flag)
+        log.info("%s %s: %d uids", flag, path, len(lists[name]))
+    if "include_uids" in lists and len(lists["include_uids"]) == 0:
+        raise UserInputError(
+            f"--include-uids {options.include_uids} lists no uid: it would drop every sample "
+            "(leave the option out to keep all)"
+        )
+    return lists
+
+
+def _subset_counts(
+    options: BuildOptions,
+    inputs: BuildInputs,
+    lists: dict[str, Any],
+    frames: dict[str, Any],
+    candidates: Any,
+) -> dict[str, dict[str, Any]]:
+    """Per uid list given: its file and digest, uids listed, matched (downloaded samples) and unknown."""
+    out = {}
+    for name, uids in lists.items():
+        unknown, examples = unknown_uids(frames[name], candidates)
+        out[name] = {
+            "file": options.uid_lists[name],
+            "sha256": inputs.uid_lists[name]["sha256"],
+            "listed": len(uids),
+            "matched": len(uids) - unknown,
+            "unknown": unknown,
+            "unknown_examples": examples,
+        }
+    return out
 
 
 def _check_resume(dataset: Dataset, options: BuildOptions, inputs: BuildInputs) -> None:
@@ -200,8 +261,9 @@ def _check_resume(dataset: Dataset, options: BuildOptions, inputs: BuildInputs) 
     recorded = dataset.storage.read_json(*dataset.final.options_file)
     wanted = _recorded_options(options, inputs)
     if recorded.get("options") != wanted["options"]:
+        before = recorded.get("options", {})
         changed = sorted(
-            k for k in wanted["options"] if recorded.get("options", {}).get(k) != wanted["options"][k]
+            k for k in {*before, *wanted["options"]} if before.get(k) != wanted["options"].get(k)
         )
         raise UserInputError(
             f"{dataset.final.display()} was built with other options: {', '.join(changed)} (recorded in "
@@ -283,6 +345,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  bytes               {summary['total_bytes']:>10}",
         f"  train with          --train-data '{summary['shard_pattern']}'",
     ]
+    for name, counts in summary.get("subset", {}).items():
+        flag = "--" + name.replace("_", "-")
+        lines.append(
+            f"  {flag:<20}{counts['matched']:>10}  of {counts['listed']} listed uids matched "
+            f"({counts['unknown']} not in the dataset)"
+        )
     if summary["top_fraction_boundary"]:
         lines.append(
             f"  top-fraction cut    clip_score >= {summary['top_fraction_boundary']['clip_score']:.4f}"

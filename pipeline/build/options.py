@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.build.uid_lists import list_format
 from pipeline.cli_options import option
 from pipeline.errors import UserInputError
 from pipeline.storage import storage_url
 
 _SCORE = "CLIP score (needs scores/ from jobs/score.py; pick at most one)"
 _DEDUP = "dedup (dedup/matches.parquet from jobs/dedup.py)"
+_SUBSET = "subset (DataComp convention: uid lists, e.g. exported by the explorer)"
 _RULES = "caption and image rules"
 _OUTPUT = "output"
 
@@ -40,6 +42,21 @@ class BuildOptions:
         False,
         help="fail when dedup/matches.parquet is missing (default: warn and build without dedup)",
         group=_DEDUP,
+    )
+    include_uids: str | None = option(
+        None,
+        parse=storage_url,
+        metavar="FILE",
+        help="keep only the samples listed in FILE (.npy DataComp u8,u8 subset or strings, .txt, .parquet "
+        "uid column; any fsspec URL); --top-fraction ranks within the subset",
+        group=_SUBSET,
+    )
+    exclude_uids: str | None = option(
+        None,
+        parse=storage_url,
+        metavar="FILE",
+        help="drop the samples listed in FILE (same formats as --include-uids)",
+        group=_SUBSET,
     )
     min_caption_length: int = option(
         0,
@@ -76,6 +93,9 @@ class BuildOptions:
             )
         if self.top_fraction is not None and not 0.0 < self.top_fraction <= 1.0:
             raise UserInputError(f"--top-fraction must be in (0, 1], got {self.top_fraction}")
+        for flag, path in (("--include-uids", self.include_uids), ("--exclude-uids", self.exclude_uids)):
+            if path is not None:
+                list_format(path, flag)
         if self.min_caption_length < 0:
             raise UserInputError(f"--min-caption-length must be >= 0, got {self.min_caption_length}")
         if self.min_image_size < 0:
@@ -92,8 +112,18 @@ class BuildOptions:
         """True when a CLIP score rule is asked (so scores/ must exist)."""
         return self.min_clip_score is not None or self.top_fraction is not None
 
+    @property
+    def uid_lists(self) -> dict[str, str]:
+        """The uid list options given, by name (``include_uids``, ``exclude_uids``) -> file URL."""
+        lists = {"include_uids": self.include_uids, "exclude_uids": self.exclude_uids}
+        return {name: path for name, path in lists.items() if path is not None}
+
     def output_options(self) -> dict[str, Any]:
-        """The options that decide which samples land in which shard (recorded for resume checks)."""
+        """The options that decide which samples land in which shard (recorded for resume checks).
+
+        The uid lists are recorded by the digest of their content (``BuildInputs.uid_lists``), not
+        here by their paths: a moved list is the same selection, an edited one is not.
+        """
         return {
             "min_clip_score": self.min_clip_score,
             "top_fraction": self.top_fraction,

@@ -1,6 +1,7 @@
 """The selection as Spark DataFrames: candidates, dedup matches, drop reasons, shard positions.
 
-Every rule is a column expression; the first failing rule (in ``schemas.selection.DROP_REASONS``
+Every rule is a column expression (the uid lists of --include-uids / --exclude-uids are joined on
+uid, as the dedup matches are); the first failing rule (in ``schemas.selection.DROP_REASONS``
 order) names the drop reason. The top fraction is decided over all scored samples with ties
 broken by uid, and kept samples are ordered by their seeded shuffle key: both with distributed
 sorts, never by collecting samples on the driver.
@@ -22,6 +23,7 @@ from schemas import selection as sel
 from schemas.dedup import REASON_BENCHMARK, REASON_EXACT, REASON_NEAR, REASON_SEMANTIC
 
 ROWS_PER_PARTITION = 100_000
+UIDS_PER_TASK = 1_000_000  # uid list rows per Spark task that turns them into a DataFrame
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,45 @@ def candidates_frame(executor: SparkExecutor, options: BuildOptions, inputs: Bui
         inputs.raw_shards, lambda shard: shard_candidates(dataset, shard, seed, shard in scored)
     )
     return executor.spark.createDataFrame(rdd, _candidate_schema())
+
+
+def uid_frame(executor: SparkExecutor, uids: Any) -> Any:
+    """A DataFrame (uid) of a uid list (a sorted ``S32`` numpy array, see pipeline.build.uid_lists).
+
+    The driver only slices the array: its chunks travel to the tasks as numpy buffers and the tasks
+    make the rows, so a 10M-uid list costs no Python object per uid on the driver.
+    """
+    from pyspark.sql import types as T
+
+    chunks = [uids[i : i + UIDS_PER_TASK] for i in range(0, len(uids), UIDS_PER_TASK)]
+    rdd = executor.flat_map(chunks, lambda chunk: ((uid.decode("ascii"),) for uid in chunk.tolist()))
+    return executor.spark.createDataFrame(rdd, T.StructType([T.StructField("uid", T.StringType(), False)]))
+
+
+def with_subset(candidates: Any, include: Any | None, exclude: Any | None) -> Any:
+    """Add ``subset_reason``: not listed by --include-uids, or listed by --exclude-uids (else null).
+
+    Joins on uid; Spark broadcasts a list small enough, and shuffles both sides of a large one.
+    """
+    from pyspark.sql import functions as F
+
+    frame = candidates
+    reason = F.lit(None).cast("string")
+    if exclude is not None:
+        frame = frame.join(exclude.withColumn("_excluded", F.lit(True)), "uid", "left")
+        reason = F.when(F.col("_excluded"), F.lit(sel.REASON_EXCLUDED)).otherwise(reason)
+    if include is not None:
+        frame = frame.join(include.withColumn("_included", F.lit(True)), "uid", "left")
+        reason = F.when(F.col("_included").isNull(), F.lit(sel.REASON_NOT_INCLUDED)).otherwise(reason)
+    return frame.withColumn("subset_reason", reason).drop("_excluded", "_included")
+
+
+def unknown_uids(listed: Any, candidates: Any, examples: int = 5) -> tuple[int, list[str]]:
+    """How many uids of a list name no downloaded sample, and a few of them (sorted)."""
+    unknown = listed.join(candidates.select("uid"), "uid", "left_anti")
+    count = unknown.count()
+    shown = [row["uid"] for row in unknown.orderBy("uid").limit(examples).collect()] if count else []
+    return count, shown
 
 
 def matches_frame(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs) -> Any | None:
@@ -105,8 +146,12 @@ def partitions_for(rows: int) -> int:
 
 
 def top_fraction_boundary(candidates: Any, fraction: float, partitions: int) -> Boundary | None:
-    """The last kept sample of the top ``fraction``; None when the fraction keeps every scored sample."""
-    scored = candidates.where("clip_score IS NOT NULL").select("clip_score", "uid")
+    """The last kept sample of the top ``fraction``; None when the fraction keeps every scored sample.
+
+    Ranked among the scored samples of the subset (``subset_reason`` null): the uid lists choose
+    the pool, the fraction is taken of that pool.
+    """
+    scored = candidates.where("clip_score IS NOT NULL AND subset_reason IS NULL").select("clip_score", "uid")
     total = scored.count()
     keep = keep_count(fraction, total)
     if keep >= total:
@@ -138,9 +183,12 @@ def with_reasons(
     shorter = F.least("original_width", "original_height")
     longer = F.greatest("original_width", "original_height")
     score = F.col("clip_score")
+    subset = F.col("subset_reason")
     rules: list[tuple[Any, str]] = [
         (F.col("_occurrence") > 1, sel.REASON_REPEATED_UID),
         (dedup == REASON_BENCHMARK, sel.REASON_BENCHMARK),
+        (subset == sel.REASON_NOT_INCLUDED, sel.REASON_NOT_INCLUDED),
+        (subset == sel.REASON_EXCLUDED, sel.REASON_EXCLUDED),
     ]
     if options.min_caption_length > 0:
         rules.append((F.col("caption_length") < options.min_caption_length, sel.REASON_CAPTION))
@@ -171,7 +219,7 @@ def with_reasons(
     return (
         frame.withColumn("reason", reason)
         .withColumn("match_id", match_id)
-        .drop("_occurrence", "dedup_reason")
+        .drop("_occurrence", "dedup_reason", "subset_reason")
     )
 
 

@@ -17,6 +17,8 @@ from tests.build.conftest import raw_rows, read_final, read_json, scores, select
 ORDER = (
     "repeated_uid",
     "benchmark_duplicate",
+    "not_in_include_list",
+    "in_exclude_list",
     "caption_too_short",
     "image_too_small",
     "aspect_ratio",

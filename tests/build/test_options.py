@@ -32,6 +32,8 @@ def test_defaults() -> None:
         (["--min-caption-length", "-1"], "--min-caption-length must be >= 0"),
         (["--min-image-size", "-3"], "--min-image-size must be >= 0"),
         (["--min-shards", "-1"], "--min-shards must be >= 0"),
+        (["--include-uids", "subset.csv"], "--include-uids subset.csv: unknown extension .csv"),
+        (["--exclude-uids", "subset"], "--exclude-uids subset: unknown extension (none)"),
     ],
 )
 def test_bad_options_are_refused(args: list[str], message: str, capsys) -> None:
