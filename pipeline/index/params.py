@@ -70,7 +70,8 @@ class IndexParams:
             return "Flat"
         if self.kind == "hnsw":
             return f"HNSW{self.hnsw_m},Flat"
-        return f"IVF{self.nlist},PQ{self.pq_m}x{self.pq_bits}"
+        # np: no polysemous training (slow with long codes, and unused by a plain search)
+        return f"IVF{self.nlist},PQ{self.pq_m}x{self.pq_bits}np"
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "factory": self.factory}
