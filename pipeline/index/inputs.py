@@ -99,8 +99,10 @@ def _embeddings_shape(dataset: Dataset, shard: ScoresShard, kind: str, command: 
             f"--save-embeddings; rerun {command} --overwrite"
         )
     with dataset.storage.open(*parts) as handle:
-        version = np.lib.format.read_magic(handle)
-        shape, _, _ = np.lib.format._read_array_header(handle, version)  # noqa: SLF001 - header only
+        major, _ = np.lib.format.read_magic(handle)
+        npy = np.lib.format
+        read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+        shape, _, _ = read_header(handle)
     if len(shape) != 2:
         raise UserInputError(f"{dataset.display(*parts)}: expected a (rows, width) matrix, got shape {shape}")
     return int(shape[0]), int(shape[1])
