@@ -19,6 +19,10 @@ themselves)::
                 audit/index.html audit/page_000.png ...              benchmark matches, for a person
       final/    000000.tar 000000_stats.json ... sizes.json manifest.json   training shards
                 _selection/00000.parquet _options.json _summary.json         every sample's fate
+      index/    image.faiss image_uids.parquet image_stats.json          kNN index of the embeddings
+                text.faiss text_uids.parquet text_stats.json             with --text
+                parts/image/_trained.faiss 00000.faiss 00000_stats.json  while building (then removed)
+                _options.json _summary.json
       report/   index.html figures/*.png
 
 Tables are read through :class:`TableFile`, which checks them against their contract in
@@ -45,6 +49,7 @@ from schemas.dedup import (
     CENTRE_HASHES_SCHEMA,
     MATCHES_SCHEMA,
 )
+from schemas.index import INDEX_UIDS_SCHEMA
 from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_SUCCESS
 from schemas.scores import SCORES_SCHEMA
 from schemas.selection import SELECTION_SCHEMA
@@ -60,6 +65,8 @@ AUDIT_DIR = "audit"
 FINAL_DIR = "final"
 SELECTION_DIR = "_selection"
 REPORT_DIR = "report"
+INDEX_DIR = "index"
+INDEX_PARTS_DIR = "parts"
 EXPORT_DIR = "export"
 SIZES_FILE = "sizes.json"
 
@@ -497,6 +504,55 @@ class FinalFolder(StageFolder):
         return f"{self.display()}/{{{final_shard_name(0)}..{final_shard_name(shards - 1)}}}.tar"
 
 
+class IndexPart(Shard):
+    """``index/parts/KIND/NNNNN.faiss``: the vectors of one score shard, added while building."""
+
+    @property
+    def output(self) -> ShardOutput:
+        return ShardOutput(files=(self.part(".faiss"),), marker=self.marker)
+
+
+class IndexFolder(StageFolder):
+    """``index/``: one kNN index per kind of embedding (``image``, ``text``) and its uids."""
+
+    folder = INDEX_DIR
+
+    def index_file(self, kind: str) -> tuple[str, str]:
+        return self.file(f"{kind}.faiss")
+
+    def uids(self, kind: str) -> TableFile:
+        return TableFile(self.storage, self.file(f"{kind}_uids.parquet"), INDEX_UIDS_SCHEMA)
+
+    def marker(self, kind: str) -> tuple[str, str]:
+        """Written last: the index of ``kind`` is complete (its parameters, ntotal, recall)."""
+        return self.file(f"{kind}{MARKER_SUFFIX}")
+
+    def output(self, kind: str) -> ShardOutput:
+        return ShardOutput(files=(self.index_file(kind), self.uids(kind).parts), marker=self.marker(kind))
+
+    def parts_folder(self, kind: str) -> str:
+        return f"{self.folder}/{INDEX_PARTS_DIR}/{kind}"
+
+    def trained_output(self, kind: str) -> ShardOutput:
+        """The empty index trained on the driver (IVF-PQ quantizer and codebooks) every part copies."""
+        folder = self.parts_folder(kind)
+        return ShardOutput(files=((folder, "_trained.faiss"),), marker=(folder, f"_trained{MARKER_SUFFIX}"))
+
+    def part(self, kind: str, shard: int) -> IndexPart:
+        return IndexPart(self.storage, self.parts_folder(kind), shard, shard_name(shard))
+
+    def remove_parts(self, kind: str) -> None:
+        if self.storage.exists(self.parts_folder(kind)):
+            self.storage.remove(self.parts_folder(kind))
+
+    def remove_temporaries(self) -> int:
+        removed = self.storage.remove_temporaries(self.folder)
+        for kind in ("image", "text"):
+            if self.storage.exists(self.parts_folder(kind)):
+                removed += self.storage.remove_temporaries(self.parts_folder(kind))
+        return removed
+
+
 class Dataset:
     """One dataset root and the folders of every stage."""
 
@@ -535,6 +591,10 @@ class Dataset:
     @cached_property
     def final(self) -> FinalFolder:
         return FinalFolder(self.storage)
+
+    @cached_property
+    def index(self) -> IndexFolder:
+        return IndexFolder(self.storage)
 
     def export(self, output_format: str) -> ExportFolder:
         """``export/FORMAT/``: the raw shards in img2dataset's ``parquet`` or ``files`` layout."""

@@ -1,0 +1,180 @@
+"""The index job on a real scored dataset: real Spark, the tiny random CLIP model's embeddings."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.dataset import Dataset
+from pipeline.errors import UserInputError
+from pipeline.executor import SparkExecutor
+from pipeline.index.job import IndexStage, format_summary
+from pipeline.index.reader import KnnIndex
+from tests.conftest import SparkSubmit
+from tests.stages import score, score_options
+
+
+@pytest.fixture(scope="module")
+def embedded(
+    spark, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The session's downloaded world scored with --save-embeddings (read-only: tests copy it)."""
+    dataset = tmp_path_factory.mktemp("embedded") / "dataset"
+    shutil.copytree(downloaded, dataset)
+    argv = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
+    score(spark, score_options([*argv, "--save-embeddings", "--device", "cpu"]))
+    return dataset
+
+
+def _copy(dataset: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset, copy)
+    return copy
+
+
+def _build(spark, dataset: Path, *extra: str) -> dict:
+    stage = IndexStage()
+    options = stage.parse(["--dataset", str(dataset), *extra])
+    stage.check_inputs(options)
+    return stage.run(SparkExecutor(spark), options)
+
+
+def _stored(dataset: Path, kind: str = "image") -> tuple[list[str], np.ndarray]:
+    ds = Dataset(str(dataset))
+    uids, vectors = [], []
+    for shard in ds.scores.complete_indices():
+        uids += ds.scores.shard(shard).table(["uid"]).column("uid").to_pylist()
+        data = ds.storage.read_bytes(*ds.scores.shard(shard).embeddings_file(kind))
+        vectors.append(np.load(io.BytesIO(data)).astype(np.float32))
+    return uids, np.concatenate(vectors)
+
+
+def test_flat_index_of_images_and_texts_finds_each_stored_embedding(
+    spark, embedded: Path, tmp_path: Path
+) -> None:
+    dataset = _copy(embedded, tmp_path)
+    summary = _build(spark, dataset, "--text")
+    uids, vectors = _stored(dataset)
+    image = summary["indexes"]["image"]
+    assert summary["model"] == "corpusforge-tiny" and summary["vectors"] == len(uids) > 40
+    assert image["params"]["factory"] == "Flat" and image["ntotal"] == len(uids)
+    assert image["recall_at_10"] == 1.0 and image["recall_queries"] == len(uids)  # all, fewer than 1000
+    assert summary["indexes"]["text"]["ntotal"] == len(uids)
+    assert "recall@10 1.000" in format_summary(summary)
+    ds = Dataset(str(dataset))
+    assert (
+        json.loads((dataset / "index" / "_summary.json").read_text())["indexes"]["image"]["recall_at_10"]
+        == 1.0
+    )
+    assert not (dataset / "index" / "parts" / "image").exists()  # parts removed after the merge
+
+    index = KnnIndex.open(ds)
+    assert (index.kind, index.model, index.dim, index.ntotal) == ("image", "corpusforge-tiny", 64, len(uids))
+    assert index.uids() == uids
+    normalised = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for position in range(0, len(uids), 7):
+        uid = uids[position]
+        stored = index.embedding(uid)
+        assert stored is not None and np.array_equal(stored, vectors[position])
+        hits = index.search(stored[None, :], 5)[0]
+        assert len(hits) == 5 and hits[0][1] >= hits[-1][1]
+        # Itself, or an identical picture tied with it (the world has exact duplicates).
+        best = [u for u, s in hits if s >= hits[0][1] - 1e-4]
+        assert uid in best and hits[0][1] == pytest.approx(1.0, abs=1e-3)
+        exact = np.argsort(-(normalised @ normalised[position]), kind="stable")[:5]
+        assert [s for _, s in hits] == pytest.approx(
+            [float(normalised[i] @ normalised[position]) for i in exact], abs=1e-4
+        )
+    assert index.embedding("no-such-uid") is None
+    assert KnnIndex.open(ds, "text").ntotal == len(uids)
+
+
+def test_forced_hnsw_and_ivfpq_report_their_recall_and_search_setting(
+    spark, embedded: Path, tmp_path: Path
+) -> None:
+    dataset = _copy(embedded, tmp_path)
+    hnsw = _build(spark, dataset, "--index-type", "hnsw")["indexes"]["image"]
+    assert hnsw["params"]["factory"].startswith("HNSW") and hnsw["search_param"] == "efSearch"
+    assert hnsw["recall_at_10"] >= 0.95 and hnsw["recall_tried"]
+    ivfpq = _build(spark, dataset, "--index-type", "ivfpq", "--overwrite")["indexes"]["image"]
+    assert ivfpq["params"]["factory"].startswith("IVF") and ivfpq["search_param"] == "nprobe"
+    assert 0 < ivfpq["recall_at_10"] <= 1 and ivfpq["recall_tried"]
+    index = KnnIndex.open(Dataset(str(dataset)))
+    uid = index.uids()[3]
+    assert uid in [u for u, _ in index.search(index.embedding(uid)[None, :], 10)[0]]
+
+
+def test_a_rerun_resumes_the_committed_parts(spark, embedded: Path, tmp_path: Path) -> None:
+    dataset = _copy(embedded, tmp_path)
+    stage = IndexStage()
+    options = stage.parse(["--dataset", str(dataset)])
+    plan = stage.plan(options)
+    executor = SparkExecutor(spark)
+    first = plan.tasks()[:1]  # a job killed after its first task committed
+    assert executor.map(plan.step(Dataset(str(dataset))), first)[0]["resumed"] is False
+    summary = stage.run(executor, options)
+    image = summary["indexes"]["image"]
+    assert image["parts"] == 3 and image["parts_resumed"] == 1 and image["recall_at_10"] == 1.0
+    again = stage.run(executor, options)["indexes"]["image"]
+    assert again["resumed"] is True and again["ntotal"] == image["ntotal"]
+
+
+def _check(dataset: Path, *extra: str) -> None:
+    stage = IndexStage()
+    stage.check_inputs(stage.parse(["--dataset", str(dataset), *extra]))
+
+
+def test_inputs_are_refused_before_spark_with_the_reason(
+    embedded: Path, scored: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        UserInputError, match=r"no complete score shards: run spark-submit jobs/score.py .*--save-embeddings"
+    ):
+        _check(tmp_path / "empty")
+    dataset = _copy(embedded, tmp_path)
+    embeddings = dataset / "scores" / "embeddings"
+    (embeddings / "00001_text.npy").unlink()
+    _check(dataset)  # the text embeddings are only needed with --text
+    with pytest.raises(UserInputError, match=r"00001_text.npy is missing.*--save-embeddings"):
+        _check(dataset, "--text")
+    np.save(embeddings / "00002_image.npy", np.zeros((3, 64), dtype=np.float16))
+    with pytest.raises(UserInputError, match=r"00002_image.npy has 3 rows but score shard 00002 has \d+"):
+        _check(dataset)
+    marker = dataset / "scores" / "00001_stats.json"
+    stats = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**stats, "model": "ViT-B-32"}))
+    with pytest.raises(
+        UserInputError,
+        match=r"score shard 00001 was scored with ViT-B-32 .* shard 00000 with corpusforge-tiny",
+    ):
+        _check(dataset)
+    marker.unlink()
+    with pytest.raises(UserInputError, match=r"score shard 00001 is incomplete"):
+        _check(dataset)
+    with pytest.raises(
+        UserInputError,
+        match=r"00000_image.npy is missing: score shard 00000 was scored without --save-embeddings",
+    ):
+        _check(scored)
+    with pytest.raises(UserInputError, match=r"no image index: run spark-submit jobs/index.py --dataset"):
+        KnnIndex.open(Dataset(str(embedded)))
+
+
+def test_spark_submit_refuses_a_dataset_without_scores(tmp_path: Path, spark_submit: SparkSubmit) -> None:
+    result = spark_submit("index", "--dataset", str(tmp_path / "ds"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "jobs/score.py" in output and "SparkContext" not in output
+
+
+def test_help_and_docs_list_every_option() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "explore.md").read_text()
+    for action in IndexStage().parser()._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag != "--help":
+                assert f"`{flag}`" in doc, f"{flag} is missing from docs/explore.md"
