@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 RESIZE_MODES = ("shortest", "squash")
 INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
@@ -91,6 +91,8 @@ def decode_image(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
+    except UnidentifiedImageError as exc:
+        raise UndecodableImage("not in an image format PIL reads") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UndecodableImage(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
     return image
