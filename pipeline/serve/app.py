@@ -50,7 +50,7 @@ def create_app(encoders: Encoders, batcher: Batcher, max_items: int, max_body: i
             raise BadRequest("'texts' must be a non-empty list of strings")
         for index, text in enumerate(texts):
             if not isinstance(text, str):
-                raise BadRequest(f"texts[{index}] is a {type(text).__name__}, not a string")
+                raise BadRequest(f"texts[{index}] must be a string, not {type(text).__name__}")
         return texts
 
     def images_of(body: dict[str, Any], required: bool) -> list[Any]:
@@ -62,7 +62,7 @@ def create_app(encoders: Encoders, batcher: Batcher, max_items: int, max_body: i
         decoded = []
         for index, item in enumerate(images):
             if not isinstance(item, str):
-                raise BadRequest(f"images[{index}] is a {type(item).__name__}, not a base64 string")
+                raise BadRequest(f"images[{index}] must be a base64 string, not {type(item).__name__}")
             data = item.split(",", 1)[1] if item.startswith("data:") and "," in item else item
             try:
                 raw = base64.b64decode(data, validate=True)
