@@ -122,6 +122,20 @@ def create_app(encoders: Encoders, batcher: Batcher, max_items: int, max_body: i
             model=encoders.manifest["model"], rows=rows, columns=columns, similarity=(left @ right.T).tolist()
         )
 
+    @app.before_request
+    def refuse_large_bodies() -> Any:
+        # Refused before the body is parsed; a moderately large body is read and dropped first, so
+        # the client gets the JSON answer instead of a connection reset (unread data -> RST).
+        length = request.content_length
+        if length is not None and length > max_body:
+            if length <= _DRAIN_FACTOR * max_body:
+                stream = request.environ["wsgi.input"]
+                left = length
+                while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
+                    left -= len(chunk)
+            return jsonify(error=_too_large(max_body)), 413
+        return None
+
     @app.get("/v1/model")
     def model() -> Any:
         return jsonify(encoders.manifest)
@@ -146,10 +160,17 @@ def create_app(encoders: Encoders, batcher: Batcher, max_items: int, max_body: i
     def http_error(exc: HTTPException) -> Any:
         message = exc.description or exc.name
         if exc.code == 413:
-            message = f"the request body is larger than {max_body} bytes (--max-body-mb)"
+            message = _too_large(max_body)
         return jsonify(error=message), exc.code
 
     return app
+
+
+_DRAIN_FACTOR = 8
+
+
+def _too_large(max_body: int) -> str:
+    return f"the request body is larger than {max_body} bytes (--max-body-mb)"
 
 
 def _decode(raw: bytes, what: str) -> Any:
