@@ -1,4 +1,5 @@
-"""The ``corpusforge`` command: demo, synthetic world generation and serving, CLIP training."""
+"""The ``corpusforge`` command: demo, synthetic world generation and serving, CLIP training, model
+export and embedding serving."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class SynthOptions:
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """``corpusforge serve``: a synthetic world served on 127.0.0.1."""
+    """``corpusforge serve-world``: a synthetic world served on 127.0.0.1."""
 
     world: Path = option(help="folder written by corpusforge synth", parse=Path)
     port: int = option(8000, help="port on 127.0.0.1")
@@ -46,9 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = {
         "demo": ("run the pipeline on the synthetic world", DemoOptions),
         "synth": ("generate a synthetic world", SynthOptions),
-        "serve": ("serve a synthetic world on 127.0.0.1 (with fault URLs)", ServeOptions),
+        "serve-world": ("serve a synthetic world on 127.0.0.1 (with fault URLs)", ServeOptions),
         "report": ("write DIR/report/index.html: figures of every stage that has run", ReportOptions),
     }
+    # Export and embedding serving (issue 19): their options modules import neither torch nor Flask.
+    from pipeline.export.options import ExportOptions
+    from pipeline.serve.options import ServeModelOptions
+
+    commands["export"] = ("export a CLIP checkpoint's encoders to ONNX, checked against torch", ExportOptions)
+    commands["serve"] = ("serve text and image embeddings of an exported model over HTTP", ServeModelOptions)
     for name, (text, options_type) in commands.items():
         command = sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         add_options(command, options_type)
@@ -75,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_serve_world_alias(sys.argv[1:] if argv is None else list(argv)))
     try:
         if args.command == "demo":
             from pipeline.demo import run_demo
@@ -91,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "synth":
             synth = options_from_namespace(SynthOptions, args)
             generate_world(synth.out, synth.world)
-        elif args.command == "serve":
+        elif args.command == "serve-world":
             _serve(options_from_namespace(ServeOptions, args))
+        elif args.command == "export":
+            return _export(args)
+        elif args.command == "serve":
+            from pipeline.serve.options import ServeModelOptions
+            from pipeline.serve.server import serve_forever
+
+            serve_forever(options_from_namespace(ServeModelOptions, args))
         elif args.command == "import-img2dataset":
             from pipeline.entrypoint import run_parsed
             from pipeline.imports.job import ImportStage
@@ -104,6 +118,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _serve_world_alias(argv: list[str]) -> list[str]:
+    """``serve --world ...`` (the synthetic world's server before issue 19) -> ``serve-world ...``."""
+    if argv[:1] == ["serve"] and any(arg == "--world" or arg.startswith("--world=") for arg in argv[1:]):
+        log.warning(
+            "'corpusforge serve --world' is deprecated: the synthetic world's server is now "
+            "'corpusforge serve-world' (same options); 'corpusforge serve' serves an exported model"
+        )
+        return ["serve-world", *argv[1:]]
+    return argv
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pipeline.export.job import format_result, run_export
+    from pipeline.export.options import ExportOptions
+    from pipeline.export.verify import VerificationError
+
+    options = options_from_namespace(ExportOptions, args)
+    try:
+        manifest = run_export(options)
+    except VerificationError as exc:
+        log.error("export failed its check: %s", exc)
+        return 1
+    print(format_result(manifest, options.output))
     return 0
 
 

@@ -253,3 +253,18 @@ def scored(
         ),
     )
     return dataset
+
+
+@pytest.fixture(scope="session")
+def onnx_export(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``random_checkpoint`` exported to ONNX (the default dynamo exporter), checked at batch sizes 1
+    and 5; for the export and serve tests (read-only)."""
+    from pipeline.export.job import run_export
+    from pipeline.export.options import ExportOptions
+
+    out = tmp_path_factory.mktemp("onnx_export") / "model"
+    options = ExportOptions(
+        checkpoint=str(random_checkpoint), output=out, model="corpusforge-tiny", verify_batches=(1, 5)
+    )
+    run_export(options)
+    return out

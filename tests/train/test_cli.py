@@ -68,10 +68,12 @@ def test_the_other_subcommands_still_parse() -> None:
     parser = build_parser()
     assert parser.parse_args(["demo"]).command == "demo"
     assert parser.parse_args(["synth", "--out", "w"]).command == "synth"
-    assert parser.parse_args(["serve", "--world", "w"]).command == "serve"
+    assert parser.parse_args(["serve-world", "--world", "w"]).command == "serve-world"
+    assert parser.parse_args(["serve", "--model", "m"]).command == "serve"
+    assert parser.parse_args(["export", "--checkpoint", "c", "--output", "o"]).command == "export"
 
 
-@pytest.mark.parametrize("command", ["demo", "synth", "serve", "train", "report"])
+@pytest.mark.parametrize("command", ["demo", "synth", "serve-world", "serve", "export", "train", "report"])
 def test_every_subcommand_shows_each_default_once(command: str) -> None:
     sub = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
     text = " ".join(sub.format_help().split())
