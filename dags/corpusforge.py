@@ -1,4 +1,5 @@
-"""corpusforge on Airflow: download -> score -> dedup -> build_shards (-> train), one spark-submit each.
+"""corpusforge on Airflow: download -> score -> dedup -> build_shards (-> train), one spark-submit each;
+with the build_index param, score saves embeddings and the kNN index is built after it (jobs/index.py).
 
 Only wiring: every command line is built by pipeline.orchestration.airflow_args from the run's
 params (registered as template macros, rendered as native Python objects). The Spark master,
@@ -63,6 +64,14 @@ with DAG(
         "score_args": Param([], **STRINGS, description="extra jobs/score.py arguments"),
         "dedup_args": Param([], **STRINGS, description="extra jobs/dedup.py arguments"),
         "build_args": Param([], **STRINGS, description="extra jobs/build_shards.py arguments"),
+        "build_index": Param(
+            False,
+            type="boolean",
+            description="score with --save-embeddings and build the kNN index (jobs/index.py) after score",
+        ),
+        "index_args": Param(
+            [], **STRINGS, description="extra jobs/index.py arguments, e.g. --text, --max-index-memory 8G"
+        ),
         "jobs_dir": Param(
             airflow_args.default_jobs_dir(__file__),
             type="string",
@@ -108,18 +117,18 @@ with DAG(
         "train_args": Param([], **STRINGS, description="extra corpusforge train arguments"),
     },
 ) as dag:
-    stages = []
-    for job in airflow_args.JOBS:
-        stages.append(
-            CorpusforgeSparkSubmitOperator(
-                task_id=job,
-                name=f"corpusforge-{job.replace('_', '-')}",
-                conn_id="{{ params.spark_conn_id }}",
-                application=f"{{{{ application(params, '{job}') }}}}",
-                application_args=f"{{{{ job_args(params, '{job}') }}}}",
-                conf=f"{{{{ spark_conf(params, '{job}') }}}}",
-            )
+
+    def spark_job(job: str) -> CorpusforgeSparkSubmitOperator:
+        return CorpusforgeSparkSubmitOperator(
+            task_id=job,
+            name=f"corpusforge-{job.replace('_', '-')}",
+            conn_id="{{ params.spark_conn_id }}",
+            application=f"{{{{ application(params, '{job}') }}}}",
+            application_args=f"{{{{ job_args(params, '{job}') }}}}",
+            conf=f"{{{{ spark_conf(params, '{job}') }}}}",
         )
+
+    stages = [spark_job(job) for job in airflow_args.JOBS]
     train_requested = ShortCircuitOperator(
         task_id="train_requested", python_callable=airflow_args.train_requested
     )
@@ -127,3 +136,8 @@ with DAG(
     for upstream, downstream in zip(stages, [*stages[1:], train_requested], strict=True):
         upstream >> downstream
     train_requested >> train
+    # A branch off score (dedup does not wait for it); skipped unless build_index.
+    index_requested = ShortCircuitOperator(
+        task_id="index_requested", python_callable=airflow_args.index_requested
+    )
+    stages[airflow_args.JOBS.index("score")] >> index_requested >> spark_job(airflow_args.INDEX_JOB)

@@ -7,7 +7,8 @@
    added to a copy of the trained index (a flat index for HNSW), committed as
    ``index/parts/KIND/NNNNN.faiss`` through :mod:`pipeline.runner`, so a killed job resumes;
 3. :func:`merge_parts` (driver): the parts merged in shard order (HNSW: its graph built over
-   every vector here), recall@10 measured against exact search on a sample of stored embeddings,
+   every vector here), recall@10 measured against exact search on a sample of stored embeddings
+   through the reader's search (IVF-PQ re-ranked from the stored vectors unless ``--no-rerank``),
    ``nprobe``/``efSearch`` tuned to ``--target-recall``, written with the uids table; the parts
    are removed afterwards.
 """
@@ -26,6 +27,7 @@ from pipeline.dataset import Dataset
 from pipeline.index import faiss_ops
 from pipeline.index.inputs import ScoredShards, load_embeddings
 from pipeline.index.params import IndexParams
+from pipeline.index.vectors import StoredVectors
 from pipeline.runner import ShardCommit, completed, fingerprint, marker_token, run_shard
 from pipeline.stage import ShardStep
 from schemas.index import INDEX_UIDS_SCHEMA, INDEX_UIDS_VERSION
@@ -168,7 +170,9 @@ def merge_parts(
         exact = faiss_ops.ExactNeighbours.empty(len(queries))
         for shard, start in zip(scored.shards, scored.first_ids(), strict=True):
             exact.add(queries, faiss_ops.normalised(load_embeddings(dataset, shard, kind)), start)
-        value, recall, tried = faiss_ops.tune(index, params, queries, exact, target_recall)
+        # Recall through the reader's search: IVF-PQ re-ranked from the stored vectors.
+        vectors = StoredVectors(dataset, kind, scored.shards, scored.first_ids()) if params.rerank else None
+        value, recall, tried = faiss_ops.tune(index, params, queries, exact, target_recall, vectors)
         commit.write_bytes(faiss_ops.to_bytes(index), *folder.index_file(kind))
         commit.write_parquet(_uids_table(dataset, scored), *folder.uids(kind).parts)
         stats = {
@@ -180,6 +184,7 @@ def merge_parts(
             "params": params.to_json(),
             "search_param": _search_param_name(params),
             "search_value": value,
+            "rerank": params.rerank,
             "recall_at_10": round(recall, 4),
             "recall_queries": len(queries),
             "recall_tried": tried,

@@ -8,17 +8,22 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.index.params import IndexParams
+from pipeline.index.params import IndexParams, rerank_candidates
+
+if TYPE_CHECKING:
+    from pipeline.index.vectors import StoredVectors
 
 K = 10
 # Exact neighbours kept per query: the top K and the ties just below it (see recall_at_k).
 EXACT_KEPT = 2 * K
 # Two similarities this close count as a tie (float16 embeddings repeat values).
 TIE = 1e-4
+# Candidate vectors gathered at once while re-ranking (bounds memory: 8192 x 512 x 4 = 16 MiB).
+RERANK_ROWS = 8192
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 EF_SEARCHES = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -159,20 +164,59 @@ def search_param(index: Any, params: IndexParams) -> int:
     return 0
 
 
+def search(
+    index: Any, params: IndexParams, queries: np.ndarray, k: int, vectors: StoredVectors | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(similarities, ids)`` of the ``k`` best of each (normalised) query, best first, ``-1``
+    ids where fewer: the search the reader runs and the job's recall measures.
+
+    With ``params.rerank`` (IVF-PQ) and ``vectors``, ``rerank * k`` candidates (at most
+    :data:`~pipeline.index.params.RERANK_MAX_CANDIDATES`) are asked of the index and ranked by
+    exact cosine with their stored vectors; the similarities returned are those exact ones.
+    """
+    wanted = rerank_candidates(params, k, int(index.ntotal))
+    if wanted <= k or vectors is None:
+        return index.search(queries, k)
+    _, candidates = index.search(queries, wanted)
+    sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    ids = np.full((len(queries), k), -1, dtype=np.int64)
+    batch = max(1, RERANK_ROWS // wanted)
+    for start in range(0, len(queries), batch):
+        block = candidates[start : start + batch]
+        unique, inverse = np.unique(block, return_inverse=True)
+        inverse = inverse.reshape(block.shape)
+        valid = unique >= 0
+        stored = np.zeros((len(unique), queries.shape[1]), dtype=np.float32)
+        stored[valid] = vectors.rows(unique[valid])
+        exact = np.einsum("qcd,qd->qc", stored[inverse], queries[start : start + batch])
+        exact[block < 0] = -np.inf
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        sims[start : start + len(block)] = np.take_along_axis(exact, order, axis=1)
+        best = np.take_along_axis(block, order, axis=1)
+        ids[start : start + len(block)] = np.where(np.isfinite(sims[start : start + len(block)]), best, -1)
+    return sims, ids
+
+
 def tune(
-    index: Any, params: IndexParams, queries: np.ndarray, exact: ExactNeighbours, target: float
+    index: Any,
+    params: IndexParams,
+    queries: np.ndarray,
+    exact: ExactNeighbours,
+    target: float,
+    vectors: StoredVectors | None = None,
 ) -> tuple[int, float, list[dict[str, float]]]:
     """The smallest ``nprobe``/``efSearch`` reaching recall@10 ``target`` (else the best tried),
-    set on ``index``; returns it, its recall@10 and every (value, recall) tried."""
+    set on ``index``; returns it, its recall@10 and every (value, recall) tried. Searches run
+    through :func:`search` (re-ranked from ``vectors`` when ``params`` says so)."""
     if params.kind == "flat":
-        _, found = index.search(queries, K)
+        _, found = search(index, params, queries, K, vectors)
         return 0, recall_at_k(found, exact), []
     values = [v for v in NPROBES if v <= params.nlist] if params.kind == "ivfpq" else list(EF_SEARCHES)
     tried: list[dict[str, float]] = []
     best = (values[0], -1.0)
     for value in values:
         set_search_param(index, params, value)
-        _, found = index.search(queries, K)
+        _, found = search(index, params, queries, K, vectors)
         recall = recall_at_k(found, exact)
         tried.append({"value": value, "recall_at_10": round(recall, 4)})
         if recall > best[1] + 1e-9:

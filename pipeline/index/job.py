@@ -46,7 +46,7 @@ class IndexStage(Stage[IndexOptions]):
         """Fail before Spark starts: no scores, no embeddings, incomplete shards, mixed models or
         row counts, an index that cannot fit the memory budget."""
         scored = scored_shards(Dataset(options.dataset), options.kinds)
-        choose_params(scored.vectors, scored.dim, options.index_type, options.memory_bytes)
+        choose_params(scored.vectors, scored.dim, options.index_type, options.memory_bytes, options.rerank)
 
     def plan(self, options: IndexOptions) -> IndexPlan:
         """Check the inputs, choose the parameters and commit each kind's trained index (driver)."""
@@ -57,7 +57,9 @@ class IndexStage(Stage[IndexOptions]):
             folder.remove()
         scored = scored_shards(dataset, options.kinds)
         params = {
-            kind: choose_params(scored.vectors, scored.dim, options.index_type, options.memory_bytes)
+            kind: choose_params(
+                scored.vectors, scored.dim, options.index_type, options.memory_bytes, options.rerank
+            )
             for kind in options.kinds
         }
         folder.makedirs()
@@ -119,6 +121,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for kind, index in summary["indexes"].items():
         setting = f", {index['search_param']}={index['search_value']}" if index["search_param"] else ""
+        if index.get("rerank"):
+            setting += f", re-ranked ({index['rerank']}x candidates, exact from the stored vectors)"
         lines.append(
             f"  {kind:<8}            {index['params']['factory']}{setting}: {index['ntotal']} vectors, "
             f"recall@10 {index['recall_at_10']:.3f} against exact search "

@@ -24,6 +24,12 @@ class IndexOptions:
         help="auto: flat (exact) for small corpora, else HNSW if it fits --max-index-memory, else IVF-PQ",
     )
     max_index_memory: str = option("4G", help="memory one index may take (e.g. 4G, 512M); sizes IVF-PQ codes")
+    rerank: bool = option(
+        True,
+        toggle=True,
+        help="IVF-PQ: re-rank 10x the results asked for by exact cosine with the stored vectors, read "
+        "from scores/embeddings/ at search time (no RAM; --no-rerank: the codes' ranking only)",
+    )
     recall_queries: int = option(
         1000, help="stored embeddings searched to measure recall@10 against exact search"
     )

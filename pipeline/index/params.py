@@ -8,7 +8,11 @@
 * otherwise ``IVF{nlist},PQ{m}x{nbits}``: ``nlist`` the power of two nearest ``4 sqrt(N)`` (at
   most ``N / 39`` so k-means has 39 training points a list), ``m`` the largest code size that
   divides ``dim`` and whose codes (``m`` bytes and an 8-byte id a vector) and coarse centroids
-  fit the budget.
+  fit the budget. Its codes lose the ranking of close neighbours (recall@10 0.5-0.85 on clustered
+  vectors whatever ``nprobe``), so by default its search re-ranks ``RERANK_FACTOR`` times the
+  results asked for by exact cosine over the stored float16 vectors, read from disk (no RAM;
+  ``--no-rerank`` turns it off). Measured against faiss's in-memory ``Refine(SQ8)`` by
+  ``benchmarks/index.py`` (docs/benchmarks.md, "kNN index").
 
 ``--index-type`` forces a kind; the numbers are still chosen here.
 """
@@ -35,6 +39,10 @@ POINTS_PER_CENTROID = 39
 MAX_POINTS_PER_CENTROID = 256
 PQ_CODE_SIZES = (64, 48, 32, 24, 16, 12, 8, 4)
 ID_BYTES = 8
+# IVF-PQ re-ranking: candidates asked of the index per result wanted, and at most this many
+# candidates a query (measured: docs/benchmarks.md "kNN index", re-ranking).
+RERANK_FACTOR = 10
+RERANK_MAX_CANDIDATES = 1000
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -62,6 +70,7 @@ class IndexParams:
     pq_bits: int = 0
     train_size: int = 0  # vectors the IVF-PQ quantizer and codebooks are trained on
     estimated_bytes: int = 0
+    rerank: int = 0  # IVF-PQ: candidates per result re-ranked by exact cosine from disk (0: off)
 
     @property
     def factory(self) -> str:
@@ -97,11 +106,22 @@ def nlist_for(vectors: int) -> int:
     return max(1, min(wanted, vectors // POINTS_PER_CENTROID))
 
 
-def choose_params(vectors: int, dim: int, index_type: str, memory: int) -> IndexParams:
+def rerank_candidates(params: IndexParams, k: int, ntotal: int) -> int:
+    """Candidates to ask the index for when ``k`` results are wanted: ``k`` without re-ranking,
+    else ``rerank * k`` capped at :data:`RERANK_MAX_CANDIDATES` (never below ``k``) and ``ntotal``."""
+    wanted = k if not params.rerank else max(k, min(params.rerank * k, RERANK_MAX_CANDIDATES))
+    return max(0, min(wanted, ntotal))
+
+
+def choose_params(
+    vectors: int, dim: int, index_type: str, memory: int, rerank: bool = True
+) -> IndexParams:
     """The index for ``vectors`` vectors of width ``dim`` within ``memory`` bytes.
 
     ``index_type`` ``auto`` follows the rules of the module docstring; ``flat``, ``hnsw`` or
-    ``ivfpq`` force the kind. Raises ``UserInputError`` when the chosen kind cannot fit.
+    ``ivfpq`` force the kind; ``rerank`` re-ranks IVF-PQ's candidates from the stored vectors (the
+    other kinds are exact or near it, and never re-rank). Raises ``UserInputError`` when the
+    chosen kind cannot fit.
     """
     if index_type not in INDEX_TYPES:
         raise UserInputError(f"--index-type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
@@ -118,10 +138,10 @@ def choose_params(vectors: int, dim: int, index_type: str, memory: int) -> Index
             return _fitting(
                 IndexParams("hnsw", dim, hnsw_m=m, estimated_bytes=hnsw_bytes(vectors, dim, m)), memory
             )
-    return _ivfpq(vectors, dim, memory)
+    return _ivfpq(vectors, dim, memory, RERANK_FACTOR if rerank else 0)
 
 
-def _ivfpq(vectors: int, dim: int, memory: int) -> IndexParams:
+def _ivfpq(vectors: int, dim: int, memory: int, rerank: int) -> IndexParams:
     nlist = nlist_for(vectors)
     train = min(vectors, nlist * MAX_POINTS_PER_CENTROID)
     # Each sub-quantizer has 2**bits centroids trained on the sample: no more centroids than points.
@@ -132,7 +152,14 @@ def _ivfpq(vectors: int, dim: int, memory: int) -> IndexParams:
         size = ivfpq_bytes(vectors, dim, nlist, m)
         if size <= memory:
             return IndexParams(
-                "ivfpq", dim, nlist=nlist, pq_m=m, pq_bits=bits, train_size=train, estimated_bytes=size
+                "ivfpq",
+                dim,
+                nlist=nlist,
+                pq_m=m,
+                pq_bits=bits,
+                train_size=train,
+                estimated_bytes=size,
+                rerank=rerank,
             )
     smallest = ivfpq_bytes(vectors, dim, nlist, sizes[-1])
     raise UserInputError(

@@ -1,8 +1,11 @@
 """Reading a built kNN index: search by vector, the stored embedding of a uid, every indexed uid.
 
 The explorer's handle on ``DIR/index/``: :meth:`KnnIndex.open` loads ``KIND.faiss`` (with the
-``nprobe``/``efSearch`` the job tuned) and its uids; :meth:`KnnIndex.embedding` reads the exact
-stored vector of a uid from ``scores/embeddings/`` (one shard's file, kept once read).
+``nprobe``/``efSearch`` the job tuned) and its uids; :meth:`KnnIndex.search` re-ranks an IVF-PQ
+index's candidates by exact cosine with their stored vectors (:mod:`pipeline.index.vectors`:
+memory-mapped from ``scores/embeddings/``, staged to a local cache first for a remote dataset),
+as the job did when it measured recall; :meth:`KnnIndex.embedding` reads the exact stored vector
+of a uid from ``scores/embeddings/`` (one shard's file, kept once read).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pipeline.errors import UserInputError
 from pipeline.index import faiss_ops
 from pipeline.index.inputs import load_embeddings
 from pipeline.index.params import IndexParams
+from pipeline.index.vectors import StoredVectors
 
 INDEX_COMMAND = "spark-submit jobs/index.py --dataset {dir}"
 
@@ -40,6 +44,9 @@ class KnnIndex:
         self._position: dict[str, int] | None = None
         self._shards: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._vectors = (
+            StoredVectors.of_uids_table(dataset, kind, self._shard, self._row) if self.params.rerank else None
+        )
         if marker.get("search_value"):
             faiss_ops.set_search_param(index, self.params, int(marker["search_value"]))
 
@@ -68,7 +75,9 @@ class KnnIndex:
             raise UserInputError(f"queries of width {matrix.shape[1]}, the {self.kind} index has {self.dim}")
         if k < 1 or len(matrix) == 0 or self.ntotal == 0:
             return [[] for _ in matrix]
-        sims, ids = self._index.search(faiss_ops.normalised(matrix), min(k, self.ntotal))
+        sims, ids = faiss_ops.search(
+            self._index, self.params, faiss_ops.normalised(matrix), min(k, self.ntotal), self._vectors
+        )
         return [
             [(self._uids[i], float(s)) for i, s in zip(row_ids, row_sims, strict=True) if i >= 0]
             for row_ids, row_sims in zip(ids, sims, strict=True)

@@ -16,6 +16,10 @@ from typing import Any
 from pipeline.errors import UserInputError
 
 JOBS = ("download", "score", "dedup", "build_shards")
+# Off the chain: runs after score when the run's build_index param asks for it.
+INDEX_JOB = "index"
+SPARK_JOBS = (*JOBS, INDEX_JOB)
+SAVE_EMBEDDINGS = "--save-embeddings"
 JOBS_DIR_ENV = "CORPUSFORGE_JOBS_DIR"
 DEFAULT_TRAIN_LAUNCHER = "corpusforge train"
 
@@ -29,22 +33,23 @@ def default_jobs_dir(dag_file: str | Path, environ: Mapping[str, str] = os.envir
 
 def application(params: Mapping[str, Any], job: str) -> str:
     """The spark-submit application of ``job``: ``JOBS_DIR/JOB.py`` (a path or URI Spark reads)."""
-    if job not in JOBS:
-        raise UserInputError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
+    if job not in SPARK_JOBS:
+        raise UserInputError(f"unknown job {job!r}: one of {', '.join(SPARK_JOBS)}")
     jobs_dir = _text(params, "jobs_dir", required=True)
     return f"{jobs_dir.rstrip('/')}/{job}.py"
 
 
 def job_args(params: Mapping[str, Any], job: str) -> list[str]:
-    """The application arguments of ``job`` (one of :data:`JOBS`)."""
+    """The application arguments of ``job`` (one of :data:`SPARK_JOBS`)."""
     builders = {
         "download": download_args,
         "score": score_args,
         "dedup": dedup_args,
         "build_shards": build_args,
+        INDEX_JOB: index_args,
     }
     if job not in builders:
-        raise UserInputError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
+        raise UserInputError(f"unknown job {job!r}: one of {', '.join(SPARK_JOBS)}")
     return builders[job](params)
 
 
@@ -57,7 +62,10 @@ def download_args(params: Mapping[str, Any]) -> list[str]:
 
 
 def score_args(params: Mapping[str, Any]) -> list[str]:
-    """``jobs/score.py`` arguments: --dataset, --model, --pretrained, extra args."""
+    """``jobs/score.py`` arguments: --dataset, --model, --pretrained, extra args, and
+    ``--save-embeddings`` when the run builds the index (which reads them) and they lack it."""
+    extra = _strings(params, "score_args")
+    save = [SAVE_EMBEDDINGS] if index_requested(params) and SAVE_EMBEDDINGS not in extra else []
     return [
         "--dataset",
         _dataset(params),
@@ -65,7 +73,8 @@ def score_args(params: Mapping[str, Any]) -> list[str]:
         _text(params, "model", required=True),
         "--pretrained",
         _text(params, "pretrained", required=True),
-        *_strings(params, "score_args"),
+        *extra,
+        *save,
     ]
 
 
@@ -94,6 +103,17 @@ def build_args(params: Mapping[str, Any]) -> list[str]:
     return args + _strings(params, "build_args")
 
 
+def index_args(params: Mapping[str, Any]) -> list[str]:
+    """``jobs/index.py`` arguments: --dataset, extra args (``index_args``, e.g. --text,
+    --max-index-memory 8G)."""
+    return ["--dataset", _dataset(params), *_strings(params, "index_args")]
+
+
+def index_requested(params: Mapping[str, Any]) -> bool:
+    """True when the run's ``build_index`` param asks for the kNN index (after score)."""
+    return _flag(params, "build_index")
+
+
 def spark_conf(params: Mapping[str, Any], job: str) -> dict[str, str]:
     """Spark properties for ``job``'s spark-submit (``--conf k=v``).
 
@@ -101,8 +121,8 @@ def spark_conf(params: Mapping[str, Any], job: str) -> dict[str, str]:
     packed environment to ship (``archives``), memory and cores, and, for the score job only, GPU
     scheduling. ``spark_conf`` entries are applied last, so they can set or override anything.
     """
-    if job not in JOBS:
-        raise UserInputError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
+    if job not in SPARK_JOBS:
+        raise UserInputError(f"unknown job {job!r}: one of {', '.join(SPARK_JOBS)}")
     conf: dict[str, str] = {}
     plain = {
         "pyspark_python": "spark.pyspark.python",
@@ -129,9 +149,13 @@ def spark_conf(params: Mapping[str, Any], job: str) -> dict[str, str]:
 
 def train_requested(params: Mapping[str, Any]) -> bool:
     """True when the run's ``train`` param asks for the training task."""
-    value = params.get("train", False)
+    return _flag(params, "train")
+
+
+def _flag(params: Mapping[str, Any], name: str) -> bool:
+    value = params.get(name, False)
     if not isinstance(value, bool):
-        raise UserInputError(f"param train must be true or false, got {value!r}")
+        raise UserInputError(f"param {name} must be true or false, got {value!r}")
     return value
 
 

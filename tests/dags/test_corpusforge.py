@@ -59,19 +59,22 @@ def test_dag_folder_loads_without_import_errors() -> None:
     assert list(bag.dags) == ["corpusforge"]
 
 
-def test_task_graph_is_the_pipeline_chain_then_optional_training(dag) -> None:
+def test_task_graph_is_the_pipeline_chain_then_optional_training_and_index(dag) -> None:
     edges = {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
 
     assert edges == {
         "download": ["score"],
-        "score": ["dedup"],
+        "score": ["dedup", "index_requested"],
         "dedup": ["build_shards"],
         "build_shards": ["train_requested"],
         "train_requested": ["train"],
         "train": [],
+        "index_requested": ["index"],
+        "index": [],
     }
-    assert all(isinstance(dag.get_task(job), SparkSubmitOperator) for job in STAGES)
+    assert all(isinstance(dag.get_task(job), SparkSubmitOperator) for job in [*STAGES, "index"])
     assert isinstance(dag.get_task("train_requested"), ShortCircuitOperator)
+    assert isinstance(dag.get_task("index_requested"), ShortCircuitOperator)
     assert isinstance(dag.get_task("train"), BashOperator)
     assert dag.schedule is None
     assert dag.max_active_runs == 1
@@ -183,6 +186,29 @@ def test_train_task_command_and_switch() -> None:
     assert tasks["train_requested"].python_callable(params={**conf, "train": False}) is False
 
 
+def test_index_task_command_and_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_TEST", json.dumps(CONN))
+    conf = {
+        "dataset": "/data/corpus",
+        "model": "ViT-B-32",
+        "pretrained": "tag",
+        "build_index": True,
+        "index_args": ["--max-index-memory", "8G"],
+        "spark_conn_id": "spark_test",
+        "driver_memory": "16g",
+    }
+    tasks = render(conf, ["score", "index", "index_requested"])
+
+    assert submit_command(tasks["index"]) == [
+        *["spark-submit", "--master", "local[2]", "--conf", "spark.driver.memory=16g"],
+        *["--name", "corpusforge-index", str(JOBS / "index.py")],
+        *["--dataset", "/data/corpus", "--max-index-memory", "8G"],
+    ]
+    assert submit_command(tasks["score"])[-1] == "--save-embeddings"
+    assert tasks["index_requested"].python_callable(params=conf) is True
+    assert tasks["index_requested"].python_callable(params={**conf, "build_index": False}) is False
+
+
 def test_both_score_rules_fail_the_build_task_with_the_reason() -> None:
     with pytest.raises(UserInputError, match="mutually exclusive"):
         render({"dataset": "/d", "min_clip_score": 0.28, "top_fraction": 0.3}, ["build_shards"])
@@ -229,8 +255,8 @@ SMALL_SPARK = {
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # four spark-submit runs; minutes on a busy 2-core machine
-def test_dag_test_runs_download_score_dedup_build_to_final_shards(
+@pytest.mark.timeout(1500)  # five spark-submit runs; minutes on a busy 2-core machine
+def test_dag_test_runs_download_score_dedup_build_to_final_shards_and_the_index(
     airflow_db, local_spark: str, served_world: dict, main_python: Path, tmp_path: Path
 ) -> None:
     dataset = tmp_path / "dataset"
@@ -249,6 +275,7 @@ def test_dag_test_runs_download_score_dedup_build_to_final_shards(
             "download_args": ["--samples-per-shard", "20"],
             "score_args": ["--device", "cpu", "--batch-size", "16"],
             "build_args": ["--samples-per-shard", "6", "--min-shards", "0"],
+            "build_index": True,
         }
     )
 
@@ -260,6 +287,8 @@ def test_dag_test_runs_download_score_dedup_build_to_final_shards(
         "build_shards": "success",
         "train_requested": "success",
         "train": "skipped",
+        "index_requested": "success",
+        "index": "success",
     }
     raw = [
         row for p in sorted((dataset / "raw").glob("[0-9]*.parquet")) for row in pq.read_table(p).to_pylist()
@@ -285,6 +314,9 @@ def test_dag_test_runs_download_score_dedup_build_to_final_shards(
     assert len(keys) == len(set(keys)) == manifest["total_samples"] == sum(sizes.values())
     assert 0 < len(keys) <= math.ceil(0.5 * scored)
     assert not set(keys) & benchmark_copies
+    # build_index: score saved the embeddings and the index holds every scored sample.
+    index_stats = json.loads((dataset / "index" / "image_stats.json").read_text())
+    assert index_stats["ntotal"] == scored and index_stats["recall_at_10"] == 1.0
 
 
 @pytest.mark.slow
@@ -303,7 +335,6 @@ def test_a_failing_job_fails_its_task_and_stops_the_chain(
 
     assert str(run.state) == "failed"
     assert states["download"] == "failed"
-    assert {states[t] for t in ["score", "dedup", "build_shards", "train_requested", "train"]} == {
-        "upstream_failed"
-    }
+    downstream = ["score", "dedup", "build_shards", "train_requested", "train", "index_requested", "index"]
+    assert {states[t] for t in downstream} == {"upstream_failed"}
     assert not (tmp_path / "dataset" / "raw").exists()

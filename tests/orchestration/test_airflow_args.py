@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserInputError
+from pipeline.index.job import IndexStage
 from pipeline.orchestration import airflow_args as aa
 from pipeline.train.options import options_from_args as train_options
 from tests.stages import build_options as build_options
@@ -246,3 +247,24 @@ def test_shell_syntax_in_the_launcher_does_not_run(tmp_path: Path) -> None:
     assert not marker.exists()
     blank = aa.train_command({"dataset": "/d", "train_launcher": "   "})
     assert blank.startswith("corpusforge train --shards ")
+
+
+def test_index_switch_saves_embeddings_and_builds_the_index_with_its_args() -> None:
+    assert aa.index_requested({}) is False
+    with pytest.raises(UserInputError, match="build_index must be true or false"):
+        aa.index_requested({"build_index": "yes"})
+    assert "--save-embeddings" not in aa.score_args(BASE)
+    params = {**BASE, "build_index": True, "index_args": ["--text", "--max-index-memory", "8G"]}
+    assert aa.index_requested(params) is True
+    assert aa.score_args(params)[-1] == "--save-embeddings"
+    given = {**params, "score_args": ["--save-embeddings", "--batch-size", "64"]}
+    assert aa.score_args(given).count("--save-embeddings") == 1
+    assert aa.job_args(params, "index") == ["--dataset", "/data/corpus", "--text", "--max-index-memory", "8G"]
+    assert aa.application({"jobs_dir": "/j"}, "index") == "/j/index.py"
+    assert "spark.executor.resource.gpu.amount" not in aa.spark_conf(
+        {**params, "executor_gpus": 1, "task_gpus": 1}, "index"
+    )
+    # What the real entry points make of them.
+    assert score_options(aa.score_args(params)).save_embeddings is True
+    index = IndexStage().parse(aa.index_args(params))
+    assert (index.dataset, index.text, index.max_index_memory) == ("/data/corpus", True, "8G")
