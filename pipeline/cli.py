@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline.cli_options import add_options, option, options_from_namespace, section
 from pipeline.demo_options import DemoOptions
 from pipeline.errors import UserInputError
+from pipeline.explore.options import ExploreOptions
 from pipeline.logs import setup_logging
 from pipeline.report.options import ReportOptions
 from pipeline.synthetic.world import WorldSpec, generate_world
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "synth": ("generate a synthetic world", SynthOptions),
         "serve-world": ("serve a synthetic world on 127.0.0.1 (with fault URLs)", ServeOptions),
         "report": ("write DIR/report/index.html: figures of every stage that has run", ReportOptions),
+        "explore": (
+            "serve a page on 127.0.0.1 to search a dataset by text or image, filter it, open samples and "
+            "export uid lists for build_shards (needs jobs/index.py)",
+            ExploreOptions,
+        ),
     }
     # Export and embedding serving (issue 19): their options modules import neither torch nor Flask.
     from pipeline.export.options import ExportOptions
@@ -88,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.demo import run_demo
 
             report = run_demo(options_from_namespace(DemoOptions, args))
-            print(f"demo finished: open the report at {report}")
+            dataset = report.parent.parent
+            print(
+                f"demo finished: open the report at {report}, or search the corpus with "
+                f"corpusforge explore --dataset {dataset}"
+            )
         elif args.command == "train":
             _train(options_from_namespace(TrainerOptions, args))
         elif args.command == "report":
@@ -98,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "synth":
             synth = options_from_namespace(SynthOptions, args)
             generate_world(synth.out, synth.world)
+        elif args.command == "explore":
+            from pipeline.explore.server import serve as serve_explorer
+
+            serve_explorer(options_from_namespace(ExploreOptions, args))
         elif args.command == "serve-world":
             _serve(options_from_namespace(ServeOptions, args))
         elif args.command == "export":

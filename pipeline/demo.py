@@ -4,8 +4,9 @@ Steps: draw the world, serve it with fault injection, download it (``jobs/downlo
 a small CLIP scorer on a separate clean seed set (no pretrained weights can be fetched offline),
 score every pair (``jobs/score.py``), remove the planted copies of the world's benchmark images
 and duplicates (``jobs/dedup.py``), build the final shards keeping the best-scored pairs
-(``jobs/build_shards.py``), pretrain a tiny CLIP on them with zero-shot evaluation on held-out
-labelled pictures (``corpusforge train``) and write the report (``corpusforge report``).
+(``jobs/build_shards.py``), index the embeddings for the explorer (``jobs/index.py``), pretrain
+a tiny CLIP on them with zero-shot evaluation on held-out labelled pictures (``corpusforge
+train``) and write the report (``corpusforge report``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def run_demo(options: DemoOptions) -> Path:
         ],
         master=options.master,
     )
+    # The kNN index of the image and caption embeddings: `corpusforge explore` searches it.
+    run_job("index", ["--dataset", str(dataset), "--text", "--overwrite"], master=options.master)
     train_dir = pretrain(options, dataset)
     report = write_report(ReportOptions(dataset=str(dataset), train_dir=str(train_dir)))
     log.info("demo dataset written to %s", dataset)

@@ -256,6 +256,32 @@ def scored(
 
 
 @pytest.fixture(scope="session")
+def trained_scorer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpusforge-tiny CLIP trained on 1,200 clean synthetic pairs (seeded, about a minute on a
+    CPU): it tells colours and shapes apart, so searches and score quality can be checked."""
+    from pipeline.synthetic.scenes import random_scene, render
+    from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
+
+    rng = random.Random(11)  # a seed set separate from the session world's
+    scenes = [random_scene(rng) for _ in range(1200)]
+    images = [render(s, (rng.randint(200, 400), rng.randint(200, 400)), rng) for s in scenes]
+    model = train_clip(images, [s.caption for s in scenes], TrainOptions(steps=150, batch_size=96))
+    return save_checkpoint(model, tmp_path_factory.mktemp("trained_scorer") / "scorer.pt")
+
+
+@pytest.fixture(scope="session")
+def scored_with_embeddings(
+    spark, downloaded: Path, trained_scorer: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The downloaded world scored by the trained scorer with ``--save-embeddings`` (read-only:
+    tests that write copy it)."""
+    dataset = tmp_path_factory.mktemp("scored_embeddings") / "dataset"
+    shutil.copytree(downloaded, dataset)
+    argv = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(trained_scorer)]
+    score(spark, score_options([*argv, "--save-embeddings"]))
+    return dataset
+
+
 def onnx_export(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``random_checkpoint`` exported to ONNX (the default dynamo exporter), checked at batch sizes 1
     and 5; for the export and serve tests (read-only)."""

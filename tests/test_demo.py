@@ -48,7 +48,10 @@ def test_demo_runs_the_whole_chain_and_points_at_the_report(tmp_path: Path) -> N
     assert dedup["by_reason"]["benchmark_duplicate"] >= 1  # the world plants copies of its benchmark
     sizes = json.loads((tmp_path / "dataset" / "final" / "sizes.json").read_text())
     assert 0 < sum(sizes.values()) < scores["scored"]
+    knn = json.loads((tmp_path / "dataset" / "index" / "image_stats.json").read_text())
+    assert knn["ntotal"] == scores["scored"] and (tmp_path / "dataset" / "index" / "text.faiss").exists()
     trained = json.loads((tmp_path / "train" / "summary.json").read_text())
     assert trained["steps"] == 20
     index = tmp_path / "dataset" / "report" / "index.html"
     assert index.exists() and f"open the report at {index}" in output
+    assert f"corpusforge explore --dataset {tmp_path / 'dataset'}" in output

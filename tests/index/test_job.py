@@ -17,19 +17,12 @@ from pipeline.index.job import IndexStage, format_summary
 from pipeline.index.params import RERANK_FACTOR
 from pipeline.index.reader import KnnIndex
 from tests.conftest import SparkSubmit
-from tests.stages import score, score_options
 
 
 @pytest.fixture(scope="module")
-def embedded(
-    spark, downloaded: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The session's downloaded world scored with --save-embeddings (read-only: tests copy it)."""
-    dataset = tmp_path_factory.mktemp("embedded") / "dataset"
-    shutil.copytree(downloaded, dataset)
-    argv = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
-    score(spark, score_options([*argv, "--save-embeddings", "--device", "cpu"]))
-    return dataset
+def embedded(scored_with_embeddings: Path) -> Path:
+    """The session world scored with --save-embeddings (tests/conftest.py; read-only: tests copy it)."""
+    return scored_with_embeddings
 
 
 def _copy(dataset: Path, tmp_path: Path) -> Path:

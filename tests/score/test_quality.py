@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import random
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.score.quality import roc_auc, scores_with_labels
-from pipeline.synthetic.scenes import random_scene, render
-from pipeline.train.contrastive import TrainOptions, save_checkpoint, train_clip
-from tests.stages import score as run
-from tests.stages import score_options as options_from_args
 
 
 def test_roc_auc_matches_its_definition() -> None:
@@ -31,20 +25,8 @@ def test_roc_auc_matches_its_definition() -> None:
 
 
 @pytest.mark.slow
-def test_trained_scorer_separates_mismatched_captions(spark, downloaded: Path, tmp_path: Path) -> None:
-    rng = random.Random(11)  # a seed set separate from the session world's
-    scenes = [random_scene(rng) for _ in range(1200)]
-    images = [render(s, (rng.randint(200, 400), rng.randint(200, 400)), rng) for s in scenes]
-    model = train_clip(images, [s.caption for s in scenes], TrainOptions(steps=150, batch_size=96))
-    checkpoint = save_checkpoint(model, tmp_path / "scorer.pt")
-    dataset = tmp_path / "dataset"
-    shutil.copytree(downloaded, dataset)
-    run(
-        spark,
-        options_from_args(
-            ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(checkpoint)]
-        ),
-    )
-    scores, matched = scores_with_labels(str(dataset))
+def test_trained_scorer_separates_mismatched_captions(scored_with_embeddings: Path) -> None:
+    """The session's trained scorer (tests/conftest.py) on the session world."""
+    scores, matched = scores_with_labels(str(scored_with_embeddings))
     assert len(scores) > 60 and 5 < (~matched).sum() < 40  # the world has 20% mismatched captions
     assert roc_auc(scores, matched) >= 0.9
