@@ -82,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
         description=ImportStage.description,
     )
     add_options(imports, ImportOptions)
+    # Probes on stored embeddings (issue 18, part C): corpusforge probe train.
+    from pipeline.probe.options import ProbeTrainOptions
+
+    probe = sub.add_parser("probe", help="classifier heads (probes) on a dataset's stored image embeddings")
+    probe_sub = probe.add_subparsers(dest="probe_command", required=True)
+    probe_train = probe_sub.add_parser(
+        "train",
+        help="fit a linear or MLP probe on labelled uids (held-out validation, suggested threshold)",
+        description="Fit a linear or MLP probe on the stored image embeddings of labelled uids; apply it "
+        "with jobs/score.py --probe FILE, filter with build_shards --probe-max/--probe-min.",
+    )
+    add_options(probe_train, ProbeTrainOptions)
     return parser
 
 
@@ -127,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.imports.options import ImportOptions
 
             return run_parsed(ImportStage(), options_from_namespace(ImportOptions, args))
+        elif args.command == "probe":
+            from pipeline.probe.options import ProbeTrainOptions
+            from pipeline.probe.train import format_result, train_probe
+
+            probe_options = options_from_namespace(ProbeTrainOptions, args)
+            print(format_result(train_probe(probe_options), probe_options.output))
     except UserInputError as exc:
         log.error("%s", exc)
         return 2

@@ -13,6 +13,7 @@ themselves)::
                 files/00000/KEY.jpg ... 00000.parquet        of the raw shards in img2dataset's layout
       scores/   00000.parquet 00000_stats.json _summary.json        CLIP scores
                 embeddings/00000_image.npy 00000_text.npy            with --save-embeddings
+                probes/00000.parquet 00000_stats.json                with --probe (probe scores)
       dedup/    matches.parquet _summary.json                        samples to drop
                 benchmark_hashes.parquet _benchmark_sources.json     benchmark hashes (reused)
                 centre_hashes/00000.parquet 00000_stats.json         corpus centre pHashes (cache)
@@ -50,6 +51,7 @@ from schemas.dedup import (
     MATCHES_SCHEMA,
 )
 from schemas.index import INDEX_UIDS_SCHEMA
+from schemas.probes import PROBES_SCHEMA
 from schemas.raw_shard import RAW_SHARD_SCHEMA, STATUS_SUCCESS
 from schemas.scores import SCORES_SCHEMA
 from schemas.selection import SELECTION_SCHEMA
@@ -59,6 +61,7 @@ INPUT_DIR = "_input"
 RAW_DIR = "raw"
 SCORES_DIR = "scores"
 EMBEDDINGS_DIR = "embeddings"
+PROBES_DIR = "probes"
 DEDUP_DIR = "dedup"
 CENTRE_DIR = "centre_hashes"
 AUDIT_DIR = "audit"
@@ -274,6 +277,43 @@ class ScoresShard(Shard):
     def table(self, columns: list[str] | None = None) -> pa.Table:
         return self.table_file.read(columns)
 
+    # Probe scores (issue 18, probes): their own unit next to the scores, with their own marker,
+    # so probes can be added to scores committed earlier without encoding the images again.
+    @property
+    def probes_folder(self) -> str:
+        return f"{self.folder}/{PROBES_DIR}"
+
+    @property
+    def probes_file(self) -> TableFile:
+        """``scores/probes/NNNNN.parquet``: the probes' scores of this shard (long table)."""
+        return TableFile(self.storage, (self.probes_folder, f"{self.name}.parquet"), PROBES_SCHEMA)
+
+    @property
+    def probes_marker(self) -> tuple[str, str]:
+        return (self.probes_folder, f"{self.name}{MARKER_SUFFIX}")
+
+    @property
+    def probes_output(self) -> ShardOutput:
+        return ShardOutput(files=(self.probes_file.parts,), marker=self.probes_marker)
+
+    def probes_complete(self) -> bool:
+        return self.storage.exists(*self.probes_marker)
+
+    def probes_stats(self) -> dict[str, Any]:
+        """The probes' marker: probe names and digests, the score shard token they were made from."""
+        return self.storage.read_json(*self.probes_marker)
+
+    def has_embeddings(self, kind: str = "image") -> bool:
+        return self.storage.exists(*self.embeddings_file(kind))
+
+    def embeddings(self, kind: str = "image") -> Any:
+        """The saved embeddings (float16, one row per row of the scores table), read without pickle."""
+        import io
+
+        import numpy as np
+
+        return np.load(io.BytesIO(self.storage.read_bytes(*self.embeddings_file(kind))), allow_pickle=False)
+
 
 class CentreHashesShard(Shard):
     """``dedup/centre_hashes/NNNNN.parquet``: centre pHashes of one raw shard's images (cache)."""
@@ -420,9 +460,12 @@ class ScoresFolder(StageFolder):
         return ScoresShard(self.storage, self.folder, index, shard_name(index))
 
     def remove_temporaries(self) -> int:
-        return self.storage.remove_temporaries(self.folder) + self.storage.remove_temporaries(
+        removed = self.storage.remove_temporaries(self.folder) + self.storage.remove_temporaries(
             self.folder, EMBEDDINGS_DIR
         )
+        if self.storage.exists(self.folder, PROBES_DIR):
+            removed += self.storage.remove_temporaries(self.folder, PROBES_DIR)
+        return removed
 
     def table_indices(self) -> list[int]:
         """Indices of the ``NNNNN.parquet`` files present (complete or not)."""

@@ -21,6 +21,8 @@ REASON_SEMANTIC = "semantic_duplicate"
 REASON_UNSCORED = "unscored"
 REASON_LOW_SCORE = "low_clip_score"
 REASON_TOP_FRACTION = "below_top_fraction"
+# Issue 18, part C (probes): a probe score beyond --probe-max/--probe-min; match_id names the probe.
+REASON_PROBE = "probe"
 DROP_REASONS = (
     REASON_REPEATED_UID,
     REASON_BENCHMARK,
@@ -35,6 +37,7 @@ DROP_REASONS = (
     REASON_UNSCORED,
     REASON_LOW_SCORE,
     REASON_TOP_FRACTION,
+    REASON_PROBE,  # issue 18, part C
 )
 
 # One row per downloaded sample (success in raw/), kept or dropped; rows sorted by uid.
@@ -49,7 +52,8 @@ SELECTION_SCHEMA = versioned(
         pa.field("reason", pa.string()),
         # CLIP score from scores/ (null when the shard is not scored).
         pa.field("clip_score", pa.float32()),
-        # For dedup drops: the match_id of dedup/matches.parquet (benchmark id or kept uid).
+        # For dedup drops: the match_id of dedup/matches.parquet (benchmark id or kept uid);
+        # for probe drops: the name of the probe whose rule failed.
         pa.field("match_id", pa.string()),
         # Kept samples only: final shard number (final/NNNNNN.tar) and position inside it.
         pa.field("final_shard", pa.int32()),

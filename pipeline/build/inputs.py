@@ -15,6 +15,7 @@ from pipeline.build.options import BuildOptions
 from pipeline.build.uid_lists import file_digest
 from pipeline.dataset import Dataset, TableFile
 from pipeline.errors import UserInputError
+from pipeline.runner import marker_token
 from pipeline.score.shard_scorer import current_scores
 from schemas.contract import SchemaMismatch, schema_version
 from schemas.dedup import MATCHES_SCHEMA, REASONS
@@ -102,6 +103,9 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
         name: {"sha256": file_digest(path, "--" + name.replace("_", "-"))}
         for name, path in options.uid_lists.items()
     }
+    fingerprint = _fingerprint(dataset, shards, scored, has_matches)
+    if options.probe_names:  # issue 18, part C; the key only then, so older builds still resume
+        fingerprint["probes"] = _check_probes(dataset, options.probe_names, shards, scored)
     return BuildInputs(
         raw_shards=tuple(shards),
         scored_shards=tuple(scored),
@@ -109,9 +113,48 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
         score_pretrained=pretrained,
         has_matches=has_matches,
         matches_row_groups=row_groups,
-        fingerprint=_fingerprint(dataset, shards, scored, has_matches),
+        fingerprint=fingerprint,
         uid_lists=uid_lists,
     )
+
+
+def _check_probes(dataset: Dataset, names: tuple[str, ...], shards: list[int], scored: list[int]) -> str:
+    """Every raw shard has current scores and probe scores of every named probe; returns their digest.
+
+    Current: the probes' marker names the score shard's present token (scores redone since the
+    probes ran make the probe scores stale).
+    """
+    flags = "--probe-max/--probe-min"
+    unscored = sorted(set(shards) - set(scored))
+    if unscored:
+        raise UserInputError(
+            f"{flags} need probe scores but {len(unscored)} of {len(shards)} raw shards have no current "
+            f"scores in {dataset.scores.display()} (e.g. {dataset.raw.shard(unscored[0]).name}): run "
+            "jobs/score.py --probe FILE first"
+        )
+    digest = hashlib.sha256()
+    for index in shards:
+        shard = dataset.scores.shard(index)
+        where = dataset.display(*shard.probes_marker)
+        if not shard.probes_complete():
+            raise UserInputError(
+                f"{flags} need probe scores but {where} does not exist: run jobs/score.py --probe FILE "
+                "(an already scored dataset is not rescored)"
+            )
+        stats = shard.probes_stats()
+        if stats.get("score_token") != shard.token():
+            raise UserInputError(
+                f"{where}: probe scores of an older scoring of shard {shard.name}: run jobs/score.py "
+                "--probe FILE again"
+            )
+        missing = [n for n in names if n not in stats.get("probes", {})]
+        if missing:
+            raise UserInputError(
+                f"{where}: no scores of probe(s) {missing} (has {sorted(stats.get('probes', {}))}): run "
+                "jobs/score.py with every probe's --probe FILE"
+            )
+        digest.update(f"{index}:{marker_token(dataset.storage, shard.probes_marker)}\n".encode())
+    return digest.hexdigest()
 
 
 def _check_download_finished(dataset: Dataset, shards: list[int]) -> None:

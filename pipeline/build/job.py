@@ -25,10 +25,12 @@ from pipeline.build.selection import (
     matches_frame,
     partitions_for,
     positioned,
+    probe_drop_counts,
     reason_counts,
     top_fraction_boundary,
     uid_frame,
     unknown_uids,
+    with_probes,
     with_reasons,
     with_subset,
 )
@@ -90,7 +92,10 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
     frames = {name: uid_frame(executor, uids) for name, uids in lists.items()}
     candidates = with_subset(
         candidates_frame(executor, options, inputs), frames.get("include_uids"), frames.get("exclude_uids")
-    ).cache()
+    )
+    if options.probe_names:  # issue 18, part C
+        candidates = with_probes(executor, candidates, dataset, inputs, options.probe_names)
+    candidates = candidates.cache()
     parts = partitions_for(candidates.count())
     boundary = (
         top_fraction_boundary(candidates, options.top_fraction, parts) if options.top_fraction else None
@@ -98,6 +103,7 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
     matches = matches_frame(executor, dataset, inputs)
     reasoned = with_reasons(candidates, matches, options, boundary).coalesce(parts).cache()
     counts = reason_counts(reasoned)
+    probe_drops = probe_drop_counts(reasoned) if options.probe_names else {}
     kept = counts.get(None, 0)
     total = sum(counts.values())
     dropped = {reason: counts.get(reason, 0) for reason in DROP_REASONS if counts.get(reason, 0)}
@@ -169,6 +175,7 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
         "total_bytes": manifest["total_bytes"],
         "top_fraction_boundary": selection["top_fraction_boundary"],
         "subset": subset,
+        **({"probe_drops": probe_drops} if options.probe_names else {}),
         "dedup": inputs.has_matches,
         "score_model": inputs.score_model,
         "warnings": warnings,
@@ -345,6 +352,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  bytes               {summary['total_bytes']:>10}",
         f"  train with          --train-data '{summary['shard_pattern']}'",
     ]
+    for name, count in summary.get("probe_drops", {}).items():
+        lines.append(f"      probe {name:<12}{count:>10}")
     for name, counts in summary.get("subset", {}).items():
         flag = "--" + name.replace("_", "-")
         lines.append(

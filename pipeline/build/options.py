@@ -16,6 +16,15 @@ _DEDUP = "dedup (dedup/matches.parquet from jobs/dedup.py)"
 _SUBSET = "subset (DataComp convention: uid lists, e.g. exported by the explorer)"
 _RULES = "caption and image rules"
 _OUTPUT = "output"
+_PROBES = "probes (scores/probes/ from jobs/score.py --probe)"
+
+
+def probe_rule(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` of --probe-max/--probe-min -> (name, value)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError("expected NAME=VALUE, e.g. watermark=0.5")
+    return name.strip(), float(value)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,23 @@ class BuildOptions:
     max_aspect_ratio: float = option(
         math.inf, help="drop images whose original longer/shorter side ratio is above X", group=_RULES
     )
+    # Issue 18, part C: filters on probe scores.
+    probe_max: tuple[tuple[str, float], ...] = option(
+        (),
+        parse=probe_rule,
+        repeat=True,
+        metavar="NAME=X",
+        help="drop samples whose score of probe NAME is above X (e.g. watermark=0.5)",
+        group=_PROBES,
+    )
+    probe_min: tuple[tuple[str, float], ...] = option(
+        (),
+        parse=probe_rule,
+        repeat=True,
+        metavar="NAME=X",
+        help="drop samples whose score of probe NAME is below X (e.g. aesthetic=5)",
+        group=_PROBES,
+    )
     samples_per_shard: int = option(
         10_000, help="samples in every final shard (only the last one may hold fewer)", group=_OUTPUT
     )
@@ -102,6 +128,10 @@ class BuildOptions:
             raise UserInputError(f"--min-image-size must be >= 0, got {self.min_image_size}")
         if math.isnan(self.max_aspect_ratio) or self.max_aspect_ratio < 1:
             raise UserInputError(f"--max-aspect-ratio must be >= 1, got {self.max_aspect_ratio}")
+        for flag, rules in (("--probe-max", self.probe_max), ("--probe-min", self.probe_min)):
+            names = [name for name, _ in rules]
+            if len(set(names)) != len(names):
+                raise UserInputError(f"{flag}: a probe is named twice ({names})")
         if self.samples_per_shard < 1:
             raise UserInputError(f"--samples-per-shard must be >= 1, got {self.samples_per_shard}")
         if self.min_shards < 0:
@@ -111,6 +141,11 @@ class BuildOptions:
     def score_filter(self) -> bool:
         """True when a CLIP score rule is asked (so scores/ must exist)."""
         return self.min_clip_score is not None or self.top_fraction is not None
+
+    @property
+    def probe_names(self) -> tuple[str, ...]:
+        """The probes a rule names (sorted, each once)."""
+        return tuple(sorted({name for name, _ in (*self.probe_max, *self.probe_min)}))
 
     @property
     def uid_lists(self) -> dict[str, str]:
@@ -124,7 +159,10 @@ class BuildOptions:
         The uid lists are recorded by the digest of their content (``BuildInputs.uid_lists``), not
         here by their paths: a moved list is the same selection, an edited one is not.
         """
+        probes = {"probe_max": dict(self.probe_max), "probe_min": dict(self.probe_min)}
         return {
+            # Only when given, so builds recorded before probe rules existed still resume.
+            **({"probes": probes} if self.probe_names else {}),
             "min_clip_score": self.min_clip_score,
             "top_fraction": self.top_fraction,
             "keep_corpus_duplicates": self.keep_corpus_duplicates,

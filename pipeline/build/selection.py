@@ -131,6 +131,50 @@ def matches_frame(executor: SparkExecutor, dataset: Dataset, inputs: BuildInputs
     )
 
 
+def probe_column(name: str) -> str:
+    """The candidates' column holding probe ``name``'s score (issue 18, part C)."""
+    return f"probe__{name}"
+
+
+def with_probes(
+    executor: SparkExecutor, candidates: Any, dataset: Dataset, inputs: BuildInputs, names: Any
+) -> Any:
+    """``candidates`` with one ``probe__NAME`` column per named probe (scores/probes/, joined on uid)."""
+    from pyspark.sql import types as T
+
+    wanted = tuple(names)
+
+    def read(shard: int) -> list[tuple]:
+        table = dataset.scores.shard(shard).probes_file.read().to_pylist()
+        scores: dict[str, dict[str, float]] = {}
+        for row in table:
+            if row["probe"] in wanted:
+                scores.setdefault(row["uid"], {})[row["probe"]] = row["score"]
+        return [(uid, *(values.get(n) for n in wanted)) for uid, values in scores.items()]
+
+    schema = T.StructType(
+        [T.StructField("uid", T.StringType(), False)]
+        + [T.StructField(probe_column(n), T.DoubleType(), True) for n in wanted]
+    )
+    frame = executor.spark.createDataFrame(executor.flat_map(inputs.raw_shards, read), schema)
+    return candidates.join(frame, "uid", "left")
+
+
+def _probe_rules(options: BuildOptions) -> tuple[Any, Any]:
+    """(any probe score missing, name of the first failing probe rule or null), as columns."""
+    from pyspark.sql import functions as F
+
+    missing = F.lit(False)
+    for name in options.probe_names:
+        missing = missing | F.col(probe_column(name)).isNull()
+    failed = F.lit(None).cast("string")
+    checks = [(n, F.col(probe_column(n)) > F.lit(x)) for n, x in options.probe_max]
+    checks += [(n, F.col(probe_column(n)) < F.lit(x)) for n, x in options.probe_min]
+    for name, condition in reversed(checks):
+        failed = F.when(condition, F.lit(name)).otherwise(failed)
+    return missing, failed
+
+
 def keep_count(fraction: float, scored: int) -> int:
     """How many of ``scored`` samples the top ``fraction`` keeps: ceil(F x N), in exact arithmetic."""
     return math.ceil(Fraction(repr(fraction)) * scored)
@@ -212,10 +256,17 @@ def with_reasons(
             (score == F.lit(boundary.clip_score)) & (F.col("uid") <= F.lit(boundary.uid))
         )
         rules.append((~inside, sel.REASON_TOP_FRACTION))
+    probe_failed = F.lit(None).cast("string")
+    if options.probe_names:  # issue 18, part C
+        probe_missing, probe_failed = _probe_rules(options)
+        rules.append((probe_missing, sel.REASON_UNSCORED))
+        rules.append((probe_failed.isNotNull(), sel.REASON_PROBE))
     reason = F.lit(None).cast("string")
     for condition, name in reversed(rules):
         reason = F.when(condition, F.lit(name)).otherwise(reason)
-    match_id = F.when(F.col("dedup_reason") == reason, F.col("match_id"))
+    match_id = F.when(reason == sel.REASON_PROBE, probe_failed).when(
+        F.col("dedup_reason") == reason, F.col("match_id")
+    )
     return (
         frame.withColumn("reason", reason)
         .withColumn("match_id", match_id)
@@ -226,6 +277,12 @@ def with_reasons(
 def reason_counts(reasoned: Any) -> dict[str | None, int]:
     """Samples per reason (None: kept)."""
     return {row["reason"]: row["count"] for row in reasoned.groupBy("reason").count().collect()}
+
+
+def probe_drop_counts(reasoned: Any) -> dict[str, int]:
+    """Samples dropped by each probe's rule (its name in ``match_id``), sorted by name."""
+    rows = reasoned.where(f"reason = '{sel.REASON_PROBE}'").groupBy("match_id").count().collect()
+    return {row["match_id"]: row["count"] for row in sorted(rows, key=lambda r: r["match_id"])}
 
 
 def positioned(reasoned: Any, samples_per_shard: int, partitions: int) -> Any:

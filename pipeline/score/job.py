@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
 from pipeline.executor import SparkExecutor
+from pipeline.probe.shard import load_probes
 from pipeline.score.distribution import describe, merge
 from pipeline.score.model import check_model, load_model
 from pipeline.score.options import ScoreOptions
@@ -31,7 +32,14 @@ class ScoreStage(Stage[ScoreOptions]):
                 f"{dataset.raw.display()} has no complete raw shards: run jobs/download.py first"
             )
         check_model(options.model, options.pretrained)
-        load_model(options.model, options.pretrained, "cpu")  # an incompatible checkpoint fails here
+        loaded = load_model(options.model, options.pretrained, "cpu")  # an incompatible checkpoint fails here
+        if options.probes:
+            load_probes(
+                options.probes,
+                options.model,
+                options.pretrained,
+                getattr(loaded.model.visual, "output_dim", None),
+            )
 
     def run(self, executor: SparkExecutor, options: ScoreOptions) -> dict[str, Any]:
         """Score every raw shard not yet scored; return (and write) the summary with the distribution."""
@@ -45,6 +53,8 @@ class ScoreStage(Stage[ScoreOptions]):
         folder.makedirs()
         folder.remove_temporaries()
         _refuse_other_model(dataset, options)
+        if options.probes:
+            load_probes(options.probes, options.model, options.pretrained)  # before any task
         stats = executor.map(ScoreShard(options), shards)
         seconds = time.time() - started
         done_now = [s for s in stats if not s.get("resumed")]
@@ -62,6 +72,8 @@ class ScoreStage(Stage[ScoreOptions]):
                 merge([s["histogram"] for s in stats]), options.thresholds, options.top_fractions
             ),
         }
+        if options.probes:
+            summary["probes"] = probe_summary(stats, summary["scored"])
         folder.write_summary(summary)
         return summary
 
@@ -78,6 +90,19 @@ def _refuse_other_model(dataset: Dataset, options: ScoreOptions) -> None:
                 f"{dataset.scores.display()} holds scores of {recorded['model']} ({recorded['pretrained']}); "
                 "pass --overwrite to rescore with another model"
             )
+
+
+def probe_summary(stats: list[dict[str, Any]], scored: int) -> dict[str, dict[str, Any]]:
+    """Per probe: mean score and share of samples at or above its suggested threshold."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in stats[0].get("probes", {}) if stats else {}:
+        total = sum(s["probes"][name]["sum"] for s in stats)
+        above = [s["probes"][name]["above_suggested_threshold"] for s in stats]
+        out[name] = {
+            "mean": round(total / scored, 6) if scored else None,
+            "above_suggested_threshold": None if None in above else sum(above),
+        }
+    return out
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -104,5 +129,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             + "  ".join(
                 f"{100 * float(f):g}%: {t:.3f}" for f, t in dist["threshold_for_top_fraction"].items()
             )
+        )
+    for name, probe in summary.get("probes", {}).items():
+        above = probe["above_suggested_threshold"]
+        lines.append(
+            f"  probe {name:<13} mean {probe['mean'] if probe['mean'] is not None else 0:.3f}"
+            + (f", {above} samples at or above its suggested threshold" if above is not None else "")
         )
     return "\n".join(lines)

@@ -47,6 +47,16 @@ class ScoreOptions:
         help="fractions to keep (DataComp style) to report the threshold for",
     )
     overwrite: bool = option(False, help="delete scores/ first instead of resuming")
+    # Issue 18 (probes): classifier heads applied to the image embeddings (scores/probes/).
+    probes: tuple[str, ...] = option(
+        (),
+        flag="--probe",
+        parse=storage_url,
+        repeat=True,
+        metavar="FILE",
+        help="a probe file of corpusforge probe train to apply to every image embedding (scores in "
+        "scores/probes/); an already scored dataset is not rescored, its stored embeddings are read",
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -20,6 +20,7 @@ import pyarrow as pa
 from PIL import Image
 
 from pipeline.dataset import Dataset
+from pipeline.probe.shard import completed_probes, run_probes
 from pipeline.runner import ShardCommit, completed, fingerprint, run_shard
 from pipeline.score.distribution import histogram
 from pipeline.score.model import LoadedModel, load_model
@@ -68,11 +69,15 @@ class ScoreShard(ShardStep[int, LoadedModel]):
 
     def completed(self, task: int) -> dict[str, Any] | None:
         dataset = Dataset(self.options.dataset)
-        return completed(
+        done = completed(
             dataset.storage,
             dataset.scores.shard(task).output(self.options.save_embeddings),
             self._inputs(dataset.raw.shard(task).token()),
         )
+        if done is not None and self.options.probes:
+            probes = completed_probes(dataset, task, self.options.probes)
+            return None if probes is None else {**done, "probes": probes["probes"]}
+        return done
 
     def setup_key(self) -> tuple[str, str, str]:
         return (self.options.model, self.options.pretrained, _task_device(self.options.device))
@@ -94,9 +99,11 @@ class ScoreShard(ShardStep[int, LoadedModel]):
         scores = dataset.scores.shard(task)
         options = self.options
         token = raw.token()
+        computed: dict[str, np.ndarray] = {}
 
         def work(commit: ShardCommit) -> dict[str, Any]:
             uids, image_emb, text_emb = _embed(_successes(dataset, task), state, options)
+            computed["image"] = image_emb
             values = (image_emb * text_emb).sum(axis=1) if uids else np.zeros(0, dtype=np.float32)
             table = pa.table(
                 {
@@ -121,9 +128,30 @@ class ScoreShard(ShardStep[int, LoadedModel]):
                 "histogram": histogram(values),
             }
 
-        return run_shard(
-            dataset.storage, scores.output(options.save_embeddings), self._inputs(token), work
-        )
+        marker = run_shard(dataset.storage, scores.output(options.save_embeddings), self._inputs(token), work)
+        if options.probes:
+            marker["probes"] = self._probes(dataset, task, state, computed)["probes"]
+        return marker
+
+    def _probes(
+        self, dataset: Dataset, task: int, state: LoadedModel, computed: dict[str, np.ndarray]
+    ) -> dict[str, Any]:
+        """The probes' unit of this shard (docs/score.md, "Probes"): embeddings just computed, else
+        the stored ones, else the images encoded again."""
+        scores = dataset.scores.shard(task)
+
+        def image_embeddings() -> np.ndarray:
+            if "image" in computed:
+                return computed["image"]
+            if scores.has_embeddings("image"):
+                return scores.embeddings("image")
+            uids, image_emb, _ = _embed(_successes(dataset, task), state, self.options)
+            if uids != scores.table(["uid"]).column("uid").to_pylist():
+                raise RuntimeError(f"{scores.name}: the samples changed since they were scored")
+            return image_emb
+
+        options = self.options
+        return run_probes(dataset, task, options.probes, options.model, options.pretrained, image_embeddings)
 
 
 def _use_task_cores(cpus: int) -> None:

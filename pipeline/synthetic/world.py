@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from pipeline.cli_options import option
 from pipeline.synthetic.scenes import all_labels, random_scene, render
+from pipeline.synthetic.watermark import add_watermark, watermark_stream
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ class WorldSpec:
     min_side: int = option(256, help="smallest width of a picture, in pixels")
     max_side: int = option(640, help="largest width and height of a picture, in pixels")
     quality: int = option(90, help="JPEG quality of the served files")
+    # Issue 18 (probes): a planted class, recorded in world.parquet's `watermarked` column.
+    watermark_fraction: float = option(
+        0.0, help="share of corpus pictures given a semi-transparent text watermark (a class for probes)"
+    )
 
 
 def held_out_spec(images: int = 200, seed: int = 1234) -> WorldSpec:
@@ -95,6 +100,7 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
     planted = rng.sample(range(spec.images), min(spec.planted_duplicates, spec.images, len(benchmark)))
     planted_source = dict(zip(planted, rng.sample(range(len(benchmark)), len(planted)), strict=True))
     rows = []
+    marks = watermark_stream(spec.seed)
     for i in tqdm(range(spec.images), desc="drawing synthetic world", unit=" img", mininterval=2):
         if i in planted_source:
             scene, original = benchmark[planted_source[i]]
@@ -102,6 +108,9 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
         else:
             scene = random_scene(rng)
             image = render(scene, _size(rng, spec), rng)
+        watermarked = spec.watermark_fraction > 0 and marks.random() < spec.watermark_fraction
+        if watermarked:
+            image = add_watermark(image, marks)
         image.save(out / "images" / f"{i:06d}.jpg", quality=spec.quality)
         caption = scene.caption
         matched = rng.random() >= spec.mismatch_fraction
@@ -123,8 +132,13 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
                 "planted_benchmark": planted_source.get(i),
             }
         )
+        if spec.watermark_fraction > 0:
+            rows[-1]["watermarked"] = watermarked
     pq.write_table(pa.Table.from_pylist(rows), out / "world.parquet")
-    (out / "world.json").write_text(json.dumps({"spec": asdict(spec), "labels": all_labels()}, indent=2))
+    recorded = asdict(spec)
+    if spec.watermark_fraction == 0:
+        del recorded["watermark_fraction"]  # worlds without watermarks stay as they were written before
+    (out / "world.json").write_text(json.dumps({"spec": recorded, "labels": all_labels()}, indent=2))
     log.info(
         "synthetic world: %d images, %d benchmark, %d planted copies in %s",
         spec.images,
@@ -189,6 +203,8 @@ def write_url_lists(
                 "fault": fault,
             }
         )
+        if "watermarked" in row:
+            rows[-1]["watermarked"] = row["watermarked"]
     if bad_rows and rows:
         first = rows[0]
         extra = {"WIDTH": None, "HEIGHT": None, "label": None, "matched": None}
