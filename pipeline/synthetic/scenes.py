@@ -29,10 +29,10 @@ TEXTURES = ("plain", "striped", "dotted")
 POSITIONS = ("left", "right", "top", "bottom", "centre")
 COUNT_WORDS = ("one", "two", "three")
 
-# Caption languages of a world (docs/synthetic.md, "Languages"): ``en`` (the default), ``zh``, and
-# ``mixed`` (each picture captioned at random in English, Chinese, or Chinese with the colour and
-# shape in English, as code-mixed web captions are).
-LANGUAGES = ("en", "zh", "mixed")
+# Caption languages of a world (docs/synthetic.md, "Languages"): ``en`` (the default), ``zh``,
+# ``bilingual`` (each picture captioned at random in English or Chinese) and ``mixed`` (at random in
+# English, Chinese, or Chinese with the colour and shape in English, as code-mixed web captions are).
+LANGUAGES = ("en", "zh", "bilingual", "mixed")
 CAPTION_LANGUAGES = ("en", "zh", "zh-en")  # what one caption is written in (``mixed`` draws one)
 SHAPES_ZH = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "diamond": "菱形"}
 COLOURS_ZH = {
@@ -122,7 +122,11 @@ def caption_language(language: str, rng: random.Random) -> str:
     """What one caption of a ``language`` world is written in (``mixed``: drawn from ``rng``)."""
     if language not in LANGUAGES:
         raise ValueError(f"unknown world language {language!r}; known: {LANGUAGES}")
-    return rng.choice(CAPTION_LANGUAGES) if language == "mixed" else language
+    if language == "mixed":
+        return rng.choice(CAPTION_LANGUAGES)
+    if language == "bilingual":
+        return rng.choice(("en", "zh"))
+    return language
 
 
 def render(scene: Scene, size: tuple[int, int], rng: random.Random) -> Image.Image:

@@ -69,8 +69,9 @@ class WorldSpec:
     language: str = option(
         "en",
         choices=LANGUAGES,
-        help="caption language: en, zh (Chinese) or mixed (each picture at random in English, Chinese, "
-        "or Chinese with the colour and shape in English); the pictures are the same for every language",
+        help="caption language: en, zh (Chinese), bilingual (each picture at random in English or "
+        "Chinese) or mixed (at random in English, Chinese, or Chinese with the colour and shape in "
+        "English); the pictures are the same for every language",
     )
 
     def __post_init__(self) -> None:

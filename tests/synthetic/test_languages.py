@@ -36,10 +36,10 @@ def test_chinese_captions_are_compositional() -> None:
 def test_worlds_in_each_language_draw_the_same_pictures(tmp_path: Path) -> None:
     worlds = {
         lang: generate_world(tmp_path / lang, WorldSpec(**SPEC, language=lang))
-        for lang in ("en", "zh", "mixed")
+        for lang in ("en", "zh", "bilingual", "mixed")
     }
     rows = {lang: pq.read_table(w / "world.parquet").to_pylist() for lang, w in worlds.items()}
-    for lang in ("zh", "mixed"):
+    for lang in ("zh", "bilingual", "mixed"):
         assert (worlds[lang] / "images" / "000007.jpg").read_bytes() == (
             worlds["en"] / "images" / "000007.jpg"
         ).read_bytes()
@@ -53,6 +53,7 @@ def test_worlds_in_each_language_draw_the_same_pictures(tmp_path: Path) -> None:
         assert f"{COLOURS_ZH[colour]}的{SHAPES_ZH[shape]}" in row["true_caption"]
         assert row["matched"] == (row["caption"] == row["true_caption"])
     assert {r["language"] for r in rows["mixed"]} == {"en", "zh", "zh-en"}
+    assert {r["language"] for r in rows["bilingual"]} == {"en", "zh"}
     meta = json.loads((worlds["zh"] / "world.json").read_text(encoding="utf-8"))
     assert meta["labels_zh"] == [label_zh(label) for label in meta["labels"]]
 
