@@ -220,10 +220,17 @@ def evaluate(
     was_training = model.training
     model.eval()
     metrics: dict[str, float] = {}
+    embedded: dict[
+        int, tuple[Any, list[int]]
+    ] = {}  # sets sharing their pictures (world, world_zh) embed them once
     try:
         with torch.no_grad(), autocast():
             for eval_set in sets:
-                features, kept = _image_features(model, preprocess, eval_set, device, batch_size)
+                if id(eval_set.images) not in embedded:
+                    embedded[id(eval_set.images)] = _image_features(
+                        model, preprocess, eval_set, device, batch_size
+                    )
+                features, kept = embedded[id(eval_set.images)]
                 if eval_set.labels is not None:
                     classifier = build_zero_shot_classifier(
                         model, tokenizer, eval_set.classnames, eval_set.templates, 10, device
