@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml setup.py pipeline/image/_phash.c Makefile
 	# An old build in place would hide a failed one, so it goes first.
 	rm -f pipeline/image/_phash*.so pipeline/image/_jpegdc*.so
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# Chinese-CLIP's models and vocabulary (issue 18); --no-deps: see pyproject.toml's dev extra.
+	$(PY) -m pip install --quiet --no-deps cn_clip==1.6.0
 	@$(PY) -c 'import pipeline.image._phash' || { \
 	  echo "The C extension did not build: a C compiler and Python headers are needed (sudo apt-get install -y gcc python3-dev)"; \
 	  exit 1; }

@@ -10,6 +10,11 @@ it trains in minutes on a CPU and is what the tests and the demo use.
 (``s3://``, ``gs://``, ``hdfs://``, ...). A remote file is checked where it is, then copied once
 per machine to the local cache of :mod:`pipeline.remote_cache` (on Spark executors too) and
 loaded from there; a changed remote file is copied again.
+
+A checkpoint trained with another tokenizer (``corpusforge train --tokenizer bert-chinese``, ...)
+carries it (:mod:`pipeline.score.tokenizer`): the model's text tower is built for it and the
+captions are tokenized with it. ``--model cn_clip:NAME`` loads a Chinese-CLIP checkpoint in
+cn_clip's own format (:mod:`pipeline.score.cn_clip_model`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any
 from pipeline.errors import UserInputError
 from pipeline.remote import exists
 from pipeline.remote_cache import stage
+from pipeline.score.cn_clip_model import architecture, is_cn_clip, load_cn_clip
+from pipeline.score.tokenizer import checkpoint_tokenizer, text_config
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,13 @@ def check_model(name: str, pretrained: str) -> None:
     import open_clip
 
     register_configs()
+    if is_cn_clip(name):
+        architecture(name)
+        if not pretrained or not _looks_like_path(pretrained):
+            raise UserInputError(f"--model {name}: --pretrained must name a Chinese-CLIP checkpoint file")
+        if not exists(pretrained, "--pretrained"):
+            raise UserInputError(f"--pretrained {pretrained}: no such checkpoint file")
+        return
     if name not in open_clip.list_models():
         raise UserInputError(f"--model {name!r} is not an open_clip model; see open_clip.list_models()")
     if _looks_like_path(pretrained):
@@ -89,17 +103,29 @@ def load_model(name: str, pretrained: str, device: str = "auto") -> LoadedModel:
     device = resolve_device(device)
     check_model(name, pretrained)
     weights = weights_file(pretrained)
+    if is_cn_clip(name):
+        model, preprocess, cn_tokenizer = load_cn_clip(name, weights, pretrained, device)
+        log.info("loaded Chinese-CLIP %s (%s) on %s", name, pretrained, device)
+        return LoadedModel(model, preprocess, cn_tokenizer, device, name, pretrained)
+    tokenizer = checkpoint_tokenizer(weights) if _looks_like_path(pretrained) else None
+    text = {}
+    if tokenizer is not None:
+        base = (open_clip.get_model_config(name) or {}).get("text_cfg", {})
+        text = {"text_cfg": text_config(base, tokenizer)}
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=weights or None, device=device, weights_only=True
+            name, pretrained=weights or None, device=device, weights_only=True, **text
         )
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise UserInputError(f"cannot load {name} with weights {pretrained!r}: {_short(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - hub or unpickling errors have many types
         raise UserInputError(f"cannot load {name} with weights {pretrained!r}: {_short(exc)}") from exc
     model.eval()
-    loaded = LoadedModel(model, preprocess, open_clip.get_tokenizer(name), device, name, pretrained)
-    log.info("loaded %s (%s) on %s", name, pretrained or "random init", device)
+    loaded = LoadedModel(
+        model, preprocess, tokenizer or open_clip.get_tokenizer(name), device, name, pretrained
+    )
+    shown = f", tokenizer {tokenizer.name}" if tokenizer is not None else ""
+    log.info("loaded %s (%s%s) on %s", name, pretrained or "random init", shown, device)
     return loaded
 
 

@@ -29,6 +29,27 @@ TEXTURES = ("plain", "striped", "dotted")
 POSITIONS = ("left", "right", "top", "bottom", "centre")
 COUNT_WORDS = ("one", "two", "three")
 
+# Caption languages of a world (docs/synthetic.md, "Languages"): ``en`` (the default), ``zh``,
+# ``bilingual`` (each picture captioned at random in English or Chinese) and ``mixed`` (at random in
+# English, Chinese, or Chinese with the colour and shape in English, as code-mixed web captions are).
+LANGUAGES = ("en", "zh", "bilingual", "mixed")
+CAPTION_LANGUAGES = ("en", "zh", "zh-en")  # what one caption is written in (``mixed`` draws one)
+SHAPES_ZH = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "diamond": "菱形"}
+COLOURS_ZH = {
+    "red": "红色",
+    "green": "绿色",
+    "blue": "蓝色",
+    "yellow": "黄色",
+    "purple": "紫色",
+    "orange": "橙色",
+    "white": "白色",
+    "black": "黑色",
+}
+BACKGROUNDS_ZH = {"grey": "灰色", "pink": "粉色", "teal": "青色", "beige": "米色"}
+TEXTURES_ZH = {"plain": "纯", "striped": "条纹", "dotted": "波点"}
+POSITIONS_ZH = {"left": "左侧", "right": "右侧", "top": "上方", "bottom": "下方", "centre": "中央"}
+COUNT_WORDS_ZH = ("一个", "两个", "三个")
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -54,6 +75,25 @@ class Scene:
             f"of a {self.texture} {self.background} background"
         )
 
+    def caption_in(self, language: str) -> str:
+        """The caption in ``language`` (one of :data:`CAPTION_LANGUAGES`); ``en`` is :attr:`caption`.
+
+        ``zh``: "两个红色的圆形，位于条纹灰色背景的左侧"; ``zh-en``: the same sentence with the colour
+        and shape in English ("两个red circles，位于条纹灰色背景的左侧").
+        """
+        if language == "en":
+            return self.caption
+        if language == "zh":
+            thing = f"{COLOURS_ZH[self.colour]}的{SHAPES_ZH[self.shape]}"
+        elif language == "zh-en":
+            thing = f"{self.colour} {self.shape}{'s' if self.count > 1 else ''}"
+        else:
+            raise ValueError(f"unknown caption language {language!r}; known: {CAPTION_LANGUAGES}")
+        return (
+            f"{COUNT_WORDS_ZH[self.count - 1]}{thing}，位于{TEXTURES_ZH[self.texture]}"
+            f"{BACKGROUNDS_ZH[self.background]}背景的{POSITIONS_ZH[self.position]}"
+        )
+
 
 def random_scene(rng: random.Random) -> Scene:
     """Draw a scene uniformly at random."""
@@ -70,6 +110,23 @@ def random_scene(rng: random.Random) -> Scene:
 def all_labels() -> list[str]:
     """Every class label, in a fixed order."""
     return [f"{c} {s}" for c in COLOURS for s in SHAPES]
+
+
+def label_zh(label: str) -> str:
+    """The Chinese class name of an English label: ``red circle`` -> ``红色圆形``."""
+    colour, shape = label.split()
+    return f"{COLOURS_ZH[colour]}{SHAPES_ZH[shape]}"
+
+
+def caption_language(language: str, rng: random.Random) -> str:
+    """What one caption of a ``language`` world is written in (``mixed``: drawn from ``rng``)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown world language {language!r}; known: {LANGUAGES}")
+    if language == "mixed":
+        return rng.choice(CAPTION_LANGUAGES)
+    if language == "bilingual":
+        return rng.choice(("en", "zh"))
+    return language
 
 
 def render(scene: Scene, size: tuple[int, int], rng: random.Random) -> Image.Image:

@@ -25,7 +25,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from tqdm import tqdm
 
 from pipeline.cli_options import option
-from pipeline.synthetic.scenes import all_labels, random_scene, render
+from pipeline.errors import UserInputError
+from pipeline.synthetic.scenes import LANGUAGES, all_labels, caption_language, label_zh, random_scene, render
 from pipeline.synthetic.watermark import add_watermark, watermark_stream
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,23 @@ class WorldSpec:
     watermark_fraction: float = option(
         0.0, help="share of corpus pictures given a semi-transparent text watermark (a class for probes)"
     )
+    language: str = option(
+        "en",
+        choices=LANGUAGES,
+        help="caption language: en, zh (Chinese), bilingual (each picture at random in English or "
+        "Chinese) or mixed (at random in English, Chinese, or Chinese with the colour and shape in "
+        "English); the pictures are the same for every language",
+    )
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise UserInputError(f"--language must be one of {LANGUAGES}, got {self.language!r}")
 
 
-def held_out_spec(images: int = 200, seed: int = 1234) -> WorldSpec:
+def held_out_spec(images: int = 200, seed: int = 1234, language: str = "en") -> WorldSpec:
     """A clean labelled world for evaluation: matched captions only, no benchmark, no copies."""
     return WorldSpec(
+        language=language,
         images=images,
         seed=seed,
         mismatch_fraction=0.0,
@@ -91,6 +104,8 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "benchmark").mkdir(parents=True, exist_ok=True)
     rng = random.Random(spec.seed)
+    # Caption languages come from their own generator: a world draws the same pictures in every language.
+    language_rng = random.Random(f"{spec.seed}-language")
     benchmark = []
     for i in range(spec.benchmark_images):
         scene = random_scene(rng)
@@ -112,33 +127,33 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
         if watermarked:
             image = add_watermark(image, marks)
         image.save(out / "images" / f"{i:06d}.jpg", quality=spec.quality)
-        caption = scene.caption
+        language = caption_language(spec.language, language_rng)
+        caption = scene.caption_in(language)
         matched = rng.random() >= spec.mismatch_fraction
         if not matched:
             other = random_scene(rng)
             while other.label == scene.label:
                 other = random_scene(rng)
-            caption = other.caption
+            caption = other.caption_in(language)
+        extra = {} if spec.language == "en" else {"language": language}
         rows.append(
             {
                 "id": i,
                 "file": f"images/{i:06d}.jpg",
-                "true_caption": scene.caption,
+                "true_caption": scene.caption_in(language),
                 "caption": caption,
                 "label": scene.label,
                 "matched": matched,
                 "width": image.width,
                 "height": image.height,
                 "planted_benchmark": planted_source.get(i),
+                **extra,
             }
         )
         if spec.watermark_fraction > 0:
             rows[-1]["watermarked"] = watermarked
     pq.write_table(pa.Table.from_pylist(rows), out / "world.parquet")
-    recorded = asdict(spec)
-    if spec.watermark_fraction == 0:
-        del recorded["watermark_fraction"]  # worlds without watermarks stay as they were written before
-    (out / "world.json").write_text(json.dumps({"spec": recorded, "labels": all_labels()}, indent=2))
+    (out / "world.json").write_text(json.dumps(world_description(spec), indent=2, ensure_ascii=False))
     log.info(
         "synthetic world: %d images, %d benchmark, %d planted copies in %s",
         spec.images,
@@ -147,6 +162,23 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
         out,
     )
     return out
+
+
+def world_description(spec: WorldSpec) -> dict:
+    """What ``world.json`` holds: the spec and the class names (English; for a Chinese or mixed world
+    also ``labels_zh``, the same classes in Chinese, for zero-shot prompts in Chinese).
+
+    An English world without watermarks has the file it had before languages and watermarks
+    existed (no ``language`` or ``watermark_fraction`` key), so worlds and golden records drawn
+    before stay byte-identical.
+    """
+    recorded = asdict(spec)
+    if spec.watermark_fraction == 0:
+        del recorded["watermark_fraction"]
+    if spec.language == "en":
+        del recorded["language"]
+        return {"spec": recorded, "labels": all_labels()}
+    return {"spec": recorded, "labels": all_labels(), "labels_zh": [label_zh(x) for x in all_labels()]}
 
 
 def near_duplicate(image: Image.Image, rng: random.Random) -> Image.Image:

@@ -43,6 +43,13 @@ WORLD_TEMPLATES = (
     "{}",
     "one {}",
 )
+# The same prompts in Chinese, for a world whose world.json has ``labels_zh`` (``--language zh|mixed``).
+WORLD_TEMPLATES_ZH = (
+    "一个{}，位于纯灰色背景的中央",
+    "一张{}的图片",
+    "{}",
+    "一个{}",
+)
 RECALL_AT = (1, 5, 10)
 
 
@@ -89,6 +96,34 @@ def world_eval_set(folder: str | Path, source: str | None = None) -> EvalSet:
         templates=WORLD_TEMPLATES,
         captions=[row["true_caption"] for row in rows],
     )
+
+
+def world_eval_sets(folder: str | Path, source: str | None = None) -> list[EvalSet]:
+    """:func:`world_eval_set`, and for a world with Chinese class names (``labels_zh`` in
+    ``world.json``) also ``world_zh``: zero-shot over the same pictures with Chinese prompts
+    ("一张红色圆形的图片"); its retrieval is the ``world`` set's (the same captions)."""
+    world = world_eval_set(folder, source)
+    try:
+        names_zh = json.loads((Path(folder) / "world.json").read_text(encoding="utf-8")).get("labels_zh")
+    except (OSError, ValueError) as exc:
+        raise UserInputError(
+            f"--eval-world {source or folder}: not a readable synthetic world ({exc})"
+        ) from exc
+    if not names_zh:
+        return [world]
+    if len(names_zh) != len(world.classnames):
+        raise UserInputError(
+            f"--eval-world {source or folder}: world.json has {len(names_zh)} labels_zh for "
+            f"{len(world.classnames)} labels"
+        )
+    chinese = EvalSet(
+        name="world_zh",
+        images=world.images,
+        labels=world.labels,
+        classnames=list(names_zh),
+        templates=WORLD_TEMPLATES_ZH,
+    )
+    return [world, chinese]
 
 
 def folder_eval_set(
@@ -185,10 +220,17 @@ def evaluate(
     was_training = model.training
     model.eval()
     metrics: dict[str, float] = {}
+    embedded: dict[
+        int, tuple[Any, list[int]]
+    ] = {}  # sets sharing their pictures (world, world_zh) embed them once
     try:
         with torch.no_grad(), autocast():
             for eval_set in sets:
-                features, kept = _image_features(model, preprocess, eval_set, device, batch_size)
+                if id(eval_set.images) not in embedded:
+                    embedded[id(eval_set.images)] = _image_features(
+                        model, preprocess, eval_set, device, batch_size
+                    )
+                features, kept = embedded[id(eval_set.images)]
                 if eval_set.labels is not None:
                     classifier = build_zero_shot_classifier(
                         model, tokenizer, eval_set.classnames, eval_set.templates, 10, device

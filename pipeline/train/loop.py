@@ -23,6 +23,7 @@ from pipeline.errors import UserInputError
 from pipeline.remote import exists
 from pipeline.remote_cache import stage
 from pipeline.score.model import check_model, register_configs, weights_file
+from pipeline.score.tokenizer import WordPieceTokenizer, checkpoint_tokenizer, text_config
 from pipeline.train.checkpoint import (
     FORMAT,
     atomic_save,
@@ -40,7 +41,7 @@ from pipeline.train.evaluate import (
     folder_eval_set,
     load_templates,
     shard_eval_set,
-    world_eval_set,
+    world_eval_sets,
 )
 from pipeline.train.loss import clip_loss_module
 from pipeline.train.metrics import MetricsLogger
@@ -49,6 +50,7 @@ from pipeline.train.output import RunOutput
 from pipeline.train.schedule import cosine_lr, set_lr
 from pipeline.train.shardlist import check_shards_exist, expand_shards, shard_sizes
 from pipeline.train.step import StepContext, train_step
+from pipeline.train.tokenizer_choice import build_tokenizer, check_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,8 @@ class _Run:
         self.eval_world: Path | None = None  # local copies of remote evaluation folders
         self.zeroshot_dir: Path | None = None
         self.keys_file: IO[str] | None = None
+        self.tokenizer: WordPieceTokenizer | None = None  # None: open_clip's own for --model
+        self.urls: tuple[str, ...] = ()  # the training shards (a learnt vocabulary reads their captions)
 
     # -- set-up -------------------------------------------------------------------------------
     def _check_inputs(self) -> tuple[StreamConfig, list[str]]:
@@ -130,6 +134,7 @@ class _Run:
         if self.o.zeroshot_dir and not exists(self.o.zeroshot_dir, "--zeroshot-dir", folder=True):
             raise UserInputError(f"--zeroshot-dir {self.o.zeroshot_dir}: no such directory")
         load_templates(self.o.zeroshot_templates)
+        check_tokenizer(self.o.tokenizer)
         if self.info.is_main:  # only rank 0 evaluates: it copies remote folders here, before training
             if self.o.eval_world:
                 self.eval_world = stage(self.o.eval_world, "--eval-world")
@@ -140,18 +145,57 @@ class _Run:
             log.info("%d shards, %d samples per sizes.json", len(urls), sum(sizes.values()))
         return config, val_urls
 
-    def _build_model(self) -> tuple[Any, Any, Any, Any]:
+    def _resolve_tokenizer(
+        self, checkpoint: dict[str, Any] | None, weights: str, urls: list[str]
+    ) -> WordPieceTokenizer | None:
+        """The resumed checkpoint's tokenizer, else the one ``--pretrained`` was trained with, else
+        ``--tokenizer`` (a learnt vocabulary is learnt on rank 0 and sent to every rank)."""
+        import open_clip
+
+        saved, source = None, ""
+        if checkpoint is not None and checkpoint.get("tokenizer"):
+            saved, source = WordPieceTokenizer.from_record(checkpoint["tokenizer"], "--resume"), "--resume"
+        elif weights and Path(weights).is_file():
+            saved, source = checkpoint_tokenizer(weights), "--pretrained"
+        if saved is not None:
+            if self.o.tokenizer not in ("clip", saved.name):
+                raise UserInputError(
+                    f"--tokenizer {self.o.tokenizer}: the {source} checkpoint was trained with tokenizer "
+                    f"{saved.name!r}; leave --tokenizer out to keep using it"
+                )
+            return saved
+        if checkpoint is not None and self.o.tokenizer != "clip":
+            raise UserInputError(
+                f"--resume: the checkpoint was trained with the clip tokenizer, not {self.o.tokenizer}"
+            )
+        context = int(
+            (open_clip.get_model_config(self.o.model) or {}).get("text_cfg", {}).get("context_length", 77)
+        )
+        built = build_tokenizer(self.o.tokenizer, context, list(self.urls)) if self.info.is_main else None
+        if built is None and self.o.tokenizer == "clip":
+            return None
+        record = all_gather_objects(self.info, built.record() if built is not None else None)[0]
+        return built if built is not None else WordPieceTokenizer.from_record(record)
+
+    def _build_model(self, checkpoint: dict[str, Any] | None = None) -> tuple[Any, Any, Any, Any]:
         import open_clip
         import torch
 
         torch.manual_seed(self.o.seed)  # the same initial weights on every rank
         weights = weights_file(self.o.pretrained)  # a remote file: its local copy, one per machine
+        self.tokenizer = self._resolve_tokenizer(checkpoint, weights, list(self.urls))
+        text: dict[str, Any] = {}
+        if self.tokenizer is not None:
+            base = (open_clip.get_model_config(self.o.model) or {}).get("text_cfg", {})
+            text = {"text_cfg": text_config(base, self.tokenizer)}
+            torch.manual_seed(self.o.seed)  # learning a vocabulary must not change the initial weights
         try:
             model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
                 self.o.model,
                 pretrained=weights or None,
                 device=self.info.device,
                 weights_only=True,
+                **text,
             )
         except Exception as exc:  # noqa: BLE001 - hub, unpickling and shape errors have many types
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
@@ -161,7 +205,10 @@ class _Run:
             ) from exc
         if self.o.grad_checkpointing:
             model.set_grad_checkpointing(True)
-        return model, preprocess_train, preprocess_val, open_clip.get_tokenizer(self.o.model)
+        tokenizer = self.tokenizer if self.tokenizer is not None else open_clip.get_tokenizer(self.o.model)
+        if self.tokenizer is not None and self.info.is_main:
+            log.info("tokenizer %s: %d tokens", self.tokenizer.name, self.tokenizer.vocab_size)
+        return model, preprocess_train, preprocess_val, tokenizer
 
     def _optimizer(self, model: Any) -> Any:
         import torch
@@ -233,7 +280,8 @@ class _Run:
             raise UserInputError(
                 f"--resume {resume}: checkpoint of model {checkpoint.get('name')!r}, not {self.o.model!r}"
             )
-        model, preprocess_train, preprocess_val, tokenizer = self._build_model()
+        self.urls = config.urls
+        model, preprocess_train, preprocess_val, tokenizer = self._build_model(checkpoint)
         side = getattr(model.visual, "image_size", None)
         if self.o.jpeg_draft and side:
             config = replace(config, decode_side=2 * max(side if isinstance(side, tuple | list) else (side,)))
@@ -411,6 +459,8 @@ class _Run:
             "rng": {"torch": torch.get_rng_state()},
             "options": asdict(self.o),
         }
+        if self.tokenizer is not None:
+            state["tokenizer"] = self.tokenizer.record()
         self.output.sync()  # metrics up to this step before the checkpoint that vouches for them
         path = save_checkpoint(state, self.checkpoints)
         prune_checkpoints(self.checkpoints, self.o.keep_checkpoints)
@@ -447,7 +497,7 @@ class _Run:
     def _eval_sets(self, val_urls: list[str]) -> list[EvalSet]:
         sets = []
         if self.o.eval_world:
-            sets.append(world_eval_set(self.eval_world or self.o.eval_world, self.o.eval_world))
+            sets.extend(world_eval_sets(self.eval_world or self.o.eval_world, self.o.eval_world))
         if self.o.zeroshot_dir:
             templates = load_templates(self.o.zeroshot_templates)
             folder = self.zeroshot_dir or self.o.zeroshot_dir
@@ -473,6 +523,7 @@ class _Run:
         samples = (step - first_step) * global_batch
         summary = {
             "model": self.o.model,
+            "tokenizer": self.tokenizer.name if self.tokenizer is not None else "clip",
             "steps": step,
             "steps_this_run": step - first_step,
             "samples_this_run": samples,
@@ -489,7 +540,10 @@ class _Run:
         if self.info.is_main:
             if len(set(digests)) != 1:
                 log.error("weights differ between ranks: %s", digests)
-            atomic_save(model.state_dict(), self.output.file("model.pt"))
+            weights: dict[str, Any] = model.state_dict()
+            if self.tokenizer is not None:  # open_clip's loader reads "state_dict" from such a dict
+                weights = {"state_dict": weights, "tokenizer": self.tokenizer.record()}
+            atomic_save(weights, self.output.file("model.pt"))
             self.output.write_bytes(json.dumps(summary, indent=2).encode("utf-8"), "summary.json")
             if metrics is not None:
                 metrics.close()

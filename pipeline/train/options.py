@@ -31,6 +31,13 @@ class TrainerOptions:
         help="initial weights: open_clip tag or file, local or any fsspec URL ('' = random)",
         group=_MODEL,
     )
+    tokenizer: str = option(
+        "clip",
+        help="text tokenizer: clip (open_clip's for --model), bert-chinese (Chinese-CLIP's BERT WordPiece "
+        "vocabulary, from the cn_clip package), wordpiece:N (learnt from the training captions, N tokens "
+        "at most) or a tokenizer.json / vocab.txt file; saved with the checkpoints and model.pt",
+        group=_MODEL,
+    )
     output: str = option(
         "train_output",
         parse=storage_url,
