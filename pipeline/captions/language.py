@@ -35,7 +35,7 @@ xh yo zh zu"""
 LANGUAGES = tuple(_CODES.split())
 
 
-def _script(character: str) -> str | None:
+def cjk_script(character: str) -> str | None:
     """``hangul``, ``kana`` or ``han`` for a CJK letter, else None."""
     code = ord(character)
     if code < 0x1100:
@@ -56,7 +56,7 @@ def cjk_language(caption: str) -> tuple[str, float] | None:
     for character in caption:
         if character.isalpha():
             letters += 1
-            script = _script(character)
+            script = cjk_script(character)
             if script is not None:
                 counts[script] += 1
     if counts["hangul"]:
