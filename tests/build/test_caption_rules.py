@@ -14,6 +14,8 @@ import pytest
 
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
+from pipeline.report.collect import collect_scores
+from pipeline.report.html import _scores
 from testkit.raw_shards import write_captioned_shard
 from tests.build.conftest import build_options, read_final, selection
 from tests.stages import build as run
@@ -83,6 +85,12 @@ def test_each_rule_drops_its_planted_caption(spark, planted: tuple[Path, dict[st
     meta = json.loads(final[repaired]["json"])
     assert (meta["caption"], meta["original_caption"]) == ("the café table with a red cup", PLANTED_MOJIBAKE)
     assert len(final) == sum(1 for reason in want.values() if reason is None)
+    # The report's score section: scored and kept samples per caption language.
+    scores = collect_scores(Dataset(str(root)))
+    languages = {language: (n, kept) for language, n, kept in scores.languages}
+    assert languages["zh"] == (1, 1) and languages["en"][1] == 4 and languages["de"][1] == 0
+    page = _scores(scores, {})
+    assert "caption language" in page and "kept by build_shards" in page
 
 
 def test_languages_need_scores(spark, tmp_path: Path) -> None:
