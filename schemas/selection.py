@@ -13,6 +13,24 @@ REASON_BENCHMARK = "benchmark_duplicate"
 REASON_NOT_INCLUDED = "not_in_include_list"
 REASON_EXCLUDED = "in_exclude_list"
 REASON_CAPTION = "caption_too_short"
+# --- caption rules (issue 18, part A: lang), in this order, right after caption_too_short.
+REASON_CAPTION_WORDS = "caption_too_few_words"
+REASON_FILE_NAME = "caption_file_name"
+REASON_URL = "caption_url"
+REASON_REPEATED_CHARS = "caption_repeated_chars"
+REASON_SYMBOLS = "caption_symbols"
+REASON_BOILERPLATE = "caption_boilerplate"
+REASON_LANGUAGE = "language"
+CAPTION_RULE_REASONS = (
+    REASON_CAPTION_WORDS,
+    REASON_FILE_NAME,
+    REASON_URL,
+    REASON_REPEATED_CHARS,
+    REASON_SYMBOLS,
+    REASON_BOILERPLATE,
+    REASON_LANGUAGE,
+)
+# --- end of part A's block
 REASON_IMAGE_SIZE = "image_too_small"
 REASON_ASPECT = "aspect_ratio"
 REASON_EXACT = "exact_duplicate"
@@ -29,6 +47,7 @@ DROP_REASONS = (
     REASON_NOT_INCLUDED,
     REASON_EXCLUDED,
     REASON_CAPTION,
+    *CAPTION_RULE_REASONS,
     REASON_IMAGE_SIZE,
     REASON_ASPECT,
     REASON_EXACT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import pyarrow as pa
 from PIL import Image
 from tqdm import tqdm
 
+from pipeline.captions.language import shared_identifier
+from pipeline.captions.repair import repair_caption
 from pipeline.dataset import Dataset
 from pipeline.runner import ShardCommit, run_shard
 from pipeline.score.distribution import histogram
@@ -49,15 +52,16 @@ def fabricate_dataset(
     for shard in tqdm(range(shards), desc="fabricating raw shards", unit=" shard"):
         uids: list[str] = []
         values: list[float] = []
+        captions: list[str] = []
 
         def write(commit: ShardCommit) -> dict:
             writer = RawShardWriter(commit, dataset.raw.shard(shard), "jpg")  # noqa: B023 - called at once
-            _fill(writer, rng, shard, samples_per_shard, image_side, failure_rate, uids, values)  # noqa: B023
+            _fill(writer, rng, shard, samples_per_shard, image_side, failure_rate, uids, values, captions)  # noqa: B023
             return writer.finish()
 
         run_shard(dataset.storage, dataset.raw.shard(shard).output, f"fabricated:{seed}:{shard}", write)
         if scored:
-            _write_scores(dataset, shard, uids, np.asarray(values, dtype=np.float32))
+            write_scores(dataset, shard, uids, np.asarray(values, dtype=np.float32), captions)
     return dataset
 
 
@@ -70,6 +74,7 @@ def _fill(
     failure_rate: float,
     uids: list[str],
     values: list[float],
+    captions: list[str],
 ) -> None:
     for i in range(samples_per_shard):
         row_index = shard * samples_per_shard + i
@@ -100,6 +105,7 @@ def _fill(
         )
         uids.append(row["uid"])
         values.append(rng.uniform(-0.1, 0.45))
+        captions.append(caption)
 
 
 def _row(uid: str, row_index: int, url: str, caption: str) -> dict:
@@ -113,14 +119,25 @@ def _noise_jpeg(rng: random.Random, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def _write_scores(dataset: Dataset, shard: int, uids: list[str], scores: np.ndarray) -> None:
-    """Scores as the score job commits them: parquet, then a marker naming the raw shard's token."""
+def write_scores(
+    dataset: Dataset, shard: int, uids: list[str], scores: np.ndarray, captions: list[str]
+) -> None:
+    """Scores as the score job commits them: parquet, then a marker naming the raw shard's token.
+
+    Language and repair columns are computed as the score job does (``pipeline.captions``).
+    """
+    identifier = shared_identifier()
+    repaired = [repair_caption(caption) for caption in captions]
+    found = [identifier.identify(text) for text, _ in repaired]
     table = pa.table(
         {
             "uid": uids,
             "clip_score": scores,
             "model": [FAKE_MODEL] * len(uids),
             "pretrained": [FAKE_MODEL] * len(uids),
+            "language": [language for language, _ in found],
+            "language_confidence": np.asarray([confidence for _, confidence in found], dtype=np.float32),
+            "caption_repaired": [changed for _, changed in repaired],
         },
         schema=SCORES_SCHEMA,
     )
@@ -136,6 +153,8 @@ def _write_scores(dataset: Dataset, shard: int, uids: list[str], scores: np.ndar
             "pretrained": FAKE_MODEL,
             "raw_token": token,
             "histogram": histogram(scores),
+            "languages": dict(Counter(language for language, _ in found).most_common()),
+            "repaired": sum(changed for _, changed in repaired),
         }
 
     run_shard(dataset.storage, unit.output(False), f"fabricated:{token}", write)
@@ -157,3 +176,26 @@ def write_raw_shard(
         return writer.finish()
 
     return run_shard(dataset.storage, shard.output, inputs or uuid.uuid4().hex, work)
+
+
+def write_captioned_shard(
+    dataset: Dataset, index: int, captions: list[str], seed: int = 0, scored: bool = True
+) -> list[str]:
+    """Raw shard ``index`` with one success per caption (a 400x300 noise JPEG each, URLs made
+    unique by position) and, when ``scored``, its scores as the score job writes them (language
+    and repair columns included); returns the uids in caption order. For the caption-rule tests."""
+    rng = random.Random(seed)
+    records, uids = [], []
+    for i, caption in enumerate(captions):
+        url = f"http://example.invalid/{index}/{i}.jpg"
+        row = _row(make_uid(url, caption), index * 100_000 + i, url, caption)
+        image = _noise_jpeg(rng, 16)
+        sizes = {"original_width": 400, "original_height": 300, "width": 16, "height": 16}
+        sizes |= {"original_bytes": len(image), "stored_bytes": len(image)}
+        records.append(SampleRecord({**row, "status": STATUS_SUCCESS, **sizes}, image))
+        uids.append(row["uid"])
+    write_raw_shard(dataset, index, records, inputs=f"captioned:{seed}:{index}")
+    if scored:
+        values = np.asarray([rng.uniform(0.1, 0.4) for _ in uids], dtype=np.float32)
+        write_scores(dataset, index, uids, values, captions)
+    return uids

@@ -1,8 +1,9 @@
 """The candidates of one raw shard: every downloaded sample with what the rules look at.
 
-One Spark task per raw shard reads ``raw/NNNNN.parquet`` (sizes, caption), ``scores/NNNNN.parquet``
-(clip_score) and the member headers of ``raw/NNNNN.tar``, so a final-shard writer can later read
-a sample's bytes with one ranged read instead of scanning the tar.
+One Spark task per raw shard reads ``raw/NNNNN.parquet`` (sizes, caption: repaired with ftfy and
+measured by the caption rules), ``scores/NNNNN.parquet`` (clip_score, language) and the member
+headers of ``raw/NNNNN.tar``, so a final-shard writer can later read a sample's bytes with one
+ranged read instead of scanning the tar.
 """
 
 from __future__ import annotations
@@ -10,6 +11,15 @@ from __future__ import annotations
 import math
 
 from pipeline.build.shard_plan import shuffle_key
+from pipeline.captions.repair import repair_caption
+from pipeline.captions.rules import (
+    caption_key,
+    has_url_or_email,
+    longest_run,
+    looks_like_file_name,
+    symbol_share,
+    word_count,
+)
 from pipeline.dataset import Dataset
 
 # Column order of a candidate tuple (and of the Spark DataFrame built from them).
@@ -25,6 +35,14 @@ CANDIDATE_COLUMNS = (
     "offset",
     "length",
     "members",
+    # Caption rules (issue 18), computed on the ftfy-repaired caption (pipeline/captions/rules.py).
+    "language",
+    "caption_words",
+    "symbol_share",
+    "file_name",
+    "repeated_run",
+    "has_url",
+    "caption_key",
 )
 
 
@@ -34,16 +52,17 @@ def shard_candidates(dataset: Dataset, shard: int, seed: int, scored: bool) -> l
     columns = ["uid", "row_index", "caption", "original_width", "original_height", "width", "height"]
     rows = raw.successes(columns)
     scores: dict[str, float] = {}
+    languages: dict[str, str] = {}
     if scored:
-        table = dataset.scores.shard(shard).table(["uid", "clip_score"])
+        table = dataset.scores.shard(shard).table(["uid", "clip_score", "language"])
+        uids = table.column("uid").to_pylist()
         # A NaN score (a broken image or model) would pass every comparison Spark makes: unscored.
         scores = {
             uid: value
-            for uid, value in zip(
-                table.column("uid").to_pylist(), table.column("clip_score").to_pylist(), strict=True
-            )
+            for uid, value in zip(uids, table.column("clip_score").to_pylist(), strict=True)
             if value is not None and not math.isnan(value)
         }
+        languages = dict(zip(uids, table.column("language").to_pylist(), strict=True))
     index = raw.tar.index()
     out = []
     for row in rows:
@@ -53,6 +72,7 @@ def shard_candidates(dataset: Dataset, shard: int, seed: int, scored: bool) -> l
                 f"{raw.tar.path} has no members for uid {row['uid']}, a success in {raw.table_file.path}: "
                 "the raw shard is damaged; delete its _stats.json and run jobs/download.py again"
             )
+        caption, _ = repair_caption(row["caption"] or "")
         width = row["original_width"] if row["original_width"] is not None else row["width"]
         height = row["original_height"] if row["original_height"] is not None else row["height"]
         out.append(
@@ -61,13 +81,20 @@ def shard_candidates(dataset: Dataset, shard: int, seed: int, scored: bool) -> l
                 shard,
                 row["row_index"],
                 scores.get(row["uid"]),
-                len((row["caption"] or "").strip()),
+                len(caption.strip()),
                 width,
                 height,
                 shuffle_key(seed, row["uid"]),
                 entry.offset,
                 entry.length,
                 entry.layout(),
+                languages.get(row["uid"]),
+                word_count(caption),
+                symbol_share(caption),
+                looks_like_file_name(caption),
+                longest_run(caption),
+                has_url_or_email(caption),
+                caption_key(caption),
             )
         )
     return out

@@ -60,8 +60,14 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
     _check_download_finished(dataset, shards)
     _check_parquet(dataset.raw.shard(shards[0]).table_file)
     scored = [s for s in shards if current_scores(dataset, s) is not None]
-    if options.score_filter:
-        flag = "--min-clip-score" if options.min_clip_score is not None else "--top-fraction"
+    if options.score_filter or options.languages is not None:
+        flag = (
+            "--languages"  # the language of each caption is in scores/ (issue 18)
+            if not options.score_filter
+            else "--min-clip-score"
+            if options.min_clip_score is not None
+            else "--top-fraction"
+        )
         if not dataset.scores.exists():
             raise UserInputError(
                 f"{flag} needs CLIP scores but {dataset.scores.display()} does not exist: "
@@ -83,7 +89,10 @@ def discover_inputs(options: BuildOptions) -> BuildInputs:
         )
     model, pretrained = _score_model(dataset, scored)
     if scored:
-        _check_parquet(dataset.scores.shard(scored[0]).table_file)
+        _check_parquet(
+            dataset.scores.shard(scored[0]).table_file,
+            "; run jobs/score.py again: it rescores shards written with an older schema",
+        )
     has_matches = dataset.dedup.matches.exists()
     row_groups = 0
     if has_matches:
@@ -173,11 +182,11 @@ def _check_download_finished(dataset: Dataset, shards: list[int]) -> None:
         )
 
 
-def _check_parquet(table: TableFile) -> None:
+def _check_parquet(table: TableFile, hint: str = "") -> None:
     try:
         table.check()
     except SchemaMismatch as exc:
-        raise UserInputError(str(exc)) from exc
+        raise UserInputError(f"{exc}{hint}") from exc
 
 
 def _check_matches(dataset: Dataset) -> int:

@@ -22,6 +22,7 @@ from pipeline.build.options import BuildOptions
 from pipeline.build.records import write_selection_part
 from pipeline.build.selection import (
     candidates_frame,
+    language_counts,
     matches_frame,
     partitions_for,
     positioned,
@@ -44,6 +45,7 @@ from pipeline.stage import Stage
 from schemas.selection import DROP_REASONS
 
 log = logging.getLogger(__name__)
+LANGUAGES_SHOWN = 10  # languages the terminal summary names (the JSON summary has all)
 
 
 class BuildStage(Stage[BuildOptions]):
@@ -104,6 +106,7 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
     reasoned = with_reasons(candidates, matches, options, boundary).coalesce(parts).cache()
     counts = reason_counts(reasoned)
     probe_drops = probe_drop_counts(reasoned) if options.probe_names else {}
+    languages = language_counts(reasoned) if inputs.scored_shards else {}
     kept = counts.get(None, 0)
     total = sum(counts.values())
     dropped = {reason: counts.get(reason, 0) for reason in DROP_REASONS if counts.get(reason, 0)}
@@ -169,6 +172,8 @@ def run(executor: SparkExecutor, options: BuildOptions) -> dict[str, Any]:
         "samples": total,
         "kept": kept,
         "dropped": dropped,
+        # Samples and kept samples per caption language (from scores/; issue 18).
+        "languages": languages,
         "shards": shards,
         "shards_resumed": len(stats) - len(written),
         "samples_per_shard": options.samples_per_shard,
@@ -346,6 +351,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for reason, count in summary["dropped"].items():
         lines.append(f"    {reason:<18}{count:>10}  ({100 * count / total:.1f}%)")
+    languages = summary.get("languages") or {}
+    if languages:
+        lines.append(
+            "  kept per language   "
+            + "  ".join(
+                f"{language}: {c['kept']}/{c['samples']}"
+                for language, c in list(languages.items())[:LANGUAGES_SHOWN]
+            )
+        )
     lines += [
         f"  shards              {summary['shards']:>10}  "
         f"({summary['samples_per_shard']} samples each, {summary['shards_resumed']} already complete)",

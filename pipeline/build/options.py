@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.build.uid_lists import list_format
-from pipeline.cli_options import option
+from pipeline.cli_options import comma_strings, option, show_commas
 from pipeline.errors import UserInputError
 from pipeline.storage import storage_url
 
@@ -25,6 +25,10 @@ def probe_rule(text: str) -> tuple[str, float]:
     if not sep or not name.strip():
         raise ValueError("expected NAME=VALUE, e.g. watermark=0.5")
     return name.strip(), float(value)
+
+
+def _show_languages(languages: tuple[str, ...] | None) -> str:
+    return "all" if languages is None else show_commas(languages)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,43 @@ class BuildOptions:
         help="drop samples whose score of probe NAME is below X (e.g. aesthetic=5)",
         group=_PROBES,
     )
+    # --- caption rules (issue 18, part A: lang). All off by default; docs/thresholds.md gives the
+    # values LAION and DataComp used and docs/build_shards.md the order of the rules.
+    languages: tuple[str, ...] | None = option(
+        None,
+        parse=comma_strings,
+        show=_show_languages,
+        metavar="LANGS",
+        help="keep only captions identified (by jobs/score.py) as one of these ISO 639-1 languages, e.g. "
+        "en,zh ('und': captions without a letter); DataComp basic filter: en",
+        group=_RULES,
+    )
+    min_caption_words: int = option(
+        0,
+        help="drop captions of fewer words (every Chinese/Japanese character counts as one); DataComp: 3",
+        group=_RULES,
+    )
+    max_symbol_share: float = option(
+        1.0,
+        help="drop captions whose share of non-letter characters (digits, punctuation, symbols) is above X",
+        group=_RULES,
+    )
+    drop_file_names: bool = option(
+        False, help="drop captions that are a file name (IMG_1234.jpg, DSC00012, image.png)", group=_RULES
+    )
+    max_repeated_chars: int = option(
+        0,
+        help="drop captions where one character (not a digit) repeats more than N times in a row "
+        "('!!!!!!!!', 'aaaaaaa'); 0: off",
+        group=_RULES,
+    )
+    drop_urls: bool = option(False, help="drop captions containing a URL or an e-mail address", group=_RULES)
+    max_caption_repeats: int = option(
+        0,
+        help="drop captions (case and spaces ignored) shared by more than N downloaded images: boilerplate "
+        "such as 'click to enlarge'; 0: off",
+        group=_RULES,
+    )
     samples_per_shard: int = option(
         10_000, help="samples in every final shard (only the last one may hold fewer)", group=_OUTPUT
     )
@@ -124,6 +165,17 @@ class BuildOptions:
                 list_format(path, flag)
         if self.min_caption_length < 0:
             raise UserInputError(f"--min-caption-length must be >= 0, got {self.min_caption_length}")
+        if self.languages is not None and not self.languages:
+            raise UserInputError("--languages needs at least one language code, e.g. en,zh")
+        for flag, value in (
+            ("--min-caption-words", self.min_caption_words),
+            ("--max-repeated-chars", self.max_repeated_chars),
+            ("--max-caption-repeats", self.max_caption_repeats),
+        ):
+            if value < 0:
+                raise UserInputError(f"{flag} must be >= 0, got {value}")
+        if not 0.0 <= self.max_symbol_share <= 1.0:
+            raise UserInputError(f"--max-symbol-share must be in [0, 1], got {self.max_symbol_share}")
         if self.min_image_size < 0:
             raise UserInputError(f"--min-image-size must be >= 0, got {self.min_image_size}")
         if math.isnan(self.max_aspect_ratio) or self.max_aspect_ratio < 1:
@@ -146,6 +198,20 @@ class BuildOptions:
     def probe_names(self) -> tuple[str, ...]:
         """The probes a rule names (sorted, each once)."""
         return tuple(sorted({name for name, _ in (*self.probe_max, *self.probe_min)}))
+
+    def caption_rules(self) -> dict[str, Any]:
+        """The caption rules of issue 18 that are on, by option name (recorded only when on, so
+        builds recorded before these rules existed still resume)."""
+        rules = {
+            "languages": list(self.languages) if self.languages is not None else None,
+            "min_caption_words": self.min_caption_words or None,
+            "max_symbol_share": self.max_symbol_share if self.max_symbol_share < 1.0 else None,
+            "drop_file_names": self.drop_file_names or None,
+            "max_repeated_chars": self.max_repeated_chars or None,
+            "drop_urls": self.drop_urls or None,
+            "max_caption_repeats": self.max_caption_repeats or None,
+        }
+        return {name: value for name, value in rules.items() if value is not None}
 
     @property
     def uid_lists(self) -> dict[str, str]:
@@ -172,4 +238,5 @@ class BuildOptions:
             "max_aspect_ratio": None if math.isinf(self.max_aspect_ratio) else self.max_aspect_ratio,
             "samples_per_shard": self.samples_per_shard,
             "seed": self.seed,
+            **self.caption_rules,
         }

@@ -51,9 +51,17 @@ def _candidate_schema() -> Any:
         "offset": T.LongType(),
         "length": T.LongType(),
         "members": T.StringType(),
+        "language": T.StringType(),
+        "caption_words": T.IntegerType(),
+        "symbol_share": T.DoubleType(),
+        "file_name": T.BooleanType(),
+        "repeated_run": T.IntegerType(),
+        "has_url": T.BooleanType(),
+        "caption_key": T.LongType(),
     }
+    nullable = {"clip_score", "language", "caption_key"}
     return T.StructType(
-        [T.StructField(name, types[name], name == "clip_score") for name in CANDIDATE_COLUMNS]
+        [T.StructField(name, types[name], name in nullable) for name in CANDIDATE_COLUMNS]
     )
 
 
@@ -236,6 +244,8 @@ def with_reasons(
     ]
     if options.min_caption_length > 0:
         rules.append((F.col("caption_length") < options.min_caption_length, sel.REASON_CAPTION))
+    frame, caption_rules = _caption_rules(frame, options)
+    rules += caption_rules
     if options.min_image_size > 0:
         rules.append((shorter < options.min_image_size, sel.REASON_IMAGE_SIZE))
     if not math.isinf(options.max_aspect_ratio):
@@ -270,8 +280,53 @@ def with_reasons(
     return (
         frame.withColumn("reason", reason)
         .withColumn("match_id", match_id)
-        .drop("_occurrence", "dedup_reason", "subset_reason")
+        .drop("_occurrence", "dedup_reason", "subset_reason", "_caption_repeats")
     )
+
+
+def _caption_rules(frame: Any, options: BuildOptions) -> tuple[Any, list[tuple[Any, str]]]:
+    """The caption rules of issue 18 that are on, in ``CAPTION_RULE_REASONS`` order.
+
+    The boilerplate rule counts each caption (``caption_key``) over every downloaded sample with a
+    window over the key: one shuffle of 8-byte keys, never the captions themselves.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    rules: list[tuple[Any, str]] = []
+    if options.min_caption_words > 0:
+        rules.append((F.col("caption_words") < options.min_caption_words, sel.REASON_CAPTION_WORDS))
+    if options.drop_file_names:
+        rules.append((F.col("file_name"), sel.REASON_FILE_NAME))
+    if options.drop_urls:
+        rules.append((F.col("has_url"), sel.REASON_URL))
+    if options.max_repeated_chars > 0:
+        rules.append((F.col("repeated_run") > options.max_repeated_chars, sel.REASON_REPEATED_CHARS))
+    if options.max_symbol_share < 1.0:
+        rules.append((F.col("symbol_share") > F.lit(options.max_symbol_share), sel.REASON_SYMBOLS))
+    if options.max_caption_repeats > 0:
+        key = F.col("caption_key")
+        repeats = F.when(key.isNotNull(), F.count(F.lit(1)).over(Window.partitionBy(key)))
+        frame = frame.withColumn("_caption_repeats", repeats)
+        rules.append((F.col("_caption_repeats") > options.max_caption_repeats, sel.REASON_BOILERPLATE))
+    if options.languages is not None:
+        # A sample without a language (not in scores/) is not one of the wanted languages.
+        language = F.coalesce(F.col("language"), F.lit(""))
+        rules.append((~language.isin(list(options.languages)), sel.REASON_LANGUAGE))
+    return frame, rules
+
+
+def language_counts(reasoned: Any) -> dict[str, dict[str, int]]:
+    """Per caption language (``"unscored"`` without scores): samples and kept samples, most first."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        reasoned.groupBy(F.coalesce(F.col("language"), F.lit("unscored")).alias("language"))
+        .agg(F.count(F.lit(1)).alias("samples"), F.count(F.when(F.col("reason").isNull(), 1)).alias("kept"))
+        .collect()
+    )
+    ordered = sorted(rows, key=lambda row: (-row["samples"], row["language"]))
+    return {row["language"]: {"samples": row["samples"], "kept": row["kept"]} for row in ordered}
 
 
 def reason_counts(reasoned: Any) -> dict[str | None, int]:

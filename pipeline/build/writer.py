@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pipeline.build.shard_plan import plan_digest
+from pipeline.captions.repair import repair_caption
 from pipeline.dataset import Dataset
 from pipeline.runner import ShardCommit, completed, run_shard
 from pipeline.shards.tar_reader import SampleRange
@@ -69,7 +70,12 @@ def write_final_shard(dataset: Dataset, index: int, samples: list[PlannedSample]
 
 
 def _final_members(sample: PlannedSample, members: dict[str, bytes]) -> dict[str, bytes]:
-    """KEY.<image ext>, KEY.txt and KEY.json (the raw record plus clip_score and raw_shard)."""
+    """KEY.<image ext>, KEY.txt and KEY.json (the raw record plus clip_score and raw_shard).
+
+    The caption is the ftfy-repaired one (``pipeline/captions/repair.py``), the text the score
+    job scored and the caption rules judged: KEY.txt and KEY.json's ``caption`` hold it, and
+    KEY.json keeps the downloaded text as ``original_caption`` when the repair changed it.
+    """
     out: dict[str, bytes] = {}
     meta: dict[str, Any] = {}
     for ext, body in members.items():
@@ -78,6 +84,12 @@ def _final_members(sample: PlannedSample, members: dict[str, bytes]) -> dict[str
         else:
             out[ext] = body
     meta.pop("status", None)  # every final sample is a success
+    if "txt" in out:
+        original = out["txt"].decode("utf-8", errors="replace")
+        caption, repaired = repair_caption(original)
+        if repaired:
+            out["txt"] = caption.encode("utf-8")
+            meta.update(caption=caption, original_caption=original)
     meta.update(uid=sample.uid, clip_score=sample.clip_score, raw_shard=sample.raw_shard)
     out["json"] = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return out

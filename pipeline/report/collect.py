@@ -120,6 +120,8 @@ class Scores:
     top_fractions: dict[float, float]  # kept fraction -> threshold
     median: float
     threshold: Threshold | Missing  # Missing when build_shards has not run
+    # Caption languages (issue 18): (language, scored samples, kept by build_shards or None).
+    languages: tuple[tuple[str, int, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,25 @@ def collect_scores(dataset: Dataset) -> Scores | Missing:
         top_fractions=tops,
         median=quantile(counts, 0.5),
         threshold=guarded("final/manifest.json", lambda: collect_threshold(dataset, current)),
+        languages=_languages(dataset, summary, per_shard),
     )
+
+
+def _languages(
+    dataset: Dataset, summary: dict[str, Any] | None, per_shard: list[dict[str, Any]]
+) -> tuple[tuple[str, int, int | None], ...]:
+    """Scored samples per caption language (score summary, else the finished shards' markers) and
+    the samples build_shards kept of each (``final/_summary.json``), most frequent first."""
+    scored: Counter[str] = Counter()
+    if summary is not None and summary.get("languages"):
+        scored.update(summary["languages"])
+    else:
+        for stats in per_shard:
+            scored.update(stats.get("languages", {}))
+    built = (dataset.final.summary() or {}).get("languages") or {}
+    kept = {language: counts["kept"] for language, counts in built.items()}
+    ordered = scored.most_common()
+    return tuple((language, count, kept.get(language, 0) if built else None) for language, count in ordered)
 
 
 def collect_threshold(dataset: Dataset, scored_shards: list[int]) -> Threshold | Missing:

@@ -207,6 +207,16 @@ def _scores(s: Scores | Missing, figures: dict[str, str]) -> str:
             )
     else:
         parts.append(_missing(t))
+    if s.languages:
+        built = any(kept is not None for _, _, kept in s.languages)
+        header = ["caption language", "scored", "share"]
+        header += ["kept by build_shards", "kept fraction"] if built else []
+        rows = [
+            (language, f"{n:,}", _percent(n, s.scored))
+            + ((f"{kept or 0:,}", _percent(kept or 0, n)) if built else ())
+            for language, n, kept in s.languages
+        ]
+        parts.append(_table(header, rows, numeric=(1, 2, 3, 4) if built else (1, 2)))
     parts.append(
         _table(
             ["candidate threshold", "kept fraction"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from pipeline.dataset import Dataset
@@ -17,6 +18,7 @@ from pipeline.score.shard_scorer import ScoreShard
 from pipeline.stage import Stage
 
 log = logging.getLogger(__name__)
+LANGUAGES_SHOWN = 10  # languages the terminal summary names (the JSON summary has all)
 
 
 class ScoreStage(Stage[ScoreOptions]):
@@ -68,6 +70,9 @@ class ScoreStage(Stage[ScoreOptions]):
             "scored_this_run": scored_now,
             "seconds": round(seconds, 2),
             "samples_per_second": round(scored_now / seconds, 2) if seconds > 0 else None,
+            # Older markers (before issue 18) have no languages: those shards are rescored anyway.
+            "languages": _language_counts(stats),
+            "captions_repaired": sum(s.get("repaired", 0) for s in stats),
             "distribution": describe(
                 merge([s["histogram"] for s in stats]), options.thresholds, options.top_fractions
             ),
@@ -79,6 +84,14 @@ class ScoreStage(Stage[ScoreOptions]):
 
     def format_summary(self, summary: dict[str, Any]) -> str:
         return format_summary(summary)
+
+
+def _language_counts(stats: list[dict[str, Any]]) -> dict[str, int]:
+    """Scored samples per caption language over all shards, most frequent first."""
+    total: Counter[str] = Counter()
+    for shard in stats:
+        total.update(shard.get("languages", {}))
+    return dict(total.most_common())
 
 
 def _refuse_other_model(dataset: Dataset, options: ScoreOptions) -> None:
@@ -115,6 +128,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"({summary['shards']} shards, {summary['shards_resumed']} already done)",
         f"  throughput          {summary['samples_per_second'] or 0:>10.1f} samples/s this run",
     ]
+    languages = summary.get("languages", {})
+    if languages:
+        scored = max(1, summary["scored"])
+        shown = list(languages.items())[:LANGUAGES_SHOWN]
+        rest = sum(languages.values()) - sum(count for _, count in shown)
+        lines.append(
+            "  languages           "
+            + "  ".join(f"{language}: {count} ({100 * count / scored:.1f}%)" for language, count in shown)
+            + (f"  others: {rest}" if rest else "")
+        )
+    if "captions_repaired" in summary:
+        lines.append(f"  captions repaired   {summary['captions_repaired']:>10}  (ftfy, before scoring)")
     if dist.get("count"):
         lines.append(
             "  quantiles           "

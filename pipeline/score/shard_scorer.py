@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from pipeline.captions.language import MODEL_NAME as LANGUAGE_MODEL
+from pipeline.captions.language import shared_identifier
+from pipeline.captions.repair import REPAIR_VERSION, repair_caption
 from pipeline.dataset import Dataset
 from pipeline.probe.shard import completed_probes, run_probes
 from pipeline.runner import ShardCommit, completed, fingerprint, run_shard
@@ -65,6 +69,7 @@ class ScoreShard(ShardStep[int, LoadedModel]):
             pretrained=o.pretrained,
             embeddings=o.save_embeddings,
             schema=SCORES_VERSION,
+            captions=f"{LANGUAGE_MODEL}/repair-{REPAIR_VERSION}",
         )
 
     def completed(self, task: int) -> dict[str, Any] | None:
@@ -84,6 +89,7 @@ class ScoreShard(ShardStep[int, LoadedModel]):
 
     def setup(self) -> LoadedModel:
         _use_task_cores(self.options.task_cpus)
+        shared_identifier()  # the language identifier, loaded once per worker like the model
         return load_model(self.options.model, self.options.pretrained, _task_device(self.options.device))
 
     def teardown(self, state: LoadedModel) -> None:
@@ -102,7 +108,8 @@ class ScoreShard(ShardStep[int, LoadedModel]):
         computed: dict[str, np.ndarray] = {}
 
         def work(commit: ShardCommit) -> dict[str, Any]:
-            uids, image_emb, text_emb = _embed(_successes(dataset, task), state, options)
+            captions = CaptionInfo()
+            uids, image_emb, text_emb = _embed(captions.read(_successes(dataset, task)), state, options)
             computed["image"] = image_emb
             values = (image_emb * text_emb).sum(axis=1) if uids else np.zeros(0, dtype=np.float32)
             table = pa.table(
@@ -111,6 +118,9 @@ class ScoreShard(ShardStep[int, LoadedModel]):
                     "clip_score": values.astype(np.float32),
                     "model": [options.model] * len(uids),
                     "pretrained": [options.pretrained] * len(uids),
+                    "language": captions.languages,
+                    "language_confidence": np.asarray(captions.confidences, dtype=np.float32),
+                    "caption_repaired": captions.repaired,
                 },
                 schema=SCORES_SCHEMA,
             )
@@ -126,6 +136,8 @@ class ScoreShard(ShardStep[int, LoadedModel]):
                 "device": state.device,
                 "raw_token": token,
                 "histogram": histogram(values),
+                "languages": dict(Counter(captions.languages).most_common()),
+                "repaired": sum(captions.repaired),
             }
 
         marker = run_shard(dataset.storage, scores.output(options.save_embeddings), self._inputs(token), work)
@@ -152,6 +164,26 @@ class ScoreShard(ShardStep[int, LoadedModel]):
 
         options = self.options
         return run_probes(dataset, task, options.probes, options.model, options.pretrained, image_embeddings)
+
+
+class CaptionInfo:
+    """Repairs captions as they stream to the model and records language and repair per sample."""
+
+    def __init__(self) -> None:
+        self.languages: list[str] = []
+        self.confidences: list[float] = []
+        self.repaired: list[bool] = []
+
+    def read(self, samples: Iterator[tuple[str, bytes, str]]) -> Iterator[tuple[str, bytes, str]]:
+        """The samples with their captions repaired (ftfy), in the same order."""
+        identifier = shared_identifier()
+        for uid, data, caption in samples:
+            fixed, changed = repair_caption(caption)
+            language, confidence = identifier.identify(fixed)
+            self.languages.append(language)
+            self.confidences.append(confidence)
+            self.repaired.append(changed)
+            yield uid, data, fixed
 
 
 def _use_task_cores(cpus: int) -> None:

@@ -34,6 +34,12 @@ def test_defaults() -> None:
         (["--min-shards", "-1"], "--min-shards must be >= 0"),
         (["--include-uids", "subset.csv"], "--include-uids subset.csv: unknown extension .csv"),
         (["--exclude-uids", "subset"], "--exclude-uids subset: unknown extension (none)"),
+        # caption rules (issue 18)
+        (["--languages", ","], "--languages needs at least one language code"),
+        (["--min-caption-words", "-1"], "--min-caption-words must be >= 0"),
+        (["--max-symbol-share", "1.5"], "--max-symbol-share must be in [0, 1]"),
+        (["--max-repeated-chars", "-1"], "--max-repeated-chars must be >= 0"),
+        (["--max-caption-repeats", "-2"], "--max-caption-repeats must be >= 0"),
     ],
 )
 def test_bad_options_are_refused(args: list[str], message: str, capsys) -> None:
