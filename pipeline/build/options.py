@@ -199,6 +199,7 @@ class BuildOptions:
         """The probes a rule names (sorted, each once)."""
         return tuple(sorted({name for name, _ in (*self.probe_max, *self.probe_min)}))
 
+    @property
     def caption_rules(self) -> dict[str, Any]:
         """The caption rules of issue 18 that are on, by option name (recorded only when on, so
         builds recorded before these rules existed still resume)."""
