@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from pipeline.cli_options import option
 from pipeline.synthetic.scenes import all_labels, random_scene, render
-from pipeline.synthetic.watermark import add_watermark, watermark_stream
+from pipeline.synthetic.watermark import STYLES, add_watermark, watermark_stream
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class WorldSpec:
     watermark_fraction: float = option(
         0.0, help="share of corpus pictures given a semi-transparent text watermark (a class for probes)"
     )
+    watermark_style: str = option(
+        "tiled",
+        choices=STYLES,
+        help="tiled: thin repeated text; band: one bold band with a large word (seen by a 64 px model)",
+    )
 
 
 def held_out_spec(images: int = 200, seed: int = 1234) -> WorldSpec:
@@ -110,7 +115,7 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
             image = render(scene, _size(rng, spec), rng)
         watermarked = spec.watermark_fraction > 0 and marks.random() < spec.watermark_fraction
         if watermarked:
-            image = add_watermark(image, marks)
+            image = add_watermark(image, marks, spec.watermark_style)
         image.save(out / "images" / f"{i:06d}.jpg", quality=spec.quality)
         caption = scene.caption
         matched = rng.random() >= spec.mismatch_fraction
@@ -138,6 +143,8 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
     recorded = asdict(spec)
     if spec.watermark_fraction == 0:
         del recorded["watermark_fraction"]  # worlds without watermarks stay as they were written before
+    if spec.watermark_style == "tiled":
+        del recorded["watermark_style"]  # so do the tiled watermark worlds written before the style existed
     (out / "world.json").write_text(json.dumps({"spec": recorded, "labels": all_labels()}, indent=2))
     log.info(
         "synthetic world: %d images, %d benchmark, %d planted copies in %s",
