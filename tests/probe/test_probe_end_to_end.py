@@ -99,7 +99,8 @@ def test_probe_trained_applied_and_filtered(
     metrics = probe.info.validation
     assert probe.info.model == "corpusforge-tiny" and probe.info.pretrained == str(random_checkpoint)
     assert metrics["samples"] >= 10 and 0 < metrics["positives"] < metrics["samples"]
-    # The random tiny checkpoint barely sees the watermark (docs/benchmarks.md): the metrics are
+    # The random tiny checkpoint barely sees the tiled watermark, and 72 labels give a noisy probe even
+    # for the band style (docs/benchmarks.md, benchmarks/probe_watermark.py): the metrics are
     # measured and recorded, the separation itself is tested on planted embeddings (test_fit.py).
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and 0.0 < metrics["suggested_threshold"] < 1.0
     assert load_probe(str(probe_file)).info == probe.info
