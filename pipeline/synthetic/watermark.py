@@ -1,5 +1,9 @@
 """A planted class for probes: a semi-transparent stock-photo watermark over some pictures.
 
+Two styles: ``tiled`` (thin text repeated over the picture; nearly invisible once a 64 px model
+downscales it) and ``band`` (one bold band across the picture with a large contrasting word, like a
+stock-photo preview; what a small model can see, as a real CLIP sees real watermarks).
+
 The overlay is drawn from its own random stream (seeded from the world's seed), so a world with
 watermarks shows the same scenes and captions as the same seed without them, and a world with
 ``watermark_fraction`` 0 draws nothing from it (byte-identical to worlds made before it existed).
@@ -12,6 +16,7 @@ import random
 from PIL import Image, ImageDraw, ImageFont
 
 WORDS = ("STOCK", "PREVIEW", "© PHOTO", "SAMPLE")
+STYLES = ("tiled", "band")
 
 
 def watermark_stream(seed: int) -> random.Random:
@@ -19,7 +24,37 @@ def watermark_stream(seed: int) -> random.Random:
     return random.Random(f"watermark:{seed}")
 
 
-def add_watermark(image: Image.Image, rng: random.Random) -> Image.Image:
+def add_watermark(image: Image.Image, rng: random.Random, style: str = "tiled") -> Image.Image:
+    """``image`` with a watermark of ``style`` (see the module docstring)."""
+    if style == "band":
+        return _band(image, rng)
+    return _tiled(image, rng)
+
+
+def _band(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A band of 26-34% of the height, 40-55% opaque, with a large word in the opposite colour."""
+    width, height = image.size
+    word = rng.choice(WORDS)
+    colour = (255, 255, 255) if rng.random() < 0.7 else (30, 30, 30)
+    text_colour = (30, 30, 30) if colour[0] > 128 else (255, 255, 255)
+    fill = rng.randint(100, 140)
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    band = int(height * rng.uniform(0.26, 0.34))
+    top = int(height * rng.uniform(0.3, 0.47))
+    draw.rectangle([0, top, width, top + band], fill=(*colour, fill))
+    size = max(10, int(band * 0.8))
+    font = ImageFont.load_default(size=size)
+    text_width = draw.textlength(word, font=font)
+    if text_width > width * 0.95:  # shrink the word to fit the width
+        size = max(10, int(size * width * 0.95 / text_width))
+        font = ImageFont.load_default(size=size)
+        text_width = draw.textlength(word, font=font)
+    draw.text(((width - text_width) / 2, top + (band - size) / 2), word, font=font, fill=(*text_colour, 200))
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+
+
+def _tiled(image: Image.Image, rng: random.Random) -> Image.Image:
     """``image`` with a tiled, semi-transparent text watermark and a bar behind the middle row."""
     width, height = image.size
     size = max(12, min(width, height) // 6)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from pipeline.cli_options import option
 from pipeline.errors import UserInputError
 from pipeline.synthetic.scenes import LANGUAGES, all_labels, caption_language, label_zh, random_scene, render
-from pipeline.synthetic.watermark import add_watermark, watermark_stream
+from pipeline.synthetic.watermark import STYLES, add_watermark, watermark_stream
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class WorldSpec:
     # Issue 18 (probes): a planted class, recorded in world.parquet's `watermarked` column.
     watermark_fraction: float = option(
         0.0, help="share of corpus pictures given a semi-transparent text watermark (a class for probes)"
+    )
+    watermark_style: str = option(
+        "tiled",
+        choices=STYLES,
+        help="tiled: thin repeated text; band: one bold band with a large word (seen by a 64 px model)",
     )
     language: str = option(
         "en",
@@ -125,7 +130,7 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
             image = render(scene, _size(rng, spec), rng)
         watermarked = spec.watermark_fraction > 0 and marks.random() < spec.watermark_fraction
         if watermarked:
-            image = add_watermark(image, marks)
+            image = add_watermark(image, marks, spec.watermark_style)
         image.save(out / "images" / f"{i:06d}.jpg", quality=spec.quality)
         language = caption_language(spec.language, language_rng)
         caption = scene.caption_in(language)
@@ -169,12 +174,14 @@ def world_description(spec: WorldSpec) -> dict:
     also ``labels_zh``, the same classes in Chinese, for zero-shot prompts in Chinese).
 
     An English world without watermarks has the file it had before languages and watermarks
-    existed (no ``language`` or ``watermark_fraction`` key), so worlds and golden records drawn
-    before stay byte-identical.
+    existed (no ``language``, ``watermark_fraction`` or ``watermark_style`` key), so worlds and
+    golden records drawn before stay byte-identical; so do tiled-watermark worlds (no style key).
     """
     recorded = asdict(spec)
     if spec.watermark_fraction == 0:
         del recorded["watermark_fraction"]
+    if spec.watermark_style == "tiled":
+        del recorded["watermark_style"]
     if spec.language == "en":
         del recorded["language"]
         return {"spec": recorded, "labels": all_labels()}

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.dataset import Dataset
 from pipeline.errors import UserInputError
+from pipeline.probe.embeddings import labelled_embeddings
 from pipeline.probe.model import load_probe, save_probe
 from pipeline.probe.options import ProbeTrainOptions
 from pipeline.probe.train import train_probe
@@ -98,7 +99,8 @@ def test_probe_trained_applied_and_filtered(
     metrics = probe.info.validation
     assert probe.info.model == "corpusforge-tiny" and probe.info.pretrained == str(random_checkpoint)
     assert metrics["samples"] >= 10 and 0 < metrics["positives"] < metrics["samples"]
-    # The random tiny checkpoint barely sees the watermark (docs/benchmarks.md): the metrics are
+    # The random tiny checkpoint barely sees the tiled watermark, and 72 labels give a noisy probe even
+    # for the band style (docs/benchmarks.md, benchmarks/probe_watermark.py): the metrics are
     # measured and recorded, the separation itself is tested on planted embeddings (test_fit.py).
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and 0.0 < metrics["suggested_threshold"] < 1.0
     assert load_probe(str(probe_file)).info == probe.info
@@ -171,3 +173,34 @@ def test_probe_errors(
     # build_shards needs probe scores before it filters on them.
     with pytest.raises(UserInputError, match="need probe scores"):
         check_inputs("build", build_options(["--dataset", str(dataset), "--probe-min", "watermark=0.1"]))
+
+
+def test_probe_applied_while_scoring_from_scratch(
+    spark, watermarked: tuple[Path, dict[str, bool]], random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``--probe`` in the run that computes the scores (no stored embeddings, none saved): the
+    probe reads the embeddings just computed, and its scores are those of the stored embeddings of
+    the same images and checkpoint."""
+    source, labels = watermarked
+    probe_file = tmp_path / "watermark.safetensors"
+    probe = _train(source, _labels_file(tmp_path / "labels.csv", labels), probe_file)
+    stored = labelled_embeddings(str(source), {uid: float(flag) for uid, flag in labels.items()})
+    expected = dict(zip(stored.uids, probe.predict(stored.embeddings).tolist(), strict=True))
+
+    dataset = tmp_path / "dataset"
+    shutil.copytree(source, dataset)
+    Dataset(str(dataset)).scores.remove()
+    summary = score(spark, _score_options(dataset, random_checkpoint, "--probe", str(probe_file)))
+    assert summary["scored_this_run"] == len(labels) and summary["shards_resumed"] == 0
+    scores_folder = Dataset(str(dataset)).scores
+    assert not any(scores_folder.shard(i).has_embeddings("image") for i in scores_folder.complete_indices())
+    rows = [
+        r
+        for i in scores_folder.complete_indices()
+        for r in scores_folder.shard(i).probes_file.read().to_pylist()
+    ]
+    assert {r["probe"] for r in rows} == {"watermark"}
+    got = {r["uid"]: r["score"] for r in rows}
+    assert got.keys() == expected.keys()
+    # Stored embeddings are float16, the probe's input while scoring is rounded the same way.
+    assert max(abs(got[uid] - expected[uid]) for uid in got) < 1e-3

@@ -1,0 +1,231 @@
+"""Does a probe on stored embeddings find the planted watermarks, and does build_shards drop them?
+
+    .venv/bin/python benchmarks/probe_watermark.py [--images 400] [--fraction 0.3] [--style band]
+        [--seed 21] [--hidden 64] [--checkpoint PATH]
+
+1. a world of ``--images`` pictures (128-224 px, matched captions, no benchmark copies), a share
+   ``--fraction`` of them watermarked in ``--style`` (``WorldSpec.watermark_style``), served on
+   127.0.0.1 and downloaded (``watermarked`` kept);
+2. scored with ``--save-embeddings`` by ``corpusforge-tiny``: ``--checkpoint``, or by default the
+   random checkpoint of the tests (same seed as tests/conftest.py ``random_checkpoint``);
+3. the labelled half (every other sample in uid order) trains a linear and an MLP probe
+   (``corpusforge probe train``'s library call, its own 20% validation split inside that half);
+4. the score job applies both probes (``--probe``, reading the stored embeddings), and for each
+   probe build_shards runs with ``--probe-max NAME=T`` at the probe's suggested threshold T;
+5. prints per probe: its validation ROC AUC, the ROC AUC of its stored scores on the unlabelled
+   half, and the share of watermarked and of clean samples of the unlabelled half that build_shards
+   dropped for the probe (the labelled half is shown beside it).
+
+Library calls on an in-process Spark (local[2], loopback only); the spark-submit paths are covered
+by the tests. Scratch under benchmarks/_work/probe_watermark/ (overwritten on each run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from harness.paths import work_dir
+from harness.table import text_table
+
+from pipeline.build.job import BuildStage
+from pipeline.dataset import Dataset
+from pipeline.download.job import DownloadStage
+from pipeline.executor import SparkExecutor
+from pipeline.probe.options import ProbeTrainOptions
+from pipeline.probe.train import train_probe
+from pipeline.score.job import ScoreStage
+from pipeline.score.quality import roc_auc
+from pipeline.synthetic.server import WorldServer
+from pipeline.synthetic.world import WorldSpec, generate_world, write_url_lists
+
+log = logging.getLogger("probe_watermark")
+
+
+def random_checkpoint(path: Path) -> Path:
+    """The tests' random corpusforge-tiny checkpoint (the same seed as tests/conftest.py)."""
+    import open_clip
+    import torch
+
+    from pipeline.score.model import register_configs
+    from pipeline.train.contrastive import save_checkpoint
+
+    register_configs()
+    torch.manual_seed(random.Random(7).randint(0, 1000))
+    return save_checkpoint(open_clip.create_model("corpusforge-tiny"), path)
+
+
+def spark_session() -> object:
+    """A local[2] Spark session bound to loopback."""
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers run this interpreter
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("probe-watermark-benchmark")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.log.level", "WARN")
+        .getOrCreate()
+    )
+
+
+def selection(dataset: Path) -> dict[str, str]:
+    """uid -> drop reason ('' when kept) of build_shards' selection."""
+    final = Dataset(str(dataset)).final
+    tables = [final.selection(i).read(["uid", "reason"]) for i in final.selection_indices()]
+    return {r["uid"]: r["reason"] or "" for t in tables for r in t.to_pylist()}
+
+
+def probe_scores(dataset: Path) -> dict[str, dict[str, float]]:
+    """probe name -> uid -> score, from scores/probes/."""
+    scores_folder = Dataset(str(dataset)).scores
+    scores: dict[str, dict[str, float]] = {}
+    for index in scores_folder.complete_indices():
+        for r in scores_folder.shard(index).probes_file.read().to_pylist():
+            scores.setdefault(r["probe"], {})[r["uid"]] = r["score"]
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--fraction", type=float, default=0.3)
+    parser.add_argument("--style", default="band", choices=("tiled", "band"))
+    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument(
+        "--checkpoint", type=Path, help="corpusforge-tiny checkpoint (default: the random one)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    start = time.monotonic()
+    root = work_dir("probe_watermark")
+    shutil.rmtree(root)
+    root.mkdir()
+    checkpoint = args.checkpoint or random_checkpoint(root / "random_tiny.pt")
+    spec = WorldSpec(
+        images=args.images,
+        seed=args.seed,
+        watermark_fraction=args.fraction,
+        watermark_style=args.style,
+        mismatch_fraction=0.0,
+        benchmark_images=0,
+        planted_duplicates=0,
+        min_side=128,
+        max_side=224,
+    )
+    world = generate_world(root / "world", spec)
+    dataset = root / "dataset"
+    spark = spark_session()
+    executor = SparkExecutor(spark)
+    try:
+        with WorldServer(world) as server:
+            lists = write_url_lists(world, server.base_url, out=root / "lists")
+            download = DownloadStage()
+            download.run(
+                executor,
+                download.parse(
+                    [
+                        "--urls",
+                        str(lists["parquet"]),
+                        "--dataset",
+                        str(dataset),
+                        "--allow-network",
+                        "127.0.0.1/32",
+                        "--samples-per-shard",
+                        str(max(1, args.images // 2)),
+                        "--keep-cols",
+                        "watermarked",
+                    ]
+                ),
+            )
+        scorer = ScoreStage()
+        model = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(checkpoint)]
+        scorer.run(executor, scorer.parse([*model, "--save-embeddings"]))
+        labels = {}
+        for raw in Dataset(str(dataset)).raw.complete_shards():
+            for row in raw.successes(["uid", "extra"]):
+                labels[row["uid"]] = bool(json.loads(row["extra"])["watermarked"])
+        uids = sorted(labels)
+        labelled = set(uids[::2])
+        labels_file = root / "labels.csv"
+        labels_file.write_text("uid,label\n" + "".join(f"{u},{int(labels[u])}\n" for u in sorted(labelled)))
+        probes = {}
+        for kind in ("linear", "mlp"):
+            options = ProbeTrainOptions(
+                dataset=str(dataset),
+                labels=str(labels_file),
+                name=f"watermark_{kind}",
+                kind=kind,
+                hidden=args.hidden,
+                output=str(root / f"watermark_{kind}.safetensors"),
+            )
+            probes[kind] = (train_probe(options), options.output)
+        scorer.run(
+            executor,
+            scorer.parse(
+                [*model, "--save-embeddings", *[a for _, f in probes.values() for a in ("--probe", f)]]
+            ),
+        )
+        scores = probe_scores(dataset)
+        rows = []
+        for kind, (probe, _) in probes.items():
+            name = probe.info.name
+            threshold = probe.info.validation["suggested_threshold"]
+            built_dir = root / f"built_{kind}"
+            shutil.copytree(dataset, built_dir)
+            build = BuildStage()
+            build.run(
+                executor,
+                build.parse(
+                    ["--dataset", str(built_dir), "--probe-max", f"{name}={threshold}", "--min-shards", "0"]
+                ),
+            )
+            reasons = selection(built_dir)
+            row = [kind, probe.info.validation["roc_auc"], round(threshold, 3)]
+            for part in (set(uids) - labelled, labelled):
+                truth = np.array([labels[u] for u in sorted(part)])
+                predicted = np.array([scores[name][u] for u in sorted(part)])
+                dropped = np.array([reasons[u] == "probe" for u in sorted(part)])
+                row += [
+                    round(roc_auc(predicted, truth), 3),
+                    f"{dropped[truth].mean():.0%}",
+                    f"{dropped[~truth].mean():.0%}",
+                ]
+            rows.append(row)
+    finally:
+        spark.stop()
+    positives = sum(labels.values())
+    print(
+        f"world: {len(labels)} images ({positives} watermarked, style {args.style}, seed {args.seed}), "
+        f"checkpoint {'random tiny' if args.checkpoint is None else args.checkpoint}; "
+        f"{len(labelled)} labelled, {len(labels) - len(labelled)} unlabelled"
+    )
+    columns = [
+        "probe",
+        "val AUC",
+        "threshold",
+        "AUC unlab.",
+        "wm dropped unlab.",
+        "clean dropped unlab.",
+        "AUC lab.",
+        "wm dropped lab.",
+        "clean dropped lab.",
+    ]
+    print(text_table(columns, rows))
+    print(f"total {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
