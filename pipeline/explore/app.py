@@ -21,7 +21,19 @@ from pipeline.explore.search import TARGETS, Query, Searcher
 log = logging.getLogger(__name__)
 
 #: Query-string names of a search, in the order links write them.
-QUERY_PARAMS = ("q", "like", "image", "target", "min_score", "max_score", "status", "reason", "group", "dups")
+QUERY_PARAMS = (
+    "q",
+    "like",
+    "image",
+    "target",
+    "min_score",
+    "max_score",
+    "status",
+    "reason",
+    "group",
+    "dups",
+    "language",
+)
 EXPORT_FORMATS = {"txt": "text/plain", "npy": "application/octet-stream"}
 _MAX_UPLOAD = 20 * 1024 * 1024
 _THUMBNAIL_SIDE = 192
@@ -54,6 +66,7 @@ def query_from_args(args: MultiDict) -> Query:
             reason=args.get("reason", "").strip(),
             group=args.get("group", "").strip(),
             duplicates_only=args.get("dups", "") in ("1", "on", "true"),
+            language=args.get("language", "").strip(),
         ),
     )
 
@@ -123,6 +136,7 @@ def create_app(explorer: Explorer) -> Flask:
             statuses=STATUSES,
             targets=TARGETS,
             reasons=catalog.reasons_present(),
+            languages=catalog.languages_present(),
             formats=EXPORT_FORMATS,
             link=link,
             args=request.args,

@@ -41,6 +41,8 @@ class Filters:
     group: str = ""
     #: Only samples in a within-corpus duplicate group or matched to a benchmark.
     duplicates_only: bool = False
+    #: Only captions the score job identified as this language (ISO 639-1, ``und``: no letter).
+    language: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -62,6 +64,8 @@ class Catalog:
     table: pa.Table
     #: CLIP score per row (NaN when unscored).
     scores: np.ndarray
+    #: Caption language per row from the score job ("" when unscored).
+    languages: np.ndarray
     #: Drop reason of build_shards per row ("" kept; None when build_shards has not run).
     reasons: np.ndarray
     #: Dedup: reason from matches.parquet ("" none) and the group's kept uid (or benchmark id).
@@ -89,6 +93,7 @@ class Catalog:
         row = self.table.slice(index, 1).to_pylist()[0]
         score = float(self.scores[index])
         row["clip_score"] = None if np.isnan(score) else score
+        row["language"] = self.languages[index] or None
         row["reason"] = self.reasons[index]
         row["dedup_reason"] = self.dedup_reasons[index]
         row["group"] = self.groups[index]
@@ -104,6 +109,11 @@ class Catalog:
 
         present = {r for r in self.reasons if r}
         return [r for r in DROP_REASONS if r in present]
+
+    def languages_present(self) -> list[str]:
+        """The caption languages that occur, most frequent first."""
+        values, counts = np.unique(self.languages[self.languages != ""], return_counts=True)
+        return [str(v) for v in values[np.argsort(-counts, kind="stable")]]
 
     def mask(self, filters: Filters) -> np.ndarray:
         """Rows that pass ``filters``, as a boolean mask."""
@@ -130,6 +140,8 @@ class Catalog:
             keep &= in_group
         if filters.duplicates_only:
             keep &= self.groups != ""
+        if filters.language:
+            keep &= self.languages == filters.language
         return keep
 
 
@@ -151,11 +163,13 @@ def load_catalog(dataset: Dataset) -> Catalog:
     uids = table.column("uid")
 
     scores = np.full(table.num_rows, np.nan, np.float32)
+    languages = np.full(table.num_rows, "", object)
     for index in dataset.scores.complete_indices():
-        scored = dataset.scores.shard(index).table(["uid", "clip_score"])
+        scored = dataset.scores.shard(index).table(["uid", "clip_score", "language"])
         rows = np.asarray(pc.index_in(scored.column("uid"), uids).fill_null(-1), np.int64)
         found = rows >= 0
         scores[rows[found]] = scored.column("clip_score").to_numpy()[found]
+        languages[rows[found]] = np.asarray(scored.column("language").to_pylist(), object)[found]
 
     reasons = np.full(table.num_rows, None, object)
     has_selection = dataset.final.manifest() is not None
@@ -188,7 +202,9 @@ def load_catalog(dataset: Dataset) -> Catalog:
                 if kept_row >= 0 and groups[kept_row] == "":
                     groups[kept_row] = group
             members[group].append(int(row))
-    return Catalog(table, scores, reasons, dedup_reasons, groups, has_selection, has_dedup, members)
+    return Catalog(
+        table, scores, languages, reasons, dedup_reasons, groups, has_selection, has_dedup, members
+    )
 
 
 def shard_label(index: int) -> str:

@@ -94,6 +94,10 @@ def test_filters_narrow_the_selection(client, explored: Path) -> None:
     assert between and all(0.2 <= s["clip_score"] <= 0.3 for s in between)
     near = _all(client, q="a red shape", status="kept")
     assert near and {s["uid"] for s in near} <= kept
+    english = _all(client, language="en")  # the session world's captions are all English
+    assert len(english) == _api(client)["total"] and all(s["language"] == "en" for s in english)
+    assert _api(client, language="zh")["total"] == 0
+    assert "No sample matches." in client.get("/?language=zh").text
 
 
 def test_a_dedup_group_and_the_sample_page_show_the_duplicates(client) -> None:
@@ -119,6 +123,7 @@ def test_the_sample_page_shows_the_image_caption_url_and_score(client, explored:
     sample = _api(client)["samples"][0]
     page = client.get(f"/sample/{sample['uid']}").text
     assert sample["caption"] in page and sample["url"] in page and f"{sample['clip_score']:.4f}" in page
+    assert '<td id="language">en</td>' in page
     image = client.get(f"/image/{sample['uid']}")
     assert image.status_code == 200 and image.mimetype == "image/jpeg" and image.data[:2] == b"\xff\xd8"
     assert client.get(f"/thumb/{sample['uid']}").data[:2] == b"\xff\xd8"
