@@ -282,6 +282,7 @@ def scored_with_embeddings(
     return dataset
 
 
+@pytest.fixture(scope="session")
 def onnx_export(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``random_checkpoint`` exported to ONNX (the default dynamo exporter), checked at batch sizes 1
     and 5; for the export and serve tests (read-only)."""

@@ -22,8 +22,9 @@ class ExploreOptions:
     )
     pretrained: str = option(
         "",
+        show=lambda _: "the weights the score job recorded",
         help="weights of the dataset's CLIP model for text and image queries, when the path the score "
-        "job recorded has moved (default: the recorded one)",
+        "job recorded has moved",
     )
     device: str = option("cpu", help="device of the query encoder (cpu, cuda, auto)")
 
