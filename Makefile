@@ -38,7 +38,8 @@ $(AIRFLOW_STAMP): dags/requirements.txt dags/requirements-test.txt dags/constrai
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r dags/requirements-test.txt -c dags/constraints.txt
 	# The DAG imports pipeline.orchestration only (stdlib); the jobs run in .venv via spark-submit.
-	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	# Without the C extension: .venv's install builds it, and this one must not rebuild it in place.
+	CORPUSFORGE_NO_EXTENSION=1 $(AIRFLOW_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(AIRFLOW_STAMP)
 
 venv-img2dataset: $(I2D_STAMP)
