@@ -95,7 +95,7 @@ def scored_model(dataset: Dataset, shards: list[int]) -> ScoredModel:
                 f"--embeddings: raw shard {shard:05d} has no current scores in {dataset.scores.display()}: "
                 "run jobs/score.py --save-embeddings first"
             )
-        if not dataset.storage.exists(*scores.embeddings_file("image")):
+        if not scores.has_embeddings("image"):
             raise UserInputError(
                 f"--embeddings: {dataset.display(*scores.embeddings_file('image'))} is missing: "
                 "run jobs/score.py --save-embeddings (with --overwrite if the shards were scored without)"
@@ -114,7 +114,7 @@ def shard_embeddings(dataset: Dataset, shard: int) -> tuple[list[str], np.ndarra
     """uids and L2-normalised image embeddings (float32) of a raw shard's scored samples."""
     scores = dataset.scores.shard(shard)
     uids = scores.table(["uid"]).column("uid").to_pylist()
-    matrix = np.load(io.BytesIO(dataset.storage.read_bytes(*scores.embeddings_file("image"))))
+    matrix = scores.embeddings("image")
     if matrix.shape[0] != len(uids):
         raise UserInputError(
             f"{dataset.display(*scores.embeddings_file('image'))}: {matrix.shape[0]} embeddings for "

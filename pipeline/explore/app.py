@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 from pipeline.errors import UserInputError
 from pipeline.explore.catalog import STATUSES, Catalog, Filters
 from pipeline.explore.images import BenchmarkImages, SampleImages
-from pipeline.explore.search import TARGETS, Query, Searcher
+from pipeline.explore.search import TARGETS, Query, Results, Searcher
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +111,20 @@ def create_app(explorer: Explorer) -> Flask:
         message = f"the upload is larger than {_MAX_UPLOAD // (1024 * 1024)} MiB"
         return render_template("error.html", explorer=explorer, message=message, link=link), 413
 
-    @app.get("/")
-    def search() -> str:
+    def current_page() -> tuple[Query, Results, int, list[dict[str, Any]]]:
+        """The query of the request, its results, the page asked for and that page's cards."""
         query = query_from_args(request.args)
         results = searcher.run(query)
         page = _page_number(request.args, results.total, explorer.page_size)
         start = (page - 1) * explorer.page_size
-        shown = results.rows[start : start + explorer.page_size]
-        sims = (
-            results.similarities[start : start + explorer.page_size]
-            if results.similarities is not None
-            else None
-        )
-        cards = [card(row, None if sims is None else float(sims[i])) for i, row in enumerate(shown)]
+        shown = range(start, min(start + explorer.page_size, results.total))
+        sims = results.similarities
+        cards = [card(results.rows[i], None if sims is None else float(sims[i])) for i in shown]
+        return query, results, page, cards
+
+    @app.get("/")
+    def search() -> str:
+        query, results, page, cards = current_page()
         return render_template(
             "search.html",
             explorer=explorer,
@@ -132,7 +133,7 @@ def create_app(explorer: Explorer) -> Flask:
             cards=cards,
             page=page,
             pages=max(1, math.ceil(results.total / explorer.page_size)),
-            start=start,
+            start=(page - 1) * explorer.page_size,
             statuses=STATUSES,
             targets=TARGETS,
             reasons=catalog.reasons_present(),
@@ -156,7 +157,7 @@ def create_app(explorer: Explorer) -> Flask:
         if record is None:
             abort(404, f"no sample {uid} in this dataset")
         group = catalog.group_members(record["group"]) if record["group"] else []
-        members = [card(row) for row in group if catalog.record(row)["uid"] != uid]
+        members = [member for member in map(card, group) if member["uid"] != uid]
         copied = record["group"] if record["dedup_reason"] == "benchmark_duplicate" else ""
         return render_template(
             "sample.html",
@@ -207,24 +208,13 @@ def create_app(explorer: Explorer) -> Flask:
 
     @app.get("/api/search")
     def api_search() -> dict[str, Any]:
-        query = query_from_args(request.args)
-        results = searcher.run(query)
-        page = _page_number(request.args, results.total, explorer.page_size)
-        start = (page - 1) * explorer.page_size
-        rows = results.rows[start : start + explorer.page_size]
-        sims = results.similarities
+        _, results, page, cards = current_page()
         return {
             "total": results.total,
             "capped": results.capped,
             "page": page,
             "page_size": explorer.page_size,
-            "samples": [
-                {
-                    **{k: v for k, v in card(row).items() if k not in ("similarity",)},
-                    "similarity": None if sims is None else float(sims[start + i]),
-                }
-                for i, row in enumerate(rows)
-            ],
+            "samples": cards,
         }
 
     return app

@@ -110,7 +110,4 @@ def _embeddings_shape(dataset: Dataset, shard: ScoresShard, kind: str, command: 
 
 def load_embeddings(dataset: Dataset, shard: int, kind: str) -> np.ndarray:
     """The stored embeddings of one score shard as float32 (as saved: float16)."""
-    import io
-
-    data = dataset.storage.read_bytes(*dataset.scores.shard(shard).embeddings_file(kind))
-    return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
+    return dataset.scores.shard(shard).embeddings(kind).astype(np.float32)
