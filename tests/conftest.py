@@ -30,6 +30,7 @@ from tests.stages import download_options as options_from_args  # noqa: E402
 
 # JVM flags of the tests' Spark JVMs (see pytest_configure); the same as the test cluster's.
 JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+_SCRATCH = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,9 +55,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # jobs do is unchanged. A value set by the caller is kept.
     os.environ.setdefault("SPARK_SUBMIT_OPTS", JVM_OPTIONS)
     os.environ.setdefault("CORPUSFORGE_LOG_LEVEL", "INFO")
-    # Remote inputs are staged into this session's own cache, never the user's ~/.cache.
-    os.environ["CORPUSFORGE_CACHE"] = tempfile.mkdtemp(prefix="corpusforge-test-cache-")
+    # Remote inputs are staged into this session's own cache, never the user's ~/.cache, and
+    # Spark's scratch space (shuffle files, each job's copy of --archives and --py-files) goes
+    # beside it: a killed JVM never removes its own, and both are removed when the session ends.
+    scratch = Path(tempfile.mkdtemp(prefix="corpusforge-tests-"))
+    config.stash[_SCRATCH] = scratch
+    os.environ["CORPUSFORGE_CACHE"] = str(scratch / "cache")
+    os.environ["SPARK_LOCAL_DIRS"] = str(scratch / "spark")
+    (scratch / "spark").mkdir()
     socket_guard.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    scratch = config.stash.get(_SCRATCH, None)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
