@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from harness.jobs import local_spark
 from harness.paths import work_dir
 from harness.table import text_table
 
@@ -61,23 +60,6 @@ def random_checkpoint(path: Path) -> Path:
     register_configs()
     torch.manual_seed(random.Random(7).randint(0, 1000))
     return save_checkpoint(open_clip.create_model("corpusforge-tiny"), path)
-
-
-def spark_session() -> object:
-    """A local[2] Spark session bound to loopback."""
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers run this interpreter
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("probe-watermark-benchmark")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.log.level", "WARN")
-        .getOrCreate()
-    )
 
 
 def selection(dataset: Path) -> dict[str, str]:
@@ -127,7 +109,7 @@ def main() -> None:
     )
     world = generate_world(root / "world", spec)
     dataset = root / "dataset"
-    spark = spark_session()
+    spark = local_spark("probe-watermark-benchmark")
     executor = SparkExecutor(spark)
     try:
         with WorldServer(world) as server:

@@ -69,3 +69,20 @@ def run_spark_job(
         where = f"; see {log_path}" if log_path else ""
         raise RuntimeError(f"spark-submit jobs/{job}.py exited with {code}{where}")
     return JobRun(tuple(command), round(wall, 2), busy)
+
+
+def local_spark(app: str) -> object:
+    """A local[2] Spark session in this process, bound to loopback, this interpreter on its workers."""
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["SPARK_LOCAL_IP"] = LOOPBACK_ENV["SPARK_LOCAL_IP"]
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName(app)
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.log.level", "WARN")
+        .getOrCreate()
+    )

@@ -12,14 +12,7 @@ import math
 
 from pipeline.build.shard_plan import shuffle_key
 from pipeline.captions.repair import repair_caption
-from pipeline.captions.rules import (
-    caption_key,
-    has_url_or_email,
-    longest_run,
-    looks_like_file_name,
-    symbol_share,
-    word_count,
-)
+from pipeline.captions.rules import CAPTION_FEATURES, caption_features
 from pipeline.dataset import Dataset
 
 # Column order of a candidate tuple (and of the Spark DataFrame built from them).
@@ -28,21 +21,15 @@ CANDIDATE_COLUMNS = (
     "raw_shard",
     "row_index",
     "clip_score",
-    "caption_length",
     "original_width",
     "original_height",
     "sort_key",
     "offset",
     "length",
     "members",
-    # Caption rules (issue 18), computed on the ftfy-repaired caption (pipeline/captions/rules.py).
     "language",
-    "caption_words",
-    "symbol_share",
-    "file_name",
-    "repeated_run",
-    "has_url",
-    "caption_key",
+    # The caption rules' measures of the ftfy-repaired caption (pipeline/captions/rules.py).
+    *CAPTION_FEATURES,
 )
 
 
@@ -81,7 +68,6 @@ def shard_candidates(dataset: Dataset, shard: int, seed: int, scored: bool) -> l
                 shard,
                 row["row_index"],
                 scores.get(row["uid"]),
-                len(caption.strip()),
                 width,
                 height,
                 shuffle_key(seed, row["uid"]),
@@ -89,12 +75,7 @@ def shard_candidates(dataset: Dataset, shard: int, seed: int, scored: bool) -> l
                 entry.length,
                 entry.layout(),
                 languages.get(row["uid"]),
-                word_count(caption),
-                symbol_share(caption),
-                looks_like_file_name(caption),
-                longest_run(caption),
-                has_url_or_email(caption),
-                caption_key(caption),
+                *caption_features(caption),
             )
         )
     return out

@@ -36,7 +36,8 @@ class Boundary:
     scored: int  # over how many scored samples
 
 
-def _candidate_schema() -> Any:
+def candidate_schema() -> Any:
+    """The Spark schema of the candidate rows (``CANDIDATE_COLUMNS``)."""
     from pyspark.sql import types as T
 
     types = {
@@ -71,7 +72,7 @@ def candidates_frame(executor: SparkExecutor, options: BuildOptions, inputs: Bui
     rdd = executor.flat_map(
         inputs.raw_shards, lambda shard: shard_candidates(dataset, shard, seed, shard in scored)
     )
-    return executor.spark.createDataFrame(rdd, _candidate_schema())
+    return executor.spark.createDataFrame(rdd, candidate_schema())
 
 
 def uid_frame(executor: SparkExecutor, uids: Any) -> Any:

@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 from pipeline.build.shard_plan import shuffle_key
+from pipeline.captions.rules import caption_length
 from tests.build.conftest import raw_rows, read_final, read_json, scores, selection, write_matches
 
 ORDER = (
@@ -78,7 +79,7 @@ def expected_reasons(
         dedup = matches.get(uid, (None, None))[0]
         checks = [
             ("benchmark_duplicate", dedup == "benchmark_duplicate"),
-            ("caption_too_short", len(row["caption"].strip()) < min_caption),
+            ("caption_too_short", caption_length(row["caption"]) < min_caption),
             ("image_too_small", min(w, h) < min_size),
             ("aspect_ratio", max(w, h) > max_aspect * min(w, h)),
             ("exact_duplicate", not keep_dups and dedup == "exact_duplicate"),

@@ -98,3 +98,25 @@ def test_languages_need_scores(spark, tmp_path: Path) -> None:
     write_captioned_shard(Dataset(str(root)), 0, ["a red circle", "a blue square"], scored=False)
     with pytest.raises(UserInputError, match="--languages needs CLIP scores"):
         run(spark, build_options(root, "--languages", "en"))
+
+
+def test_the_defaults_drop_captions_that_describe_nothing(
+    spark, planted: tuple[Path, dict[str, str]]
+) -> None:
+    # No rule option given: LAION's length minimum, file names, URLs, character runs and symbol
+    # soup are on; the word, language and boilerplate rules keep what they would otherwise drop.
+    root, captions = planted
+    summary = run(spark, build_options(root, "--samples-per-shard", "4", "--min-shards", "0", "--overwrite"))
+    records = selection(root)
+    want = {
+        **PLANTED,
+        "red": "caption_too_short",  # 3 characters, under LAION's 5
+        "IMG_1234.jpg": "caption_file_name",
+        "Ein roter Kreis auf einem blauen Quadrat": None,  # every language is kept
+        BOILERPLATE: None,  # 4 images, under the default 100
+        "click  to ENLARGE": None,
+        "a large dotted square": None,
+    }
+    assert {uid: records[uid]["reason"] for uid in captions} == {uid: want[c] for uid, c in captions.items()}
+    assert summary["dropped"]["caption_file_name"] == 3
+    assert "language" not in summary["dropped"] and "caption_boilerplate" not in summary["dropped"]

@@ -7,7 +7,9 @@ import pytest
 from pipeline.captions.language import UNDETERMINED, LanguageIdentifier, cjk_language
 from pipeline.captions.repair import repair_caption
 from pipeline.captions.rules import (
+    caption_features,
     caption_key,
+    caption_length,
     has_url_or_email,
     longest_run,
     looks_like_file_name,
@@ -23,6 +25,22 @@ from pipeline.captions.rules import (
 )  # fmt: skip
 def test_word_count(caption: str, words: int) -> None:
     assert word_count(caption) == words
+
+
+@pytest.mark.parametrize(
+    ("caption", "length"),
+    [("a red car", 9), ("  cat \n", 3), ("日落", 6), ("猫", 3), ("노을", 6), ("夕焼け", 9),
+     ("iPhone 15 白色", 16), ("", 0)],
+)  # fmt: skip
+def test_caption_length_counts_a_cjk_character_as_three(caption: str, length: int) -> None:
+    # LAION's minimum of 5 then drops "cat" and "猫" alike, and keeps "日落" (sunset) as "sunset".
+    assert caption_length(caption) == length
+
+
+def test_caption_features_are_what_the_rules_compare() -> None:
+    assert caption_features("IMG_1234.jpg") == (12, 1, 0.5, True, 1, False, caption_key("img_1234.jpg"))
+    spam = "see www.example.com!!!!!!"
+    assert caption_features(spam) == (25, 2, 8 / 24, False, 6, True, caption_key(spam))
 
 
 def test_symbol_share() -> None:
