@@ -73,10 +73,18 @@ check-debian-tools:
 	    || { echo "$$hint"; exit 1; }; \
 	  for entry in $(DEBIAN_TOOLS); do command -v $${entry%%:*} >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
 
+# The Airflow suite (about a minute: dag.test() runs the chain's jobs) runs beside the main suite,
+# in its own basetemp; its output is printed after the main suite's, and either failing fails.
 test: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --durations=25
-	$(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags
+	@dags_log=$$(mktemp); dags_tmp=$$(mktemp -d); \
+	$(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags -p no:cacheprovider \
+	  --basetemp=$$dags_tmp >$$dags_log 2>&1 & dags=$$!; \
+	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --durations=25; main=$$?; \
+	wait $$dags; dags_rc=$$?; \
+	echo "=== Airflow suite: $(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags ==="; \
+	cat $$dags_log; rm -rf $$dags_log $$dags_tmp; \
+	[ $$main -eq 0 ] && [ $$dags_rc -eq 0 ]
 
 test-fast: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/python -m pytest tests --ignore=tests/dags -m "not slow"
