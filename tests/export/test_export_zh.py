@@ -17,8 +17,9 @@ from pipeline.errors import UserInputError
 from pipeline.export.job import run_export
 from pipeline.export.manifest import read_manifest
 from pipeline.export.options import ExportOptions
-from pipeline.export.tokenizer import text_section
+from pipeline.export.tokenizer import standalone_json, text_section
 from pipeline.score.model import load_model
+from pipeline.score.tokenizer import train_wordpiece
 from pipeline.serve.tokenizer import WordPieceIds
 
 CAPTIONS = [
@@ -85,6 +86,15 @@ def test_the_torchscript_exporter_works_too(zh_checkpoint: Path, tmp_path: Path)
     manifest = run_export(options)
     assert manifest["verification"]["passed"] and manifest["text"]["kind"] == "wordpiece"
     assert (tmp_path / "tokenizer.json").is_file() and (tmp_path / "model.json").is_file()
+
+
+def test_a_learnt_wordpiece_tokenizer_json_gives_the_trainer_ids(tmp_path: Path) -> None:
+    # wordpiece:N has other special ids than bert-chinese ([CLS] 2, [SEP] 3): the framing follows them.
+    tokenizer = train_wordpiece([*CAPTIONS, "a blue square above a dotted background"], 300, 12)
+    path = tmp_path / "tokenizer.json"
+    path.write_text(standalone_json(tokenizer), encoding="utf-8")
+    texts = [*CAPTIONS, "a blue square", "blue " * 9, "blue " * 10, "blue " * 11]
+    assert np.array_equal(WordPieceIds(path, 12)(texts), tokenizer(texts).numpy())
 
 
 def test_tokenizers_the_server_cannot_reproduce_are_refused(
