@@ -308,3 +308,39 @@ def onnx_export(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
     )
     run_export(options)
     return out
+
+
+@pytest.fixture(scope="session")
+def zh_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained corpusforge-tiny train checkpoint whose text tower reads the bert-chinese
+    tokenizer (21128 WordPiece ids, eos pooling at ``[SEP]``), saved with the tokenizer as
+    ``corpusforge train --tokenizer bert-chinese`` saves it; for the export and serve tests."""
+    import open_clip
+    import torch
+
+    from pipeline.score.model import register_configs
+    from pipeline.score.tokenizer import text_config
+    from pipeline.train.checkpoint import FORMAT
+    from pipeline.train.tokenizer_choice import build_tokenizer
+
+    register_configs()
+    tokenizer = build_tokenizer("bert-chinese", 32, [])
+    assert tokenizer is not None
+    text = text_config(open_clip.get_model_config("corpusforge-tiny")["text_cfg"], tokenizer)
+    torch.manual_seed(random.Random(8).randint(0, 1000))
+    model = open_clip.create_model("corpusforge-tiny", text_cfg=text)
+    path = tmp_path_factory.mktemp("zh_ckpt") / "step_00000000.pt"
+    state = {"format": FORMAT, "name": "corpusforge-tiny", "step": 0, "state_dict": model.state_dict()}
+    torch.save({**state, "tokenizer": tokenizer.record()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def onnx_export_zh(zh_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``zh_checkpoint`` exported to ONNX (dynamo), checked at batch sizes 1 and 5 (read-only)."""
+    from pipeline.export.job import run_export
+    from pipeline.export.options import ExportOptions
+
+    out = tmp_path_factory.mktemp("onnx_export_zh") / "model"
+    run_export(ExportOptions(checkpoint=str(zh_checkpoint), output=out, verify_batches=(1, 5)))
+    return out

@@ -48,19 +48,24 @@ def _wrappers(model: Any) -> tuple[Any, Any]:
 def export_encoders(
     model: Any,
     image_size: int,
-    context_length: int,
+    text_example: tuple[int, int, int],
     image_path: Path,
     text_path: Path,
     exporter: str,
     opset: int,
 ) -> dict[str, float]:
-    """Write both graphs; returns the seconds each export took."""
+    """Write both graphs; returns the seconds each export took.
+
+    ``text_example`` is ``(context_length, start_id, end_id)`` of the model's tokenizer: the example
+    rows are start, end, padding (ids the token embedding has, whatever the vocabulary's size).
+    """
     import torch
 
     image_encoder, text_encoder = _wrappers(model)
     pixels = torch.randn(_EXAMPLE_BATCH, 3, image_size, image_size)
+    context_length, start_id, end_id = text_example
     tokens = torch.zeros(_EXAMPLE_BATCH, context_length, dtype=torch.long)
-    tokens[:, 0], tokens[:, 1] = 49406, 49407
+    tokens[:, 0], tokens[:, 1] = start_id, end_id
     inline = sum(p.numel() * p.element_size() for p in model.parameters()) < _INLINE_LIMIT
     seconds = {}
     for noisy in ("onnx_ir", "onnxscript"):  # INFO lines for every rewritten initializer

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,12 @@ from pipeline.export.manifest import (
     OUTPUT,
     TEXT_ENCODER,
     TEXT_INPUT,
-    VOCAB,
 )
 from pipeline.export.options import ExportOptions
 from pipeline.export.source import load_source
+from pipeline.export.tokenizer import text_section, write_tokenizer
 from pipeline.export.verify import verify
 from pipeline.serve.preprocess import Preprocess
-from pipeline.serve.tokenizer import NAME as TOKENIZER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 def describe(loaded: Any) -> dict[str, Any]:
     """model.json's ``image`` and ``text`` sections; ``UserInputError`` for what the server cannot do."""
     import open_clip
-    from open_clip.tokenizer import SimpleTokenizer
 
     cfg = open_clip.get_model_preprocess_cfg(loaded.model)
     size = cfg["size"]
@@ -58,40 +55,24 @@ def describe(loaded: Any) -> dict[str, Any]:
     reason = Preprocess.from_manifest(image).supported()
     if reason:
         raise UserInputError(f"{loaded.name}: its preprocessing uses {reason}")
-    tokenizer = loaded.tokenizer
-    if (
-        type(tokenizer) is not SimpleTokenizer
-        or tokenizer.reduction_fn is not None
-        or (tokenizer.clean_fn.__name__ != "_clean_lower")
-    ):
-        raise UserInputError(
-            f"{loaded.name}: its tokenizer ({type(tokenizer).__name__}) is not open_clip's default CLIP "
-            "tokenizer, which is the only one the server reproduces"
-        )
-    text = {
-        "context_length": int(tokenizer.context_length),
-        "tokenizer": TOKENIZER_NAME,
-        "vocab": VOCAB,
-        "vocab_size": int(tokenizer.vocab_size),
-    }
+    text = text_section(loaded.name, loaded.tokenizer)
     return {"image": image, "text": text}
 
 
 def run_export(options: ExportOptions) -> dict[str, Any]:
     """Export, verify, write model.json; returns model.json's contents."""
-    from open_clip.tokenizer import default_bpe
-
     loaded, local, sha256 = load_source(options.checkpoint, options.model)
     sections = describe(loaded)
     out = options.output
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # an earlier export's manifest would vouch for new files
-    files = {"image_encoder": IMAGE_ENCODER, "text_encoder": TEXT_ENCODER, "vocab": VOCAB}
-    shutil.copyfile(default_bpe(), out / VOCAB)
+    text = sections["text"]
+    files = {"image_encoder": IMAGE_ENCODER, "text_encoder": TEXT_ENCODER, "vocab": text["vocab"]}
+    write_tokenizer(loaded.tokenizer, text, out)
     seconds = export_encoders(
         loaded.model,
         sections["image"]["size"],
-        sections["text"]["context_length"],
+        (text["context_length"], text["start_id"], text["end_id"]),
         out / IMAGE_ENCODER,
         out / TEXT_ENCODER,
         options.exporter,
@@ -103,7 +84,7 @@ def run_export(options: ExportOptions) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "model": loaded.name,
-        "embed_dim": _embed_dim(loaded.model, sections["text"]["context_length"]),
+        "embed_dim": _embed_dim(loaded.model, text["context_length"]),
         "normalized": True,
         **sections,
         "inputs": {"image": IMAGE_INPUT, "text": TEXT_INPUT, "output": OUTPUT},

@@ -16,7 +16,12 @@ FORMAT = "corpusforge-onnx/1"
 MANIFEST = "model.json"
 IMAGE_ENCODER = "image_encoder.onnx"
 TEXT_ENCODER = "text_encoder.onnx"
-VOCAB = "bpe_simple_vocab_16e6.txt.gz"
+VOCAB = "bpe_simple_vocab_16e6.txt.gz"  # the CLIP tokenizer's file
+WORDPIECE_FILE = "tokenizer.json"  # a WordPiece tokenizer's file (pipeline/export/tokenizer.py)
+# Tokenizer kinds (model.json text.kind; a manifest without it is CLIP's, as before the field).
+CLIP_BPE = "clip-bpe"
+WORDPIECE = "wordpiece"
+TOKENIZER_KINDS = (CLIP_BPE, WORDPIECE)
 # Input and output names of the two graphs.
 IMAGE_INPUT = "pixels"
 TEXT_INPUT = "tokens"
@@ -56,7 +61,16 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         missing = [k for k in keys if k not in manifest[section]]
         if missing:
             raise UserInputError(f"{path}: {section} lacks {', '.join(missing)}")
+    if tokenizer_kind(manifest) not in TOKENIZER_KINDS:
+        raise UserInputError(
+            f"{path}: text.kind {tokenizer_kind(manifest)!r} is not one of {', '.join(TOKENIZER_KINDS)}"
+        )
     for role, name in manifest["files"].items():
         if not (folder / name).is_file():
             raise UserInputError(f"{folder / name}: missing ({role}); {folder} is not a complete export")
     return manifest
+
+
+def tokenizer_kind(manifest: dict[str, Any]) -> str:
+    """The text tokenizer's kind; ``clip-bpe`` for a manifest written before the field existed."""
+    return str(manifest["text"].get("kind", CLIP_BPE))

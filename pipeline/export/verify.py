@@ -1,7 +1,8 @@
 """The export's check: onnxruntime on the CPU against torch, end to end, at several batch sizes.
 
-Texts go through open_clip's tokenizer into torch and through the torch-free tokenizer of
-:mod:`pipeline.serve.tokenizer` into onnxruntime; images through open_clip's preprocessing into
+Texts go through the model's own tokenizer (open_clip's, or the WordPiece tokenizer a checkpoint
+carries) into torch and through the torch-free tokenizer of :mod:`pipeline.serve.tokenizer` (over
+the file written into the export folder) into onnxruntime; images through open_clip's preprocessing into
 torch and through :mod:`pipeline.serve.preprocess` into onnxruntime. So the check covers what the
 server computes, not only the graphs: token ids must be equal, pixels and embeddings within the
 tolerance. A failed check raises :class:`VerificationError` naming the largest difference.
@@ -18,11 +19,15 @@ from PIL import Image
 
 from pipeline.export.manifest import IMAGE_INPUT, TEXT_INPUT
 from pipeline.serve.preprocess import Preprocess
-from pipeline.serve.tokenizer import ClipTokenizer
+from pipeline.serve.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
-_WORDS = ("a photo of red blue striped circle square dog cat on the left", "café naïve 東京", "it's 42 !!")
+_WORDS = (
+    "a photo of red blue striped circle square dog cat on the left",
+    "café naïve 東京 it's 42 !!",
+    "两个 红色的 圆形 位于 条纹 灰色 背景的 左侧 ， 。",
+)
 _VOCAB = " ".join(_WORDS).split()
 _MODES = ("RGB", "L", "RGBA", "P", "RGB")
 
@@ -72,17 +77,18 @@ def verify(
     text_session = onnxruntime.InferenceSession(
         str(folder / files["text_encoder"]), options, providers=["CPUExecutionProvider"]
     )
-    tokenizer = ClipTokenizer(folder / files["vocab"], manifest["text"]["context_length"])
+    tokenizer = load_tokenizer(folder, {**manifest, "files": files})
+    context_length = int(manifest["text"]["context_length"])
     preprocess = Preprocess.from_manifest(manifest["image"])
     results: dict[str, Any] = {}
     for batch in batches:
         texts = verification_texts(batch, seed=batch)
         images = verification_images(batch, seed=batch)
-        reference_tokens = loaded.tokenizer(texts, context_length=tokenizer.context_length).numpy()
+        reference_tokens = loaded.tokenizer(texts, context_length=context_length).numpy()
         tokens = tokenizer(texts)
         if not np.array_equal(tokens, reference_tokens):
             row = int(np.argwhere((tokens != reference_tokens).any(axis=1))[0][0])
-            raise VerificationError(f"the torch-free tokenizer differs from open_clip's on {texts[row]!r}")
+            raise VerificationError(f"the torch-free tokenizer differs from the model's on {texts[row]!r}")
         reference_pixels = torch.stack([loaded.preprocess(image) for image in images])
         pixels = preprocess.batch(images)
         with torch.no_grad():

@@ -12,7 +12,7 @@ from PIL import Image
 from pipeline.errors import UserInputError
 from pipeline.export.manifest import read_manifest
 from pipeline.serve.preprocess import Preprocess
-from pipeline.serve.tokenizer import ClipTokenizer
+from pipeline.serve.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Encoders:
         if reason:
             raise UserInputError(f"{folder}: the model's preprocessing uses {reason}")
         files = self.manifest["files"]
-        self.tokenizer = ClipTokenizer(folder / files["vocab"], int(self.manifest["text"]["context_length"]))
+        self.tokenizer = load_tokenizer(folder, self.manifest)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

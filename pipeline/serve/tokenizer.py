@@ -1,21 +1,30 @@
-"""open_clip's CLIP tokenizer (``SimpleTokenizer``, clean ``lower``) without torch.
+"""The exported model's tokenizer without torch: texts -> the text encoder's int64 ids.
 
-The same byte-level BPE over the same vocabulary file (copied into the export folder), the same
-text cleaning (ftfy, HTML unescape, whitespace, lower case) and the same truncation (the last
-kept token becomes end-of-text); token ids as an int64 numpy array. ``corpusforge export`` checks
-that it gives open_clip's ids for its verification texts.
+:func:`load_tokenizer` picks the kind model.json names (``text.kind``, see
+:mod:`pipeline.export.tokenizer`). :class:`WordPieceIds` runs the export's ``tokenizer.json``
+(a ``corpusforge train --tokenizer bert-chinese|wordpiece:N|FILE`` model) with the ``tokenizers``
+library. :class:`ClipTokenizer` is open_clip's CLIP tokenizer (``SimpleTokenizer``, clean
+``lower``) re-implemented in numpy: the same byte-level BPE over the same vocabulary file (copied
+into the export folder), the same text cleaning (ftfy, HTML unescape, whitespace, lower case) and
+the same truncation (the last kept token becomes end-of-text). ``corpusforge export`` checks that
+either gives the model's own tokenizer's ids for its verification texts.
 """
 
 from __future__ import annotations
 
 import gzip
 import html
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import ftfy
 import numpy as np
 import regex
+
+from pipeline.errors import UserInputError
+from pipeline.export.manifest import WORDPIECE, tokenizer_kind
 
 NAME = "open_clip SimpleTokenizer (clean=lower)"
 _MERGES = 49152 - 256 - 2
@@ -106,3 +115,45 @@ class ClipTokenizer:
                 ids[-1] = self.eot
             result[row, : len(ids)] = ids
         return result
+
+
+class WordPieceIds:
+    """Texts -> ``(n, context_length)`` int64 ids through an export's ``tokenizer.json``, which frames,
+    truncates and pads by itself (``[CLS] text [SEP] [PAD]...``)."""
+
+    def __init__(self, path: str | Path, context_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises plain Exceptions
+            raise UserInputError(f"{path}: not a tokenizers JSON file ({exc})") from exc
+        padding, truncation = self._tokenizer.padding, self._tokenizer.truncation
+        if (
+            not padding
+            or padding.get("length") != context_length
+            or not truncation
+            or truncation.get("max_length") != context_length
+        ):
+            raise UserInputError(
+                f"{path}: does not pad and truncate to the context length {context_length} "
+                "(not written by corpusforge export)"
+            )
+        self.context_length = context_length
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), context_length)`` int64 ids (one ``encode`` per text: no thread pool)."""
+        rows = [self._tokenizer.encode(text).ids for text in texts]
+        return np.array(rows, dtype=np.int64).reshape(len(texts), self.context_length)
+
+
+Tokenize = Callable[[list[str]], np.ndarray]
+
+
+def load_tokenizer(folder: str | Path, manifest: dict[str, Any]) -> Tokenize:
+    """The tokenizer of an exported model folder, as its model.json describes it."""
+    path = Path(folder) / manifest["files"]["vocab"]
+    context_length = int(manifest["text"]["context_length"])
+    if tokenizer_kind(manifest) == WORDPIECE:
+        return WordPieceIds(path, context_length)
+    return ClipTokenizer(path, context_length)

@@ -57,6 +57,11 @@ def test_model_json_describes_the_export(onnx_export: Path, random_checkpoint: P
     assert manifest["image"]["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711])
     assert (manifest["image"]["interpolation"], manifest["image"]["resize_mode"]) == ("bicubic", "shortest")
     assert manifest["text"]["context_length"] == 32 and "SimpleTokenizer" in manifest["text"]["tokenizer"]
+    assert (manifest["text"]["kind"], manifest["text"]["start_id"], manifest["text"]["end_id"]) == (
+        "clip-bpe",
+        49406,
+        49407,
+    )
     assert (manifest["opset"], manifest["exporter"]) == (18, "dynamo")
     assert manifest["checkpoint"]["sha256"] == hashlib.sha256(random_checkpoint.read_bytes()).hexdigest()
     check = manifest["verification"]
