@@ -59,7 +59,7 @@ from pipeline.dedup.embeddings import ScoredModel, benchmark_embeddings, scored_
 from pipeline.dedup.features import FeatureCache
 from pipeline.dedup.guard import ComplexityGuard
 from pipeline.dedup.options import DedupOptions
-from pipeline.dedup.semantic import semantic_pairs
+from pipeline.dedup.semantic import by_score, clip_scores, semantic_pairs
 from pipeline.dedup.verify import Verifier
 from pipeline.dedup.within_corpus import (
     best_thumbnail_distances,
@@ -406,7 +406,10 @@ def find_semantic_duplicates(
     pairs = pairs.persist()
     try:
         summary["pairs"] = pairs.count()
-        dropped = duplicate_groups(pairs, corpus.select("uid", "shard", "phash", "area"))
+        ranked = corpus.select("uid", "shard", "phash", "area")
+        if o.semantic_keep == "score":
+            ranked = by_score(ranked, clip_scores(ctx.executor, ctx.dataset, ctx.shards))
+        dropped = duplicate_groups(pairs, ranked)
         best = pair_ends(pairs, "similarity").groupBy("uid").agg(F.max("similarity").alias("similarity"))
         kept_shard = corpus.selectExpr("uid AS representative", "shard AS kept_shard")
         rows = (

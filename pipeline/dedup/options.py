@@ -101,6 +101,14 @@ class DedupOptions:
         help="k-means clusters for --semantic-threshold (0: the square root of the number of samples)",
         group="embeddings",
     )
+    semantic_keep: str = option(
+        "largest",
+        choices=("largest", "score"),
+        help="which sample of a semantic group is kept: the largest original image, as for near "
+        "duplicates, or the best CLIP score (choose it with build_shards --top-fraction, so that a "
+        "group's best-scored picture is the one that competes for the top)",
+        group="embeddings",
+    )
     embedding_device: str = option(
         "auto",
         help="device the benchmark images are embedded on (auto: a GPU when one is visible)",

@@ -13,7 +13,8 @@ Opt-in (``--semantic-threshold``), on the score job's saved image embeddings
    threshold, by blocked matrix products; a cluster never leaves its executor.
 3. **Groups.** Connected components of those pairs in Spark
    (:func:`pipeline.dedup.components.connected_groups`); each group keeps one representative,
-   the same rule as for near duplicates (largest original image, then smallest uid).
+   the same rule as for near duplicates (largest original image, then smallest uid), or with
+   ``--semantic-keep score`` the best CLIP score (then smallest uid; see :func:`by_score`).
 
 Nothing per pair or per group is collected to the driver; only the rows to drop come back, as
 for the other reasons. Two duplicates that k-means puts in different clusters are not compared:
@@ -175,3 +176,42 @@ def semantic_pairs(
     )
     frame = executor.spark.createDataFrame(pairs, "a string, b string, similarity float")
     return frame, {"clusters": int(len(centroids)), "training_sample": len(points)}
+
+
+# --semantic-keep score: the components' rank key orders by a long "area"; a score becomes one.
+_SCORE_SCALE = 10**12
+UNSCORED_RANK = -1  # below every score's rank: an unscored or NaN sample is never preferred
+
+
+def score_rank(score: float | None) -> int:
+    """The long that ranks a CLIP score like the score (``(score + 1) * 1e12``, cosines in [-1, 1])."""
+    if score is None or math.isnan(score):
+        return UNSCORED_RANK
+    return int(round((min(max(score, -1.0), 1.0) + 1.0) * _SCORE_SCALE))
+
+
+def clip_scores(executor: SparkExecutor, dataset: Dataset, shards: Iterable[int]) -> Any:
+    """A DataFrame (uid string, score_rank long) of every scored sample, one task per shard."""
+    from pyspark.sql import types as T
+
+    def read(shard: int) -> list[tuple[str, int]]:
+        table = dataset.scores.shard(shard).table(["uid", "clip_score"])
+        uids, scores = table.column("uid").to_pylist(), table.column("clip_score").to_pylist()
+        return [(uid, score_rank(score)) for uid, score in zip(uids, scores, strict=True)]
+
+    schema = T.StructType(
+        [T.StructField("uid", T.StringType(), False), T.StructField("score_rank", T.LongType(), False)]
+    )
+    return executor.spark.createDataFrame(executor.flat_map(list(shards), read), schema)
+
+
+def by_score(samples: Any, scores: Any) -> Any:
+    """``samples`` (uid, shard, phash, area) with ``area`` replaced by the CLIP score's rank, so the
+    groups' representative rule (largest ``area``, then smallest uid) keeps the best-scored member."""
+    from pyspark.sql import functions as F
+
+    ranked = samples.drop("area").join(scores, "uid", "left")
+    return ranked.select(
+        "uid", "shard", "phash", F.coalesce(F.col("score_rank"), F.lit(UNSCORED_RANK)).alias("area")
+    )
+

@@ -50,7 +50,8 @@ def scored_photos(
     site = _serve_list(tmp, files, [])
     dataset = tmp / "dataset"
     with WorldServer(site) as server:
-        _download_list(spark, site, [(n, f"a photo: {n}") for n in files], dataset, server.base_url)
+        captions = [(n, f"a photo of the {n.split('.')[0]}") for n in files]
+        _download_list(spark, site, captions, dataset, server.base_url)
     uid_of = {r["url"].rsplit("/", 1)[-1]: r["uid"] for r in _raw_rows(dataset)}
     argv = ["--dataset", str(dataset), "--model", "corpusforge-tiny", "--pretrained", str(random_checkpoint)]
     score(spark, score_options([*argv, "--save-embeddings", "--device", "cpu"]))
@@ -179,6 +180,40 @@ def test_semantic_duplicates_form_groups_and_keep_one(spark, scored_photos, tmp_
     assert built["dropped"]["semantic_duplicate"] == 2
     written = json.loads((dataset / "final" / "sizes.json").read_text())
     assert sum(written.values()) == len(uid_of) - 2
+
+
+def test_semantic_keep_score_keeps_the_best_scored_member(spark, scored_photos, tmp_path: Path) -> None:
+    import itertools
+    import shutil
+
+    source, _, uid_of = scored_photos
+    dataset = tmp_path / "dataset"
+    shutil.copytree(source / "raw", dataset / "raw")
+    shutil.copytree(source / "scores", dataset / "scores")
+    areas = {r["uid"]: r["original_width"] * r["original_height"] for r in _raw_rows(dataset)}
+    files = sorted((dataset / "scores").glob("*.parquet"))
+    scores = {
+        r["uid"]: r["clip_score"]
+        for f in files
+        for r in pq.read_table(f, columns=["uid", "clip_score"]).to_pylist()
+    }
+    # Three photos whose largest is not their best-scored: the two rules keep different members.
+    trio = next(
+        group
+        for group in itertools.combinations(sorted(uid_of.values()), 3)
+        if min(group, key=lambda u: (-areas[u], u)) != max(group, key=lambda u: (scores[u], u))
+    )
+    width = np.load(dataset / "scores" / "embeddings" / "00000_image.npy").shape[1]
+    base, step = np.zeros(width), np.zeros(width)
+    base[0], step[1] = 1.0, 0.1
+    _set_embeddings(dataset, {uid: base + i * step for i, uid in enumerate(trio)})
+    argv = ["--dataset", str(dataset), "--semantic-threshold", "0.95", "--semantic-clusters", "1"]
+    summary = run(spark, options_from_args([*argv, "--semantic-keep", "score"]))
+    keep = min(trio, key=lambda u: (-scores[u], u))
+    matches = {m["uid"]: m for m in _matches(dataset) if m["reason"] == "semantic_duplicate"}
+    assert set(matches) == set(trio) - {keep}
+    assert {m["match_id"] for m in matches.values()} == {keep}
+    assert summary["options"]["semantic_keep"] == "score"
 
 
 def test_benchmark_images_are_embedded_in_batches(
