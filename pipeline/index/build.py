@@ -38,13 +38,41 @@ log = logging.getLogger(__name__)
 INDEX_VERSION = 1
 
 
-def train(dataset: Dataset, kind: str, params: IndexParams, scored: ScoredShards, seed: int) -> str:
-    """Commit the trained empty index of ``kind`` (reused when committed from the same inputs);
-    returns its token, which every part's fingerprint includes."""
-    output = dataset.index.trained_output(kind)
-    inputs = fingerprint(
+def trained_inputs(kind: str, params: IndexParams, scored: ScoredShards, seed: int) -> str:
+    """The fingerprint of what a trained empty index is made from (seeded: the same sample)."""
+    return fingerprint(
         version=INDEX_VERSION, kind=kind, params=params.to_json(), scores=scored.tokens, seed=seed
     )
+
+
+def index_inputs(
+    kind: str, params: IndexParams, scored: ScoredShards, recall_queries: int, target_recall: float, seed: int
+) -> str:
+    """The fingerprint of a merged index (``index/KIND.faiss``).
+
+    It names the trained index by its inputs, not by its marker: the parts and the trained index
+    are removed after the merge, so a rerun of a complete build can recognise it without
+    training again (:meth:`pipeline.index.job.IndexStage.plan`).
+    """
+    return fingerprint(
+        version=INDEX_VERSION,
+        uids=INDEX_UIDS_VERSION,
+        kind=kind,
+        params=params.to_json(),
+        trained=trained_inputs(kind, params, scored, seed),
+        scores=scored.tokens,
+        recall_queries=recall_queries,
+        target_recall=target_recall,
+        seed=seed,
+    )
+
+
+def train(dataset: Dataset, kind: str, params: IndexParams, scored: ScoredShards, seed: int) -> str:
+    """Commit the trained empty index of ``kind`` (reused when committed from the same inputs);
+    returns its token (its marker's digest), which every part's fingerprint includes, so a part
+    is never merged with a quantizer it was not added to."""
+    output = dataset.index.trained_output(kind)
+    inputs = trained_inputs(kind, params, scored, seed)
 
     def work(commit: ShardCommit) -> dict[str, Any]:
         sample = (
@@ -132,7 +160,6 @@ def merge_parts(
     kind: str,
     params: IndexParams,
     scored: ScoredShards,
-    trained_token: str,
     recall_queries: int,
     target_recall: float,
     seed: int,
@@ -140,17 +167,7 @@ def merge_parts(
     """Merge the committed parts of ``kind`` into ``index/KIND.faiss`` and its uids, measure and
     tune recall@10; returns the index's marker (reused when committed from the same inputs)."""
     folder = dataset.index
-    inputs = fingerprint(
-        version=INDEX_VERSION,
-        uids=INDEX_UIDS_VERSION,
-        kind=kind,
-        params=params.to_json(),
-        trained=trained_token,
-        scores=scored.tokens,
-        recall_queries=recall_queries,
-        target_recall=target_recall,
-        seed=seed,
-    )
+    inputs = index_inputs(kind, params, scored, recall_queries, target_recall, seed)
 
     def work(commit: ShardCommit) -> dict[str, Any]:
         started = time.time()

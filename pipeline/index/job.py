@@ -9,10 +9,11 @@ from typing import Any
 
 from pipeline.dataset import Dataset
 from pipeline.executor import SparkExecutor
-from pipeline.index.build import AddShard, PartTask, merge_parts, train
+from pipeline.index.build import AddShard, PartTask, index_inputs, merge_parts, train
 from pipeline.index.inputs import ScoredShards, scored_shards
 from pipeline.index.options import IndexOptions
 from pipeline.index.params import IndexParams, choose_params
+from pipeline.runner import completed
 from pipeline.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ class IndexPlan:
 
     scored: ScoredShards
     params: dict[str, IndexParams]
-    trained: dict[str, str]
+    trained: dict[str, str]  # token of each kind's trained index, for the kinds still to build
+    finished: dict[str, dict[str, Any]]  # marker of each kind's index already complete
 
     def step(self, dataset: Dataset) -> AddShard:
         return AddShard(dataset, self.params, self.trained)
@@ -32,7 +34,7 @@ class IndexPlan:
     def tasks(self) -> list[PartTask]:
         return [
             PartTask(kind, shard, token)
-            for kind in self.params
+            for kind in self.trained
             for shard, token in zip(self.scored.shards, self.scored.tokens, strict=True)
         ]
 
@@ -65,8 +67,18 @@ class IndexStage(Stage[IndexOptions]):
         folder.makedirs()
         folder.remove_temporaries()
         dataset.storage.write_json(dataclasses.asdict(options), *folder.options_file)
-        trained = {kind: train(dataset, kind, params[kind], scored, options.seed) for kind in options.kinds}
-        return IndexPlan(scored, params, trained)
+        finished, trained = {}, {}
+        for kind in options.kinds:
+            inputs = index_inputs(
+                kind, params[kind], scored, options.recall_queries, options.target_recall, options.seed
+            )
+            done = completed(dataset.storage, folder.output(kind), inputs)
+            if done is not None:
+                log.info("%s index: complete for these inputs, nothing to build", kind)
+                finished[kind] = {**done, "resumed": True}
+            else:
+                trained[kind] = train(dataset, kind, params[kind], scored, options.seed)
+        return IndexPlan(scored, params, trained, finished)
 
     def run(self, executor: SparkExecutor, options: IndexOptions) -> dict[str, Any]:
         """Build every kind's index (resuming committed parts); return and write the summary."""
@@ -78,21 +90,22 @@ class IndexStage(Stage[IndexOptions]):
         indexes = {}
         for kind, params in plan.params.items():
             mine = [r for t, r in zip(tasks, results, strict=True) if t.kind == kind]
-            marker = merge_parts(
+            marker = plan.finished.get(kind) or merge_parts(
                 dataset,
                 kind,
                 params,
                 plan.scored,
-                plan.trained[kind],
                 options.recall_queries,
                 options.target_recall,
                 options.seed,
             )
+            # A complete index: its parts were merged (and removed) by an earlier run.
+            resumed_parts = len(plan.scored.shards) if kind in plan.finished else 0
             indexes[kind] = {
                 **{k: v for k, v in marker.items() if k not in ("fingerprint", "resumed")},
                 "resumed": bool(marker["resumed"]),
-                "parts": len(mine),
-                "parts_resumed": sum(1 for r in mine if r.get("resumed")),
+                "parts": len(mine) + resumed_parts,
+                "parts_resumed": sum(1 for r in mine if r.get("resumed")) + resumed_parts,
                 "file": dataset.index.display(dataset.index.index_file(kind)[1]),
             }
         summary = {

@@ -113,9 +113,7 @@ def rerank_candidates(params: IndexParams, k: int, ntotal: int) -> int:
     return max(0, min(wanted, ntotal))
 
 
-def choose_params(
-    vectors: int, dim: int, index_type: str, memory: int, rerank: bool = True
-) -> IndexParams:
+def choose_params(vectors: int, dim: int, index_type: str, memory: int, rerank: bool = True) -> IndexParams:
     """The index for ``vectors`` vectors of width ``dim`` within ``memory`` bytes.
 
     ``index_type`` ``auto`` follows the rules of the module docstring; ``flat``, ``hnsw`` or

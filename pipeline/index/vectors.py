@@ -32,9 +32,7 @@ class StoredVectors:
         self._lock = threading.Lock()
 
     @classmethod
-    def of_uids_table(
-        cls, dataset: Dataset, kind: str, shard: np.ndarray, row: np.ndarray
-    ) -> StoredVectors:
+    def of_uids_table(cls, dataset: Dataset, kind: str, shard: np.ndarray, row: np.ndarray) -> StoredVectors:
         """From an index's uids table (shard and row of each id, shards in order, rows 0..)."""
         if len(shard) == 0:
             return cls(dataset, kind, [], [])

@@ -124,6 +124,8 @@ def test_a_rerun_resumes_the_committed_parts(spark, embedded: Path, tmp_path: Pa
     assert image["parts"] == 3 and image["parts_resumed"] == 1 and image["recall_at_10"] == 1.0
     again = stage.run(executor, options)["indexes"]["image"]
     assert again["resumed"] is True and again["ntotal"] == image["ntotal"]
+    # Nothing was trained or added again: the merged build's parts stay removed.
+    assert again["parts_resumed"] == 3 and not (dataset / "index" / "parts" / "image").exists()
 
 
 def _check(dataset: Path, *extra: str) -> None:
