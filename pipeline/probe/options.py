@@ -45,13 +45,22 @@ class ProbeTrainOptions:
         help="share of the labels held out to measure the probe (per class for a binary probe)",
         group=_FIT,
     )
-    seed: int = option(0, help="seed of the split and of the initial weights", group=_FIT)
+    folds: int = option(
+        0,
+        help="K >= 2: measure the probe and choose its suggested threshold on out-of-fold scores of "
+        "every label (K stratified folds, each scored by a probe trained on the others), then train "
+        "the probe on all labels; 0: one held-out split (--validation-fraction)",
+        group=_FIT,
+    )
+    seed: int = option(0, help="seed of the split, the folds and the initial weights", group=_FIT)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise UserInputError(f"--name {self.name!r}: a letter, then up to 63 letters, digits, '_' or '-'")
         if not 0 < self.validation_fraction < 1:
             raise UserInputError(f"--validation-fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.folds == 1 or self.folds < 0:
+            raise UserInputError(f"--folds must be 0 (one held-out split) or >= 2, got {self.folds}")
         if self.epochs < 1 or self.hidden < 1:
             raise UserInputError("--epochs and --hidden must be >= 1")
         if self.learning_rate <= 0 or self.weight_decay < 0:
@@ -66,5 +75,6 @@ class ProbeTrainOptions:
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             validation_fraction=self.validation_fraction,
+            folds=self.folds,
             seed=self.seed,
         )

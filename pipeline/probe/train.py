@@ -34,16 +34,17 @@ def format_result(probe: Probe, output: str) -> str:
     """The command's final line: where the probe is and how it validated."""
     info = probe.info
     metrics: dict[str, Any] = info.validation
+    folds = f" (out-of-fold, {metrics['folds']} folds)" if metrics.get("folds") else ""
     if info.target == "binary":
         measured = (
-            f"validation ROC AUC {metrics['roc_auc']:.3f} on {metrics['samples']} samples "
+            f"validation ROC AUC {metrics['roc_auc']:.3f} on {metrics['samples']} samples{folds} "
             f"({metrics['positives']} positive); suggested threshold {metrics['suggested_threshold']:.3f} "
             f"(precision {metrics['precision']:.2f}, recall {metrics['recall']:.2f})"
         )
     else:
         measured = (
             f"validation RMSE {metrics['rmse']:.4f}, Pearson {metrics['pearson']:.3f} "
-            f"on {metrics['samples']} samples"
+            f"on {metrics['samples']} samples{folds}"
         )
     return (
         f"probe {info.name} ({info.kind}, {info.target}, {info.model} {info.pretrained}): {measured}; "

@@ -7,6 +7,11 @@ stock-photo preview; what a small model can see, as a real CLIP sees real waterm
 The overlay is drawn from its own random stream (seeded from the world's seed), so a world with
 watermarks shows the same scenes and captions as the same seed without them, and a world with
 ``watermark_fraction`` 0 draws nothing from it (byte-identical to worlds made before it existed).
+
+Captions can say so (``WorldSpec.watermark_caption_fraction``), as stock photos' alt texts do: a
+phrase from :data:`CAPTION_PHRASES` (Chinese captions: :data:`CAPTION_PHRASES_ZH`) before or after
+the caption, drawn from a third stream so that the pictures and the rest of the captions stay those
+of the same world without it.
 """
 
 from __future__ import annotations
@@ -17,11 +22,36 @@ from PIL import Image, ImageDraw, ImageFont
 
 WORDS = ("STOCK", "PREVIEW", "© PHOTO", "SAMPLE")
 STYLES = ("tiled", "band")
+CAPTION_PHRASES = (
+    "stock photo preview with watermark",
+    "watermarked stock image",
+    "preview image with a watermark",
+    "stock picture, watermark",
+    "sample photo with watermark overlay",
+)
+CAPTION_PHRASES_ZH = ("带水印的图库预览图", "水印样图", "图片素材预览，有水印", "带水印的示例照片")
 
 
 def watermark_stream(seed: int) -> random.Random:
     """The random stream of the watermark decisions and overlays of the world of ``seed``."""
     return random.Random(f"watermark:{seed}")
+
+
+def watermark_caption_stream(seed: int) -> random.Random:
+    """The random stream of the watermark phrases of the captions of the world of ``seed``."""
+    return random.Random(f"watermark-caption:{seed}")
+
+
+def watermark_caption(captions: list[str], language: str, rng: random.Random) -> list[str]:
+    """``captions`` (of one picture) with the same watermark phrase drawn from ``rng``, before or
+    after each; ``language`` is the captions' (``en``, ``zh`` or ``zh-en``: Chinese phrases but for
+    ``en``)."""
+    phrase = rng.choice(CAPTION_PHRASES if language == "en" else CAPTION_PHRASES_ZH)
+    if rng.random() < 0.5:
+        separator = ", " if language == "en" else "，"
+        return [f"{phrase}{separator}{caption}" for caption in captions]
+    separator = " - " if language == "en" else "，"
+    return [f"{caption}{separator}{phrase}" for caption in captions]
 
 
 def add_watermark(image: Image.Image, rng: random.Random, style: str = "tiled") -> Image.Image:

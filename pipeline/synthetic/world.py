@@ -27,7 +27,13 @@ from tqdm import tqdm
 from pipeline.cli_options import option
 from pipeline.errors import UserInputError
 from pipeline.synthetic.scenes import LANGUAGES, all_labels, caption_language, label_zh, random_scene, render
-from pipeline.synthetic.watermark import STYLES, add_watermark, watermark_stream
+from pipeline.synthetic.watermark import (
+    STYLES,
+    add_watermark,
+    watermark_caption,
+    watermark_caption_stream,
+    watermark_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,12 @@ class WorldSpec:
         choices=STYLES,
         help="tiled: thin repeated text; band: one bold band with a large word (seen by a 64 px model)",
     )
+    watermark_caption_fraction: float = option(
+        0.0,
+        help="share of watermarked pictures whose captions say so, as stock photos' alt texts do (a "
+        "phrase such as 'stock photo preview with watermark' added to the caption; Chinese captions "
+        "get a Chinese phrase): what lets a trained scorer keep the watermark in its image embedding",
+    )
     language: str = option(
         "en",
         choices=LANGUAGES,
@@ -87,6 +99,10 @@ class WorldSpec:
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
             raise UserInputError(f"--language must be one of {LANGUAGES}, got {self.language!r}")
+        if not 0 <= self.watermark_caption_fraction <= 1:
+            raise UserInputError(
+                f"--watermark-caption-fraction must be in [0, 1], got {self.watermark_caption_fraction}"
+            )
 
 
 def held_out_spec(images: int = 200, seed: int = 1234, language: str = "en") -> WorldSpec:
@@ -121,6 +137,8 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
     planted_source = dict(zip(planted, rng.sample(range(len(benchmark)), len(planted)), strict=True))
     rows = []
     marks = watermark_stream(spec.seed)
+    # Its own stream: the pictures and the other captions are those of the world without it.
+    mark_captions = watermark_caption_stream(spec.seed)
     for i in tqdm(range(spec.images), desc="drawing synthetic world", unit=" img", mininterval=2):
         if i in planted_source:
             scene, original = benchmark[planted_source[i]]
@@ -140,12 +158,16 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
             while other.label == scene.label:
                 other = random_scene(rng)
             caption = other.caption_in(language)
+        true_caption = scene.caption_in(language)
+        says_so = watermarked and spec.watermark_caption_fraction > 0
+        if says_so and mark_captions.random() < spec.watermark_caption_fraction:
+            caption, true_caption = watermark_caption([caption, true_caption], language, mark_captions)
         extra = {} if spec.language == "en" else {"language": language}
         rows.append(
             {
                 "id": i,
                 "file": f"images/{i:06d}.jpg",
-                "true_caption": scene.caption_in(language),
+                "true_caption": true_caption,
                 "caption": caption,
                 "label": scene.label,
                 "matched": matched,
@@ -175,13 +197,16 @@ def world_description(spec: WorldSpec) -> dict:
 
     An English world without watermarks has the file it had before languages and watermarks
     existed (no ``language``, ``watermark_fraction`` or ``watermark_style`` key), so worlds and
-    golden records drawn before stay byte-identical; so do tiled-watermark worlds (no style key).
+    golden records drawn before stay byte-identical; so do tiled-watermark worlds (no style key)
+    and worlds whose captions do not mention the watermark (no ``watermark_caption_fraction`` key).
     """
     recorded = asdict(spec)
     if spec.watermark_fraction == 0:
         del recorded["watermark_fraction"]
     if spec.watermark_style == "tiled":
         del recorded["watermark_style"]
+    if spec.watermark_caption_fraction == 0:
+        del recorded["watermark_caption_fraction"]
     if spec.language == "en":
         del recorded["language"]
         return {"spec": recorded, "labels": all_labels()}

@@ -11,6 +11,7 @@ from pipeline.errors import UserInputError
 from pipeline.probe.fit import FitSettings, fit_probe, suggested_threshold
 from pipeline.probe.labels import read_labels
 from pipeline.probe.model import load_probe, save_probe
+from pipeline.probe.options import ProbeTrainOptions
 
 INFO = {"name": "watermark", "model": "corpusforge-tiny", "pretrained": "/m.pt"}
 
@@ -61,3 +62,22 @@ def test_labels_formats(tmp_path: Path) -> None:
     (tmp_path / "twice.csv").write_text("a,1\na,0\n")
     with pytest.raises(UserInputError, match="twice.csv, line 2: uid a is labelled twice"):
         read_labels(str(tmp_path / "twice.csv"), "binary")
+
+
+def test_cross_validated_probe_measures_every_label_and_trains_on_all() -> None:
+    x, y = planted()
+    probe = fit_probe(x, y, FitSettings(folds=4), INFO, "test")
+    v = probe.info.validation
+    assert v["folds"] == 4 and v["samples"] == 200 and v["positives"] == int(y.sum())
+    assert probe.info.training["samples"] == 200
+    assert v["roc_auc"] > 0.85 and v["recall"] > 0.7
+    flagged = probe.predict(x) >= v["suggested_threshold"]
+    assert flagged[y == 1].mean() > 0.7 and flagged[y == 0].mean() < 0.3
+    regression = fit_probe(
+        x, 5 + 3 * x[:, 1].astype(np.float64), FitSettings(target="regression", folds=3), INFO, "t"
+    )
+    assert regression.info.validation["samples"] == 200 and regression.info.validation["pearson"] > 0.8
+    with pytest.raises(UserInputError, match="only 3 samples of class 1.*--folds 4"):
+        fit_probe(x[:40], np.r_[np.ones(3), np.zeros(37)], FitSettings(folds=4), INFO, "where")
+    with pytest.raises(UserInputError, match="--folds must be 0"):
+        ProbeTrainOptions(dataset="/d", labels="/l.csv", name="w", output="/p.safetensors", folds=1)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
+from pipeline.errors import UserInputError
 from pipeline.image import ImageOptions, process_image
 from pipeline.ingest import IngestOptions, iter_canonical_batches
 from pipeline.synthetic.scenes import all_labels
+from pipeline.synthetic.watermark import CAPTION_PHRASES, CAPTION_PHRASES_ZH
 from pipeline.synthetic.world import FAULTS, WorldSpec, generate_world, write_url_lists
 
 
@@ -60,3 +65,45 @@ def test_url_lists_in_both_layouts_read_the_same(tmp_path: Path) -> None:
     assert from_parquet == pairs(lists["tsv"])[: len(from_parquet)] or len(from_parquet) == len(
         pairs(lists["tsv"])
     )
+
+
+@pytest.mark.parametrize("language", ["en", "mixed"])
+def test_watermark_captions_say_so_and_change_nothing_else(language: str, tmp_path: Path) -> None:
+    spec = WorldSpec(
+        images=30,
+        seed=8,
+        watermark_fraction=0.5,
+        watermark_style="band",
+        benchmark_images=0,
+        planted_duplicates=0,
+        min_side=48,
+        max_side=64,
+        language=language,
+    )
+    plain = generate_world(tmp_path / "plain", spec)
+    said = generate_world(tmp_path / "said", replace(spec, watermark_caption_fraction=1.0))
+    before = pq.read_table(plain / "world.parquet").to_pylist()
+    after = pq.read_table(said / "world.parquet").to_pylist()
+    assert (
+        "watermark_caption_fraction"
+        not in json.loads((plain / "world.json").read_text(encoding="utf-8"))["spec"]
+    )
+    assert (
+        json.loads((said / "world.json").read_text(encoding="utf-8"))["spec"]["watermark_caption_fraction"]
+        == 1.0
+    )
+    assert 5 <= sum(r["watermarked"] for r in after) <= 25
+    for old, new in zip(before, after, strict=True):
+        assert (said / new["file"]).read_bytes() == (plain / old["file"]).read_bytes()
+        assert {k: v for k, v in new.items() if "caption" not in k} == {
+            k: v for k, v in old.items() if "caption" not in k
+        }
+        if not new["watermarked"]:
+            assert (new["caption"], new["true_caption"]) == (old["caption"], old["true_caption"])
+            continue
+        phrases = CAPTION_PHRASES if new.get("language", "en") == "en" else CAPTION_PHRASES_ZH
+        for key in ("caption", "true_caption"):
+            assert old[key] in new[key] and any(p in new[key] for p in phrases), new[key]
+        assert new["matched"] == (new["caption"] == new["true_caption"])
+    with pytest.raises(UserInputError, match="watermark-caption-fraction"):
+        WorldSpec(watermark_caption_fraction=1.5)
