@@ -36,7 +36,10 @@ def run_demo(options: DemoOptions) -> Path:
     """Run every stage on the synthetic world; return the path of the report page."""
     world = options.workdir / "world"
     if not (world / "world.json").exists():
-        generate_world(world, WorldSpec(images=options.images, seed=options.seed))
+        spec = WorldSpec(
+            images=options.images, seed=options.seed, junk_caption_fraction=options.junk_captions
+        )
+        generate_world(world, spec)
     dataset = options.workdir / "dataset"
     download_world(
         world,

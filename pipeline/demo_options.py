@@ -17,6 +17,11 @@ class DemoOptions:
     )
     images: int = option(1000, help="pictures in the synthetic world")
     faults_per_kind: int = option(2, help="URLs of each fault kind added to the list")
+    junk_captions: float = option(
+        0.03,
+        help="share of pictures whose caption is junk alt text (file names, URLs, noise), which "
+        "build_shards' caption rules drop",
+    )
     seed: int = option(0, help="seed of the world and the runs")
     master: str = option("local[2]", help="Spark master of the jobs")
     scorer_pairs: int = option(2000, help="clean pairs to train the CLIP scorer on")

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from pipeline.cli_options import option
 from pipeline.errors import UserInputError
+from pipeline.synthetic.junk import junk_caption, junk_caption_stream
 from pipeline.synthetic.scenes import LANGUAGES, all_labels, caption_language, label_zh, random_scene, render
 from pipeline.synthetic.watermark import (
     STYLES,
@@ -88,6 +89,12 @@ class WorldSpec:
         "phrase such as 'stock photo preview with watermark' added to the caption; Chinese captions "
         "get a Chinese phrase): what lets a trained scorer keep the watermark in its image embedding",
     )
+    junk_caption_fraction: float = option(
+        0.0,
+        help="share of pictures whose caption is junk alt text instead of a description (a file name, "
+        "a URL, a price, noise, 'click to enlarge'): what build_shards' caption rules drop; recorded "
+        "in world.parquet's junk_caption column",
+    )
     language: str = option(
         "en",
         choices=LANGUAGES,
@@ -102,6 +109,10 @@ class WorldSpec:
         if not 0 <= self.watermark_caption_fraction <= 1:
             raise UserInputError(
                 f"--watermark-caption-fraction must be in [0, 1], got {self.watermark_caption_fraction}"
+            )
+        if not 0 <= self.junk_caption_fraction <= 1:
+            raise UserInputError(
+                f"--junk-caption-fraction must be in [0, 1], got {self.junk_caption_fraction}"
             )
 
 
@@ -139,6 +150,7 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
     marks = watermark_stream(spec.seed)
     # Its own stream: the pictures and the other captions are those of the world without it.
     mark_captions = watermark_caption_stream(spec.seed)
+    junk = junk_caption_stream(spec.seed)
     for i in tqdm(range(spec.images), desc="drawing synthetic world", unit=" img", mininterval=2):
         if i in planted_source:
             scene, original = benchmark[planted_source[i]]
@@ -162,6 +174,10 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
         says_so = watermarked and spec.watermark_caption_fraction > 0
         if says_so and mark_captions.random() < spec.watermark_caption_fraction:
             caption, true_caption = watermark_caption([caption, true_caption], language, mark_captions)
+        junk_kind = None
+        if spec.junk_caption_fraction > 0 and junk.random() < spec.junk_caption_fraction:
+            junk_kind, caption = junk_caption(junk)
+            matched = False  # the pair describes nothing
         extra = {} if spec.language == "en" else {"language": language}
         rows.append(
             {
@@ -179,6 +195,8 @@ def generate_world(out: str | Path, spec: WorldSpec) -> Path:
         )
         if spec.watermark_fraction > 0:
             rows[-1]["watermarked"] = watermarked
+        if spec.junk_caption_fraction > 0:
+            rows[-1]["junk_caption"] = junk_kind
     pq.write_table(pa.Table.from_pylist(rows), out / "world.parquet")
     (out / "world.json").write_text(json.dumps(world_description(spec), indent=2, ensure_ascii=False))
     log.info(
@@ -198,7 +216,8 @@ def world_description(spec: WorldSpec) -> dict:
     An English world without watermarks has the file it had before languages and watermarks
     existed (no ``language``, ``watermark_fraction`` or ``watermark_style`` key), so worlds and
     golden records drawn before stay byte-identical; so do tiled-watermark worlds (no style key)
-    and worlds whose captions do not mention the watermark (no ``watermark_caption_fraction`` key).
+    and worlds whose captions do not mention the watermark (no ``watermark_caption_fraction`` key)
+    or have no junk captions (no ``junk_caption_fraction`` key).
     """
     recorded = asdict(spec)
     if spec.watermark_fraction == 0:
@@ -207,6 +226,8 @@ def world_description(spec: WorldSpec) -> dict:
         del recorded["watermark_style"]
     if spec.watermark_caption_fraction == 0:
         del recorded["watermark_caption_fraction"]
+    if spec.junk_caption_fraction == 0:
+        del recorded["junk_caption_fraction"]
     if spec.language == "en":
         del recorded["language"]
         return {"spec": recorded, "labels": all_labels()}

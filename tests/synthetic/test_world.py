@@ -107,3 +107,36 @@ def test_watermark_captions_say_so_and_change_nothing_else(language: str, tmp_pa
         assert new["matched"] == (new["caption"] == new["true_caption"])
     with pytest.raises(UserInputError, match="watermark-caption-fraction"):
         WorldSpec(watermark_caption_fraction=1.5)
+
+
+def test_junk_captions_replace_a_share_of_captions_and_change_nothing_else(tmp_path: Path) -> None:
+    from pipeline.captions.rules import caption_features, caption_length
+
+    spec = WorldSpec(images=60, seed=3, benchmark_images=0, planted_duplicates=0, min_side=48, max_side=64)
+    plain = generate_world(tmp_path / "plain", spec)
+    junk = generate_world(tmp_path / "junk", replace(spec, junk_caption_fraction=0.3))
+    assert "junk_caption_fraction" not in json.loads((plain / "world.json").read_text())["spec"]
+    before = pq.read_table(plain / "world.parquet").to_pylist()
+    after = pq.read_table(junk / "world.parquet").to_pylist()
+    assert "junk_caption" not in before[0]
+    kinds = [r["junk_caption"] for r in after if r["junk_caption"]]
+    assert 8 <= len(kinds) <= 30
+    for old, new in zip(before, after, strict=True):
+        assert (junk / new["file"]).read_bytes() == (plain / old["file"]).read_bytes()
+        if new["junk_caption"] is None:
+            assert {k: v for k, v in new.items() if k != "junk_caption"} == old
+            continue
+        assert new["matched"] is False and new["true_caption"] == old["true_caption"]
+        # Each kind is what build_shards' default caption rules drop (boilerplate: by repeats).
+        _, _, symbols, file_name, run, url, _ = caption_features(new["caption"])
+        dropped = {
+            "file_name": file_name,
+            "url": url,
+            "symbols": symbols > 0.5,
+            "repeated": run > 5,
+            "short": caption_length(new["caption"]) < 5,
+            "boilerplate": new["caption"] == "click to enlarge",
+        }
+        assert dropped[new["junk_caption"]], new["caption"]
+    with pytest.raises(UserInputError, match="junk-caption-fraction"):
+        WorldSpec(junk_caption_fraction=-0.1)
