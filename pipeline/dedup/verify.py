@@ -15,7 +15,11 @@ Every candidate pair is therefore compared a second time, on a different signal:
   colour channels), with the gains and offsets fitted and then clamped to bounds
   (:data:`BOUNDS`). When either side has no colour, the colour channels are not compared. Flat
   pictures (almost no luma or colour structure) get no allowance at all: one flat colour and
-  another cannot be told apart from a recoloured copy, so only the same colour matches.
+  another cannot be told apart from a recoloured copy, so only the same colour (within
+  ``FLAT_TOLERANCE``) matches.
+- **Flat areas of drawn pictures** (pixels whose neighbours are all within ``INTERIOR_RANGE``: a
+  logo's fill, a flag's stripe) must match within ``INTERIOR_TOLERANCE``, tighter than elsewhere:
+  with a few flat colours the fitted change is free enough to turn one palette into another.
 - **The distance**: the share of thumbnail pixels whose colour still differs by more than
   ``PIXEL_TOLERANCE`` (Euclidean, 0-255 units) after that change. A copy differs in almost no
   pixel (re-encoding, resizing and blurring move a 32 px thumbnail by a few levels); another
