@@ -292,12 +292,15 @@ def _interior(t: np.ndarray) -> np.ndarray:
     """(n, pixels): whether each pixel lies inside a flat area (all 8 neighbours within INTERIOR_RANGE)."""
     n, side = len(t), THUMBNAIL_SIZE
     grid = t.reshape(n, side, side, 3)
-    padded = np.pad(grid, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
     spread = np.zeros((n, side, side), dtype=np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            shifted = padded[:, dy : dy + side, dx : dx + side]
-            spread = np.maximum(spread, np.abs(shifted - grid).max(axis=3))
+    # Each neighbour relation once (right, down and both diagonals), credited to both pixels.
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        x0, x1 = max(0, -dx), side - max(0, dx)
+        here = spread[:, : side - dy, x0:x1]
+        there = spread[:, dy:, x0 + dx : x1 + dx]
+        step = np.abs(grid[:, : side - dy, x0:x1] - grid[:, dy:, x0 + dx : x1 + dx]).max(axis=3)
+        np.maximum(here, step, out=here)
+        np.maximum(there, step, out=there)
     return (spread < INTERIOR_RANGE).reshape(n, -1)
 
 
