@@ -43,7 +43,10 @@
 Results: benchmarks/_work/dedup_quality.json; recorded in docs/benchmarks.md ("Dedup quality").
 The measurement (the slow part) is kept in benchmarks/_work/dedup_quality_measured.pkl, the
 embeddings in benchmarks/_work/dedup_quality_embeddings.pkl and the models in
-benchmarks/_work/dedup_quality_scorers/; ``--reuse`` sweeps again on them.
+benchmarks/_work/dedup_quality_scorers/; ``--reuse`` sweeps again on them. When the verifier's code
+(pipeline/dedup/verify.py, docstrings aside) changed since the measurement, ``--reuse`` first
+computes every pair's thumbnail distances again (about 13 minutes on 2 busy cores), kept in
+benchmarks/_work/dedup_quality_reverified.pkl for the next run.
 """
 
 from __future__ import annotations
