@@ -15,7 +15,11 @@ Every candidate pair is therefore compared a second time, on a different signal:
   colour channels), with the gains and offsets fitted and then clamped to bounds
   (:data:`BOUNDS`). When either side has no colour, the colour channels are not compared. Flat
   pictures (almost no luma or colour structure) get no allowance at all: one flat colour and
-  another cannot be told apart from a recoloured copy, so only the same colour matches.
+  another cannot be told apart from a recoloured copy, so only the same colour (within
+  ``FLAT_TOLERANCE``) matches.
+- **Flat areas of drawn pictures** (pixels whose neighbours are all within ``INTERIOR_RANGE``: a
+  logo's fill, a flag's stripe) must match within ``INTERIOR_TOLERANCE``, tighter than elsewhere:
+  with a few flat colours the fitted change is free enough to turn one palette into another.
 - **The distance**: the share of thumbnail pixels whose colour still differs by more than
   ``PIXEL_TOLERANCE`` (Euclidean, 0-255 units) after that change. A copy differs in almost no
   pixel (re-encoding, resizing and blurring move a 32 px thumbnail by a few levels); another
@@ -52,9 +56,18 @@ COLOUR_WEIGHT = 1.0
 # and with FLAT_TOLERANCE instead of PIXEL_TOLERANCE.
 FLAT_LUMA_STD = 4.0
 FLAT_COLOUR_STD = 4.0
-FLAT_TOLERANCE = 10.0
-# Copy pixels at or above this level in a channel are left out of that channel's fit (clipped).
+FLAT_TOLERANCE = 5.0
+# Copy pixels at or above SATURATED, or at or below BLACK, in a channel are left out of that
+# channel's fit (clipped: a brighter or more saturated copy clips at 255 and at 0).
 SATURATED = 250.0
+BLACK = 5.0
+# Pixels inside an exactly flat area of the original (all 8 neighbours within INTERIOR_RANGE in
+# every channel: drawn graphics, not photographs or lit scenes) must match within
+# INTERIOR_TOLERANCE after the change: a few flat colours leave the fitted change free enough to
+# turn one palette into another (a green stripe into a grey one), while a copy's flat areas come
+# through re-encoding, resizing, blurring and the allowed change within a few levels.
+INTERIOR_RANGE = 3.0
+INTERIOR_TOLERANCE = 20.0
 # Saturation changes tried: 0 is a greyscale copy, the others a mild change either way.
 SATURATIONS = (
     0.0,
@@ -243,7 +256,7 @@ def _fit_and_errors(
 ) -> np.ndarray:
     """Per-pixel errors (n, p) of b under the allowed change that fits it best (least squares)."""
     # Channels the copy saturated tell nothing about the gain (white stays white when brighter).
-    moments = _Moments.of(luma, colour, y, weights[..., None] * (y < SATURATED))
+    moments = _Moments.of(luma, colour, y, weights[..., None] * (y < SATURATED) * (y > BLACK))
     n = len(y)
     best_error = np.full(n, np.inf)
     best_gain = np.ones((n, 3))
@@ -275,6 +288,22 @@ def _errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.sqrt(residual[..., 0] ** 2 + COLOUR_WEIGHT**2 * (colour**2).sum(axis=2))
 
 
+def _interior(t: np.ndarray) -> np.ndarray:
+    """(n, pixels): whether each pixel lies inside a flat area (all 8 neighbours within INTERIOR_RANGE)."""
+    n, side = len(t), THUMBNAIL_SIZE
+    grid = t.reshape(n, side, side, 3)
+    spread = np.zeros((n, side, side), dtype=np.float32)
+    # Each neighbour relation once (right, down and both diagonals), credited to both pixels.
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        x0, x1 = max(0, -dx), side - max(0, dx)
+        here = spread[:, : side - dy, x0:x1]
+        there = spread[:, dy:, x0 + dx : x1 + dx]
+        step = np.abs(grid[:, : side - dy, x0:x1] - grid[:, dy:, x0 + dx : x1 + dx]).max(axis=3)
+        np.maximum(here, step, out=here)
+        np.maximum(there, step, out=there)
+    return (spread < INTERIOR_RANGE).reshape(n, -1)
+
+
 def _flat(t: np.ndarray) -> np.ndarray:
     ycc = t @ _YCC.T
     return (ycc[..., 0].std(axis=1) < FLAT_LUMA_STD) & (
@@ -294,6 +323,7 @@ def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -
     luma = np.repeat((a @ _LUMA)[..., None], 3, axis=2)
     colour = a - luma
     flat = _flat(a) | _flat(b)
+    interior = _interior(a)
     distance = np.ones(len(a), dtype=np.float32)
     todo = np.arange(len(a))
     # The whole picture first; where any pixel differs, all of it but one edge band (a caption,
@@ -305,7 +335,8 @@ def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -
         errors = _fit_and_errors(lu, co, y, weights, bounds)
         # Again with pixels far off down-weighted, so an overlay does not bend the fitted change.
         weights = weights * np.minimum(1.0, PIXEL_TOLERANCE / np.maximum(errors, 1e-6))
-        differs = _fit_and_errors(lu, co, y, weights, bounds) > PIXEL_TOLERANCE
+        errors = _fit_and_errors(lu, co, y, weights, bounds)
+        differs = (errors > PIXEL_TOLERANCE) | (interior[todo] & (errors > INTERIOR_TOLERANCE))
         if flat[todo].any():
             f = flat[todo]
             differs[f] = _errors(y[f], a[todo][f]) > FLAT_TOLERANCE

@@ -241,3 +241,50 @@ def test_verdicts_combine_the_rule_and_the_thumbnails(pictures: dict[str, Image.
     (one_way,) = VERIFIER.check([(grey, colour)])
     (both_ways,) = VERIFIER.check([(grey, colour)], symmetric=True)
     assert not one_way.accepted and both_ways.accepted
+
+
+# Drawn graphics whose flat areas the fitted colour change could otherwise bend into another palette
+# (distinct pictures the benchmark check saw dropped before the flat-area rule, docs/dedup.md).
+FLAG = Graphic(
+    Layout("flag", (420, 280), stripes=3), (255, 179, 0), ((124, 179, 66), (229, 57, 53), (94, 53, 177))
+)
+RING = Graphic(
+    Layout("icon", (360, 360), (("ring", 0.5, 0.5, 0.35),)), (250, 250, 250), ((30, 136, 229), (94, 53, 177))
+)
+
+
+@pytest.mark.parametrize(
+    ("original", "other"),
+    [
+        (
+            replace(FLAG, background=(33, 33, 33), colours=((124, 179, 66), (30, 136, 229), (229, 57, 53))),
+            replace(FLAG, colours=((124, 179, 66), (117, 117, 117), (229, 57, 53))),
+        ),
+        (FLAG, Graphic(replace(FLAG.layout, stripes=2), (57, 73, 171), ((117, 117, 117), (109, 76, 65)))),
+        (RING, replace(RING, colours=((84, 110, 122), (57, 73, 171)))),
+    ],
+    ids=["flag with a grey stripe", "flag in grey and brown", "purple ring in blue"],
+)
+def test_a_recoloured_flat_graphic_is_rejected_and_its_copies_confirmed(
+    original: Graphic, other: Graphic
+) -> None:
+    picture = draw(original)
+    assert distance(picture, draw(other)) > DEFAULT_MAX_THUMBNAIL_DISTANCE
+    for edit in MILD:
+        found = distance(picture, TRANSFORMS[edit](picture))
+        assert found <= DEFAULT_MAX_THUMBNAIL_DISTANCE, (edit, found)
+
+
+def test_a_photo_colour_shift_is_still_confirmed() -> None:
+    """The flat-area rule binds drawn areas only: a photograph's colour change keeps its allowance."""
+    for name in ("chelsea", "coffee", "rocket"):
+        photo = bundled_photos()[name]
+        found = distance(photo, TRANSFORMS["colour_shift"](photo))
+        assert found <= DEFAULT_MAX_THUMBNAIL_DISTANCE, (name, found)
+
+
+def test_two_flat_colours_a_few_levels_apart_are_different_pictures() -> None:
+    beige = Image.new("RGB", (320, 240), (200, 180, 140))
+    assert distance(beige, TRANSFORMS["jpeg_q30"](beige)) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+    assert distance(beige, TRANSFORMS["resize_0.5"](beige)) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
+    assert distance(beige, Image.new("RGB", (320, 240), (207, 186, 146))) == 1.0
