@@ -350,7 +350,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  kept                {summary['kept']:>10}  ({100 * summary['kept'] / total:.1f}%)",
     ]
     for reason, count in summary["dropped"].items():
-        lines.append(f"    {reason:<18}{count:>10}  ({100 * count / total:.1f}%)")
+        # The counts end in the same column as the lines above, also after a long reason name.
+        label = f"    {reason} "
+        lines.append(f"{label:<22}{count:>{max(1, 32 - max(22, len(label)))}}  ({100 * count / total:.1f}%)")
     languages = summary.get("languages") or {}
     if languages:
         lines.append(
