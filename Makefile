@@ -73,18 +73,23 @@ check-debian-tools:
 	    || { echo "$$hint"; exit 1; }; \
 	  for entry in $(DEBIAN_TOOLS); do command -v $${entry%%:*} >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
 
-# The Airflow suite (about a minute: dag.test() runs the chain's jobs) runs beside the main suite,
-# in its own basetemp; its output is printed after the main suite's, and either failing fails.
+# Two streams side by side: the main suite, and beside it the Airflow suite (dag.test() runs the
+# chain's jobs) followed by the cluster tests (a standalone Spark cluster whose kill tests mostly
+# wait on JVMs); the suites use less than one core on average when run one after the other. The
+# side stream has its own basetemp and log, printed after the main suite's; any failure fails.
+SIDE_CLUSTER := $(VENV)/bin/python -m pytest tests/cluster --durations=10
+SIDE_DAGS := $(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags
 test: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/ruff check .
-	@dags_log=$$(mktemp); dags_tmp=$$(mktemp -d); \
-	$(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags -p no:cacheprovider \
-	  --basetemp=$$dags_tmp >$$dags_log 2>&1 & dags=$$!; \
-	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --durations=25; main=$$?; \
-	wait $$dags; dags_rc=$$?; \
-	echo "=== Airflow suite: $(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags ==="; \
-	cat $$dags_log; rm -rf $$dags_log $$dags_tmp; \
-	[ $$main -eq 0 ] && [ $$dags_rc -eq 0 ]
+	@side_log=$$(mktemp); side_tmp=$$(mktemp -d); \
+	{ $(SIDE_DAGS) -p no:cacheprovider --basetemp=$$side_tmp/dags; dags=$$?; \
+	  $(SIDE_CLUSTER) -p no:cacheprovider --basetemp=$$side_tmp/cluster; cluster=$$?; \
+	  [ $$dags -eq 0 ] && [ $$cluster -eq 0 ]; } >$$side_log 2>&1 & side=$$!; \
+	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --ignore=tests/cluster --durations=25; main=$$?; \
+	wait $$side; side_rc=$$?; \
+	echo "=== beside the main suite: $(SIDE_DAGS), then $(SIDE_CLUSTER) ==="; \
+	cat $$side_log; rm -rf $$side_log $$side_tmp; \
+	[ $$main -eq 0 ] && [ $$side_rc -eq 0 ]
 
 test-fast: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/python -m pytest tests --ignore=tests/dags -m "not slow"
