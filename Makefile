@@ -74,10 +74,11 @@ check-debian-tools:
 	  for entry in $(DEBIAN_TOOLS); do command -v $${entry%%:*} >/dev/null 2>&1 || { echo "$$hint"; exit 1; }; done
 
 # Two streams side by side: the main suite, and beside it the Airflow suite (dag.test() runs the
-# chain's jobs) followed by the cluster tests (a standalone Spark cluster whose kill tests mostly
-# wait on JVMs); the suites use less than one core on average when run one after the other. The
-# side stream has its own basetemp and log, printed after the main suite's; any failure fails.
-SIDE_CLUSTER := $(VENV)/bin/python -m pytest tests/cluster --durations=10
+# chain's jobs) followed by the cluster and download tests (a standalone Spark cluster whose kill
+# tests mostly wait on JVMs; fault servers, timeouts and killed downloads); the suites use less
+# than one core on average when run one after the other. The side stream has its own basetemp
+# and log, printed after the main suite's; any failure fails.
+SIDE_CLUSTER := $(VENV)/bin/python -m pytest tests/cluster tests/download --durations=15
 SIDE_DAGS := $(AIRFLOW_VENV)/bin/python -m pytest tests/dags --confcutdir=tests/dags
 test: venv venv-airflow venv-img2dataset check-java
 	$(VENV)/bin/ruff check .
@@ -85,7 +86,7 @@ test: venv venv-airflow venv-img2dataset check-java
 	{ $(SIDE_DAGS) -p no:cacheprovider --basetemp=$$side_tmp/dags; dags=$$?; \
 	  $(SIDE_CLUSTER) -p no:cacheprovider --basetemp=$$side_tmp/cluster; cluster=$$?; \
 	  [ $$dags -eq 0 ] && [ $$cluster -eq 0 ]; } >$$side_log 2>&1 & side=$$!; \
-	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --ignore=tests/cluster --durations=25; main=$$?; \
+	$(VENV)/bin/python -m pytest tests --ignore=tests/dags --ignore=tests/cluster --ignore=tests/download --durations=25; main=$$?; \
 	wait $$side; side_rc=$$?; \
 	echo "=== beside the main suite: $(SIDE_DAGS), then $(SIDE_CLUSTER) ==="; \
 	cat $$side_log; rm -rf $$side_log $$side_tmp; \
