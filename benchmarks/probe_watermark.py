@@ -73,6 +73,24 @@ def random_checkpoint(path: Path) -> Path:
     return save_checkpoint(open_clip.create_model("corpusforge-tiny"), path)
 
 
+def watermarked_world(
+    args: argparse.Namespace, images: int, seed: int, caption_fraction: float = 0.0
+) -> WorldSpec:
+    """The benchmark's world: matched captions, no benchmark copies, --fraction watermarked in --style."""
+    return WorldSpec(
+        images=images,
+        seed=seed,
+        watermark_fraction=args.fraction,
+        watermark_style=args.style,
+        watermark_caption_fraction=caption_fraction,
+        mismatch_fraction=0.0,
+        benchmark_images=0,
+        planted_duplicates=0,
+        min_side=128,
+        max_side=224,
+    )
+
+
 def trained_checkpoint(args: argparse.Namespace) -> Path:
     """A corpusforge-tiny trained on a watermarked training world whose captions mention the
     watermark (see the module docstring); cached by its parameters."""
@@ -88,18 +106,7 @@ def trained_checkpoint(args: argparse.Namespace) -> Path:
     if cached.exists():
         log.warning("trained scorer from the cache: %s", cached)
         return cached
-    spec = WorldSpec(
-        images=args.train_images,
-        seed=args.train_seed,
-        watermark_fraction=args.fraction,
-        watermark_style=args.style,
-        watermark_caption_fraction=args.caption_fraction,
-        mismatch_fraction=0.0,
-        benchmark_images=0,
-        planted_duplicates=0,
-        min_side=128,
-        max_side=224,
-    )
+    spec = watermarked_world(args, args.train_images, args.train_seed, args.caption_fraction)
     world = generate_world(work_dir("probe_watermark_scorer") / f"world-{key}", spec)
     rows = pq.read_table(world / "world.parquet", columns=["file", "caption"]).to_pylist()
     images = []
@@ -160,18 +167,7 @@ def main() -> None:
         checkpoint = trained_checkpoint(args)
     else:
         checkpoint = random_checkpoint(root / "random_tiny.pt")
-    spec = WorldSpec(
-        images=args.images,
-        seed=args.seed,
-        watermark_fraction=args.fraction,
-        watermark_style=args.style,
-        mismatch_fraction=0.0,
-        benchmark_images=0,
-        planted_duplicates=0,
-        min_side=128,
-        max_side=224,
-    )
-    world = generate_world(root / "world", spec)
+    world = generate_world(root / "world", watermarked_world(args, args.images, args.seed))
     dataset = root / "dataset"
     spark = local_spark("probe-watermark-benchmark")
     executor = SparkExecutor(spark)
