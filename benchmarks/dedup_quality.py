@@ -84,6 +84,10 @@ from pipeline.dedup.embeddings import (
 from pipeline.dedup.features import sample_features
 from pipeline.dedup.guard import ComplexityGuard, ImageFeatures
 from pipeline.dedup.hamming import hamming_distance
+from pipeline.dedup.layout import DEFAULT_MIN_SIMILARITY as DEFAULT_LAYOUT_MIN_SIMILARITY
+from pipeline.dedup.layout import QUERIES as LAYOUT_QUERIES
+from pipeline.dedup.layout import benchmark_queries as layout_queries
+from pipeline.dedup.layout import sample_vectors as layout_vectors
 from pipeline.dedup.options import DEFAULT_EMBEDDING_MIN_SIMILARITY
 from pipeline.dedup.verify import (
     ZOOMS,
@@ -1207,15 +1211,17 @@ class EmbeddingCandidates:
         return self.plain | self.mirrored
 
 
-def search_top(queries: np.ndarray, samples: np.ndarray, min_similarity: float) -> tuple[np.ndarray, ...]:
+def search_top(
+    queries: np.ndarray, samples: np.ndarray, min_similarity: float, per_row: int = len(QUERIES)
+) -> tuple[np.ndarray, ...]:
     """The job's exact search (``search_shard``): per sample, the benchmark rows whose best query
     reaches ``min_similarity``, at most MAX_CANDIDATES_PER_SAMPLE (the most similar, ties to the
     lower row), with the best similarity (the job emits each in both orientations). Returns
     (sample, row, similarity) arrays."""
-    rows = queries.shape[0] // len(QUERIES)
+    rows = queries.shape[0] // per_row
     out: list[tuple[np.ndarray, ...]] = []
     for start in range(0, len(samples), SEARCH_BLOCK):
-        block = (samples[start : start + SEARCH_BLOCK] @ queries.T).reshape(-1, rows, len(QUERIES))
+        block = (samples[start : start + SEARCH_BLOCK] @ queries.T).reshape(-1, rows, per_row)
         best = block.max(axis=2)
         top = np.argsort(-best, axis=1, kind="stable")[:, :MAX_CANDIDATES_PER_SAMPLE]
         value = np.take_along_axis(best, top, axis=1)
@@ -1261,6 +1267,8 @@ def embedding_candidates(
     label: str,
     rule: Rule,
     images: np.ndarray,
+    lowest: float = min(SIMILARITIES),
+    per_row: int = len(QUERIES),
 ) -> tuple[dict[str, EmbeddingCandidates], EmbeddingCandidates]:
     """Per edit the copies' own pairs (copy i, benchmark i), and the distinct pairs (same-source
     pairs left out, as everywhere), found by the embeddings of model ``label`` at the lowest
@@ -1268,10 +1276,9 @@ def embedding_candidates(
     ``rule``'s guard and thumbnail threshold, in both orientations as the job does."""
     verifier = Verifier(ComplexityGuard(rule.min_complexity, rule.max_signature), rule.max_thumbnail)
     queries = embedded.queries[label]
-    lowest = min(SIMILARITIES)
     copies = {}
     for name, pairs in measured.copies.items():
-        sample, row, value = search_top(queries, embedded.copies[label][name], lowest)
+        sample, row, value = search_top(queries, embedded.copies[label][name], lowest, per_row)
         own = sample == row
         by_hash = pairs.distance <= rule.max_distance
         if rule.centre >= 0:
@@ -1282,7 +1289,7 @@ def embedding_candidates(
         copies[name] = EmbeddingCandidates(
             sample, sample, value, *_both(measured, verifier, sample, features)
         )
-    sample, row, value = search_top(queries, embedded.corpus[label], lowest)
+    sample, row, value = search_top(queries, embedded.corpus[label], lowest, per_row)
     width = len(measured.corpus_groups)
     pairs = measured.distinct
     close = pairs.distance <= rule.max_distance
@@ -1356,9 +1363,84 @@ def similarity_sweep(
     copies: dict[str, EmbeddingCandidates],
     distinct: EmbeddingCandidates,
     counted: Denominators,
+    thresholds: tuple[float, ...] = SIMILARITIES,
 ) -> list[dict[str, Any]]:
-    """The verified hash rule plus the embedding candidates, at each threshold of SIMILARITIES."""
-    return [with_embeddings(measured, rule, copies, distinct, t, counted) for t in SIMILARITIES]
+    """The verified hash rule plus the embedding candidates, at each of ``thresholds``."""
+    return [with_embeddings(measured, rule, copies, distinct, t, counted) for t in thresholds]
+
+
+# --------------------------------------------------------------------------- layout candidates
+
+LAYOUT_LABEL = "layout"
+LAYOUT_SIMILARITIES = (0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96)
+LAYOUT_CACHE = WORK / "dedup_quality_layout.pkl"
+
+
+def layout_embedded(sets: Sets, options: ImageOptions, measured: Measured) -> Embedded:
+    """Both image sets as the job's layout search sees them (``--layout-search``), as an
+    :class:`Embedded` with the one label LAYOUT_LABEL: the benchmark queries from the benchmark
+    hash rows' thumbnails (``benchmark_queries``), the samples' vectors from the thumbnails the
+    job's feature cache holds (``sample_vectors``). The copies are made again for their
+    thumbnails; the distinct images' thumbnails are the measurement's."""
+    bench = measured.bench
+    zoomed = (
+        [b"".join(_raw(z[i]) for z in bench.zoomed) for i in range(len(bench.groups))]
+        if bench.zoomed
+        else None
+    )
+    queries = layout_queries([_raw(t) for t in bench.thumbnail], zoomed or [None] * len(bench.groups))
+    bench_items = benchmark_set(sets, bundled_photos())
+    if len(bench_items) != len(bench.groups):
+        raise SystemExit("the benchmark set differs from the measurement's: run without --reuse")
+    copies: dict[str, np.ndarray] = {}
+    copy_features: dict[str, list[ImageFeatures]] = {}
+    for name, transform in TRANSFORMS.items():
+        features = []
+        for item in tqdm(bench_items, desc=f"layout copies {name}", unit=" img", mininterval=10):
+            _, row = stored_and_row(served(transform(item.image.convert("RGB"))), options)
+            features.append(ImageFeatures(row[3], row[5], row[6], None))
+        copy_features[name] = features
+        copies[name] = layout_vectors(as_array([f.thumbnail for f in features]))
+    return Embedded(
+        models={LAYOUT_LABEL: "thumbnail layout (no model)"},
+        queries={LAYOUT_LABEL: queries},
+        copies={LAYOUT_LABEL: copies},
+        corpus={LAYOUT_LABEL: layout_vectors(measured.corpus.thumbnail)},
+        copy_features=copy_features,
+    )
+
+
+def layout_cached(sets: Sets, options: ImageOptions, measured: Measured, reuse: bool) -> Embedded:
+    """:func:`layout_embedded`, or with ``reuse`` the last one of the same sets and layout code."""
+    from pipeline.dedup import layout
+
+    key = json.dumps(
+        {"sets": asdict(sets), "layout": hashlib.sha256(Path(layout.__file__).read_bytes()).hexdigest()},
+        sort_keys=True,
+    )
+    if reuse and LAYOUT_CACHE.exists():
+        with open(LAYOUT_CACHE, "rb") as handle:
+            saved_key, embedded = pickle.load(handle)
+        if saved_key == key:
+            log.info("reusing the layout vectors in %s", shown(LAYOUT_CACHE))
+            return embedded
+    embedded = layout_embedded(sets, options, measured)
+    with open(LAYOUT_CACHE, "wb") as handle:
+        pickle.dump((key, embedded), handle)
+    return embedded
+
+
+def choose_layout_similarity(sweep: list[dict[str, Any]]) -> dict[str, Any]:
+    """The default layout threshold: the largest whose recall of every mild edit on graphics is
+    within VERIFY_RECALL_COST of the lowest threshold's (a lower threshold only sends more pairs
+    to the verifier)."""
+    plateau = sweep[0]
+
+    def cost(r: dict[str, Any]) -> float:
+        return max(plateau["recall"][n]["graphic"] - r["recall"][n]["graphic"] for n in MILD)
+
+    feasible = [r for r in sweep if cost(r) <= VERIFY_RECALL_COST + 1e-9]
+    return max(feasible, key=lambda r: r["embedding"]["min_similarity"])
 
 
 def choose_similarity(sweep: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1375,8 +1457,10 @@ def choose_similarity(sweep: list[dict[str, Any]]) -> dict[str, Any]:
     return max(feasible, key=lambda r: r["embedding"]["min_similarity"])
 
 
-def similarity_table(sweeps: dict[str, list[dict[str, Any]]], default: float) -> str:
-    """Markdown: per model and threshold, embedding candidates, recall of EMBED_EDITS per group
+def similarity_table(
+    sweeps: dict[str, list[dict[str, Any]]], default: float, edits: tuple[str, ...] = EMBED_EDITS
+) -> str:
+    """Markdown: per model and threshold, embedding candidates, recall of ``edits`` per group
     (photo / scene / graphic), precision, distinct images dropped, FPR."""
     body = []
     for label, rows in sweeps.items():
@@ -1388,7 +1472,7 @@ def similarity_table(sweeps: dict[str, list[dict[str, Any]]], default: float) ->
                     label,
                     f"{t:g}" + (" (default)" if math.isclose(t, default) else ""),
                     f"{e['distinct_candidates']} ({e['distinct_candidates_rejected']})",
-                    *(" / ".join(f"{r['recall'][n][g]:.2f}" for g in VERIFY_GROUPS) for n in EMBED_EDITS),
+                    *(" / ".join(f"{r['recall'][n][g]:.2f}" for g in VERIFY_GROUPS) for n in edits),
                     "-" if r["precision"]["all"] is None else f"{r['precision']['all']:.3f}",
                     f"{_pct(r['corpus_dropped'], 2)} ({r['corpus_dropped_images']})",
                     _pct(r["fpr"]),
@@ -1398,7 +1482,7 @@ def similarity_table(sweeps: dict[str, list[dict[str, Any]]], default: float) ->
         "model",
         "min similarity",
         "distinct candidates (rejected)",
-        *(f"{_SHORT[n]}: photo / scene / graphic" for n in EMBED_EDITS),
+        *(f"{_SHORT[n]}: photo / scene / graphic" for n in edits),
         "precision",
         "distinct dropped",
         "FPR",
@@ -1548,6 +1632,7 @@ class EmbeddingRun:
     train_steps: int
     trained_checkpoint: str | None
     distinct_stride: int
+    layout: bool = True  # measure the layout candidates (--layout-search) too
 
     def checkpoints(self) -> dict[str, str]:
         """Label -> checkpoint file of every model asked for (made once, kept in _work)."""
@@ -1613,9 +1698,15 @@ def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool, EmbeddingRun]
         "about 40 ms per rejected candidate on 2 busy cores; a random-init model sends every sample's 5 "
         "nearest benchmark images to it); 1: all",
     )
+    add(
+        "--no-layout",
+        action="store_true",
+        help="do not measure the layout candidates (--layout-search; no model, every distinct image)",
+    )
     values = vars(parser.parse_args(argv))
     reuse = values.pop("reuse")
     names = tuple(m for m in values.pop("embedding_models").split(",") if m and m != "none")
+    layout = not values.pop("no_layout")
     if unknown := set(names) - {"random", "trained"}:
         parser.error(f"--embedding-models: unknown {sorted(unknown)}")
     run = EmbeddingRun(
@@ -1624,6 +1715,7 @@ def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool, EmbeddingRun]
         values.pop("train_steps"),
         values.pop("trained_checkpoint"),
         values.pop("distinct_stride"),
+        layout,
     )
     return Sets(**values), reuse, run
 
@@ -1708,6 +1800,29 @@ def main(argv: list[str] | None = None) -> None:
                         embedding_chosen[label],
                     )
                 )
+    layout_sweep: list[dict[str, Any]] = []
+    layout_chosen: dict[str, Any] | None = None
+    if embedding_run.layout:
+        log.info("layout candidates of both image sets")
+        laid = layout_cached(sets, options, measured, reuse)
+        everything = np.arange(len(measured.corpus_groups))
+        counted_all = denominators(measured, everything)
+        copy_candidates, distinct_candidates = embedding_candidates(
+            measured, laid, LAYOUT_LABEL, vrule, everything, min(LAYOUT_SIMILARITIES), len(LAYOUT_QUERIES)
+        )
+        layout_sweep = similarity_sweep(
+            measured, vrule, copy_candidates, distinct_candidates, counted_all, LAYOUT_SIMILARITIES
+        )
+        layout_chosen = choose_layout_similarity(layout_sweep)
+        at_default = next(
+            r
+            for r in layout_sweep
+            if math.isclose(r["embedding"]["min_similarity"], DEFAULT_LAYOUT_MIN_SIMILARITY)
+        )
+        signals.append(("pHash + centre + layout + thumbnail (--layout-search)", at_default))
+        if not math.isclose(layout_chosen["embedding"]["min_similarity"], DEFAULT_LAYOUT_MIN_SIMILARITY):
+            chosen_at = layout_chosen["embedding"]["min_similarity"]
+            signals.append((f"pHash + centre + layout (>= {chosen_at:g}) + thumbnail", layout_chosen))
     compact_grid = [
         {
             "rule": r["rule"],
@@ -1748,6 +1863,8 @@ def main(argv: list[str] | None = None) -> None:
         "embedding_chosen": {
             label: r["embedding"]["min_similarity"] for label, r in embedding_chosen.items()
         },
+        "layout_sweep": layout_sweep,
+        "layout_chosen": None if layout_chosen is None else layout_chosen["embedding"]["min_similarity"],
         "grid": compact_grid,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -1815,6 +1932,17 @@ def main(argv: list[str] | None = None) -> None:
                 f"(precision {r['precision']['all']:.3f}, distinct dropped {_pct(r['corpus_dropped'], 2)}, "
                 f"FPR {_pct(r['fpr'])})"
             )
+    if layout_sweep and layout_chosen is not None:
+        print(
+            f"\nLayouts (--layout-search): {rule_text(verified['rule'])} plus the layout candidates at each "
+            "threshold, all verified, every distinct image (recall photo / scene / graphic):\n"
+            + similarity_table({LAYOUT_LABEL: layout_sweep}, DEFAULT_LAYOUT_MIN_SIMILARITY, (*MILD, "crop_5"))
+        )
+        print(
+            f"Chosen --layout-min-similarity: {layout_chosen['embedding']['min_similarity']:g} "
+            f"(precision {layout_chosen['precision']['all']:.3f}, distinct dropped "
+            f"{_pct(layout_chosen['corpus_dropped'], 2)}, FPR {_pct(layout_chosen['fpr'])})"
+        )
     print(
         f"\nRequired edits (reach {TARGET_RECALL} at FPR <= {100 * TARGET_FPR:g}% somewhere): {required}\n"
         f"Chosen: {rule_text(chosen['rule'])}: FPR {_pct(chosen['fpr'])} ({chosen['false_pairs']} of "

@@ -5,7 +5,7 @@ import pyarrow as pa
 from schemas.contract import versioned
 
 BENCHMARK_HASHES_VERSION = 3
-MATCHES_VERSION = 4
+MATCHES_VERSION = 5
 CENTRE_HASHES_VERSION = 2
 BENCHMARK_EMBEDDINGS_VERSION = 1
 
@@ -68,8 +68,9 @@ MATCHES_SCHEMA = versioned(
         # Raw shard holding the sample, so audits and build_shards can find its image.
         pa.field("shard", pa.int32(), nullable=False),
         # benchmark_duplicate: what found the pair: "phash" (the whole picture), "phash_mirrored"
-        # (--flip-invariant), "phash_centre" (--centre-max-distance) or "embedding" (--embeddings,
-        # when no hash reached it); null for within-corpus duplicates.
+        # (--flip-invariant), "phash_centre" (--centre-max-distance), "embedding" (--embeddings,
+        # when no hash reached it) or "layout" (the layout search, when neither did); null for
+        # within-corpus duplicates.
         pa.field("matched_hash", pa.string()),
         # The signals, each to the matched image: whole-picture pHash distance (to the mirror for
         # "phash_mirrored"), centre-hash distance (benchmark matches, when both have one), and the
@@ -82,12 +83,15 @@ MATCHES_SCHEMA = versioned(
         # Whether the verification thumbnails agreed (null when they were not compared).
         pa.field("verified", pa.bool_()),
         # The signals that agreed, in order: "sha256", "phash", "phash_mirrored", "phash_centre",
-        # "embedding", "thumbnail" (each within its threshold).
+        # "embedding", "layout", "thumbnail" (each within its threshold).
         pa.field("signals", pa.list_(pa.string())),
         # Cosine similarity of the image embeddings (the score job's, --embeddings): to the closest
         # benchmark query (the picture, its mirror or a central crop) for benchmark matches, to the
         # group's representative for semantic duplicates; null when not measured.
         pa.field("embedding_similarity", pa.float32()),
+        # Cosine similarity of the thumbnail layouts (the layout search, pipeline.dedup.layout): the
+        # best of the benchmark image's layout queries; null when not measured.
+        pa.field("layout_similarity", pa.float32()),
     ],
 )
 

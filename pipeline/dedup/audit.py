@@ -54,18 +54,26 @@ class AuditMatch:
     verified: bool | None = None  # None: thumbnails not compared
     similarity: float | None = None  # cosine similarity of the image embeddings, when measured
     embedding: bool = False  # found by the embeddings, not the hashes
+    layout_similarity: float | None = None  # cosine similarity of the thumbnail layouts, when measured
+    layout: bool = False  # found by the layout search, not the hashes or embeddings
 
     @property
     def hash_label(self) -> str:
-        """What found the pair: '' (whole-picture hash), 'mirror', 'centre', 'embedding' or
-        'embedding, mirror'."""
+        """What found the pair: '' (whole-picture hash), 'mirror', 'centre', 'embedding',
+        'embedding, mirror', 'layout' or 'layout, mirror'."""
         if self.embedding:
             return "embedding, mirror" if self.flipped else "embedding"
+        if self.layout:
+            return "layout, mirror" if self.flipped else "layout"
         return "centre" if self.centre else "mirror" if self.flipped else ""
 
     @property
     def similarity_text(self) -> str:
         return "-" if self.similarity is None else f"{self.similarity:.3f}"
+
+    @property
+    def layout_text(self) -> str:
+        return "-" if self.layout_similarity is None else f"{self.layout_similarity:.3f}"
 
     @property
     def thumbnail_text(self) -> str:
@@ -112,6 +120,8 @@ def render_page(
         lines = [f"pHash {whole} centre {centre}", f"thumb {match.thumbnail_text} {match.verdict_text}"]
         if match.similarity is not None:
             lines.insert(1, f"{'found by ' if match.embedding else ''}emb {match.similarity:.3f}")
+        elif match.layout_similarity is not None:
+            lines.insert(1, f"{'found by ' if match.layout else ''}layout {match.layout_similarity:.3f}")
         page.paste(_tile(corpus, lines, _RED if dropped else _GREY), (x + TILE, y))
     return page
 
@@ -156,7 +166,7 @@ def _section(
         f"<tr><td>{html.escape(m.benchmark_id)}</td><td>{html.escape(m.uid)}</td>"
         f"<td>{m.hash_label or 'whole'}</td>"
         f"<td>{cell(m.phash_distance)}</td><td>{cell(m.centre_distance)}</td><td>{m.similarity_text}</td>"
-        f"<td>{m.thumbnail_text}</td>"
+        f"<td>{m.layout_text}</td><td>{m.thumbnail_text}</td>"
         f"<td>{m.verdict_text}</td></tr>"
         for m in shown
     )
@@ -165,7 +175,8 @@ def _section(
 
 _TABLE_HEAD = (
     "<tr><th>benchmark image</th><th>corpus uid</th><th>found by</th><th>pHash distance</th>"
-    "<th>centre distance</th><th>embedding similarity</th><th>thumbnail differs</th><th>verifier</th></tr>"
+    "<th>centre distance</th><th>embedding similarity</th><th>layout similarity</th>"
+    "<th>thumbnail differs</th><th>verifier</th></tr>"
 )
 _SEMANTIC_HEAD = _TABLE_HEAD.replace("benchmark image", "kept sample").replace("corpus uid", "dropped uid")
 
@@ -221,8 +232,10 @@ def write_audit(
 Under the sample, its signals: the distance of the whole-picture pHashes in bits (of the mirror
 image for mirrored matches), of the centre hashes, the cosine similarity of the image embeddings
 when measured (<code>--embeddings</code>; "found by emb" when only the embeddings found the
-pair), and the share of verification-thumbnail pixels that differ after the closest allowed
-brightness/colour change (docs/dedup.md, "Verification").</p>
+pair), the cosine similarity of the thumbnail layouts when measured (the layout search, off with
+<code>--no-layout-search</code>; "found by layout" when only the layouts found the pair), and the
+share of verification-thumbnail pixels that differ after the closest allowed brightness/colour
+change (docs/dedup.md, "Verification").</p>
 <h2>Dropped: {len(matches)} samples of {total_benchmarks_matched} benchmark images</h2>
 <p>Written to <code>matches.parquet</code>; build_shards leaves them out. Each should be a copy of
 its benchmark image. {shown_dropped} benchmark images shown.</p>
@@ -233,8 +246,9 @@ its benchmark image. {shown_dropped} benchmark images shown.</p>
 </table>
 <h2>Rejected by the verifier: {len(rejected)} samples kept, of {total_benchmarks_rejected}
 benchmark images</h2>
-<p>A hash (or the embeddings) found these samples but the verifier did not confirm them, so they
-stay in the corpus (grey frames). Each should be a different picture; a copy here is a miss of the verifier.
+<p>A hash (or the embeddings, or the layouts) found these samples but the verifier did not
+confirm them, so they stay in the corpus (grey frames). Each should be a different picture; a copy
+here is a miss of the verifier.
 {shown_rejected} benchmark images shown.</p>
 {left_out(total_benchmarks_rejected, shown_rejected)}
 {images(rejected_pages)}

@@ -36,7 +36,8 @@ class Candidate:
 
     ``flipped``: of the benchmark image's mirror; ``centre``: found by the centre hashes;
     ``embedding``: found by the image embeddings (``distance`` is then the pHash distance as
-    measured); ``similarity``: the embeddings' cosine similarity, when measured.
+    measured); ``similarity``: the embeddings' cosine similarity, when measured; ``layout`` and
+    ``layout_similarity``: the same for the layout vectors (:mod:`pipeline.dedup.layout`).
     """
 
     uid: str
@@ -47,6 +48,8 @@ class Candidate:
     centre: bool = False
     similarity: float | None = None
     embedding: bool = False
+    layout: bool = False
+    layout_similarity: float | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ SIGNAL_PHASH = "phash"
 SIGNAL_MIRRORED = "phash_mirrored"
 SIGNAL_CENTRE = "phash_centre"
 SIGNAL_EMBEDDING = "embedding"
+SIGNAL_LAYOUT = "layout"
 SIGNAL_THUMBNAIL = "thumbnail"
 
 
@@ -60,10 +61,14 @@ class Checked(Candidate):
         return None if self.thumbnail_distance is None else self.accepted
 
     def signals(
-        self, max_distance: int, centre_max_distance: int, min_similarity: float | None = None
+        self,
+        max_distance: int,
+        centre_max_distance: int,
+        min_similarity: float | None = None,
+        min_layout_similarity: float | None = None,
     ) -> list[str]:
         """The signals that agreed, each within its threshold (``min_similarity``: of the
-        embeddings, None when they were not used)."""
+        embeddings, ``min_layout_similarity``: of the layouts, None when they were not used)."""
         found = []
         if self.phash_distance <= max_distance:
             found.append(SIGNAL_MIRRORED if self.flipped else SIGNAL_PHASH)
@@ -75,6 +80,12 @@ class Checked(Candidate):
             found.append(SIGNAL_CENTRE)
         if min_similarity is not None and self.similarity is not None and self.similarity >= min_similarity:
             found.append(SIGNAL_EMBEDDING)
+        if (
+            min_layout_similarity is not None
+            and self.layout_similarity is not None
+            and self.layout_similarity >= min_layout_similarity
+        ):
+            found.append(SIGNAL_LAYOUT)
         if self.verified:
             found.append(SIGNAL_THUMBNAIL)
         return found
@@ -182,6 +193,8 @@ def check_shard(
                 c.centre,
                 c.similarity,
                 c.embedding,
+                c.layout,
+                c.layout_similarity,
                 phash_distance=c.distance if whole is None else whole,
                 centre_distance=centre,
                 thumbnail_distance=verdict.thumbnail_distance,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,30 +287,57 @@ def _query_matrix(table: pa.Table, benchmark_ids: list[str]) -> np.ndarray:
 # -- the search ----------------------------------------------------------------------------------
 
 
+VectorReader = Callable[[Dataset, int], tuple[list[str], np.ndarray]]
+SIGNAL_EMBEDDING, SIGNAL_LAYOUT = "embedding", "layout"
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """What an exact vector search compares: the corpus side (``read``: uids and unit-length rows
+    of a raw shard), how many queries each benchmark row has, and the signal its candidates carry
+    (``embedding``: the score job's image embeddings; ``layout``: :mod:`pipeline.dedup.layout`)."""
+
+    signal: str
+    read: VectorReader
+    queries_per_row: int
+
+    def candidate(
+        self, uid: str, shard: int, row: int, distance: int, flipped: bool, value: float
+    ) -> Candidate:
+        """A candidate this source found, with its similarity in the source's own field."""
+        if self.signal == SIGNAL_LAYOUT:
+            return Candidate(uid, shard, row, distance, flipped, layout=True, layout_similarity=value)
+        return Candidate(uid, shard, row, distance, flipped, similarity=value, embedding=True)
+
+
+EMBEDDINGS = VectorSource(SIGNAL_EMBEDDING, shard_embeddings, len(QUERIES))
+
+
 @dataclass(frozen=True)
 class SearchTask:
-    """One raw shard, and its hash candidates' (uid, benchmark row) pairs to measure."""
+    """One raw shard, and its earlier candidates' (uid, benchmark row) pairs to measure."""
 
     shard: int
     known: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
-class SearchEmbeddings(ShardStep[SearchTask, None]):
-    """Benchmark candidates of one raw shard by embedding similarity (exact search)."""
+class SearchVectors(ShardStep[SearchTask, None]):
+    """Benchmark candidates of one raw shard by vector similarity (exact search)."""
 
     dataset: Dataset
-    queries: Any  # a Spark broadcast of the BenchmarkEmbeddings matrix (float16)
+    source: VectorSource
+    queries: Any  # a Spark broadcast of the query matrix (float16 or float32)
     phashes: Any  # a Spark broadcast of (phash, phash_flipped) unsigned arrays of the benchmark rows
     min_similarity: float
 
-    name = "corpusforge-dedup-embedding-search"
-    description = "searching embeddings"
+    name = "corpusforge-dedup-vector-search"
+    description = "searching vectors"
     counters = ("candidates",)
 
     def process(self, task: SearchTask, state: None) -> dict[str, Any]:
         found, measured = search_shard(
-            self.dataset, task, self.queries.value, self.phashes.value, self.min_similarity
+            self.dataset, task, self.queries.value, self.phashes.value, self.min_similarity, self.source
         )
         return {"found": found, "measured": sorted(measured.items()), "candidates": len(found)}
 
@@ -320,16 +348,18 @@ def search_shard(
     queries: np.ndarray,
     phashes: tuple[np.ndarray, np.ndarray],
     min_similarity: float,
+    source: VectorSource = EMBEDDINGS,
 ) -> tuple[list[Candidate], dict[tuple[str, int], float]]:
-    """Candidates of one shard (similarity at least ``min_similarity`` to some query), and the
-    similarity of each known (uid, benchmark row) pair (the best of the row's queries)."""
-    uids, embedded = shard_embeddings(dataset, task.shard)
+    """Candidates of one shard (similarity at least ``min_similarity`` to some query of a
+    benchmark row), and the similarity of each known (uid, benchmark row) pair (the best of the
+    row's queries)."""
+    uids, vectors = source.read(dataset, task.shard)
     if not uids or queries.shape[1] == 0:
         return [], {}
-    if embedded.shape[1] != queries.shape[1]:
+    if vectors.shape[1] != queries.shape[1]:
         raise UserInputError(
-            f"raw shard {task.shard:05d}: embeddings of width {embedded.shape[1]}, benchmark queries of "
-            f"width {queries.shape[1]}"
+            f"raw shard {task.shard:05d}: {source.signal} vectors of width {vectors.shape[1]}, benchmark "
+            f"queries of width {queries.shape[1]}"
         )
     names, hashes = shard_hashes(dataset, task.shard)
     phash_of = dict(zip(names, hashes, strict=True))
@@ -339,14 +369,14 @@ def search_shard(
         if uid in position:
             known.setdefault(position[uid], []).append((uid, row))
     plain, mirrored = phashes
-    rows = queries.shape[0] // len(QUERIES)
+    per_row = source.queries_per_row
+    rows = queries.shape[0] // per_row
     matrix = queries.astype(np.float32)
     found: list[Candidate] = []
     measured: dict[tuple[str, int], float] = {}
     for start in range(0, len(uids), SEARCH_BLOCK):
-        block = embedded[start : start + SEARCH_BLOCK] @ matrix.T  # (block, 3 * rows)
-        per_query = block.reshape(len(block), rows, len(QUERIES))
-        best = per_query.max(axis=2)
+        block = vectors[start : start + SEARCH_BLOCK] @ matrix.T  # (block, per_row * rows)
+        best = block.reshape(len(block), rows, per_row).max(axis=2)
         for i in range(len(block)):
             sample = start + i
             for uid, row in known.get(sample, ()):
@@ -360,36 +390,33 @@ def search_shard(
                 continue
             for row in sorted(int(h) for h in hits):
                 # Both orientations are verified: an embedding hardly tells a picture from its
-                # mirror, so the best query does not say which one the copy is.
+                # mirror (nor does a symmetric layout), so the best query does not say which
+                # one the copy is.
                 for flipped in (False, True):
                     theirs = mirrored[row] if flipped else plain[row]
                     distance = bin(int(theirs) ^ from_signed64(int(mine))).count("1")
                     found.append(
-                        Candidate(
-                            uid,
-                            task.shard,
-                            row,
-                            distance,
-                            flipped,
-                            similarity=round(float(best[i, row]), 6),
-                            embedding=True,
+                        source.candidate(
+                            uid, task.shard, row, distance, flipped, round(float(best[i, row]), 6)
                         )
                     )
     return found, measured
 
 
-def search_embeddings(
+def search_vectors(
     executor: SparkExecutor,
     dataset: Dataset,
     shards: list[int],
-    queries: BenchmarkEmbeddings,
+    source: VectorSource,
+    queries: np.ndarray,
     benchmark: pa.Table,
-    hash_candidates: list[Candidate],
+    earlier: list[Candidate],
     min_similarity: float,
 ) -> tuple[list[Candidate], dict[tuple[str, int], float]]:
-    """Embedding candidates of every raw shard, and the similarities of the hash candidates."""
+    """``source``'s candidates in every raw shard, and the similarities of the ``earlier``
+    candidates' pairs."""
     known: dict[int, set[tuple[str, int]]] = {}
-    for c in hash_candidates:
+    for c in earlier:
         known.setdefault(c.shard, set()).add((c.uid, c.benchmark_row))
     tasks = [SearchTask(shard, tuple(sorted(known.get(shard, ())))) for shard in shards]
     plain = benchmark.column("phash").to_pylist()
@@ -400,10 +427,10 @@ def search_embeddings(
         np.array([from_signed64(v) for v in flipped], dtype=np.uint64),
     )
     context = executor.context
-    queries_broadcast, phash_broadcast = context.broadcast(queries.matrix), context.broadcast(phashes)
+    queries_broadcast, phash_broadcast = context.broadcast(queries), context.broadcast(phashes)
     try:
         results = executor.map(
-            SearchEmbeddings(dataset, queries_broadcast, phash_broadcast, min_similarity), tasks
+            SearchVectors(dataset, source, queries_broadcast, phash_broadcast, min_similarity), tasks
         )
     finally:
         queries_broadcast.destroy()

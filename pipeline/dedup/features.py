@@ -25,7 +25,8 @@ from pipeline.dataset import Dataset
 from pipeline.dedup.centre import centre_of
 from pipeline.dedup.complexity import colour_signature_of, complexity_of, content
 from pipeline.dedup.guard import ImageFeatures
-from pipeline.dedup.verify import picture_box, thumbnail
+from pipeline.dedup.layout import sample_vectors
+from pipeline.dedup.verify import as_array, picture_box, thumbnail
 from pipeline.image.options import ImageOptions, image_record
 from pipeline.image.phash import phash, to_signed64
 from pipeline.runner import ShardCommit, fingerprint, run_shard
@@ -104,6 +105,13 @@ class FeatureCache:
         return table.column("uid").to_pylist(), np.asarray(
             table.column("phash_centre").to_numpy(), dtype=np.int64
         )
+
+    def layouts(self, dataset: Dataset, shard: int) -> tuple[list[str], np.ndarray]:
+        """uids and layout vectors (:func:`pipeline.dedup.layout.sample_vectors`) of a raw shard's
+        stored samples, from their cached thumbnails (the layout search)."""
+        table = self.table(dataset, shard)
+        thumbnails = table.column("thumbnail").to_pylist()
+        return table.column("uid").to_pylist(), sample_vectors(as_array(thumbnails))
 
     def rows(self, dataset: Dataset, shard: int) -> list[tuple[str, int, int]]:
         """(uid, shard, signed centre pHash) rows of a raw shard, for the shuffle-join execution."""

@@ -55,9 +55,19 @@ from pipeline.dedup.checks import (
     check_near_pairs,
 )
 from pipeline.dedup.corpus import shard_images, shard_rows
-from pipeline.dedup.embeddings import ScoredModel, benchmark_embeddings, scored_model, search_embeddings
+from pipeline.dedup.embeddings import (
+    EMBEDDINGS,
+    SIGNAL_LAYOUT,
+    ScoredModel,
+    VectorSource,
+    benchmark_embeddings,
+    scored_model,
+    search_vectors,
+)
 from pipeline.dedup.features import FeatureCache
 from pipeline.dedup.guard import ComplexityGuard
+from pipeline.dedup.layout import QUERIES as LAYOUT_QUERIES
+from pipeline.dedup.layout import benchmark_queries
 from pipeline.dedup.options import DedupOptions
 from pipeline.dedup.semantic import by_score, clip_scores, semantic_pairs
 from pipeline.dedup.verify import Verifier
@@ -308,6 +318,8 @@ def search_all(
         summary["images_without_centre_hash"] = table.num_rows - len(query.hashes)
     if o.embeddings and ctx.model is not None:
         candidates, summary["embeddings"] = search_by_embeddings(ctx, ctx.model, benchmark, candidates)
+    if o.searches_layouts:
+        candidates, summary["layout"] = search_by_layout(ctx, benchmark, candidates)
     return candidates, summary
 
 
@@ -320,11 +332,12 @@ def search_by_embeddings(
     queries = benchmark_embeddings(
         ctx.executor, ctx.dataset, benchmark.sources, benchmark.ids, ctx.image, model, o.embedding_device
     )
-    found, measured = search_embeddings(
+    found, measured = search_vectors(
         ctx.executor,
         ctx.dataset,
         ctx.shards,
-        queries,
+        EMBEDDINGS,
+        queries.matrix,
         benchmark.table,
         hash_candidates,
         o.embedding_min_similarity,
@@ -340,6 +353,45 @@ def search_by_embeddings(
         "reused": queries.reused,
         "candidates": len(found),
         "candidates_not_found_by_hashes": len(only),
+    }
+
+
+def search_by_layout(
+    ctx: DedupContext, benchmark: Benchmark, earlier: list[Candidate]
+) -> tuple[list[Candidate], dict[str, Any]]:
+    """The earlier candidates with their layout similarity, plus the pairs only the layouts found
+    (:mod:`pipeline.dedup.layout`): the samples' vectors come from the cached thumbnails, the
+    benchmark queries from the benchmark hash table, so nothing is decoded again."""
+    table = benchmark.table
+    queries = benchmark_queries(
+        table.column("thumbnail").to_pylist(), table.column("thumbnail_zoomed").to_pylist()
+    )
+    source = VectorSource(SIGNAL_LAYOUT, ctx.cache.layouts, len(LAYOUT_QUERIES))
+    found, measured = search_vectors(
+        ctx.executor,
+        ctx.dataset,
+        ctx.shards,
+        source,
+        queries,
+        table,
+        earlier,
+        ctx.options.layout_min_similarity,
+    )
+    before = {(c.uid, c.benchmark_row) for c in earlier}
+    # A benchmark image that is not drawn has no layout queries: no similarity to report.
+    searched = queries.reshape(table.num_rows, len(LAYOUT_QUERIES), -1).any(axis=(1, 2))
+    merged = [
+        replace(
+            c, layout_similarity=measured.get((c.uid, c.benchmark_row)) if searched[c.benchmark_row] else None
+        )
+        for c in earlier
+    ]
+    only = [c for c in found if (c.uid, c.benchmark_row) not in before]
+    log.info("layouts: %d candidate pairs the hashes and embeddings did not find", len(only))
+    return merged + only, {
+        "benchmark_images_searched": int(searched.sum()),
+        "candidates": len(found),
+        "candidates_not_found_before": len(only),
     }
 
 
@@ -503,6 +555,7 @@ def match_rows(
     matches.parquet holds)."""
     o = ctx.options
     min_similarity = o.embedding_min_similarity if o.embeddings else None
+    min_layout = o.layout_min_similarity if o.searches_layouts else None
     rows = [
         {
             "uid": uid,
@@ -515,8 +568,9 @@ def match_rows(
             "centre_distance": c.centre_distance,
             "thumbnail_distance": c.thumbnail_distance,
             "verified": c.verified,
-            "signals": c.signals(o.max_distance, o.centre_max_distance, min_similarity),
+            "signals": c.signals(o.max_distance, o.centre_max_distance, min_similarity, min_layout),
             "embedding_similarity": c.similarity,
+            "layout_similarity": c.layout_similarity,
         }
         for uid, c in verified.benchmark.items()
     ]
@@ -533,7 +587,11 @@ def _collect(frame: Any) -> list[Any]:
 
 
 def _corpus_row(
-    d: Any, reason: str, phash_distance: int, signals: list[str], thumbnail: float | None = None,
+    d: Any,
+    reason: str,
+    phash_distance: int,
+    signals: list[str],
+    thumbnail: float | None = None,
     similarity: float | None = None,
 ) -> dict[str, Any]:
     """The matches.parquet row of a within-corpus duplicate ``d`` (uid, shard, representative,
@@ -552,6 +610,7 @@ def _corpus_row(
         "verified": None if thumbnail is None else True,
         "signals": signals,
         "embedding_similarity": similarity,
+        "layout_similarity": None,
     }
 
 
@@ -572,6 +631,8 @@ def _semantic_row(d: SemanticDuplicate) -> dict[str, Any]:
 def _matched_hash(candidate: Candidate) -> str:
     if candidate.embedding:
         return "embedding"
+    if candidate.layout:
+        return "layout"
     if candidate.centre:
         return "phash_centre"
     return "phash_mirrored" if candidate.flipped else "phash"
@@ -602,6 +663,8 @@ def audit(
                 c.verified,
                 c.similarity,
                 c.embedding,
+                c.layout_similarity,
+                c.layout,
             )
             for uid, c in found.items()
         ]
@@ -647,7 +710,12 @@ def semantic_pairs_shown(ctx: DedupContext, semantic: list[SemanticDuplicate]) -
     members = [d for d in semantic if d.representative in shown]
     pairs = [
         AuditMatch(
-            d.representative, d.uid, d.distance, False, phash_distance=d.distance, similarity=d.similarity,
+            d.representative,
+            d.uid,
+            d.distance,
+            False,
+            phash_distance=d.distance,
+            similarity=d.similarity,
             embedding=True,
         )
         for d in members
@@ -682,6 +750,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"(of {summary['benchmark_images_matched']} benchmark images; "
             f"{by_hash.get('phash_centre', 0)} by centre hash"
             + (f", {by_hash.get('embedding', 0)} by embeddings only" if "embeddings" in bench else "")
+            + (f", {by_hash.get('layout', 0)} by layouts only" if "layout" in bench else "")
             + ")"
         )
         lines.append(
@@ -696,6 +765,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  embedding candidates        {emb['candidates_not_found_by_hashes']:>10}  "
             f"(not found by the hashes; {emb['model']}, {emb['benchmark_images_embedded']} benchmark images "
             f"{'reused' if emb['reused'] else 'embedded'})"
+        )
+    if "layout" in summary.get("benchmark", {}):
+        lay = summary["benchmark"]["layout"]
+        lines.append(
+            f"  layout candidates           {lay['candidates_not_found_before']:>10}  "
+            f"(not found by the hashes or embeddings; {lay['benchmark_images_searched']} drawn benchmark "
+            "images searched)"
         )
     lines += [
         f"  exact duplicates            {reasons[REASON_EXACT]:>10}",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.cli_options import option
 from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
+from pipeline.dedup.layout import DEFAULT_MIN_SIMILARITY as DEFAULT_LAYOUT_MIN_SIMILARITY
 from pipeline.dedup.verify import DEFAULT_MAX_THUMBNAIL_DISTANCE
 from pipeline.errors import UserInputError
 from pipeline.storage import storage_url
@@ -90,6 +91,21 @@ class DedupOptions:
         "crop at which a sample becomes a candidate",
         group="embeddings",
     )
+    layout_search: bool = option(
+        True,
+        negate="--no-layout-search",
+        help="do not search the benchmark images by the layout of their verification thumbnails (8x8 "
+        "luma cells of the picture and 4x4 of its centre; no model needed), which finds copies of "
+        "drawn graphics (icons, logos, flags) whose pHash bits are noise; every such candidate is "
+        "verified by the thumbnails like a hash candidate",
+        group="layout search",
+    )
+    layout_min_similarity: float = option(
+        DEFAULT_LAYOUT_MIN_SIMILARITY,
+        help="the layout search: cosine similarity of the layouts (the picture, its mirror, its 15%% "
+        "centre crop, or the centres) at which a sample becomes a candidate",
+        group="layout search",
+    )
     semantic_threshold: float = option(
         -1.0,
         help="SemDeDup: drop all but one of each group of corpus samples whose image embeddings reach "
@@ -139,6 +155,13 @@ class DedupOptions:
         return self.semantic_threshold != -1
 
     @property
+    def searches_layouts(self) -> bool:
+        """Whether the layout search runs: on by default, for benchmark images, and only with the
+        thumbnail verification (pictures of one layout in other colours are close by design, so its
+        candidates are only dropped when the thumbnails agree)."""
+        return self.layout_search and bool(self.benchmarks) and self.max_thumbnail_distance >= 0
+
+    @property
     def reads_embeddings(self) -> bool:
         """Whether the job needs the score job's saved embeddings."""
         return self.embeddings or self.semantic
@@ -173,6 +196,10 @@ class DedupOptions:
                 "--embeddings needs the thumbnail verification: an embedding is close for pictures of the "
                 "same kind, so its candidates are only dropped when the thumbnails agree; drop "
                 "--max-thumbnail-distance -1"
+            )
+        if not 0 < self.layout_min_similarity <= 1:
+            raise UserInputError(
+                f"--layout-min-similarity must be in (0, 1], got {self.layout_min_similarity}"
             )
         if self.embeddings and not self.benchmarks:
             raise UserInputError("--embeddings searches benchmark images: give --benchmark PATH")

@@ -214,4 +214,3 @@ def by_score(samples: Any, scores: Any) -> Any:
     return ranked.select(
         "uid", "shard", "phash", F.coalesce(F.col("score_rank"), F.lit(UNSCORED_RANK)).alias("area")
     )
-

@@ -290,6 +290,11 @@ def _errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 def _interior(t: np.ndarray) -> np.ndarray:
     """(n, pixels): whether each pixel lies inside a flat area (all 8 neighbours within INTERIOR_RANGE)."""
+    return neighbour_steps(t) < INTERIOR_RANGE
+
+
+def neighbour_steps(t: np.ndarray) -> np.ndarray:
+    """(n, pixels): each pixel's largest difference, in any channel, from its 8 neighbours."""
     n, side = len(t), THUMBNAIL_SIZE
     grid = t.reshape(n, side, side, 3)
     spread = np.zeros((n, side, side), dtype=np.float32)
@@ -301,7 +306,7 @@ def _interior(t: np.ndarray) -> np.ndarray:
         step = np.abs(grid[:, : side - dy, x0:x1] - grid[:, dy:, x0 + dx : x1 + dx]).max(axis=3)
         np.maximum(here, step, out=here)
         np.maximum(there, step, out=there)
-    return (spread < INTERIOR_RANGE).reshape(n, -1)
+    return spread.reshape(n, -1)
 
 
 def _flat(t: np.ndarray) -> np.ndarray:

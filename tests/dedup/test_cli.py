@@ -51,6 +51,7 @@ def test_spark_submit_dedup_end_to_end(
         (["--near-duplicate-distance", "-1"], "--near-duplicate-distance must be in 0..32"),
         (["--no-within-corpus"], "nothing to do"),
         (["--audit-limit", "-2"], "--audit-limit must be >= 0"),
+        (["--benchmark", "b", "--layout-min-similarity", "0"], "--layout-min-similarity must be in (0, 1]"),
     ],
 )
 def test_bad_options_are_refused(args: list[str], message: str, capsys) -> None:

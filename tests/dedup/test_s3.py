@@ -97,7 +97,10 @@ def test_audit_grid_written_to_s3(s3) -> None:
     ]
     page = s3.fs.cat_file(index).decode()
     assert 'src="page_001.png"' in page and 'src="rejected_000.png"' in page
-    assert "<td>other</td><td>whole</td><td>-</td><td>-</td><td>-</td><td>40.0%</td><td>rejected</td>" in page
+    assert (
+        "<td>other</td><td>whole</td><td>-</td><td>-</td><td>-</td><td>-</td><td>40.0%</td><td>rejected</td>"
+        in page
+    )
     # The report shows the dropped pages only.
     assert dataset.dedup.audit_pages() == [f"{audit.removeprefix('s3://')}/page_00{i}.png" for i in (0, 1)]
     write_audit(dataset, matches[:3], {}, {}, 3)  # a rerun with fewer pages leaves no stale page
