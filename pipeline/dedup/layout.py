@@ -64,7 +64,7 @@ CROP_LEVEL = ZOOMS.index(0.15)
 # Below this (luma levels, root mean square over the cells) a layout is flat: a zero vector.
 FLAT_RMS = 2.0
 # Chosen by benchmarks/dedup_quality.py (docs/benchmarks.md, "Layout candidates").
-DEFAULT_MIN_SIMILARITY = 0.9
+DEFAULT_MIN_SIMILARITY = 0.95
 # A drawn picture (:func:`drawn`): on the 370 benchmark images of the quality check, icons, logos,
 # flags and emoji have 50-84% flat pixels (10th-90th percentile) and 11-39% edge pixels; photos
 # 0-42% and scenes 0-56% flat, scenes 3-9% edge; gradients 0-11% edge, near-uniform pictures none.
