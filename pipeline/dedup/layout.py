@@ -128,11 +128,10 @@ def benchmark_queries(thumbnails: list[bytes | None], zoomed: list[bytes | None]
     """
     rows = len(thumbnails)
     out = np.zeros((rows, len(QUERIES), WIDTH), dtype=np.float32)
-    present = [i for i, t in enumerate(thumbnails) if t is not None]
-    if present:
-        shown = drawn(as_array([thumbnails[i] for i in present]))  # type: ignore[misc]
-        present = [i for i, keep in zip(present, shown, strict=True) if keep]
-    have = present
+    have = [i for i, t in enumerate(thumbnails) if t is not None]
+    if have:
+        searched = drawn(as_array([thumbnails[i] for i in have]))  # type: ignore[misc]
+        have = [i for i, keep in zip(have, searched, strict=True) if keep]
     if have:
         picture = as_array([thumbnails[i] for i in have])  # type: ignore[misc]
         mirror = mirrored(picture)
