@@ -1177,16 +1177,23 @@ def embed_cached(
         },
         sort_keys=True,
     )
-    if reuse and EMBEDDED_CACHE.exists():
-        with open(EMBEDDED_CACHE, "rb") as handle:
-            saved_key, embedded = pickle.load(handle)
+    return _pickled(
+        EMBEDDED_CACHE, key, reuse, "embeddings", lambda: embed_sets(sets, options, measured, checkpoints)
+    )
+
+
+def _pickled(path: Path, key: str, reuse: bool, what: str, compute: Any) -> Any:
+    """``compute()``, or with ``reuse`` what ``path`` saved under the same ``key``; saved again."""
+    if reuse and path.exists():
+        with open(path, "rb") as handle:
+            saved_key, saved = pickle.load(handle)
         if saved_key == key:
-            log.info("reusing the embeddings in %s", shown(EMBEDDED_CACHE))
-            return embedded
-    embedded = embed_sets(sets, options, measured, checkpoints)
-    with open(EMBEDDED_CACHE, "wb") as handle:
-        pickle.dump((key, embedded), handle)
-    return embedded
+            log.info("reusing the %s in %s", what, shown(path))
+            return saved
+    computed = compute()
+    with open(path, "wb") as handle:
+        pickle.dump((key, computed), handle)
+    return computed
 
 
 def _file_digest(path: Path) -> str:
@@ -1419,16 +1426,9 @@ def layout_cached(sets: Sets, options: ImageOptions, measured: Measured, reuse: 
         {"sets": asdict(sets), "layout": hashlib.sha256(Path(layout.__file__).read_bytes()).hexdigest()},
         sort_keys=True,
     )
-    if reuse and LAYOUT_CACHE.exists():
-        with open(LAYOUT_CACHE, "rb") as handle:
-            saved_key, embedded = pickle.load(handle)
-        if saved_key == key:
-            log.info("reusing the layout vectors in %s", shown(LAYOUT_CACHE))
-            return embedded
-    embedded = layout_embedded(sets, options, measured)
-    with open(LAYOUT_CACHE, "wb") as handle:
-        pickle.dump((key, embedded), handle)
-    return embedded
+    return _pickled(
+        LAYOUT_CACHE, key, reuse, "layout vectors", lambda: layout_embedded(sets, options, measured)
+    )
 
 
 def drawn_graphic_recall(
