@@ -13,7 +13,8 @@ Every candidate pair is therefore compared a second time, on a different signal:
   colder, or grey. Before comparing, the corpus side is predicted from the benchmark side by the
   closest such change: luma ``g * Y + o`` and colour ``s * C + o_c`` (one saturation ``s`` for both
   colour channels), with the gains and offsets fitted and then clamped to bounds
-  (:data:`BOUNDS`). When either side has no colour, the colour channels are not compared. Flat
+  (:data:`BOUNDS`). Saturation 0 (a greyscale copy) is only tried when the copy is grey
+  (:data:`GREY_CHROMA`): a muted colour picture is not a grey copy of a vivid one. Flat
   pictures (almost no luma or colour structure) get no allowance at all: one flat colour and
   another cannot be told apart from a recoloured copy, so only the same colour (within
   ``FLAT_TOLERANCE``) matches.
@@ -68,6 +69,12 @@ BLACK = 5.0
 # through re-encoding, resizing, blurring and the allowed change within a few levels.
 INTERIOR_RANGE = 3.0
 INTERIOR_TOLERANCE = 20.0
+# A greyscale copy is grey: saturation 0 is only tried where at most GREY_SHARE of the copy's
+# pixels (of the compared region) have a colour (Cb, Cr) magnitude above GREY_CHROMA. A grey edit
+# leaves none (0.00 on all 370 grey copies of the quality check); a muted colour picture (a slate
+# circle: 17.6) is not a grey copy of a blue one whose isoluminant features vanish in grey.
+GREY_CHROMA = 4.0
+GREY_SHARE = 0.01
 # Saturation changes tried: 0 is a greyscale copy, the others a mild change either way.
 SATURATIONS = (
     0.0,
@@ -258,6 +265,7 @@ def _fit_and_errors(
     # Channels the copy saturated tell nothing about the gain (white stays white when brighter).
     moments = _Moments.of(luma, colour, y, weights[..., None] * (y < SATURATED) * (y > BLACK))
     n = len(y)
+    grey_copy = _grey(y, weights)
     best_error = np.full(n, np.inf)
     best_gain = np.ones((n, 3))
     best_offset = np.zeros((n, 3))
@@ -265,6 +273,8 @@ def _fit_and_errors(
     for value in SATURATIONS:
         saturation = np.full(n, value)
         gain, offset, error = moments.fit(saturation, bounds)
+        if value == 0.0:
+            error = np.where(grey_copy, error, np.inf)
         better = error < best_error
         best_error[better], best_gain[better], best_offset[better] = (
             error[better],
@@ -277,6 +287,14 @@ def _fit_and_errors(
         best_gain[:, None].astype(np.float32) * z + best_offset[:, None].astype(np.float32), 0, 255
     )
     return _errors(y, predicted)
+
+
+def _grey(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n,) bool: whether each copy is grey over the pixels it is compared on (``weights`` > 0)."""
+    chroma = np.sqrt(((y @ _YCC[1:].T) ** 2).sum(axis=2))
+    compared = weights > 0
+    coloured = ((chroma > GREY_CHROMA) & compared).sum(axis=1)
+    return coloured <= GREY_SHARE * np.maximum(compared.sum(axis=1), 1)
 
 
 def _errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -288,3 +288,26 @@ def test_two_flat_colours_a_few_levels_apart_are_different_pictures() -> None:
     assert distance(beige, TRANSFORMS["jpeg_q30"](beige)) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
     assert distance(beige, TRANSFORMS["resize_0.5"](beige)) <= DEFAULT_MAX_THUMBNAIL_DISTANCE
     assert distance(beige, Image.new("RGB", (320, 240), (207, 186, 146))) == 1.0
+
+
+def test_a_muted_colour_picture_is_not_a_grey_copy_of_a_vivid_one() -> None:
+    """A blue smiley whose green face is as bright as the blue vanishes in grey; a plain slate
+    circle (a little colour) must not pass as its greyscale copy. The quality check dropped this
+    pair (the smiley's 10% zoomed thumbnail at distance 0) before grey copies had to be grey."""
+    smiley = Graphic(
+        Layout("emoji", (640, 400), (("circle", 0.5, 0.5, 0.358),)),
+        (250, 250, 250),
+        ((30, 136, 229), (67, 160, 71)),
+    )
+    slate = Graphic(
+        Layout("icon", (640, 400), (("circle", 0.5, 0.5, 0.396),)),
+        (245, 245, 245),
+        ((0, 0, 0), (84, 110, 122)),
+    )
+    picture = draw(smiley)
+    verdict = VERIFIER.check([(benchmark_side(picture), corpus_side(draw(slate)))])[0]
+    assert not verdict.accepted, verdict
+    # Its real greyscale copy is grey in every pixel and still confirmed, as are the mild edits.
+    for edit in (*MILD, "grayscale"):
+        found = VERIFIER.check([(benchmark_side(picture), corpus_side(TRANSFORMS[edit](picture)))])[0]
+        assert found.accepted, (edit, found)
