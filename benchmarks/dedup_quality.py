@@ -46,7 +46,9 @@ embeddings in benchmarks/_work/dedup_quality_embeddings.pkl and the models in
 benchmarks/_work/dedup_quality_scorers/; ``--reuse`` sweeps again on them. When the verifier's code
 (pipeline/dedup/verify.py, docstrings aside) changed since the measurement, ``--reuse`` first
 computes every pair's thumbnail distances again (about 13 minutes on 2 busy cores), kept in
-benchmarks/_work/dedup_quality_reverified.pkl for the next run.
+benchmarks/_work/dedup_quality_reverified.pkl for the next run. ``--render-dropped PNG`` draws
+every distinct image the defaults drop beside the benchmark image it matched
+(docs/images/dedup_distinct_dropped.png).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ from pipeline.dedup.layout import drawn as layout_drawn
 from pipeline.dedup.layout import sample_vectors as layout_vectors
 from pipeline.dedup.options import DEFAULT_EMBEDDING_MIN_SIMILARITY
 from pipeline.dedup.verify import (
+    THUMBNAIL_SIZE,
     ZOOMS,
     Verifier,
     as_array,
@@ -1448,6 +1451,64 @@ def drawn_graphic_recall(
     return int(rows.sum()), recall
 
 
+def render_dropped(
+    measured: Measured, rule: Rule, layouts: EmbeddingCandidates, min_similarity: float, path: str
+) -> None:
+    """Write ``path``: every distinct image ``rule``'s verified hash matches and the verified
+    layout candidates at ``min_similarity`` drop, beside the benchmark image it matched (their
+    verification thumbnails, 4x), numbered, with how it was found and the smaller thumbnail
+    distance of the two orientations (the job's Verifier)."""
+    from PIL import ImageDraw
+
+    hit = measured.distinct.matched(rule)
+    pairs = [
+        ("hash", int(b), int(c))
+        for b, c in zip(measured.distinct.bench[hit], measured.distinct.corpus[hit], strict=True)
+    ]
+    chosen = (layouts.similarity >= min_similarity) & layouts.accepted
+    seen = {c for _, _, c in pairs}
+    for b, c, v in zip(
+        layouts.bench[chosen], layouts.sample[chosen], layouts.similarity[chosen], strict=True
+    ):
+        if int(c) not in seen:
+            pairs.append((f"layout {v:.3f}", int(b), int(c)))
+            seen.add(int(c))
+    verifier = Verifier(ComplexityGuard(rule.min_complexity, rule.max_signature), rule.max_thumbnail)
+    corpus = measured.corpus
+    side, columns = 4 * THUMBNAIL_SIZE, 3
+    rows = max(1, -(-len(pairs) // columns))
+    cell = 2 * side + 150
+    sheet = Image.new("RGB", (columns * cell, rows * (side + 6)), "white")
+    pen = ImageDraw.Draw(sheet)
+
+    def picture(pixels: np.ndarray) -> Image.Image:
+        grid = np.clip(pixels, 0, 255).astype(np.uint8).reshape(THUMBNAIL_SIZE, THUMBNAIL_SIZE, 3)
+        return Image.fromarray(grid, "RGB").resize((side, side), Image.Resampling.NEAREST)
+
+    for k, (how, b, c) in enumerate(pairs):
+        mine = _bench_features(measured.bench, b)
+        theirs = ImageFeatures(
+            float(corpus.complexity[c]), corpus.signature[c], _raw(corpus.thumbnail[c]), None
+        )
+        verdicts = verifier.check([(mine, theirs), (mine.mirrored(), theirs)])
+        distance = min(v.thumbnail_distance for v in verdicts if v.thumbnail_distance is not None)
+        x, y = (k // rows) * cell, (k % rows) * (side + 6)
+        sheet.paste(picture(measured.bench.thumbnail[b]), (x, y))
+        sheet.paste(picture(corpus.thumbnail[c]), (x + side + 4, y))
+        text = f"{k + 1}. found by\n{how}\nthumbnail\n{100 * distance:.2f}%"
+        pen.text((x + 2 * side + 10, y + 4), text, fill="black")
+        log.info(
+            "dropped %d: %s, benchmark %s, distinct %s",
+            k + 1,
+            how,
+            measured.bench.sources[b],
+            corpus.sources[c],
+        )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    log.info("the %d distinct images dropped at the defaults: %s", len(pairs), path)
+
+
 def choose_layout_similarity(sweep: list[dict[str, Any]]) -> dict[str, Any]:
     """The default layout threshold: the largest whose recall of every mild edit on graphics is
     within VERIFY_RECALL_COST of the lowest threshold's (a lower threshold only sends more pairs
@@ -1651,6 +1712,7 @@ class EmbeddingRun:
     trained_checkpoint: str | None
     distinct_stride: int
     layout: bool = True  # measure the layout candidates (--layout-search) too
+    render_dropped: str | None = None  # PNG of the distinct images the defaults drop (--render-dropped)
 
     def checkpoints(self) -> dict[str, str]:
         """Label -> checkpoint file of every model asked for (made once, kept in _work)."""
@@ -1721,8 +1783,16 @@ def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool, EmbeddingRun]
         action="store_true",
         help="do not measure the layout candidates (--layout-search; no model, every distinct image)",
     )
+    add(
+        "--render-dropped",
+        default=None,
+        metavar="PNG",
+        help="write the distinct images the defaults drop (hashes + layouts + thumbnails), each beside "
+        "the benchmark image it matched, with how it was found and its thumbnail distance",
+    )
     values = vars(parser.parse_args(argv))
     reuse = values.pop("reuse")
+    render = values.pop("render_dropped")
     names = tuple(m for m in values.pop("embedding_models").split(",") if m and m != "none")
     layout = not values.pop("no_layout")
     if unknown := set(names) - {"random", "trained"}:
@@ -1734,7 +1804,10 @@ def parse_sets(argv: list[str] | None = None) -> tuple[Sets, bool, EmbeddingRun]
         values.pop("trained_checkpoint"),
         values.pop("distinct_stride"),
         layout,
+        render,
     )
+    if render and not layout:
+        parser.error("--render-dropped needs the layout measurement (leave out --no-layout)")
     return Sets(**values), reuse, run
 
 
@@ -1845,6 +1918,14 @@ def main(argv: list[str] | None = None) -> None:
         if not math.isclose(layout_chosen["embedding"]["min_similarity"], DEFAULT_LAYOUT_MIN_SIMILARITY):
             chosen_at = layout_chosen["embedding"]["min_similarity"]
             signals.append((f"pHash + centre + layout (>= {chosen_at:g}) + thumbnail", layout_chosen))
+        if embedding_run.render_dropped:
+            render_dropped(
+                measured,
+                vrule,
+                distinct_candidates,
+                DEFAULT_LAYOUT_MIN_SIMILARITY,
+                embedding_run.render_dropped,
+            )
     compact_grid = [
         {
             "rule": r["rule"],
