@@ -37,6 +37,7 @@ import numpy as np
 
 from pipeline.dedup.verify import (
     INTERIOR_RANGE,
+    LUMA,
     THUMBNAIL_SIZE,
     ZOOMS,
     as_array,
@@ -72,8 +73,6 @@ MIN_FLAT_SHARE = 0.3
 MIN_EDGE_SHARE = 0.1
 EDGE_STEP = 32.0
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
 
 def _cells(luma: np.ndarray, grid: int) -> np.ndarray:
     """(n, grid * grid): mean-free, unit-length cell averages of (n, side, side) luma (zeros when flat)."""
@@ -88,7 +87,7 @@ def _cells(luma: np.ndarray, grid: int) -> np.ndarray:
 
 
 def _luma(thumbnails: np.ndarray) -> np.ndarray:
-    return (thumbnails.astype(np.float32) @ _LUMA).reshape(len(thumbnails), THUMBNAIL_SIZE, THUMBNAIL_SIZE)
+    return (thumbnails.astype(np.float32) @ LUMA).reshape(len(thumbnails), THUMBNAIL_SIZE, THUMBNAIL_SIZE)
 
 
 def _whole(thumbnails: np.ndarray) -> np.ndarray:

@@ -122,7 +122,7 @@ BOUNDS = Bounds()
 _YCC = np.array(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
 )
-_LUMA = _YCC[0]
+LUMA = _YCC[0]  # the luma row: Y of an RGB pixel (also the layout vectors' luma)
 
 
 def picture_box(
@@ -259,13 +259,13 @@ class _Moments:
 
 
 def _fit_and_errors(
-    luma: np.ndarray, colour: np.ndarray, y: np.ndarray, weights: np.ndarray, bounds: Bounds
+    luma: np.ndarray, colour: np.ndarray, y: np.ndarray, weights: np.ndarray, bounds: Bounds, grey: np.ndarray
 ) -> np.ndarray:
-    """Per-pixel errors (n, p) of b under the allowed change that fits it best (least squares)."""
+    """Per-pixel errors (n, p) of b under the allowed change that fits it best (least squares);
+    ``grey`` (n,): the copies that may be explained as greyscale (:func:`_grey`)."""
     # Channels the copy saturated tell nothing about the gain (white stays white when brighter).
     moments = _Moments.of(luma, colour, y, weights[..., None] * (y < SATURATED) * (y > BLACK))
     n = len(y)
-    grey_copy = _grey(y, weights)
     best_error = np.full(n, np.inf)
     best_gain = np.ones((n, 3))
     best_offset = np.zeros((n, 3))
@@ -274,7 +274,7 @@ def _fit_and_errors(
         saturation = np.full(n, value)
         gain, offset, error = moments.fit(saturation, bounds)
         if value == 0.0:
-            error = np.where(grey_copy, error, np.inf)
+            error = np.where(grey, error, np.inf)
         better = error < best_error
         best_error[better], best_gain[better], best_offset[better] = (
             error[better],
@@ -289,12 +289,14 @@ def _fit_and_errors(
     return _errors(y, predicted)
 
 
-def _grey(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(n,) bool: whether each copy is grey over the pixels it is compared on (``weights`` > 0)."""
-    chroma = np.sqrt(((y @ _YCC[1:].T) ** 2).sum(axis=2))
-    compared = weights > 0
-    coloured = ((chroma > GREY_CHROMA) & compared).sum(axis=1)
-    return coloured <= GREY_SHARE * np.maximum(compared.sum(axis=1), 1)
+def _coloured(y: np.ndarray) -> np.ndarray:
+    """(n, p) bool: the copy's pixels with a colour (Cb, Cr) magnitude above GREY_CHROMA."""
+    return np.sqrt(((y @ _YCC[1:].T) ** 2).sum(axis=2)) > GREY_CHROMA
+
+
+def _grey(coloured: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(n,) bool: whether each copy is grey over the pixels of ``region`` (p,) it is compared on."""
+    return (coloured & region).sum(axis=1) <= GREY_SHARE * max(int(region.sum()), 1)
 
 
 def _errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -343,10 +345,11 @@ def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -
     if len(a) == 0:
         return np.zeros(0, dtype=np.float32)
     a, b = a.astype(np.float32), b.astype(np.float32)
-    luma = np.repeat((a @ _LUMA)[..., None], 3, axis=2)
+    luma = np.repeat((a @ LUMA)[..., None], 3, axis=2)
     colour = a - luma
     flat = _flat(a) | _flat(b)
     interior = _interior(a)
+    coloured = _coloured(b)
     distance = np.ones(len(a), dtype=np.float32)
     todo = np.arange(len(a))
     # The whole picture first; where any pixel differs, all of it but one edge band (a caption,
@@ -354,11 +357,12 @@ def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -
     # picture's fit so far that every pixel differs: a dark band over an icon on white).
     for region in _REGIONS:
         lu, co, y = luma[todo], colour[todo], b[todo]
+        grey = _grey(coloured[todo], region)
         weights = np.broadcast_to(region, y.shape[:2]).astype(np.float32)
-        errors = _fit_and_errors(lu, co, y, weights, bounds)
+        errors = _fit_and_errors(lu, co, y, weights, bounds, grey)
         # Again with pixels far off down-weighted, so an overlay does not bend the fitted change.
         weights = weights * np.minimum(1.0, PIXEL_TOLERANCE / np.maximum(errors, 1e-6))
-        errors = _fit_and_errors(lu, co, y, weights, bounds)
+        errors = _fit_and_errors(lu, co, y, weights, bounds, grey)
         differs = (errors > PIXEL_TOLERANCE) | (interior[todo] & (errors > INTERIOR_TOLERANCE))
         if flat[todo].any():
             f = flat[todo]
