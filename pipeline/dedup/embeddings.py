@@ -39,6 +39,7 @@ from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_hashes import HashTask, image_tasks, source_images, sources_fingerprint
 from pipeline.dedup.benchmark_matches import Candidate
 from pipeline.dedup.benchmark_sources import BenchmarkSource
+from pipeline.dedup.checks import SIGNAL_EMBEDDING, SIGNAL_LAYOUT
 from pipeline.dedup.corpus import shard_hashes
 from pipeline.errors import SampleError, UserInputError
 from pipeline.executor import SparkExecutor
@@ -288,7 +289,6 @@ def _query_matrix(table: pa.Table, benchmark_ids: list[str]) -> np.ndarray:
 
 
 VectorReader = Callable[[Dataset, int], tuple[list[str], np.ndarray]]
-SIGNAL_EMBEDDING, SIGNAL_LAYOUT = "embedding", "layout"
 
 
 @dataclass(frozen=True)

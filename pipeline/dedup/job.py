@@ -47,6 +47,7 @@ from pipeline.dedup.benchmark_matches import (
 from pipeline.dedup.benchmark_sources import BenchmarkSource, image_bytes, resolve_sources
 from pipeline.dedup.checks import (
     SIGNAL_EMBEDDING,
+    SIGNAL_LAYOUT,
     SIGNAL_PHASH,
     SIGNAL_SHA256,
     SIGNAL_THUMBNAIL,
@@ -57,7 +58,6 @@ from pipeline.dedup.checks import (
 from pipeline.dedup.corpus import shard_images, shard_rows
 from pipeline.dedup.embeddings import (
     EMBEDDINGS,
-    SIGNAL_LAYOUT,
     ScoredModel,
     VectorSource,
     benchmark_embeddings,
