@@ -927,15 +927,7 @@ def check_against_job_verifier(measured: Measured, rule: Rule) -> int:
         close |= pairs.distance_centre <= rule.centre
     near = np.flatnonzero(close)
     bench, corpus = measured.bench, measured.corpus
-
-    def raw(pixels: np.ndarray) -> bytes:
-        return np.clip(pixels, 0, 255).astype(np.uint8).tobytes()
-
-    def features(table: FeatureTable, i: int) -> ImageFeatures:
-        zoomed = None if table.zoomed is None else b"".join(raw(z[i]) for z in table.zoomed)
-        return ImageFeatures(float(table.complexity[i]), table.signature[i], raw(table.thumbnail[i]), zoomed)
-
-    sides = [(features(bench, pairs.bench[k]), features(corpus, pairs.corpus[k])) for k in near]
+    sides = [(_features(bench, pairs.bench[k]), _features(corpus, pairs.corpus[k])) for k in near]
     for k, verdict in zip(near, verifier.check(sides), strict=True):
         assert verdict.accepted == bool(ours[k]), f"rule disagrees with the job's Verifier on pair {k}"
     return len(near)
@@ -1243,10 +1235,11 @@ def search_top(
     return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
-def _bench_features(bench: FeatureTable, i: int) -> ImageFeatures:
-    """A benchmark row's features as the job's benchmark hash table gives them."""
-    zoomed = None if bench.zoomed is None else b"".join(_raw(z[i]) for z in bench.zoomed)
-    return ImageFeatures(float(bench.complexity[i]), bench.signature[i], _raw(bench.thumbnail[i]), zoomed)
+def _features(table: FeatureTable, i: int) -> ImageFeatures:
+    """Row ``i``'s features as the job reads them: a benchmark row's from the benchmark hash table
+    (with its zoomed thumbnails), a corpus sample's from the feature cache (none)."""
+    zoomed = None if table.zoomed is None else b"".join(_raw(z[i]) for z in table.zoomed)
+    return ImageFeatures(float(table.complexity[i]), table.signature[i], _raw(table.thumbnail[i]), zoomed)
 
 
 def _raw(pixels: np.ndarray) -> bytes:
@@ -1267,7 +1260,7 @@ def _verdicts(
     for b, flip, theirs in zip(bench_rows, flipped, sample_features, strict=True):
         mine = cache.get(int(b))
         if mine is None:
-            mine = cache[int(b)] = _bench_features(bench, int(b))
+            mine = cache[int(b)] = _features(bench, int(b))
         sides.append((mine.mirrored() if flip else mine, theirs))
     return np.array([v.accepted for v in verifier.check(sides)], dtype=bool)
 
@@ -1313,11 +1306,7 @@ def embedding_candidates(
         & np.isin(sample, images)
     )
     sample, row, value = sample[keep], row[keep], value[keep]
-    corpus = measured.corpus
-    features = [
-        ImageFeatures(float(corpus.complexity[c]), corpus.signature[c], _raw(corpus.thumbnail[c]), None)
-        for c in sample
-    ]
+    features = [_features(measured.corpus, c) for c in sample]
     return copies, EmbeddingCandidates(sample, row, value, *_both(measured, verifier, row, features))
 
 
@@ -1486,10 +1475,8 @@ def render_dropped(
         return Image.fromarray(grid, "RGB").resize((side, side), Image.Resampling.NEAREST)
 
     for k, (how, b, c) in enumerate(pairs):
-        mine = _bench_features(measured.bench, b)
-        theirs = ImageFeatures(
-            float(corpus.complexity[c]), corpus.signature[c], _raw(corpus.thumbnail[c]), None
-        )
+        mine = _features(measured.bench, b)
+        theirs = _features(corpus, c)
         verdicts = verifier.check([(mine, theirs), (mine.mirrored(), theirs)])
         distance = min(v.thumbnail_distance for v in verdicts if v.thumbnail_distance is not None)
         x, y = (k // rows) * cell, (k % rows) * (side + 6)
