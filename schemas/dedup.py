@@ -4,9 +4,9 @@ import pyarrow as pa
 
 from schemas.contract import versioned
 
-BENCHMARK_HASHES_VERSION = 3
+BENCHMARK_HASHES_VERSION = 4
 MATCHES_VERSION = 5
-CENTRE_HASHES_VERSION = 2
+CENTRE_HASHES_VERSION = 3
 BENCHMARK_EMBEDDINGS_VERSION = 1
 
 # Reasons in matches.parquet. A benchmark match is always dropped by build_shards; the two
@@ -44,9 +44,12 @@ BENCHMARK_HASHES_SCHEMA = versioned(
         # The verification thumbnail (pipeline.dedup.verify: 32x32 RGB of the picture without the
         # resize padding, 3,072 bytes); null for precomputed hashes without it.
         pa.field("thumbnail", pa.binary()),
-        # The thumbnails of the picture's central 95%, 90% and 85% of each side, joined (9,216 bytes):
-        # a corpus copy cropped by a few percent is compared with these.
+        # The thumbnails of the picture's central 95%, 90%, 85%, 80% and 75% of each side, joined
+        # (15,360 bytes): a corpus copy cropped by 5-25% is compared with these.
         pa.field("thumbnail_zoomed", pa.binary()),
+        # The verification thumbnail of the picture inside its letterbox or pillarbox bars
+        # (pipeline.dedup.bars); null when it has none.
+        pa.field("thumbnail_unbarred", pa.binary()),
         # sha256 (hex) of the benchmark file's bytes; null for precomputed hashes.
         pa.field("sha256", pa.string()),
     ],
@@ -98,7 +101,8 @@ MATCHES_SCHEMA = versioned(
 # dedup/centre_hashes/NNNNN.parquet: what the dedup job computes from every stored image of raw
 # shard NNNNN, in tar order (a cache the dedup job keeps for reruns): the centre pHash
 # (pipeline.dedup.centre), the low-complexity rule's complexity and colour signature
-# (pipeline.dedup.complexity) and the verification thumbnail (pipeline.dedup.verify).
+# (pipeline.dedup.complexity) and the verification thumbnails (pipeline.dedup.verify), of the
+# picture and of the picture inside its bars (pipeline.dedup.bars).
 CENTRE_HASHES_SCHEMA = versioned(
     "centre_hashes",
     CENTRE_HASHES_VERSION,
@@ -108,6 +112,8 @@ CENTRE_HASHES_SCHEMA = versioned(
         pa.field("complexity", pa.float32(), nullable=False),
         pa.field("colour_signature", pa.binary(), nullable=False),
         pa.field("thumbnail", pa.binary(), nullable=False),
+        # The thumbnail of the picture inside its letterbox or pillarbox bars; null without bars.
+        pa.field("thumbnail_unbarred", pa.binary()),
     ],
 )
 

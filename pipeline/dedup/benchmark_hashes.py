@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 FILES_PER_TASK = 200
 MAX_ERRORS_SHOWN = 10
 # Bump when the hashing of benchmark images changes, so saved tables are not reused.
-# 3: the verification thumbnail and its central crops.
-HASHING_VERSION = 3
+# 3: the verification thumbnail and its central crops; 4: crops to 25%, the thumbnail inside bars.
+HASHING_VERSION = 4
 
 
 def hash_image(data: bytes, image: ImageOptions) -> dict[str, Any]:
@@ -153,12 +153,13 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
     def optional(name: str) -> list[Any]:
         return table.column(name).to_pylist() if name in table.column_names else [None] * len(hashes)
 
-    members, complexities, signatures, thumbnails, zoomed = (
+    members, complexities, signatures, thumbnails, zoomed, unbarred = (
         optional("member"),
         optional("complexity"),
         optional("colour_signature"),
         optional("thumbnail"),
         optional("thumbnail_zoomed"),
+        optional("thumbnail_unbarred"),
     )
     sha256s = optional("sha256")
     rows = []
@@ -178,6 +179,9 @@ def read_precomputed(source: BenchmarkSource) -> list[dict[str, Any]]:
                 "thumbnail": thumbnails[i] if _is_thumbnail(thumbnails[i]) else None,
                 "thumbnail_zoomed": zoomed[i]
                 if _is_thumbnail(thumbnails[i]) and _is_zoomed(zoomed[i])
+                else None,
+                "thumbnail_unbarred": unbarred[i]
+                if _is_thumbnail(thumbnails[i]) and _is_thumbnail(unbarred[i])
                 else None,
                 "sha256": sha256s[i],
             }

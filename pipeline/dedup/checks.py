@@ -237,7 +237,8 @@ def check_benchmark_candidates(
 
 @dataclass(frozen=True)
 class FeatureRows:
-    """The cached features of chosen samples of one shard, as rows (uid, complexity, signature, thumbnail).
+    """The cached features of chosen samples of one shard, as rows (uid, complexity, signature,
+    thumbnail, thumbnail inside bars).
 
     Called on a row (shard, uids): one raw shard and the uids wanted from it.
     """
@@ -245,15 +246,19 @@ class FeatureRows:
     dataset: Dataset
     cache: FeatureCache
 
-    def __call__(self, task: Any) -> list[tuple[str, float, bytes, bytes]]:
+    def __call__(self, task: Any) -> list[tuple[str, float, bytes, bytes, bytes | None]]:
         shard, uids = task
         cached = self.cache.features(self.dataset, int(shard), set(uids))
-        return [(u, r["complexity"], r["colour_signature"], r["thumbnail"]) for u, r in cached.items()]
+        return [
+            (u, r["complexity"], r["colour_signature"], r["thumbnail"], r["thumbnail_unbarred"])
+            for u, r in cached.items()
+        ]
 
 
 @dataclass(frozen=True)
 class PairChecker:
-    """Verdicts for a partition of joined rows (a, b, a's features, b's features).
+    """Verdicts for a partition of joined rows (a, b, a's features, b's features: complexity,
+    signature, thumbnail, thumbnail inside bars).
 
     A side without cached features (none: every stored sample has them) is judged unknown.
     """
@@ -273,7 +278,10 @@ class PairChecker:
 
     def _check(self, chunk: list[Any]) -> Iterator[tuple[str, str, float | None, bool, bool]]:
         sides = [
-            (ImageFeatures.from_bytes(r[2], r[3], r[4]), ImageFeatures.from_bytes(r[5], r[6], r[7]))
+            (
+                ImageFeatures.from_bytes(r[2], r[3], r[4], unbarred=r[5]),
+                ImageFeatures.from_bytes(r[6], r[7], r[8], unbarred=r[9]),
+            )
             for r in chunk
         ]
         for r, v in zip(chunk, self.verifier.check(sides, symmetric=True), strict=True):
@@ -305,14 +313,22 @@ def check_near_pairs(
     by_shard = samples.join(wanted, "uid").groupBy("shard").agg(F.collect_list("uid").alias("uids")).rdd
     features = spark.createDataFrame(
         by_shard.map(tuple).flatMap(FeatureRows(dataset, cache)),
-        "uid string, complexity float, signature binary, thumbnail binary",
+        "uid string, complexity float, signature binary, thumbnail binary, unbarred binary",
     )
-    left = features.selectExpr("uid AS a", "complexity AS ac", "signature AS asig", "thumbnail AS athumb")
-    right = features.selectExpr("uid AS b", "complexity AS bc", "signature AS bsig", "thumbnail AS bthumb")
+
+    def side(name: str) -> Any:
+        return features.selectExpr(
+            f"uid AS {name}",
+            f"complexity AS {name}c",
+            f"signature AS {name}sig",
+            f"thumbnail AS {name}thumb",
+            f"unbarred AS {name}bars",
+        )
+
     joined = (
         pairs.select("a", "b")
-        .join(left, "a", "left")
-        .join(right, "b", "left")
-        .select("a", "b", "ac", "asig", "athumb", "bc", "bsig", "bthumb")
+        .join(side("a"), "a", "left")
+        .join(side("b"), "b", "left")
+        .select("a", "b", "ac", "asig", "athumb", "abars", "bc", "bsig", "bthumb", "bbars")
     )
     return spark.createDataFrame(joined.rdd.mapPartitions(PairChecker(verifier)), VERDICTS_SCHEMA)

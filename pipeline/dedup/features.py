@@ -2,7 +2,9 @@
 
 For every stored sample of a raw shard: the centre hash (:mod:`pipeline.dedup.centre`), the
 low-complexity rule's complexity and colour signature (:mod:`pipeline.dedup.complexity`) and the
-verification thumbnail (:mod:`pipeline.dedup.verify`), all from one decode of the stored image.
+verification thumbnails (:mod:`pipeline.dedup.verify`) of the picture and, where it has
+letterbox or pillarbox bars, of the picture inside them (:mod:`pipeline.dedup.bars`), all from
+one decode of the stored image.
 The download job stores none of them (they would add to every download); the dedup job computes
 them inside its first task over the shard and commits them with the shard runner as
 ``dedup/centre_hashes/NNNNN.parquet``. The marker names the raw shard's token and
@@ -22,6 +24,7 @@ import pyarrow as pa
 from PIL import Image
 
 from pipeline.dataset import Dataset
+from pipeline.dedup.bars import unbarred_box
 from pipeline.dedup.centre import centre_of
 from pipeline.dedup.complexity import colour_signature_of, complexity_of, content
 from pipeline.dedup.guard import ImageFeatures
@@ -35,23 +38,28 @@ from schemas.dedup import CENTRE_HASHES_SCHEMA
 log = logging.getLogger(__name__)
 
 # Bump when any cached feature changes, so cached files are recomputed. 1: centre hash only;
-# 2: with complexity, colour signature and verification thumbnail.
-FEATURES_VERSION = 2
+# 2: with complexity, colour signature and verification thumbnail; 3: and the thumbnail inside
+# letterbox bars.
+FEATURES_VERSION = 3
 
 
 def image_features(stored: Image.Image, original_size: tuple[int, int] | None, options: ImageOptions) -> dict:
-    """Centre hash (signed), complexity, colour signature and thumbnail of one stored picture.
+    """Centre hash (signed), complexity, colour signature and thumbnails of one stored picture.
 
     ``original_size`` places the picture inside the stored image (the ``border`` padding); without
-    it the thumbnail covers the whole stored image.
+    it the thumbnail covers the whole stored image. ``thumbnail_unbarred``: of the picture inside
+    its letterbox or pillarbox bars, None without bars.
     """
     rgb = stored.convert("RGB")
     picture = content(rgb, options.border_color)
+    box = picture_box(rgb.size, original_size, options)
+    inside = unbarred_box(rgb, box)
     return {
         "phash_centre": to_signed64(phash(centre_of(picture))),
         "complexity": complexity_of(picture),
         "colour_signature": colour_signature_of(picture).tobytes(),
-        "thumbnail": thumbnail(rgb, picture_box(rgb.size, original_size, options)),
+        "thumbnail": thumbnail(rgb, box),
+        "thumbnail_unbarred": None if inside is None else thumbnail(rgb, inside),
     }
 
 
@@ -108,9 +116,17 @@ class FeatureCache:
 
     def layouts(self, dataset: Dataset, shard: int) -> tuple[list[str], np.ndarray]:
         """uids and layout vectors (:func:`pipeline.dedup.layout.sample_vectors`) of a raw shard's
-        stored samples, from their cached thumbnails (the layout search)."""
+        stored samples, from their cached thumbnails (the layout search): of the picture inside its
+        bars where it has them, as the verifier compares it."""
         table = self.table(dataset, shard)
-        thumbnails = table.column("thumbnail").to_pylist()
+        thumbnails = [
+            t if u is None else u
+            for t, u in zip(
+                table.column("thumbnail").to_pylist(),
+                table.column("thumbnail_unbarred").to_pylist(),
+                strict=True,
+            )
+        ]
         return table.column("uid").to_pylist(), sample_vectors(as_array(thumbnails))
 
     def rows(self, dataset: Dataset, shard: int) -> list[tuple[str, int, int]]:
@@ -133,5 +149,9 @@ class FeatureCache:
 def features_of(row: dict[str, Any]) -> ImageFeatures:
     """The verifier's view of a cached row (or of a benchmark hash row)."""
     return ImageFeatures.from_bytes(
-        row.get("complexity"), row.get("colour_signature"), row.get("thumbnail"), row.get("thumbnail_zoomed")
+        row.get("complexity"),
+        row.get("colour_signature"),
+        row.get("thumbnail"),
+        row.get("thumbnail_zoomed"),
+        row.get("thumbnail_unbarred"),
     )

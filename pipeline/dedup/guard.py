@@ -22,12 +22,14 @@ from pipeline.dedup.complexity import signature_distance
 class ImageFeatures:
     """What the checks look at for one image (any may be unknown): the low-complexity rule's
     complexity and colour signature, and the verification thumbnail (pipeline.dedup.verify) with,
-    for benchmark images, the thumbnails of its central crops (``zoomed``)."""
+    for benchmark images, the thumbnails of its central crops (``zoomed``), and the thumbnail of
+    the picture inside its letterbox or pillarbox bars (``unbarred``, pipeline.dedup.bars)."""
 
     complexity: float | None
     signature: np.ndarray | None
     thumbnail: bytes | None = None
     zoomed: bytes | None = None
+    unbarred: bytes | None = None
 
     @classmethod
     def from_bytes(
@@ -36,14 +38,21 @@ class ImageFeatures:
         signature: bytes | None,
         thumbnail: bytes | None = None,
         zoomed: bytes | None = None,
+        unbarred: bytes | None = None,
     ) -> ImageFeatures:
         array = None if signature is None else np.frombuffer(signature, dtype=np.uint8).reshape(8, 8, 3)
-        return cls(complexity, array, thumbnail, zoomed)
+        return cls(complexity, array, thumbnail, zoomed, unbarred)
 
     def mirrored(self) -> ImageFeatures:
         """The features of the mirror image (for matches found with the flipped hash)."""
         signature = None if self.signature is None else self.signature[:, ::-1]
-        return ImageFeatures(self.complexity, signature, _mirror(self.thumbnail), _mirror(self.zoomed))
+        return ImageFeatures(
+            self.complexity,
+            signature,
+            _mirror(self.thumbnail),
+            _mirror(self.zoomed),
+            _mirror(self.unbarred),
+        )
 
 
 def _mirror(thumbnails: bytes | None) -> bytes | None:

@@ -27,6 +27,10 @@ Every candidate pair is therefore compared a second time, on a different signal:
   object colour, shape or background differs in every pixel it covers. The share is taken over
   the whole thumbnail and over its centre (the region the centre hash looks at, so an overlay at
   an edge does not count), and the smaller is the distance.
+- **Re-framed copies**: a pair that does not agree as it is is compared again with the benchmark
+  side's central crops (:data:`ZOOMS`: a cropped copy) and then with the pictures inside their
+  letterbox or pillarbox bars (:mod:`pipeline.dedup.bars`: a copy with bars, or an original
+  with them); the smallest distance counts.
 
 The comparison is a pure function of two thumbnails; :func:`thumbnail_distances` compares many
 pairs at once (numpy), as the executors do for each raw shard's candidates.
@@ -47,7 +51,7 @@ THUMBNAIL_SIZE = 32
 THUMBNAIL_BYTES = THUMBNAIL_SIZE * THUMBNAIL_SIZE * 3
 # Central crops the benchmark side is also compared at: a copy cropped by about this share of
 # each side (a 5% crop moves the edges of a 32 px thumbnail by 0.8 px, enough to differ).
-ZOOMS = (0.05, 0.1, 0.15)
+ZOOMS = (0.05, 0.1, 0.15, 0.2, 0.25)
 # Differences inside one band this deep along an edge (a caption, a watermark strip) are forgiven.
 EDGE_BAND = 0.2
 PIXEL_TOLERANCE = 24.0
@@ -146,7 +150,7 @@ def picture_box(
     return (left, top, left + w, top + h)
 
 
-def thumbnail(stored: Image.Image, box: tuple[int, int, int, int], zoom: float = 0.0) -> bytes:
+def thumbnail(stored: Image.Image, box: tuple[float, float, float, float], zoom: float = 0.0) -> bytes:
     """The verification thumbnail of the picture in ``box``: RGB, ``THUMBNAIL_SIZE`` square, as bytes.
 
     ``zoom``: of the central ``1 - zoom`` of each side of the picture instead (what a copy cropped
@@ -451,6 +455,22 @@ class Verifier:
                     right = as_array([pairs[i][1].thumbnail for i in chunk])  # type: ignore[misc]
                     for i, value in zip(chunk, thumbnail_distances(left, right), strict=True):
                         distances[i] = min(distances[i], float(value))  # type: ignore[type-var]
+            # Not confirmed either: the pictures inside their bars, where either side has any.
+            retry = [
+                i
+                for i in both
+                if distances[i] > self.max_thumbnail_distance  # type: ignore[operator]
+                and (pairs[i][0].unbarred is not None or pairs[i][1].unbarred is not None)
+            ]
+            for start in range(0, len(retry), _BATCH):
+                chunk = retry[start : start + _BATCH]
+                left = as_array([_inside(pairs[i][0]) for i in chunk])
+                right = as_array([_inside(pairs[i][1]) for i in chunk])
+                found = thumbnail_distances(left, right)
+                if symmetric:
+                    found = np.minimum(found, thumbnail_distances(right, left))
+                for i, value in zip(chunk, found, strict=True):
+                    distances[i] = min(distances[i], float(value))  # type: ignore[type-var]
             distances = [None if d is None else round(d, 6) for d in distances]
         return [
             Verdict(g, d, g and (d is None or d <= self.max_thumbnail_distance))
@@ -459,3 +479,8 @@ class Verifier:
 
 
 _BATCH = 256
+
+
+def _inside(features: ImageFeatures) -> bytes:
+    """The thumbnail of the picture inside its bars, or of the picture when it has none."""
+    return features.unbarred if features.unbarred is not None else features.thumbnail  # type: ignore[return-value]

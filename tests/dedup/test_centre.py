@@ -15,6 +15,7 @@ from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_hashes import hash_image
 from pipeline.dedup.centre import centre_phash, centre_region
 from pipeline.dedup.features import FeatureCache
+from pipeline.dedup.verify import thumbnail_distance
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64, phash
 from pipeline.shards.raw_writer import SampleRecord
@@ -78,8 +79,20 @@ def test_corpus_features_are_cached_per_raw_shard(tmp_path: Path, monkeypatch: p
     # The same features the benchmark side gets from the same picture.
     rocket = hash_image(jpeg(photos["rocket"]), ImageOptions())
     row = cache.features(dataset, 0, {uids[1]})[uids[1]]
-    assert set(row) == {"uid", "phash_centre", "complexity", "colour_signature", "thumbnail"}
+    assert set(row) == {
+        "uid",
+        "phash_centre",
+        "complexity",
+        "colour_signature",
+        "thumbnail",
+        "thumbnail_unbarred",
+    }
     assert len(row["thumbnail"]) == len(rocket["thumbnail"]) == 32 * 32 * 3
+    # The raw shard records no original size here, so the thumbnail covers the whole stored
+    # image, padding and all; the padding is then found as bars, and inside them is the picture.
+    assert rocket["thumbnail_unbarred"] is None
+    assert thumbnail_distance(row["thumbnail"], rocket["thumbnail"]) > 0.1
+    assert thumbnail_distance(row["thumbnail_unbarred"], rocket["thumbnail"]) <= 0.01
     assert bits(from_signed64(row["phash_centre"]), from_signed64(rocket["phash_centre"])) <= 4
 
     def unreachable(*args: object) -> None:

@@ -19,7 +19,7 @@ from pipeline.dataset import Dataset
 from pipeline.dedup.options import DedupOptions
 from pipeline.errors import UserInputError
 from pipeline.synthetic.server import WorldServer
-from testkit.transforms import bundled_photos, centre_crop
+from testkit.transforms import bundled_photos, centre_crop, letterbox
 from tests.dedup.test_job import _download_list, _matches, _raw_rows, _serve_list
 from tests.stages import build, build_options, check_inputs, score, score_options
 from tests.stages import dedup as run
@@ -33,9 +33,10 @@ OTHERS = ("rocket", "camera", "motorcycle", "brick")
 def scored_photos(
     spark, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Path, dict]:
-    """A corpus with a mirror image of one benchmark photo, a 15% centre crop of another, and
-    photos that are in no benchmark; scored with --save-embeddings. Returns the dataset, the
-    benchmark folder and uid per file."""
+    """A corpus with a mirror image of one benchmark photo, a 15% centre crop of another, a
+    letterboxed copy of the first and a 25% centre crop of the third, and photos that are in no
+    benchmark; scored with --save-embeddings. Returns the dataset, the benchmark folder and uid
+    per file."""
     tmp = tmp_path_factory.mktemp("embeddings")
     photos = bundled_photos()
     bench = tmp / "benchmark"
@@ -45,6 +46,8 @@ def scored_photos(
     files = {
         "mirror.jpg": photos["astronaut"].transpose(Image.Transpose.FLIP_LEFT_RIGHT),
         "crop.jpg": centre_crop(photos["coffee"], 0.15),
+        "letterbox.jpg": letterbox(photos["astronaut"]),
+        "crop25.jpg": centre_crop(photos["chelsea"], 0.25),
         **{f"{name}.jpg": photos[name] for name in OTHERS},
     }
     site = _serve_list(tmp, files, [])
@@ -77,6 +80,12 @@ def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spa
     assert mirror["embedding_similarity"] >= 0.9
     assert crop["reason"] == "benchmark_duplicate" and crop["match_id"] == "benchmark/coffee.png"
     assert "thumbnail" in crop["signals"] and crop["embedding_similarity"] >= 0.9
+    # Re-framed copies far from every hash: black bars around the picture, a 25% crop.
+    for name, original in (("letterbox.jpg", "astronaut"), ("crop25.jpg", "chelsea")):
+        assert uid_of[name] not in by_hash, name
+        copy = matches[uid_of[name]]
+        assert copy["match_id"] == f"benchmark/{original}.png" and copy["matched_hash"] == "embedding"
+        assert copy["verified"] is True and copy["signals"][-2:] == ["embedding", "thumbnail"], copy
     # Photos in no benchmark stay, however close a random model puts them: the thumbnails decide.
     assert not {uid_of[f"{n}.jpg"] for n in OTHERS} & set(matches)
     emb = summary["benchmark"]["embeddings"]
@@ -96,7 +105,7 @@ def test_every_embedding_candidate_goes_through_the_thumbnails(spark, scored_pho
     dataset, bench, uid_of = scored_photos
     summary = _dedup(spark, dataset, bench, "--embeddings", "--embedding-min-similarity", "0.05")
     dropped = {m["uid"] for m in _matches(dataset)}
-    assert dropped == {uid_of["mirror.jpg"], uid_of["crop.jpg"]}
+    assert dropped == {uid_of[f] for f in ("mirror.jpg", "crop.jpg", "letterbox.jpg", "crop25.jpg")}
     assert summary["benchmark"]["embeddings"]["candidates"] >= len(uid_of) * 2
     assert summary["benchmark_candidates_rejected_by_thumbnail"] > 0
 

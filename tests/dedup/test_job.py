@@ -18,7 +18,7 @@ from pipeline.image.phash import from_signed64
 from pipeline.synthetic.server import WorldServer
 from schemas.contract import check_schema
 from schemas.dedup import BENCHMARK_HASHES_SCHEMA, MATCHES_SCHEMA
-from testkit.transforms import TRANSFORMS, bundled_photos
+from testkit.transforms import TRANSFORMS, bundled_photos, letterbox
 from tests.stages import check_inputs as check_stage_inputs
 from tests.stages import dedup as run
 from tests.stages import dedup_options as options_from_args
@@ -210,6 +210,7 @@ def test_within_corpus_exact_and_near_duplicates_keep_one_per_group(spark, tmp_p
         "a_small.jpg": big.resize((200, 150), Image.Resampling.LANCZOS),  # near-duplicate of a.jpg
         "b.jpg": _photo(2),
         "c.jpg": _photo(3),
+        "c_padded.jpg": letterbox(_photo(3), 0.3, (255, 255, 255)),  # c.jpg on a white canvas
         "red.jpg": _flat((200, 40, 40)),
         "blue.jpg": _flat((40, 40, 200)),
     }
@@ -233,12 +234,16 @@ def test_within_corpus_exact_and_near_duplicates_keep_one_per_group(spark, tmp_p
     (a,), (a_small,) = uid_of["a.jpg"], uid_of["a_small.jpg"]
     assert matches[a_small]["reason"] == "near_duplicate" and matches[a_small]["match_id"] == a
     assert a not in matches
+    # Padded: the same hash, and the same picture inside the white bars (the larger file is kept).
+    (c,), (c_padded,) = uid_of["c.jpg"], uid_of["c_padded.jpg"]
+    assert matches[c]["reason"] == "near_duplicate" and matches[c]["match_id"] == c_padded
+    assert matches[c]["verified"] is True and c_padded not in matches
     # Two flat images of different colours hash alike, but the low-complexity rule keeps both.
     assert not {uid_of["red.jpg"][0], uid_of["blue.jpg"][0]} & set(matches)
     assert summary["by_reason"] == {
         "benchmark_duplicate": 0,
         "exact_duplicate": 1,
-        "near_duplicate": 1,
+        "near_duplicate": 2,
         "semantic_duplicate": 0,
     }
     near = matches[a_small]

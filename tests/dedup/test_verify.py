@@ -35,7 +35,7 @@ from pipeline.image.options import ResizeMode
 from pipeline.image.resize import resize
 from pipeline.synthetic.scenes import Scene, render
 from testkit.graphics import Graphic, Layout, draw
-from testkit.transforms import MILD, TRANSFORMS, bundled_photos
+from testkit.transforms import MILD, TRANSFORMS, bundled_photos, letterbox
 
 OPTIONS = ImageOptions()
 VERIFIER = Verifier(
@@ -156,7 +156,7 @@ def test_a_caption_band_at_an_edge_is_forgiven_but_not_in_the_middle(
     assert distance(photo, middle) > 0.1
 
 
-@pytest.mark.parametrize("crop", ["crop_5", "crop_15"])
+@pytest.mark.parametrize("crop", ["crop_5", "crop_15", "crop_25"])
 def test_a_copy_cropped_by_a_few_percent_is_confirmed_by_the_zoomed_thumbnails(
     pictures: dict[str, Image.Image], crop: str
 ) -> None:
@@ -169,6 +169,39 @@ def test_a_copy_cropped_by_a_few_percent_is_confirmed_by_the_zoomed_thumbnails(
         (plain,) = VERIFIER.check([(replace(bench, zoomed=None), copy)])
         unaligned.append(plain.accepted)
     assert not all(unaligned)  # the whole thumbnails alone do not line up
+
+
+def test_a_letterboxed_copy_is_confirmed_inside_its_bars(pictures: dict[str, Image.Image]) -> None:
+    for name, picture in pictures.items():
+        bench, plain = benchmark_side(picture), corpus_side(picture)
+        barred = corpus_side(letterbox(picture))
+        assert bench.unbarred is None and plain.unbarred is None, name
+        assert barred.unbarred is not None and barred.thumbnail is not None, name
+        # The whole thumbnails do not line up (the bars are part of the picture) ...
+        assert thumbnail_distance(bench.thumbnail, barred.thumbnail) > 0.1, name  # type: ignore[arg-type]
+        (unbarred,) = VERIFIER.check([(bench, replace(barred, unbarred=None))])
+        assert not unbarred.accepted, name
+        # ... the pictures inside the bars do: a letterboxed copy, and the other way round (the
+        # benchmark image has the bars), mirrored too.
+        (copy,) = VERIFIER.check([(bench, barred)])
+        assert copy.accepted, (name, copy)
+        (original,) = VERIFIER.check([(benchmark_side(letterbox(picture)), plain)])
+        assert original.accepted, (name, original)
+        flipped = corpus_side(letterbox(TRANSFORMS["flip"](picture)))
+        (mirror,) = VERIFIER.check([(bench.mirrored(), flipped)])
+        assert mirror.accepted, (name, mirror)
+        (both,) = VERIFIER.check([(plain, barred)], symmetric=True)
+        assert both.accepted, (name, both)
+
+
+def test_bars_do_not_make_other_pictures_alike(pictures: dict[str, Image.Image]) -> None:
+    # Another scene and a recoloured logo, letterboxed, are still other pictures.
+    scene = benchmark_side(pictures["scene"])
+    other = corpus_side(letterbox(_scene(replace(SCENE, colour="blue"))))
+    logo = benchmark_side(pictures["logo"])
+    recoloured = corpus_side(letterbox(draw(replace(LOGO, colours=((229, 57, 53), (0, 0, 0))))))
+    verdicts = VERIFIER.check([(scene, other), (logo, recoloured)])
+    assert not any(v.accepted for v in verdicts), verdicts
 
 
 def test_picture_box_is_where_resize_put_the_picture() -> None:
@@ -212,6 +245,11 @@ def test_mirrored_features_compare_like_the_mirror_image(pictures: dict[str, Ima
     assert np.array_equal(as_array(mirror.thumbnail), mirrored(as_array(bench.thumbnail)))
     assert np.array_equal(
         as_array(split_zoomed(mirror.zoomed)), mirrored(as_array(split_zoomed(bench.zoomed)))
+    )
+    barred = benchmark_side(letterbox(photo)).unbarred
+    assert barred is not None
+    assert np.array_equal(
+        as_array(replace(bench, unbarred=barred).mirrored().unbarred), mirrored(as_array(barred))
     )
 
 
