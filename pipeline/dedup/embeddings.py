@@ -294,8 +294,9 @@ VectorReader = Callable[[Dataset, int], tuple[list[str], np.ndarray]]
 @dataclass(frozen=True)
 class VectorSource:
     """What an exact vector search compares: the corpus side (``read``: uids and unit-length rows
-    of a raw shard), how many queries each benchmark row has, and the signal its candidates carry
-    (``embedding``: the score job's image embeddings; ``layout``: :mod:`pipeline.dedup.layout`)."""
+    of a raw shard; a uid may have several rows, and a pair counts with its best), how many
+    queries each benchmark row has, and the signal its candidates carry (``embedding``: the score
+    job's image embeddings; ``layout``: :mod:`pipeline.dedup.layout`)."""
 
     signal: str
     read: VectorReader
@@ -352,7 +353,7 @@ def search_shard(
 ) -> tuple[list[Candidate], dict[tuple[str, int], float]]:
     """Candidates of one shard (similarity at least ``min_similarity`` to some query of a
     benchmark row), and the similarity of each known (uid, benchmark row) pair (the best of the
-    row's queries)."""
+    row's queries, and of the uid's vectors when it has several)."""
     uids, vectors = source.read(dataset, task.shard)
     if not uids or queries.shape[1] == 0:
         return [], {}
@@ -363,16 +364,18 @@ def search_shard(
         )
     names, hashes = shard_hashes(dataset, task.shard)
     phash_of = dict(zip(names, hashes, strict=True))
-    position = {u: i for i, u in enumerate(uids)}
+    positions: dict[str, list[int]] = {}
+    for i, u in enumerate(uids):
+        positions.setdefault(u, []).append(i)
     known: dict[int, list[tuple[str, int]]] = {}
     for uid, row in task.known:
-        if uid in position:
-            known.setdefault(position[uid], []).append((uid, row))
+        for i in positions.get(uid, ()):
+            known.setdefault(i, []).append((uid, row))
     plain, mirrored = phashes
     per_row = source.queries_per_row
     rows = queries.shape[0] // per_row
     matrix = queries.astype(np.float32)
-    found: list[Candidate] = []
+    found: dict[tuple[str, int, bool], Candidate] = {}
     measured: dict[tuple[str, int], float] = {}
     for start in range(0, len(uids), SEARCH_BLOCK):
         block = vectors[start : start + SEARCH_BLOCK] @ matrix.T  # (block, per_row * rows)
@@ -380,7 +383,7 @@ def search_shard(
         for i in range(len(block)):
             sample = start + i
             for uid, row in known.get(sample, ()):
-                measured[(uid, row)] = float(best[i, row])
+                measured[(uid, row)] = max(measured.get((uid, row), -1.0), float(best[i, row]))
             hits = np.flatnonzero(best[i] >= min_similarity)
             if len(hits) > MAX_CANDIDATES_PER_SAMPLE:
                 hits = hits[np.argsort(-best[i, hits], kind="stable")[:MAX_CANDIDATES_PER_SAMPLE]]
@@ -392,15 +395,23 @@ def search_shard(
                 # Both orientations are verified: an embedding hardly tells a picture from its
                 # mirror (nor does a symmetric layout), so the best query does not say which
                 # one the copy is.
+                value = round(float(best[i, row]), 6)
                 for flipped in (False, True):
+                    earlier = found.get((uid, row, flipped))
+                    if earlier is not None and _value(earlier) >= value:
+                        continue
                     theirs = mirrored[row] if flipped else plain[row]
                     distance = bin(int(theirs) ^ from_signed64(int(mine))).count("1")
-                    found.append(
-                        source.candidate(
-                            uid, task.shard, row, distance, flipped, round(float(best[i, row]), 6)
-                        )
+                    found[(uid, row, flipped)] = source.candidate(
+                        uid, task.shard, row, distance, flipped, value
                     )
-    return found, measured
+    return list(found.values()), measured
+
+
+def _value(candidate: Candidate) -> float:
+    """The similarity a vector search recorded on its candidate."""
+    value = candidate.layout_similarity if candidate.layout else candidate.similarity
+    return -1.0 if value is None else value
 
 
 def search_vectors(

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Bump when any cached feature changes, so cached files are recomputed. 1: centre hash only;
 # 2: with complexity, colour signature and verification thumbnail; 3: and the thumbnail inside
-# letterbox bars.
+# letterbox bars, the other features of the picture inside them.
 FEATURES_VERSION = 3
 
 
@@ -48,12 +48,14 @@ def image_features(stored: Image.Image, original_size: tuple[int, int] | None, o
 
     ``original_size`` places the picture inside the stored image (the ``border`` padding); without
     it the thumbnail covers the whole stored image. ``thumbnail_unbarred``: of the picture inside
-    its letterbox or pillarbox bars, None without bars.
+    its letterbox or pillarbox bars, None without bars. The centre hash, complexity and colour
+    signature are of the picture inside its bars, so a letterboxed copy has its original's.
     """
     rgb = stored.convert("RGB")
-    picture = content(rgb, options.border_color)
     box = picture_box(rgb.size, original_size, options)
     inside = unbarred_box(rgb, box)
+    framed = rgb if inside is None else rgb.crop(tuple(round(v) for v in inside))
+    picture = content(framed, options.border_color)
     return {
         "phash_centre": to_signed64(phash(centre_of(picture))),
         "complexity": complexity_of(picture),
@@ -116,18 +118,15 @@ class FeatureCache:
 
     def layouts(self, dataset: Dataset, shard: int) -> tuple[list[str], np.ndarray]:
         """uids and layout vectors (:func:`pipeline.dedup.layout.sample_vectors`) of a raw shard's
-        stored samples, from their cached thumbnails (the layout search): of the picture inside its
-        bars where it has them, as the verifier compares it."""
+        stored samples, from their cached thumbnails (the layout search). A sample with bars has
+        two rows: of the picture as stored, and of the picture inside its bars."""
         table = self.table(dataset, shard)
-        thumbnails = [
-            t if u is None else u
-            for t, u in zip(
-                table.column("thumbnail").to_pylist(),
-                table.column("thumbnail_unbarred").to_pylist(),
-                strict=True,
-            )
+        uids = table.column("uid").to_pylist()
+        thumbnails = table.column("thumbnail").to_pylist()
+        barred = [
+            (u, t) for u, t in zip(uids, table.column("thumbnail_unbarred").to_pylist(), strict=True) if t
         ]
-        return table.column("uid").to_pylist(), sample_vectors(as_array(thumbnails))
+        return uids + [u for u, _ in barred], sample_vectors(as_array(thumbnails + [t for _, t in barred]))
 
     def rows(self, dataset: Dataset, shard: int) -> list[tuple[str, int, int]]:
         """(uid, shard, signed centre pHash) rows of a raw shard, for the shuffle-join execution."""

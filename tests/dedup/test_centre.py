@@ -14,13 +14,13 @@ import pipeline.dedup.features as features
 from pipeline.dataset import Dataset
 from pipeline.dedup.benchmark_hashes import hash_image
 from pipeline.dedup.centre import centre_phash, centre_region
-from pipeline.dedup.features import FeatureCache
+from pipeline.dedup.features import FeatureCache, sample_features
 from pipeline.dedup.verify import thumbnail_distance
 from pipeline.image import ImageOptions, process_image
 from pipeline.image.phash import from_signed64, phash
 from pipeline.shards.raw_writer import SampleRecord
 from testkit.raw_shards import write_raw_shard
-from testkit.transforms import TRANSFORMS, bundled_photos
+from testkit.transforms import TRANSFORMS, bundled_photos, letterbox
 from tests.shards.test_raw_writer import row
 
 
@@ -112,3 +112,18 @@ def test_corpus_features_are_cached_per_raw_shard(tmp_path: Path, monkeypatch: p
 def test_centre_hash_of_a_flat_picture_is_defined() -> None:
     flat = Image.new("RGB", (256, 256), (255, 255, 255))  # all border: the whole image is the content
     assert centre_phash(flat) == phash(centre_region(flat))
+
+
+def test_a_letterboxed_copy_has_the_centre_hash_of_its_original() -> None:
+    # The bars move the centre of the picture box; the features are of the picture inside them.
+    options = ImageOptions()
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        photo = bundled_photos()[name]
+        bench = hash_image(jpeg(photo), options)
+        stored = process_image(jpeg(letterbox(photo)), options)
+        copy = sample_features(stored.data, (stored.original_width, stored.original_height), options)
+        near = bits(from_signed64(copy["phash_centre"]), from_signed64(bench["phash_centre"]))
+        with Image.open(io.BytesIO(stored.data)) as decoded:
+            framed = centre_phash(decoded.convert("RGB"))  # the centre of the whole picture box
+        assert near <= 4 < bits(framed, from_signed64(bench["phash_centre"])), name
+        assert abs(copy["complexity"] - bench["complexity"]) < 3, name

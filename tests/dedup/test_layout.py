@@ -24,7 +24,7 @@ from pipeline.image.phash import from_signed64
 from pipeline.image.process import process_image
 from pipeline.synthetic.server import WorldServer
 from testkit.graphics import draw, random_graphic, recoloured
-from testkit.transforms import TRANSFORMS, bundled_photos
+from testkit.transforms import TRANSFORMS, bundled_photos, letterbox
 from tests.dedup.test_job import _download_list, _matches, _raw_rows, _serve_list
 from tests.stages import dedup as run
 from tests.stages import dedup_options as options_from_args
@@ -127,8 +127,8 @@ def _far_graphic(options: ImageOptions) -> tuple[Image.Image, Image.Image]:
 
 @pytest.fixture(scope="module")
 def graphics(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """A benchmark of one drawn graphic; a corpus with its blurred copy (out of the hashes'
-    reach), the same layout in other colours, and photographs."""
+    """A benchmark of one drawn graphic; a corpus with its blurred copy and a letterboxed copy
+    (both out of the hashes' reach), the same layout in other colours, and photographs."""
     tmp = tmp_path_factory.mktemp("layout")
     picture, copy = _far_graphic(ImageOptions())
     bench = tmp / "benchmark"
@@ -139,6 +139,7 @@ def graphics(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     photos = bundled_photos()
     files = {
         "copy.jpg": copy,
+        "letterboxed.jpg": letterbox(picture),
         "recoloured.jpg": draw(recoloured(graphic, rng)),
         "coffee.jpg": photos["coffee"],
         "rocket.jpg": photos["rocket"],
@@ -160,7 +161,8 @@ def _dedup(spark, dataset: Path, bench: Path, *extra: str) -> dict:
 def test_a_graphic_copy_the_hashes_miss_is_found_by_its_layout(spark, graphics) -> None:
     dataset, bench, uid_of = graphics
     _dedup(spark, dataset, bench, "--no-layout-search")
-    assert uid_of["copy.jpg"] not in {m["uid"] for m in _matches(dataset)}, "the hashes should miss the copy"
+    found = {m["uid"] for m in _matches(dataset)}
+    assert not {uid_of["copy.jpg"], uid_of["letterboxed.jpg"]} & found, "the hashes should miss the copies"
 
     summary = _dedup(spark, dataset, bench)
     matches = {m["uid"]: m for m in _matches(dataset)}
@@ -169,11 +171,15 @@ def test_a_graphic_copy_the_hashes_miss_is_found_by_its_layout(spark, graphics) 
     assert copy["matched_hash"] == "layout" and copy["verified"] is True
     assert copy["signals"][-2:] == ["layout", "thumbnail"] and copy["layout_similarity"] >= 0.9
     assert copy["embedding_similarity"] is None
-    assert set(matches) == {uid_of["copy.jpg"]}
+    # The letterboxed copy: found by the layout of the picture inside its bars, and confirmed there.
+    barred = matches[uid_of["letterboxed.jpg"]]
+    assert barred["match_id"] == "benchmark/logo.png" and barred["matched_hash"] == "layout"
+    assert barred["verified"] is True and barred["layout_similarity"] >= 0.95
+    assert set(matches) == {uid_of["copy.jpg"], uid_of["letterboxed.jpg"]}
     layout = summary["benchmark"]["layout"]
-    assert layout["benchmark_images_searched"] == 1 and layout["candidates_not_found_before"] >= 1
+    assert layout["benchmark_images_searched"] == 1 and layout["candidates_not_found_before"] >= 2
     assert "layout candidates" in format_summary(summary)
-    assert summary["benchmark_matches_by_hash"] == {"layout": 1}
+    assert summary["benchmark_matches_by_hash"] == {"layout": 2}
     page = (dataset / "dedup" / "audit" / "index.html").read_text()
     assert "layout similarity" in page and "<td>layout" in page
 
@@ -183,6 +189,6 @@ def test_every_layout_candidate_goes_through_the_thumbnails(spark, graphics) -> 
     # (in both orientations); only the copy survives the verification.
     dataset, bench, uid_of = graphics
     summary = _dedup(spark, dataset, bench, "--layout-min-similarity", "0.01")
-    assert {m["uid"] for m in _matches(dataset)} == {uid_of["copy.jpg"]}
+    assert {m["uid"] for m in _matches(dataset)} == {uid_of["copy.jpg"], uid_of["letterboxed.jpg"]}
     assert summary["benchmark"]["layout"]["candidates"] >= 2 * 2
     assert summary["benchmark_samples_rejected"] >= 1
