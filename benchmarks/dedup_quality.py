@@ -17,8 +17,9 @@
    description (the same picture up to jitter or size), which are left out and counted.
 4. Every file is served as JPEG q90 and goes through the job's code paths: the corpus side through
    ``process_image`` (its pHash is what the raw shard records) and ``sample_features`` on the
-   stored JPEG (centre hash, complexity, colour signature, verification thumbnail, as the dedup job
-   caches them), the benchmark side through ``hash_image`` as the dedup job hashes benchmarks.
+   stored JPEG (centre hash, complexity, colour signature, verification thumbnail and, for a
+   picture with letterbox bars, the thumbnail inside them, as the dedup job caches them), the
+   benchmark side through ``hash_image`` as the dedup job hashes benchmarks.
 5. Sweeps the Hamming distance d = 0..16 and the low-complexity guard (min complexity x max
    signature distance, complexity of the picture without its border as the job computes it, and
    of the whole padded image for comparison), with and without flip-invariant matching, and picks
@@ -125,7 +126,7 @@ RESULTS = WORK / "dedup_quality.json"
 SERVED_QUALITY = 90  # benchmark files and web copies are JPEG q90, like the synthetic world's
 MAX_D = 16
 # Bump when what measure() computes changes, so --reuse does not pick up an old measurement.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 # Centre-hash distances tried (-1: no centre hash); pairs beyond MAX_CENTRE_D never match by centre.
 CENTRE_DISTANCES = (-1, 4, 6, 8)
 MAX_CENTRE_D = max(CENTRE_DISTANCES)
@@ -199,6 +200,8 @@ class FeatureTable:
     signature: np.ndarray  # (n, 8, 8, 3) uint8, the job's colour signature
     thumbnail: np.ndarray  # (n, pixels, 3) float32, the verification thumbnail (pipeline.dedup.verify)
     zoomed: list[np.ndarray] | None  # benchmark side: per zoom of verify.ZOOMS, (n, pixels, 3)
+    barred: np.ndarray  # bool: the picture has letterbox or pillarbox bars (pipeline.dedup.bars)
+    inside: np.ndarray  # (n, pixels, 3): the thumbnail inside the bars, or the thumbnail without
     groups: np.ndarray
     sources: np.ndarray
 
@@ -294,7 +297,7 @@ def _whole_image(image: Image.Image) -> float:
     return float(np.asarray(thumbnail(image), dtype=np.float64).std())
 
 
-Row = tuple[int, int, int, float, float, np.ndarray, bytes, bytes | None]
+Row = tuple[int, int, int, float, float, np.ndarray, bytes, bytes | None, bytes | None]
 
 
 def benchmark_row(data: bytes, options: ImageOptions) -> Row:
@@ -311,23 +314,19 @@ def benchmark_row(data: bytes, options: ImageOptions) -> Row:
         np.frombuffer(row["colour_signature"], dtype=np.uint8).reshape(8, 8, 3),
         row["thumbnail"],
         row["thumbnail_zoomed"],
+        row["thumbnail_unbarred"],
     )
 
 
 def corpus_row(data: bytes, options: ImageOptions) -> Row:
     """The pHash the download job stores, and the features the dedup job computes from the stored
     JPEG (its own ``sample_features``, with the original size the raw shard records)."""
-    return stored_and_row(data, options)[1]
-
-
-def stored_and_row(data: bytes, options: ImageOptions) -> tuple[bytes, Row]:
-    """:func:`corpus_row`, and the stored JPEG it was computed from (what the score job embeds)."""
     processed = process_image(data, options)
     size = (processed.original_width, processed.original_height)
     cached = sample_features(processed.data, size, options)
     with Image.open(io.BytesIO(processed.data)) as decoded:
         stored = decoded.convert("RGB")
-    return processed.data, (
+    return (
         processed.phash,
         processed.phash,
         from_signed64(cached["phash_centre"]),
@@ -336,6 +335,7 @@ def stored_and_row(data: bytes, options: ImageOptions) -> tuple[bytes, Row]:
         np.frombuffer(cached["colour_signature"], dtype=np.uint8).reshape(8, 8, 3),
         cached["thumbnail"],
         None,
+        cached["thumbnail_unbarred"],
     )
 
 
@@ -361,6 +361,8 @@ def featurize(
         zoomed=None
         if columns[7][0] is None
         else [as_array([split_zoomed(z)[k] for z in columns[7]]) for k in range(len(ZOOMS))],
+        barred=np.array([u is not None for u in columns[8]]),
+        inside=as_array([t if u is None else u for t, u in zip(columns[6], columns[8], strict=True)]),
         groups=np.array(groups),
         sources=np.array(sources),
     )
@@ -439,28 +441,36 @@ def _thumbnail_distances(a: np.ndarray, b: np.ndarray, batch: int = 2048) -> np.
 
 
 def _verified_distances(
-    bench: FeatureTable, b_idx: np.ndarray, corpus: np.ndarray, mirror: bool
+    bench: FeatureTable, b_idx: np.ndarray, corpus: FeatureTable, c_idx: np.ndarray, mirror: bool
 ) -> np.ndarray:
-    """The job's thumbnail distance of each pair: the smaller of the benchmark thumbnail's and its
-    central crops' (the Verifier tries the crops only when the first is too far: the same verdicts)."""
+    """The job's thumbnail distance of each pair: the smallest of the benchmark thumbnail's, its
+    central crops' and, where either picture has bars, the pictures' inside them (the Verifier
+    tries each only when the ones before are too far: the same verdicts)."""
+    if not len(b_idx):
+        return np.zeros(0)
     sides = [bench.thumbnail] + (bench.zoomed or [])
-    best = None
+    copy = corpus.thumbnail[c_idx]
+    best = np.full(len(b_idx), np.inf)
     for side in sides:
         left = mirrored(side[b_idx]) if mirror else side[b_idx]
-        found = _thumbnail_distances(left, corpus)
-        best = found if best is None else np.minimum(best, found)
-    return best if best is not None else np.zeros(0)
+        best = np.minimum(best, _thumbnail_distances(left, copy))
+    barred = np.flatnonzero(bench.barred[b_idx] | corpus.barred[c_idx])
+    if len(barred):
+        inside = bench.inside[b_idx[barred]]
+        left = mirrored(inside) if mirror else inside
+        found = _thumbnail_distances(left, corpus.inside[c_idx[barred]])
+        best[barred] = np.minimum(best[barred], found)
+    return best
 
 
 def make_pairs(bench: FeatureTable, corpus: FeatureTable, b_idx: np.ndarray, c_idx: np.ndarray) -> Pairs:
     """Pairs (bench[b_idx[k]], corpus[c_idx[k]])."""
     b_sig, c_sig = bench.signature[b_idx], corpus.signature[c_idx]
     distance_flipped = hamming_distance(bench.phash_flipped[b_idx], corpus.phash[c_idx])
-    c_thumb = corpus.thumbnail[c_idx]
     # The mirrored comparison only where a mirrored match is possible at all (a flip within MAX_D).
     mirror = np.flatnonzero(distance_flipped <= MAX_D)
     thumbnail_mirrored = np.full(len(b_idx), np.inf)
-    thumbnail_mirrored[mirror] = _verified_distances(bench, b_idx[mirror], c_thumb[mirror], mirror=True)
+    thumbnail_mirrored[mirror] = _verified_distances(bench, b_idx[mirror], corpus, c_idx[mirror], mirror=True)
     return Pairs(
         bench=b_idx,
         corpus=c_idx,
@@ -472,7 +482,7 @@ def make_pairs(bench: FeatureTable, corpus: FeatureTable, b_idx: np.ndarray, c_i
         min_complexity={
             kind: np.minimum(getattr(bench, kind)[b_idx], getattr(corpus, kind)[c_idx]) for kind in KINDS
         },
-        thumbnail=_verified_distances(bench, b_idx, c_thumb, mirror=False),
+        thumbnail=_verified_distances(bench, b_idx, corpus, c_idx, mirror=False),
         thumbnail_mirrored=thumbnail_mirrored,
     )
 
@@ -487,6 +497,7 @@ class Measured:
     bench: FeatureTable
     corpus: FeatureTable
     copies: dict[str, Pairs]  # per edit: (benchmark i, its copy i)
+    copy_tables: dict[str, FeatureTable]  # per edit: the copies' features (row i: copy of benchmark i)
     distinct: Pairs  # distinct pairs within MAX_D of the hash or the mirrored hash; others never match
     distinct_total: int
     distinct_total_without_graphics: int  # pairs where neither picture is a flat graphic
@@ -536,10 +547,9 @@ def _verifier_fingerprint() -> str:
 
 def reverify(measured: Measured, sets: Sets, options: ImageOptions, key: str) -> None:
     """Recompute every pair's thumbnail distances with the verifier as it is now (``--reuse`` of a
-    measurement made with another verifier). The copies' thumbnails are not in the measurement, so
-    the planted copies are made and featurized again (deterministic, about half a minute); the
-    distinct side's thumbnails are. Saved apart (REVERIFIED_CACHE, keyed by the verifier's source),
-    so the measurement itself stays the one the code that made it reads."""
+    measurement made with another verifier), from the thumbnails in the measurement. Saved apart
+    (REVERIFIED_CACHE, keyed by the verifier's source), so the measurement itself stays the one
+    the code that made it reads."""
     fingerprint = _verifier_fingerprint()
     saved: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     if REVERIFIED_CACHE.exists():
@@ -549,23 +559,18 @@ def reverify(measured: Measured, sets: Sets, options: ImageOptions, key: str) ->
             saved = None
     if saved is None:
         log.info("the verifier changed since the measurement: computing the thumbnail distances again")
-        bench_items = benchmark_set(sets, bundled_photos())
-        if len(bench_items) != len(measured.bench_groups):
-            raise SystemExit("the benchmark set differs from the measurement's: run without --reuse")
-        index = np.arange(len(bench_items))
+        index = np.arange(len(measured.bench_groups))
         saved = {}
-        for name, transform in TRANSFORMS.items():
-            planted = [Item(b.group, b.source, transform(b.image.convert("RGB"))) for b in bench_items]
-            table = featurize(planted, len(planted), f"copies {name}", options)
+        for name, table in measured.copy_tables.items():
             pairs = make_pairs(measured.bench, table, index, index)
             saved[name] = (pairs.thumbnail, pairs.thumbnail_mirrored)
         distinct = measured.distinct
-        c_thumb = measured.corpus.thumbnail[distinct.corpus]
         mirror = np.isfinite(distinct.thumbnail_mirrored)
-        bench, rows = measured.bench, distinct.bench
+        bench, rows, samples = measured.bench, distinct.bench, distinct.corpus
         again = np.full(len(rows), np.inf)
-        again[mirror] = _verified_distances(bench, rows[mirror], c_thumb[mirror], mirror=True)
-        saved["distinct"] = (_verified_distances(bench, rows, c_thumb, mirror=False), again)
+        corpus = measured.corpus
+        again[mirror] = _verified_distances(bench, rows[mirror], corpus, samples[mirror], mirror=True)
+        saved["distinct"] = (_verified_distances(bench, rows, corpus, samples, mirror=False), again)
         with open(REVERIFIED_CACHE, "wb") as handle:
             pickle.dump(((key, fingerprint), saved), handle)
     for name, pairs in (*measured.copies.items(), ("distinct", measured.distinct)):
@@ -579,10 +584,11 @@ def measure(sets: Sets, options: ImageOptions) -> tuple[Measured, dict[str, Any]
     n = len(bench_items)
     bench = featurize(bench_items, n, "benchmark", options)
     index = np.arange(n)
-    copies = {}
+    copies, copy_tables = {}, {}
     for name, transform in TRANSFORMS.items():
         planted = [Item(b.group, b.source, transform(b.image.convert("RGB"))) for b in bench_items]
-        copies[name] = make_pairs(bench, featurize(planted, n, f"copies {name}", options), index, index)
+        copy_tables[name] = featurize(planted, n, f"copies {name}", options)
+        copies[name] = make_pairs(bench, copy_tables[name], index, index)
     corpus = featurize(
         distinct_set(sets, photos, bench_items), sets.distinct_count, "distinct corpus", options
     )
@@ -602,6 +608,7 @@ def measure(sets: Sets, options: ImageOptions) -> tuple[Measured, dict[str, Any]
         bench=bench,
         corpus=corpus,
         copies=copies,
+        copy_tables=copy_tables,
         distinct=make_pairs(bench, corpus, b_idx, c_idx),
         distinct_total=int((~same_source).sum()),
         distinct_total_without_graphics=int(
@@ -1068,7 +1075,10 @@ class Embedded:
     queries: dict[str, np.ndarray]  # (benchmark rows * 3, dim) float32, QUERIES order per row
     copies: dict[str, dict[str, np.ndarray]]  # model -> edit -> (benchmark rows, dim)
     corpus: dict[str, np.ndarray]  # model -> (distinct images, dim)
-    copy_features: dict[str, list[ImageFeatures]]  # edit -> per copy, what the job's feature cache holds
+    # The layout search only: a picture with bars has a second row (of the picture inside them);
+    # the image each row is of, per edit and for the distinct images (None: one row per image).
+    copy_owners: dict[str, np.ndarray] | None = None
+    corpus_owners: np.ndarray | None = None
 
 
 def _encode(models: dict[str, Any], pixels: Iterator[Any], total: int, desc: str) -> dict[str, np.ndarray]:
@@ -1125,20 +1135,15 @@ def embed_sets(
     queries = _encode(models, bench_pixels(), n * len(QUERIES), "benchmark queries")
 
     copies: dict[str, dict[str, np.ndarray]] = {label: {} for label in models}
-    copy_features: dict[str, list[ImageFeatures]] = {}
     for name, transform in TRANSFORMS.items():
-        features: list[ImageFeatures] = []
 
-        def copy_pixels(edit: Any = transform, into: list[ImageFeatures] = features) -> Iterator[Any]:
+        def copy_pixels(edit: Any = transform) -> Iterator[Any]:
             for item in bench_items:
-                stored, row = stored_and_row(served(edit(item.image.convert("RGB"))), options)
-                into.append(ImageFeatures(row[3], row[5], row[6], None))
-                yield _preprocess(stored, first)
+                yield _preprocess(process_image(served(edit(item.image.convert("RGB"))), options).data, first)
 
         found = _encode(models, copy_pixels(), n, f"copies {name}")
         for label in models:
             copies[label][name] = _as_saved(found[label])
-        copy_features[name] = features
     mismatched = 0
 
     def corpus_pixels() -> Iterator[Any]:
@@ -1156,7 +1161,6 @@ def embed_sets(
         queries={label: q.astype(np.float16).astype(np.float32) for label, q in queries.items()},
         copies=copies,
         corpus={label: _as_saved(c) for label, c in corpus.items()},
-        copy_features=copy_features,
     )
 
 
@@ -1235,11 +1239,31 @@ def search_top(
     return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
+def search_owned(
+    queries: np.ndarray, vectors: np.ndarray, owners: np.ndarray | None, lowest: float, per_row: int
+) -> tuple[np.ndarray, ...]:
+    """:func:`search_top` where several rows may be of one image (``owners[row]``), as the job's
+    ``search_shard`` counts a pair once, with its best similarity. Returns (image, row, similarity)."""
+    sample, row, value = search_top(queries, vectors, lowest, per_row)
+    if owners is None:
+        return sample, row, value
+    sample = owners[sample]
+    order = np.lexsort((-value, row, sample))
+    sample, row, value = sample[order], row[order], value[order]
+    first = np.ones(len(sample), dtype=bool)
+    first[1:] = (sample[1:] != sample[:-1]) | (row[1:] != row[:-1])
+    return sample[first], row[first], value[first]
+
+
 def _features(table: FeatureTable, i: int) -> ImageFeatures:
     """Row ``i``'s features as the job reads them: a benchmark row's from the benchmark hash table
-    (with its zoomed thumbnails), a corpus sample's from the feature cache (none)."""
+    (with its zoomed thumbnails), a corpus sample's from the feature cache (none); both with the
+    thumbnail inside bars where the picture has them."""
     zoomed = None if table.zoomed is None else b"".join(_raw(z[i]) for z in table.zoomed)
-    return ImageFeatures(float(table.complexity[i]), table.signature[i], _raw(table.thumbnail[i]), zoomed)
+    unbarred = _raw(table.inside[i]) if table.barred[i] else None
+    return ImageFeatures(
+        float(table.complexity[i]), table.signature[i], _raw(table.thumbnail[i]), zoomed, unbarred
+    )
 
 
 def _raw(pixels: np.ndarray) -> bytes:
@@ -1282,18 +1306,20 @@ def embedding_candidates(
     queries = embedded.queries[label]
     copies = {}
     for name, pairs in measured.copies.items():
-        sample, row, value = search_top(queries, embedded.copies[label][name], lowest, per_row)
+        owners = None if embedded.copy_owners is None else embedded.copy_owners[name]
+        sample, row, value = search_owned(queries, embedded.copies[label][name], owners, lowest, per_row)
         own = sample == row
         by_hash = pairs.distance <= rule.max_distance
         if rule.centre >= 0:
             by_hash = by_hash | (pairs.distance_centre <= rule.centre)
         own &= ~by_hash[sample]
         sample, value = sample[own], value[own]
-        features = [embedded.copy_features[name][i] for i in sample]
+        features = [_features(measured.copy_tables[name], int(i)) for i in sample]
         copies[name] = EmbeddingCandidates(
             sample, sample, value, *_both(measured, verifier, sample, features)
         )
-    sample, row, value = search_top(queries, embedded.corpus[label], lowest, per_row)
+    owners = embedded.corpus_owners
+    sample, row, value = search_owned(queries, embedded.corpus[label], owners, lowest, per_row)
     width = len(measured.corpus_groups)
     pairs = measured.distinct
     close = pairs.distance <= rule.max_distance
@@ -1373,15 +1399,14 @@ def similarity_sweep(
 
 LAYOUT_LABEL = "layout"
 LAYOUT_SIMILARITIES = (0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.98)
-LAYOUT_CACHE = WORK / "dedup_quality_layout.pkl"
 
 
-def layout_embedded(sets: Sets, options: ImageOptions, measured: Measured) -> Embedded:
+def layout_embedded(measured: Measured) -> Embedded:
     """Both image sets as the job's layout search sees them (``--layout-search``), as an
     :class:`Embedded` with the one label LAYOUT_LABEL: the benchmark queries from the benchmark
     hash rows' thumbnails (``benchmark_queries``), the samples' vectors from the thumbnails the
-    job's feature cache holds (``sample_vectors``). The copies are made again for their
-    thumbnails; the distinct images' thumbnails are the measurement's."""
+    job's feature cache holds (``sample_vectors``; a picture with bars has a second row, of the
+    picture inside them, as ``FeatureCache.layouts`` gives it), all the measurement's."""
     bench = measured.bench
     zoomed = (
         [b"".join(_raw(z[i]) for z in bench.zoomed) for i in range(len(bench.groups))]
@@ -1389,37 +1414,21 @@ def layout_embedded(sets: Sets, options: ImageOptions, measured: Measured) -> Em
         else None
     )
     queries = layout_queries([_raw(t) for t in bench.thumbnail], zoomed or [None] * len(bench.groups))
-    bench_items = benchmark_set(sets, bundled_photos())
-    if len(bench_items) != len(bench.groups):
-        raise SystemExit("the benchmark set differs from the measurement's: run without --reuse")
-    copies: dict[str, np.ndarray] = {}
-    copy_features: dict[str, list[ImageFeatures]] = {}
-    for name, transform in TRANSFORMS.items():
-        features = []
-        for item in tqdm(bench_items, desc=f"layout copies {name}", unit=" img", mininterval=10):
-            _, row = stored_and_row(served(transform(item.image.convert("RGB"))), options)
-            features.append(ImageFeatures(row[3], row[5], row[6], None))
-        copy_features[name] = features
-        copies[name] = layout_vectors(as_array([f.thumbnail for f in features]))
+
+    def rows(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
+        barred = np.flatnonzero(table.barred)
+        vectors = layout_vectors(np.concatenate([table.thumbnail, table.inside[barred]]))
+        return vectors, np.concatenate([np.arange(len(table.thumbnail)), barred])
+
+    copies = {name: rows(table) for name, table in measured.copy_tables.items()}
+    corpus, corpus_owners = rows(measured.corpus)
     return Embedded(
         models={LAYOUT_LABEL: "thumbnail layout (no model)"},
         queries={LAYOUT_LABEL: queries},
-        copies={LAYOUT_LABEL: copies},
-        corpus={LAYOUT_LABEL: layout_vectors(measured.corpus.thumbnail)},
-        copy_features=copy_features,
-    )
-
-
-def layout_cached(sets: Sets, options: ImageOptions, measured: Measured, reuse: bool) -> Embedded:
-    """:func:`layout_embedded`, or with ``reuse`` the last one of the same sets and layout code."""
-    from pipeline.dedup import layout
-
-    key = json.dumps(
-        {"sets": asdict(sets), "layout": hashlib.sha256(Path(layout.__file__).read_bytes()).hexdigest()},
-        sort_keys=True,
-    )
-    return _pickled(
-        LAYOUT_CACHE, key, reuse, "layout vectors", lambda: layout_embedded(sets, options, measured)
+        copies={LAYOUT_LABEL: {name: vectors for name, (vectors, _) in copies.items()}},
+        corpus={LAYOUT_LABEL: corpus},
+        copy_owners={name: owners for name, (_, owners) in copies.items()},
+        corpus_owners=corpus_owners,
     )
 
 
@@ -1883,7 +1892,7 @@ def main(argv: list[str] | None = None) -> None:
     drawn_count, drawn_recall = 0, {}
     if embedding_run.layout:
         log.info("layout candidates of both image sets")
-        laid = layout_cached(sets, options, measured, reuse)
+        laid = layout_embedded(measured)
         everything = np.arange(len(measured.corpus_groups))
         counted_all = denominators(measured, everything)
         copy_candidates, distinct_candidates = embedding_candidates(
