@@ -34,9 +34,9 @@ def scored_photos(
     spark, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Path, dict]:
     """A corpus with a mirror image of one benchmark photo, a 15% centre crop of another, a
-    letterboxed copy of the first and a 25% centre crop of the third, and photos that are in no
-    benchmark; scored with --save-embeddings. Returns the dataset, the benchmark folder and uid
-    per file."""
+    letterboxed copy of the first (found by its centre hash) and a 25% centre crop of the third,
+    and photos that are in no benchmark; scored with --save-embeddings. Returns the dataset, the
+    benchmark folder and uid per file."""
     tmp = tmp_path_factory.mktemp("embeddings")
     photos = bundled_photos()
     bench = tmp / "benchmark"
@@ -68,8 +68,14 @@ def _dedup(spark, dataset: Path, bench: Path, *extra: str) -> dict:
 def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spark, scored_photos) -> None:
     dataset, bench, uid_of = scored_photos
     _dedup(spark, dataset, bench)
-    by_hash = {m["uid"] for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"}
+    hashed = {m["uid"]: m for m in _matches(dataset) if m["reason"] == "benchmark_duplicate"}
+    by_hash = set(hashed)
     assert uid_of["mirror.jpg"] not in by_hash, "a mirror image should be out of the hashes' reach"
+    # The letterboxed copy needs no embedding: the centre hash of the picture inside its bars
+    # finds it, and the thumbnails confirm it there.
+    barred = hashed[uid_of["letterbox.jpg"]]
+    assert barred["match_id"] == "benchmark/astronaut.png" and barred["matched_hash"] == "phash_centre"
+    assert barred["verified"] is True and barred["signals"][-1] == "thumbnail"
 
     summary = _dedup(spark, dataset, bench, "--embeddings")
     matches = {m["uid"]: m for m in _matches(dataset)}
@@ -80,12 +86,12 @@ def test_mirror_and_crop_copies_missed_by_the_hashes_are_found_by_embeddings(spa
     assert mirror["embedding_similarity"] >= 0.9
     assert crop["reason"] == "benchmark_duplicate" and crop["match_id"] == "benchmark/coffee.png"
     assert "thumbnail" in crop["signals"] and crop["embedding_similarity"] >= 0.9
-    # Re-framed copies far from every hash: black bars around the picture, a 25% crop.
-    for name, original in (("letterbox.jpg", "astronaut"), ("crop25.jpg", "chelsea")):
-        assert uid_of[name] not in by_hash, name
-        copy = matches[uid_of[name]]
-        assert copy["match_id"] == f"benchmark/{original}.png" and copy["matched_hash"] == "embedding"
-        assert copy["verified"] is True and copy["signals"][-2:] == ["embedding", "thumbnail"], copy
+    # A 25% crop is far from every hash; the thumbnails confirm it at the benchmark's 25% crop.
+    assert uid_of["crop25.jpg"] not in by_hash
+    deep = matches[uid_of["crop25.jpg"]]
+    assert deep["match_id"] == "benchmark/chelsea.png" and deep["matched_hash"] == "embedding"
+    assert deep["verified"] is True and deep["signals"][-2:] == ["embedding", "thumbnail"], deep
+    assert matches[uid_of["letterbox.jpg"]]["match_id"] == "benchmark/astronaut.png"
     # Photos in no benchmark stay, however close a random model puts them: the thumbnails decide.
     assert not {uid_of[f"{n}.jpg"] for n in OTHERS} & set(matches)
     emb = summary["benchmark"]["embeddings"]
