@@ -11,8 +11,9 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,20 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
+def _text_once(browser: Any, by: str, value: str, ready: Callable[[str], bool], timeout: float = 60) -> str:
+    """The text of element ``value`` once ``ready(text)`` holds, across page loads (an element of
+    the page being replaced goes stale; it is looked up again)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def text(driver: Any) -> str | None:
+        found = driver.find_element(by, value).text
+        return found if ready(found) else None
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(browser, timeout, ignored_exceptions=ignored).until(text)
+
+
 def _wait_for_file(folder: Path, name: str, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     path = folder / name
@@ -106,7 +121,8 @@ def test_search_open_a_sample_and_export_a_selection_for_build_shards(
     box.send_keys("two red circles")
     Select(browser.find_element(By.ID, "status")).select_by_value("kept")
     browser.find_element(By.ID, "go").click()
-    summary = browser.find_element(By.ID, "summary").text
+    # The search loads a new page: wait for its summary (the old page's element goes stale).
+    summary = _text_once(browser, By.ID, "summary", lambda text: "Nearest images to" in text)
     assert "Nearest images to “two red circles”" in summary
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#results .card .caption")]
     assert len(captions) == 10  # the page size
@@ -116,11 +132,12 @@ def test_search_open_a_sample_and_export_a_selection_for_build_shards(
     first = browser.find_element(By.CSS_SELECTOR, "#results .card")
     uid, caption = first.get_attribute("data-uid"), captions[0]
     first.find_element(By.CSS_SELECTOR, "a.open").click()
-    assert browser.find_element(By.ID, "caption").text == caption
+    assert _text_once(browser, By.ID, "caption", lambda text: text == caption) == caption
     assert browser.find_element(By.ID, "fate").text == "kept"
     assert browser.execute_script("return document.querySelector('img.full').naturalWidth") > 0
     browser.back()
 
+    _text_once(browser, By.ID, "total", lambda text: text.isdigit())
     browser.find_element(By.ID, "export-txt").click()
     exported = _wait_for_file(browser.downloads, "selection.txt")
     uids = read_uid_list(str(exported))
