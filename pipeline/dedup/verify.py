@@ -38,6 +38,8 @@ pairs at once (numpy), as the executors do for each raw shard's candidates.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -432,46 +434,23 @@ class Verifier:
             both = [
                 i for i, (a, b) in enumerate(pairs) if a.thumbnail is not None and b.thumbnail is not None
             ]
-            for start in range(0, len(both), _BATCH):
-                chunk = both[start : start + _BATCH]
-                left = as_array([pairs[i][0].thumbnail for i in chunk])  # type: ignore[misc]
-                right = as_array([pairs[i][1].thumbnail for i in chunk])  # type: ignore[misc]
-                found = thumbnail_distances(left, right)
-                if symmetric:
-                    found = np.minimum(found, thumbnail_distances(right, left))
-                for i, value in zip(chunk, found, strict=True):
-                    distances[i] = float(value)
+            found = dict.fromkeys(both, math.inf)
+            thumbs = [(pairs[i][0].thumbnail, pairs[i][1].thumbnail) for i in both]
+            _lower(found, both, thumbs, symmetric)  # type: ignore[arg-type]
+
+            def unconfirmed(has: Callable[[ImageFeatures, ImageFeatures], bool]) -> list[int]:
+                return [i for i in both if found[i] > self.max_thumbnail_distance and has(*pairs[i])]
+
             # Not confirmed as they are: the benchmark side's central crops (a cropped copy).
             for level in range(len(ZOOMS)):
-                retry = [
-                    i
-                    for i in both
-                    if distances[i] > self.max_thumbnail_distance  # type: ignore[operator]
-                    and pairs[i][0].zoomed is not None
-                ]
-                for start in range(0, len(retry), _BATCH):
-                    chunk = retry[start : start + _BATCH]
-                    left = as_array([split_zoomed(pairs[i][0].zoomed)[level] for i in chunk])  # type: ignore[arg-type]
-                    right = as_array([pairs[i][1].thumbnail for i in chunk])  # type: ignore[misc]
-                    for i, value in zip(chunk, thumbnail_distances(left, right), strict=True):
-                        distances[i] = min(distances[i], float(value))  # type: ignore[type-var]
+                retry = unconfirmed(lambda a, _: a.zoomed is not None)
+                crops = [(split_zoomed(pairs[i][0].zoomed)[level], pairs[i][1].thumbnail) for i in retry]  # type: ignore[arg-type]
+                _lower(found, retry, crops, False)  # type: ignore[arg-type]
             # Not confirmed either: the pictures inside their bars, where either side has any.
-            retry = [
-                i
-                for i in both
-                if distances[i] > self.max_thumbnail_distance  # type: ignore[operator]
-                and (pairs[i][0].unbarred is not None or pairs[i][1].unbarred is not None)
-            ]
-            for start in range(0, len(retry), _BATCH):
-                chunk = retry[start : start + _BATCH]
-                left = as_array([_inside(pairs[i][0]) for i in chunk])
-                right = as_array([_inside(pairs[i][1]) for i in chunk])
-                found = thumbnail_distances(left, right)
-                if symmetric:
-                    found = np.minimum(found, thumbnail_distances(right, left))
-                for i, value in zip(chunk, found, strict=True):
-                    distances[i] = min(distances[i], float(value))  # type: ignore[type-var]
-            distances = [None if d is None else round(d, 6) for d in distances]
+            retry = unconfirmed(lambda a, b: a.unbarred is not None or b.unbarred is not None)
+            _lower(found, retry, [(_inside(pairs[i][0]), _inside(pairs[i][1])) for i in retry], symmetric)
+            for i, value in found.items():
+                distances[i] = round(value, 6)
         return [
             Verdict(g, d, g and (d is None or d <= self.max_thumbnail_distance))
             for g, d in zip(guard, distances, strict=True)
@@ -479,6 +458,20 @@ class Verifier:
 
 
 _BATCH = 256
+
+
+def _lower(
+    found: dict[int, float], indices: list[int], thumbnails: list[tuple[bytes, bytes]], both_ways: bool
+) -> None:
+    """Lower ``found[i]`` to the distance of the pair of thumbnails given for each of ``indices``
+    (in batches; ``both_ways``: the smaller of the two directions)."""
+    for start in range(0, len(indices), _BATCH):
+        left, right = (as_array(list(side)) for side in zip(*thumbnails[start : start + _BATCH], strict=True))
+        values = thumbnail_distances(left, right)
+        if both_ways:
+            values = np.minimum(values, thumbnail_distances(right, left))
+        for i, value in zip(indices[start : start + _BATCH], values, strict=True):
+            found[i] = min(found[i], float(value))
 
 
 def _inside(features: ImageFeatures) -> bytes:
