@@ -375,7 +375,7 @@ def search_shard(
     per_row = source.queries_per_row
     rows = queries.shape[0] // per_row
     matrix = queries.astype(np.float32)
-    found: dict[tuple[str, int, bool], Candidate] = {}
+    hit: dict[tuple[str, int], float] = {}  # (uid, row) -> the best similarity of the uid's rows
     measured: dict[tuple[str, int], float] = {}
     for start in range(0, len(uids), SEARCH_BLOCK):
         block = vectors[start : start + SEARCH_BLOCK] @ matrix.T  # (block, per_row * rows)
@@ -388,30 +388,20 @@ def search_shard(
             if len(hits) > MAX_CANDIDATES_PER_SAMPLE:
                 hits = hits[np.argsort(-best[i, hits], kind="stable")[:MAX_CANDIDATES_PER_SAMPLE]]
             uid = uids[sample]
-            mine = phash_of.get(uid)
-            if mine is None:
+            if uid not in phash_of:
                 continue
             for row in sorted(int(h) for h in hits):
-                # Both orientations are verified: an embedding hardly tells a picture from its
-                # mirror (nor does a symmetric layout), so the best query does not say which
-                # one the copy is.
                 value = round(float(best[i, row]), 6)
-                for flipped in (False, True):
-                    earlier = found.get((uid, row, flipped))
-                    if earlier is not None and _value(earlier) >= value:
-                        continue
-                    theirs = mirrored[row] if flipped else plain[row]
-                    distance = bin(int(theirs) ^ from_signed64(int(mine))).count("1")
-                    found[(uid, row, flipped)] = source.candidate(
-                        uid, task.shard, row, distance, flipped, value
-                    )
-    return list(found.values()), measured
-
-
-def _value(candidate: Candidate) -> float:
-    """The similarity a vector search recorded on its candidate."""
-    value = candidate.layout_similarity if candidate.layout else candidate.similarity
-    return -1.0 if value is None else value
+                hit[(uid, row)] = max(hit.get((uid, row), value), value)
+    found: list[Candidate] = []
+    for (uid, row), value in hit.items():
+        # Both orientations are verified: an embedding hardly tells a picture from its mirror (nor
+        # does a symmetric layout), so the best query does not say which one the copy is.
+        for flipped in (False, True):
+            theirs = mirrored[row] if flipped else plain[row]
+            distance = bin(int(theirs) ^ from_signed64(int(phash_of[uid]))).count("1")
+            found.append(source.candidate(uid, task.shard, row, distance, flipped, value))
+    return found, measured
 
 
 def search_vectors(
