@@ -97,7 +97,7 @@ def unbarred_box(stored: Image.Image, box: Box) -> Box | None:
     """The part of ``box`` (the picture in the stored image) inside letterbox or pillarbox bars, or
     None when the picture has none (see the module docstring)."""
     left, top, right, bottom = box
-    pixels = np.asarray(stored.convert("RGB").crop(box))
+    pixels = np.asarray((stored if stored.mode == "RGB" else stored.convert("RGB")).crop(box))
     if pixels.shape[0] < 8 or pixels.shape[1] < 8:
         return None
     rows = _bars(pixels)
