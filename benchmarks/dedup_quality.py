@@ -520,7 +520,7 @@ def measure_cached(sets: Sets, options: ImageOptions, reuse: bool) -> tuple[Meas
         if saved_key == key:
             log.info("reusing the measurement in %s", shown(MEASURED_CACHE))
             if setup.get("verifier") != _verifier_fingerprint():
-                reverify(measured, sets, options, key)
+                reverify(measured, key)
             return measured, setup
     measured, setup = measure(sets, options)
     setup["verifier"] = _verifier_fingerprint()
@@ -545,7 +545,7 @@ def _verifier_fingerprint() -> str:
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 
-def reverify(measured: Measured, sets: Sets, options: ImageOptions, key: str) -> None:
+def reverify(measured: Measured, key: str) -> None:
     """Recompute every pair's thumbnail distances with the verifier as it is now (``--reuse`` of a
     measurement made with another verifier), from the thumbnails in the measurement. Saved apart
     (REVERIFIED_CACHE, keyed by the verifier's source), so the measurement itself stays the one
