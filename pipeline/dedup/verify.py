@@ -78,9 +78,11 @@ INTERIOR_TOLERANCE = 20.0
 # A greyscale copy is grey: saturation 0 is only tried where at most GREY_SHARE of the copy's
 # pixels (of the compared region) have a colour (Cb, Cr) magnitude above GREY_CHROMA. A grey edit
 # leaves none (0.00 on all 370 grey copies of the quality check); a muted colour picture (a slate
-# circle: 17.6) is not a grey copy of a blue one whose isoluminant features vanish in grey.
+# circle: 17.6) is not a grey copy of a blue one whose isoluminant features vanish in grey. Nor is
+# a grey picture with a small coloured object: 1% let a grey scene with a blue square (7 pixels)
+# pass as the grey copy of a red picture whose purple oval is as bright as the red around it.
 GREY_CHROMA = 4.0
-GREY_SHARE = 0.01
+GREY_SHARE = 0.002
 # Saturation changes tried: 0 is a greyscale copy, the others a mild change either way.
 SATURATIONS = (
     0.0,

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from pipeline.dedup.benchmark_hashes import hash_image
 from pipeline.dedup.complexity import DEFAULT_MAX_SIGNATURE_DISTANCE, DEFAULT_MIN_COMPLEXITY
@@ -349,3 +349,29 @@ def test_a_muted_colour_picture_is_not_a_grey_copy_of_a_vivid_one() -> None:
     for edit in (*MILD, "grayscale"):
         found = VERIFIER.check([(benchmark_side(picture), corpus_side(TRANSFORMS[edit](picture)))])[0]
         assert found.accepted, (edit, found)
+
+
+def _vertical_gradient(top: tuple[int, int, int], bottom: tuple[int, int, int]) -> Image.Image:
+    t = np.linspace(0.0, 1.0, 240)[:, None, None]
+    rows = (1 - t) * np.array(top) + t * np.array(bottom)
+    return Image.fromarray(np.broadcast_to(rows, (240, 320, 3)).astype(np.uint8))
+
+
+def test_a_grey_picture_with_a_coloured_object_is_not_a_grey_copy() -> None:
+    """A red picture whose purple oval is almost as bright as the red keeps little more than its
+    luma gradient in grey; a grey gradient with a small blue square (under 1% of the thumbnail)
+    matches that in every grey pixel. The quality check dropped such a distinct pair while a
+    grey copy could have 1% coloured pixels; a grey edit leaves none."""
+    oval = _vertical_gradient((215, 25, 100), (235, 70, 50))
+    ImageDraw.Draw(oval).ellipse((110, 40, 190, 170), fill=(150, 50, 180))
+    other = _vertical_gradient((125, 125, 125), (165, 165, 165))
+    ImageDraw.Draw(other).rectangle((140, 60, 155, 75), fill=(40, 60, 220))
+    verdict = VERIFIER.check([(benchmark_side(oval), corpus_side(other))])[0]
+    assert verdict.guard and not verdict.accepted, verdict
+    # Without the blue square it is what a grey copy of the oval shows, and is confirmed.
+    plain = _vertical_gradient((125, 125, 125), (165, 165, 165))
+    assert VERIFIER.check([(benchmark_side(oval), corpus_side(plain))])[0].accepted
+    for edit in (*MILD, "grayscale"):
+        found = VERIFIER.check([(benchmark_side(oval), corpus_side(TRANSFORMS[edit](oval)))])[0]
+        assert found.accepted, (edit, found)
+
