@@ -25,8 +25,8 @@ Every candidate pair is therefore compared a second time, on a different signal:
   ``PIXEL_TOLERANCE`` (Euclidean, 0-255 units) after that change. A copy differs in almost no
   pixel (re-encoding, resizing and blurring move a 32 px thumbnail by a few levels); another
   object colour, shape or background differs in every pixel it covers. The share is taken over
-  the whole thumbnail and over its centre (the region the centre hash looks at, so an overlay at
-  an edge does not count), and the smaller is the distance.
+  the whole thumbnail and over the whole minus each ``EDGE_BAND`` edge band (a caption or a
+  watermark strip at an edge does not count), and the smallest is the distance.
 - **Small objects**: a picture's objects (pixels far from their local background) may cover so
   few pixels that another shape in their place stays under the threshold. Where at least
   ``OBJECT_SHARE`` of the object pixels differ (and ``OBJECT_PIXELS`` or more), that share is
@@ -114,9 +114,10 @@ SATURATIONS = (
 # A changed object: where at least OBJECT_PIXELS of the pictures' object pixels (:func:`_objects`)
 # differ, and they are at least OBJECT_SHARE of the object pixels, the objects are not the same
 # even when they cover under 1% of the thumbnail: a small blue oval and a blue diamond in its
-# place on the same teal (6 of 15 object pixels differ, 0.7% of the thumbnail). Under every edit
-# of the quality check a copy stays at 0.20 or below (a small object's edges after a resize, a
-# blur, a crop or bars), other shapes in the synthetic world's layout at 0.40 or more.
+# place on the same teal (6 of 17 object pixels differ, 0.35, while they are 0.8% of the
+# thumbnail). Under every edit of the quality check a copy stays at 0.20 or below (a small
+# object's edges after a resize, a blur, a crop or bars), other shapes in place of a small object
+# in the synthetic world's layout at 0.35 or more.
 OBJECT_PIXELS = 4
 OBJECT_SHARE = 0.3
 # The local background of a pixel: the median colour of its OBJECT_BLOCK-pixel square block,
@@ -391,7 +392,8 @@ class _ObjectPixels:
 
 
 def thumbnail_distances(a: np.ndarray, b: np.ndarray, bounds: Bounds = BOUNDS) -> np.ndarray:
-    """Distance (0-1, the share of differing pixels) of each pair ``a[i]``, ``b[i]`` (see module doc).
+    """Distance (0-1: the share of differing pixels, or of differing object pixels where the
+    objects changed) of each pair ``a[i]``, ``b[i]`` (see module doc).
 
     ``a`` and ``b``: (n, pixels, 3) arrays from :func:`as_array`; ``a`` is the side the other is a
     copy of (the benchmark image, or the kept sample).
